@@ -1,0 +1,119 @@
+"""Boards: which tasks x models x backend x data make a leaderboard, as TOML data files.
+
+A board file is parsed as data, never executed. `harness run` without flags
+runs the `default` board; flags build an ad-hoc board of the same shape.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.registry import HarnessError
+
+BOARD_KEYS = {
+    "name", "description", "tasks", "models", "data", "dataset", "backend", "backend_options",
+    "limit", "seed", "task_options", "source_options", "sort", "bootstrap",
+}  # fmt: skip
+MODEL_KEYS = {"spec", "label", "options", "tasks"}
+
+
+@dataclass
+class ModelEntry:
+    """One row of a board: a model spec, its display label, options, and the tasks it runs on."""
+
+    spec: str
+    label: str = ""
+    options: dict[str, str] = field(default_factory=dict)
+    tasks: list[str] | None = None
+
+    @property
+    def display(self) -> str:
+        return self.label or self.spec
+
+    def runs_on(self, task: str) -> bool:
+        return self.tasks is None or task in self.tasks
+
+
+@dataclass
+class Board:
+    name: str
+    tasks: list[str]
+    models: list[ModelEntry]
+    description: str = ""
+    data: str | None = "demo"
+    dataset: str | None = None
+    backend: str = "auto"
+    backend_options: dict[str, str] = field(default_factory=dict)
+    limit: int | None = None
+    seed: int = 0
+    task_options: dict[str, dict[str, str]] = field(default_factory=dict)
+    source_options: dict[str, str] = field(default_factory=dict)
+    sort: str | None = None
+    bootstrap: int = 1000
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _strings(mapping: Any, where: str) -> dict[str, str]:
+    if not isinstance(mapping, dict):
+        raise HarnessError(f"{where} must be a table of key = value")
+    return {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in mapping.items()}
+
+
+def _model_entry(raw: Any, where: str) -> ModelEntry:
+    if isinstance(raw, str):
+        return ModelEntry(spec=raw)
+    if not isinstance(raw, dict) or "spec" not in raw:
+        raise HarnessError(f"{where}: each model is a spec string or a table with a 'spec' key")
+    unknown = set(raw) - MODEL_KEYS
+    if unknown:
+        raise HarnessError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(MODEL_KEYS)}")
+    tasks = raw.get("tasks")
+    return ModelEntry(
+        spec=str(raw["spec"]),
+        label=str(raw.get("label", "")),
+        options=_strings(raw.get("options", {}), f"{where}.options"),
+        tasks=[str(t) for t in tasks] if tasks is not None else None,
+    )
+
+
+def board_from_dict(raw: dict[str, Any], origin: str) -> Board:
+    unknown = set(raw) - BOARD_KEYS
+    if unknown:
+        raise HarnessError(f"{origin}: unknown key(s) {sorted(unknown)}; allowed: {sorted(BOARD_KEYS)}")
+    for required in ("tasks", "models"):
+        if not raw.get(required):
+            raise HarnessError(f"{origin}: '{required}' is required and must not be empty")
+    limit = raw.get("limit")
+    return Board(
+        name=str(raw.get("name", Path(origin).stem)),
+        description=str(raw.get("description", "")),
+        tasks=[str(t) for t in raw["tasks"]],
+        models=[_model_entry(m, f"{origin}: models[{i}]") for i, m in enumerate(raw["models"])],
+        data=raw.get("data", None if raw.get("dataset") else "demo"),
+        dataset=raw.get("dataset"),
+        backend=str(raw.get("backend", "auto")),
+        backend_options=_strings(raw.get("backend_options", {}), f"{origin}: backend_options"),
+        limit=int(limit) if limit else None,
+        seed=int(raw.get("seed", 0)),
+        task_options={
+            str(t): _strings(o, f"{origin}: task_options.{t}") for t, o in raw.get("task_options", {}).items()
+        },
+        source_options=_strings(raw.get("source_options", {}), f"{origin}: source_options"),
+        sort=raw.get("sort"),
+        bootstrap=int(raw.get("bootstrap", 1000)),
+    )
+
+
+def load_board(path: Path) -> Board:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise HarnessError(f"board file not found: {path}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise HarnessError(f"board file {path} is not valid TOML: {exc}") from None
+    return board_from_dict(raw, str(path))

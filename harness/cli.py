@@ -1,0 +1,251 @@
+"""The `harness` command line.
+
+Imports stay light here: torch and transformers load only when a model or
+backend is built, so `harness --help`, `harness plugins` and `harness list`
+answer at once.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import click
+
+from harness.boards import Board, ModelEntry, load_board
+from harness.plugin_manager import get_host
+from harness.registry import KINDS, HarnessError
+
+DEFAULT_RUNS = Path("runs")
+
+
+class HarnessGroup(click.Group):
+    """Turns HarnessError into a one-line message and exit code 1, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except HarnessError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=HarnessGroup)
+@click.version_option(package_name="review-harness")
+def cli() -> None:
+    """Evaluate small, large and hybrid language models on Amazon reviews, as a leaderboard.
+
+    \b
+    Start here:
+      harness run                   the default board, offline, on the embedded sample
+      harness run --task polarity --model minilm --data reviews.tsv
+      harness leaderboard runs/default --format md
+      harness plugins               what is installed, and what failed to load
+    """
+
+
+def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
+    pairs = {}
+    for value in values:
+        key, eq, val = value.partition("=")
+        if not eq or not key:
+            raise click.BadParameter(f"{value!r} is not KEY=VALUE", param_hint=what)
+        pairs[key.strip()] = val.strip()
+    return pairs
+
+
+def _resolve_board(name_or_path: str) -> Board:
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        return load_board(path)
+    entry = get_host().registries.boards.get(name_or_path)
+    return load_board(Path(entry.obj))
+
+
+@cli.command()
+@click.option("--board", "board_name", help="Board name (see `harness boards`) or path to a board TOML file.")
+@click.option("--task", "tasks", multiple=True, help="Task to run (repeatable); replaces the board's tasks.")
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    help="Model spec, e.g. minilm or flan-t5:google/flan-t5-small (repeatable).",
+)
+@click.option("--data", help="Review file (.tsv[.gz], .jsonl, .csv), a saved dataset directory, or 'demo'.")
+@click.option("--dataset", help="Hugging Face dataset name or local save_to_disk directory.")
+@click.option("--backend", help="cpu, cuda, mps or auto (default: the board's, usually auto).")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    help="Score at most N examples per task (train splits are separate).",
+)
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), help="Run directory [default: runs/BOARD]."
+)
+@click.option("--seed", type=int, help="Seed for splits and fine-tuning [default: 0].")
+@click.option("--categories", help="Category labels: 'study' (the 11), a comma list, or auto:N.")
+@click.option(
+    "--task-option", "task_opts", multiple=True, help="KEY=VALUE passed to every task (repeatable)."
+)
+@click.option(
+    "--model-option", "model_opts", multiple=True, help="KEY=VALUE passed to every model (repeatable)."
+)
+@click.option(
+    "--backend-option", "backend_opts", multiple=True, help="KEY=VALUE for the backend, e.g. threads=2."
+)
+@click.option("--text-col", help="Column holding the review text (CSV/JSONL).")
+@click.option("--stars-col", help="Column holding the star rating (CSV/JSONL).")
+@click.option("--category-col", help="Column holding the product category (CSV/JSONL).")
+@click.option("--title-col", help="Column holding the review title (CSV/JSONL).")
+@click.option("--cache", "cache_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Prediction cache file [default: RUN_DIR/cache.sqlite]; share one across runs to reuse predictions.")  # fmt: skip
+@click.option(
+    "--bootstrap", type=click.IntRange(min=0), help="Bootstrap resamples for intervals [default: 1000]."
+)
+def run(**opts: Any) -> None:
+    """Run a board (default: `default`) or the tasks x models given by flags, and print the leaderboard.
+
+    A run that is interrupted resumes where it stopped when started again with
+    the same command: every prediction is cached in the run directory.
+    """
+    from harness.progress import RichProgress
+    from harness.runner import run_board
+
+    board = _board_from_options(opts)
+    run_dir = opts["out"] or DEFAULT_RUNS / board.name
+    with RichProgress() as progress:
+        results = run_board(get_host(), board, run_dir, cache_path=opts["cache_path"], progress=progress)
+    from harness.results import leaderboard_rows
+
+    rows = leaderboard_rows([run_dir])
+    click.echo(get_host().registries.exporters.get("text").obj.render(rows), nl=False)
+    errors = sum(r["status"] == "error" for r in results["rows"])
+    click.echo(f"\nwrote {run_dir / 'results.json'}\nwrote {run_dir / 'predictions.jsonl'}")
+    if errors:
+        click.echo(f"{errors} row(s) failed; see the error lines above", err=True)
+
+
+def _board_from_options(opts: dict[str, Any]) -> Board:
+    board = _resolve_board(opts["board_name"] or "default")
+    if opts["models"]:
+        board.models = [ModelEntry(spec=spec) for spec in opts["models"]]
+        if not opts["board_name"]:
+            board.name = "adhoc"
+    if opts["tasks"]:
+        board.tasks = list(opts["tasks"])
+        if not opts["board_name"]:
+            board.name = "adhoc"
+    if opts["data"]:
+        board.data, board.dataset = opts["data"], None
+    if opts["dataset"]:
+        board.dataset, board.data = opts["dataset"], None
+    for key in ("backend", "limit", "seed", "bootstrap"):
+        if opts[key] is not None:
+            setattr(board, key, opts[key])
+    task_options = _pairs(opts["task_opts"], "--task-option")
+    if opts["categories"]:
+        task_options["categories"] = opts["categories"]
+    for task in board.tasks:
+        board.task_options[task] = {**board.task_options.get(task, {}), **task_options}
+    model_options = _pairs(opts["model_opts"], "--model-option")
+    for entry in board.models:
+        entry.options = {**entry.options, **model_options}
+    board.backend_options.update(_pairs(opts["backend_opts"], "--backend-option"))
+    for column in ("text_col", "stars_col", "category_col", "title_col"):
+        if opts[column]:
+            board.source_options[column] = opts[column]
+    return board
+
+
+def _latest_run() -> Path:
+    candidates = sorted(DEFAULT_RUNS.glob("*/results.json"), key=lambda p: p.stat().st_mtime)
+    if not candidates:
+        raise HarnessError("no runs found under runs/; run `harness run` first or give RUN_DIR")
+    return candidates[-1].parent
+
+
+@cli.command()
+@click.argument("run_dirs", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    default="text",
+    show_default=True,
+    help="text, md, csv, json (see `harness list exporters`).",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to a file instead of stdout.",
+)
+def leaderboard(run_dirs: tuple[Path, ...], fmt: str, output: Path | None) -> None:
+    """Render the leaderboard of one or more run directories (default: the latest run)."""
+    from harness.files import atomic_write
+    from harness.results import leaderboard_rows
+
+    exporter = get_host().registries.exporters.get(fmt).obj
+    rendered = exporter.render(leaderboard_rows(list(run_dirs) or [_latest_run()]))
+    if output is not None:
+        atomic_write(output, rendered)
+        click.echo(f"wrote {output}")
+    elif isinstance(rendered, bytes):
+        raise HarnessError(f"format {fmt!r} is binary; give --output FILE")
+    else:
+        click.echo(rendered, nl=False)
+
+
+@cli.command()
+@click.option("--hook", help="Only plugins implementing this hook.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plugins(hook: str | None, as_json: bool) -> None:
+    """List every plugin with its hooks, where it comes from, and its load errors."""
+    host = get_host()
+    registered: dict[str, list[str]] = {}
+    try:
+        registries = host.registries
+        for kind in KINDS:
+            for entry in registries.of_kind(kind):
+                registered.setdefault(entry.plugin, []).append(f"{kind[:-1]}:{entry.name}")
+    except HarnessError as exc:
+        click.echo(f"error: {exc}", err=True)
+    infos = [p for p in host.plugins.values() if hook is None or hook in p.hooks]
+    if as_json:
+        out = [{**p.as_dict(), "registered": registered.get(p.name, [])} for p in infos]
+        click.echo(json.dumps(out, indent=2))
+        return
+    for info in infos:
+        status = " [FAILED]" if info.errors else ""
+        click.echo(f"{info.name} ({info.source}){status}")
+        click.echo(f"  hooks: {', '.join(info.hooks) or '-'}")
+        if registered.get(info.name):
+            click.echo(f"  registers: {', '.join(registered[info.name])}")
+        for error in info.errors:
+            click.echo(f"  error: {error}")
+
+
+@cli.command(name="list")
+@click.argument("kind", type=click.Choice(KINDS))
+def list_(kind: str) -> None:
+    """List registered models, tasks, routers, backends, exporters, sources or boards."""
+    for entry in get_host().registries.of_kind(kind):
+        click.echo(f"{entry.name:<22} {entry.description}  [{entry.plugin}]")
+
+
+@cli.command()
+def boards() -> None:
+    """List the boards `harness run --board NAME` accepts (a path to a TOML file works too)."""
+    for entry in get_host().registries.boards:
+        click.echo(f"{entry.name:<12} {entry.description}  ({entry.obj})")
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> str:
+    return f"warning: {message}\n"
+
+
+def main() -> None:
+    warnings.formatwarning = _one_line_warning
+    host = get_host()
+    host.add_commands(cli)
+    cli(prog_name="harness")

@@ -1,0 +1,379 @@
+"""Runs a board: streams examples, batches them, calls models, caches and times every prediction.
+
+Each task's examples are streamed from the source once per model (the split is
+deterministic, so every model sees the same examples) and processed in chunks
+sorted by length, so a multi-million-row file never sits in memory as Python
+objects. Every prediction goes to the SQLite cache as soon as its batch ends,
+which is what lets a killed run resume. A model that fails gets an error row;
+the other models still run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+import traceback
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+import numpy as np
+
+from harness import provenance
+from harness.boards import Board, ModelEntry
+from harness.bootstrap import bootstrap_intervals
+from harness.cache import CachedPrediction, PredictionCache, text_key
+from harness.files import RunDirLock, write_json
+from harness.plugin_manager import PluginHost
+from harness.registry import HarnessError
+from harness.types import (
+    Backend,
+    Example,
+    IssueLog,
+    Model,
+    ModelContext,
+    ModelOutput,
+    Router,
+    SourceOptions,
+    Splits,
+    Task,
+)
+
+CHUNK_SIZE = 512
+DEFAULT_BATCH_SIZE = 32
+WARMUP_TEXTS = 2
+
+
+class ProgressSink(Protocol):
+    """Receives progress from the runner; the CLI shows it as rich progress bars."""
+
+    def start(self, label: str, total: int | None) -> None: ...
+
+    def advance(self, count: int) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+@dataclass
+class RunInfo:
+    run_dir: Path
+    board: Board
+    started: str
+
+
+@dataclass
+class BatchStats:
+    size: int
+    seconds: float
+    cached: int
+    done: int
+
+
+@dataclass
+class Row:
+    """One leaderboard row: a model on a task, with metrics, runtime and counts."""
+
+    task: str
+    model: str
+    label: str
+    status: str = "ok"
+    error: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    intervals: dict[str, list[float]] = field(default_factory=dict)
+    n: int = 0
+    runtime_s: float = 0.0
+    fit_s: float = 0.0
+    reviews_per_s: float | None = None
+    truncated: int = 0
+    cached: int = 0
+    computed: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    load_issues: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    backend: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def split_spec(spec: str) -> tuple[str, str | None]:
+    """`family:argument` -> (family, argument); a spec without a colon has no argument."""
+    name, sep, arg = spec.partition(":")
+    return name, (arg if sep else None)
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def probabilities(output: np.ndarray | ModelOutput, n: int, k: int, model: str) -> ModelOutput:
+    """Normalise what `predict` returned and refuse malformed output with a clear message."""
+    result = output if isinstance(output, ModelOutput) else ModelOutput(probs=output)
+    probs = np.asarray(result.probs, dtype=np.float32)
+    if probs.shape != (n, k):
+        raise HarnessError(
+            f"model {model!r} returned probabilities of shape {probs.shape}, expected {(n, k)}"
+        )
+    if not np.all(np.isfinite(probs)) or np.any(probs < 0):
+        raise HarnessError(f"model {model!r} returned non-finite or negative probabilities")
+    sums = probs.sum(axis=1)
+    if not np.allclose(sums, 1.0, atol=1e-3):
+        raise HarnessError(f"model {model!r} returned rows that do not sum to 1 (e.g. {sums[0]:.4f})")
+    result.probs = probs
+    return result
+
+
+def chunked(items: Iterator[Example], size: int) -> Iterator[list[Example]]:
+    while chunk := list(itertools.islice(items, size)):
+        yield chunk
+
+
+class Runner:
+    """Runs one board into one run directory."""
+
+    def __init__(
+        self,
+        host: PluginHost,
+        board: Board,
+        run_dir: Path,
+        *,
+        cache_path: Path | None = None,
+        progress: ProgressSink | None = None,
+    ) -> None:
+        self.host = host
+        self.registries = host.registries
+        self.board = board
+        self.run_dir = run_dir
+        self.cache_path = cache_path or run_dir / "cache.sqlite"
+        self.progress = progress
+        self.backend: Backend = self.registries.backends.get(board.backend).obj(board.backend_options)
+
+    # building things from names -------------------------------------------------
+    def make_task(self, name: str) -> Task:
+        task: Task = self.registries.tasks.get(name).obj(self.board.task_options.get(name, {}))
+        return task
+
+    def make_router(self, spec: str) -> Router:
+        name, arg = split_spec(spec)
+        router: Router = self.registries.routers.get(name).obj(arg)
+        return router
+
+    def make_model(self, spec: str, options: dict[str, str]) -> Model:
+        name, arg = split_spec(spec)
+        factory = self.registries.models.get(name).obj
+        context = ModelContext(
+            backend=self.backend,
+            workdir=self.run_dir / "models",
+            seed=self.board.seed,
+            options=options,
+            build_model=lambda inner: self.make_model(inner, options),
+            build_router=self.make_router,
+        )
+        model: Model = factory(arg, context)
+        return model
+
+    def open_splits(self, task: Task, issues: IssueLog) -> Splits:
+        location, source_name = self.board.data, None
+        if self.board.dataset:
+            location, source_name = self.board.dataset, "hf-dataset"
+        if location is None:
+            raise HarnessError("no data: give --data PATH or --dataset NAME")
+        sources = self.registries.sources
+        if source_name is None:
+            matches = [entry for entry in sources if entry.obj.sniff(location)]
+            if not matches:
+                raise HarnessError(
+                    f"no source can read {location!r} (known sources: {', '.join(sources.names())}); "
+                    "give a .tsv, .jsonl or .csv file, a saved dataset directory, or --dataset NAME"
+                )
+            source = matches[0].obj
+        else:
+            source = sources.get(source_name).obj
+        options = SourceOptions(**{k: v for k, v in self.board.source_options.items() if k != "extra"})
+        reviews = source.read(location, options, issues)
+        return task.split(reviews, limit=self.board.limit, seed=self.board.seed)
+
+    # running ----------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        with RunDirLock(self.run_dir):
+            return self._run_locked()
+
+    def _run_locked(self) -> dict[str, Any]:
+        info = RunInfo(self.run_dir, self.board, now())
+        self.backend.setup()
+        self.host.notify("on_run_start", run=info)
+        cache = PredictionCache(self.cache_path)
+        rows: list[Row] = []
+        predictions_path = self.run_dir / "predictions.jsonl"
+        partial = predictions_path.with_name(".predictions.jsonl.partial")
+        try:
+            with open(partial, "w", encoding="utf-8") as out:
+                for task_name in self.board.tasks:
+                    task = self.make_task(task_name)
+                    for entry in self.board.models:
+                        if entry.runs_on(task_name):
+                            rows.append(self.run_one(task, entry, cache, out, info))
+            partial.replace(predictions_path)
+        finally:
+            cache.close()
+            partial.unlink(missing_ok=True)
+        results = {
+            "schema": 1,
+            "board": self.board.name,
+            "started": info.started,
+            "finished": now(),
+            "config": self.board.as_dict(),
+            "backend": self.backend.describe(),
+            "provenance": provenance.collect(),
+            "rows": [asdict(row) for row in rows],
+        }
+        write_json(self.run_dir / "results.json", results)
+        self.host.notify("on_run_end", run=info, results=results)
+        return results
+
+    def run_one(
+        self, task: Task, entry: ModelEntry, cache: PredictionCache, out: IO[str], info: RunInfo
+    ) -> Row:
+        row = Row(task=task.name, model=entry.spec, label=entry.display, backend=self.backend.describe())
+        issues = IssueLog()
+        try:
+            model = self.make_model(entry.spec, entry.options)
+            splits = self.open_splits(task, issues)
+            fit = getattr(model, "fit", None)
+            if callable(fit) and splits.train:
+                start = time.perf_counter()
+                fit(splits.train, task)
+                row.fit_s = time.perf_counter() - start
+            self.score(task, model, entry, splits, cache, out, row, info)
+            row.counts = dict(splits.counts)
+            run_stats = getattr(model, "run_stats", None)
+            if callable(run_stats):
+                row.extra = run_stats()
+            row.notes = list(splits.notes)
+        except Exception as exc:  # one model's failure must not end the board
+            row.status = "error"
+            row.error = f"{type(exc).__name__}: {exc}"
+            if not isinstance(exc, HarnessError):
+                row.notes.append(traceback.format_exc(limit=3))
+        finally:
+            if self.progress is not None:
+                self.progress.stop()
+        row.load_issues = {
+            "total": issues.total,
+            "by_reason": dict(issues.counts),
+            "first": [str(i) for i in issues.issues[:20]],
+        }
+        return row
+
+    def score(
+        self,
+        task: Task,
+        model: Model,
+        entry: ModelEntry,
+        splits: Splits,
+        cache: PredictionCache,
+        out: IO[str],
+        row: Row,
+        info: RunInfo,
+    ) -> None:
+        k = len(task.labels)
+        model_fp, task_fp = model.fingerprint(), task.fingerprint()
+        batch_size = int(entry.options.get("batch_size", getattr(model, "batch_size", DEFAULT_BATCH_SIZE)))
+        gold: list[int] = []
+        probs_parts: list[np.ndarray] = []
+        warmed = False
+        if self.progress is not None:
+            self.progress.start(f"{task.name} · {entry.display}", self.board.limit)
+        for chunk in chunked(splits.test, CHUNK_SIZE):
+            keys = [text_key(ex.text) for ex in chunk]
+            found = cache.get_many(model_fp, task_fp, keys, k)
+            todo = sorted({key: i for i, key in enumerate(keys) if key not in found}.values(),
+                          key=lambda i: len(chunk[i].text))  # fmt: skip
+            row.cached += len(chunk) - len(todo)
+            if self.progress is not None and len(chunk) > len(todo):
+                self.progress.advance(len(chunk) - len(todo))
+            for start in range(0, len(todo), batch_size):
+                batch = [chunk[i] for i in todo[start : start + batch_size]]
+                texts = [ex.text for ex in batch]
+                if not warmed:
+                    model.predict(texts[:WARMUP_TEXTS], task)
+                    warmed = True
+                self.backend.synchronize()
+                began = time.perf_counter()
+                output = probabilities(model.predict(texts, task), len(texts), k, entry.spec)
+                self.backend.synchronize()
+                seconds = time.perf_counter() - began
+                latency = seconds / len(batch)
+                truncated = output.truncated or [False] * len(batch)
+                raw = output.raw_text or [None] * len(batch)
+                new = [(text_key(ex.text), p, latency, bool(t), r)
+                       for ex, p, t, r in zip(batch, output.probs, truncated, raw, strict=True)]  # fmt: skip
+                cache.put_many(model_fp, task_fp, new)
+                for key, p, lat, t, r in new:
+                    found[key] = CachedPrediction(p, lat, t, r)
+                row.computed += len(batch)
+                self.host.notify(
+                    "on_batch_end",
+                    run=info,
+                    task=task.name,
+                    model=entry.spec,
+                    batch=BatchStats(len(batch), seconds, 0, row.computed + row.cached),
+                )
+                if self.progress is not None:
+                    self.progress.advance(len(batch))
+            chunk_probs = np.stack([found[key].probs for key in keys])
+            for ex, key, p in zip(chunk, keys, chunk_probs, strict=True):
+                hit = found[key]
+                row.runtime_s += hit.latency_s
+                row.truncated += int(hit.truncated)
+                out.write(
+                    json.dumps(self.prediction_record(task, entry, ex, p, hit), ensure_ascii=False) + "\n"
+                )
+            gold.extend(ex.label for ex in chunk)
+            probs_parts.append(chunk_probs)
+        row.n = len(gold)
+        if not gold:
+            row.notes.append("no examples to score")
+            return
+        gold_array = np.asarray(gold, dtype=np.int64)
+        probs = np.concatenate(probs_parts)
+        row.metrics = task.metrics(gold_array, probs)
+        row.intervals = {
+            name: [lo, hi]
+            for name, (lo, hi) in bootstrap_intervals(
+                task.metrics, gold_array, probs, resamples=self.board.bootstrap, seed=self.board.seed
+            ).items()
+        }
+        row.reviews_per_s = row.n / row.runtime_s if row.runtime_s > 0 else None
+
+    @staticmethod
+    def prediction_record(
+        task: Task, entry: ModelEntry, ex: Example, probs: np.ndarray, hit: CachedPrediction
+    ) -> dict[str, Any]:
+        pred = int(np.argmax(probs))
+        record = {
+            "task": task.name,
+            "model": entry.spec,
+            "id": ex.id,
+            "gold": task.labels[ex.label],
+            "pred": task.labels[pred],
+            "correct": pred == ex.label,
+            "probs": [round(float(p), 6) for p in probs],
+            "latency_s": round(hit.latency_s, 6),
+            "truncated": hit.truncated,
+        }
+        if hit.raw_text is not None:
+            record["raw_text"] = hit.raw_text
+        return record
+
+
+def run_board(
+    host: PluginHost,
+    board: Board,
+    run_dir: Path,
+    *,
+    cache_path: Path | None = None,
+    progress: ProgressSink | None = None,
+) -> dict[str, Any]:
+    return Runner(host, board, run_dir, cache_path=cache_path, progress=progress).run()

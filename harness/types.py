@@ -1,0 +1,236 @@
+"""The nouns every plugin shares: reviews, tasks, examples, predictions, models.
+
+Everything here is plain data or a Protocol, so that plugins can be written and
+tested without importing the runner, and so that importing this module never
+pulls in torch or transformers.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    """One customer review as a source delivers it, before any task looks at it."""
+
+    id: str
+    text: str
+    title: str = ""
+    stars: int | None = None
+    category: str | None = None
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """A review turned into a task input: the text a model sees and the gold label index."""
+
+    id: str
+    text: str
+    label: int
+
+
+@dataclass
+class LoadIssue:
+    """A row a source could not use; the run goes on and the issue is counted and shown."""
+
+    source: str
+    line: int | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"{self.source}:{self.line}" if self.line is not None else self.source
+        return f"{where}: {self.reason}"
+
+
+class IssueLog:
+    """Collects load issues so that bad rows are reported, not silently lost.
+
+    Only the first `keep` issues are kept verbatim; all are counted, so a file
+    with a million bad rows cannot exhaust memory.
+    """
+
+    def __init__(self, keep: int = 100) -> None:
+        self.keep = keep
+        self.issues: list[LoadIssue] = []
+        self.counts: Counter[str] = Counter()
+        self.on_issue: Callable[[LoadIssue], None] | None = None
+
+    def add(self, source: str, line: int | None, reason: str) -> None:
+        issue = LoadIssue(source, line, reason)
+        self.counts[reason.split(":")[0]] += 1
+        if len(self.issues) < self.keep:
+            self.issues.append(issue)
+        if self.on_issue is not None:
+            self.on_issue(issue)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+@dataclass
+class SourceOptions:
+    """How to read a source: column mapping for CSV/JSONL and anything source-specific."""
+
+    text_col: str | None = None
+    stars_col: str | None = None
+    category_col: str | None = None
+    title_col: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class Source(Protocol):
+    """Reads reviews from one kind of location (a TSV file, a JSONL file, a HF dataset...)."""
+
+    description: str
+
+    def sniff(self, location: str) -> bool:
+        """True when this source can read `location` (used to pick a source for `--data`)."""
+        ...
+
+    def read(self, location: str, options: SourceOptions, issues: IssueLog) -> Iterator[Review]:
+        """Stream reviews; malformed rows go to `issues` and never stop the stream."""
+        ...
+
+
+@dataclass
+class Splits:
+    """What a task makes of a review stream.
+
+    `test` is an iterator (consumed once, streaming); `train` is materialised
+    because fine-tuning needs several passes. `counts` is filled in while `test`
+    is consumed (kept, dropped by reason, truncated...), so read it afterwards.
+    """
+
+    test: Iterator[Example]
+    train: list[Example]
+    counts: Counter[str] = field(default_factory=Counter)
+    notes: list[str] = field(default_factory=list)
+
+
+@runtime_checkable
+class Task(Protocol):
+    """A classification task over reviews (polarity, category...)."""
+
+    name: str
+    labels: tuple[str, ...]
+    label_words: tuple[str, ...]
+    prompt: str
+
+    def split(self, reviews: Iterable[Review], *, limit: int | None, seed: int) -> Splits:
+        """Turn reviews into a train list and a streamed, scored test set; deterministic per seed."""
+        ...
+
+    def metrics(self, gold: np.ndarray, probs: np.ndarray) -> dict[str, float]:
+        """Headline metrics from gold label indices [n] and probabilities [n, k]."""
+        ...
+
+    def fingerprint(self) -> str:
+        """Identity of the task definition (labels, prompt, input policy) for the prediction cache."""
+        ...
+
+
+@dataclass
+class ModelOutput:
+    """What `predict` may return when it has more to say than probabilities.
+
+    A plain array of probabilities [n, k] is always accepted; this adds the
+    per-example truncation flags and, for generative models, the raw text.
+    """
+
+    probs: np.ndarray
+    truncated: Sequence[bool] | None = None
+    raw_text: Sequence[str] | None = None
+
+
+@runtime_checkable
+class Model(Protocol):
+    """The whole model contract: probabilities over the task's labels for a batch of texts.
+
+    Optional: `fit(train: Sequence[Example], task: Task) -> None` for models
+    that learn from the task's train split, and `batch_size: int` as a hint to
+    the runner.
+    """
+
+    name: str
+
+    def predict(self, texts: Sequence[str], task: Task) -> np.ndarray | ModelOutput:
+        """Probabilities [len(texts), len(task.labels)], rows summing to 1."""
+        ...
+
+    def fingerprint(self) -> str:
+        """Identity of the weights and settings, so the prediction cache never mixes models."""
+        ...
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Where models run: device, dtype, threads; describes itself for results.json."""
+
+    name: str
+    device: str
+    dtype: str
+
+    def setup(self) -> None:
+        """Apply process-wide settings (threads...) before models load."""
+        ...
+
+    def synchronize(self) -> None:
+        """Wait for queued device work, so timings measure the work and not its launch."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """Backend, device name, dtype and threads, as recorded in results.json."""
+        ...
+
+
+@runtime_checkable
+class Router(Protocol):
+    """Decides which examples a hybrid escalates from its small model to its large one."""
+
+    name: str
+
+    def escalate(self, probs: np.ndarray) -> np.ndarray:
+        """Boolean mask [n]: True where the small model's probabilities say 'ask the large model'."""
+        ...
+
+
+@dataclass
+class ModelContext:
+    """What a model factory gets besides its argument.
+
+    `build_model` builds another model from a spec, so hybrids can nest;
+    `workdir` is where a model keeps what it makes (fine-tuned weights) so a
+    later run with the same config reuses it.
+    """
+
+    backend: Backend
+    workdir: Path
+    seed: int
+    options: Mapping[str, str]
+    build_model: Callable[[str], Model]
+    build_router: Callable[[str], Router]
+
+
+ModelFactory = Callable[[str | None, ModelContext], Model]
+TaskFactory = Callable[[Mapping[str, str]], Task]
+RouterFactory = Callable[[str | None], Router]
+BackendFactory = Callable[[Mapping[str, str]], Backend]
+
+
+@dataclass
+class Exporter:
+    """Renders leaderboard rows (from one or more results.json) into one format."""
+
+    suffix: str
+    render: Callable[[Sequence[Mapping[str, Any]]], str | bytes]
+    description: str = ""

@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+import pytest
+
+from harness.plugin_manager import PluginHost
+from tests.fakes import ToyPlugin
+
+
+@pytest.fixture
+def toy_plugin() -> ToyPlugin:
+    return ToyPlugin()
+
+
+@pytest.fixture
+def host(toy_plugin: ToyPlugin) -> PluginHost:
+    """Built-in plugins plus the toy plugin; no third-party plugins from the environment."""
+    host = PluginHost(env={"HARNESS_LOAD_PLUGINS": ""})
+    host.register(toy_plugin, "toy-plugin")
+    return host

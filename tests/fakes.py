@@ -1,0 +1,130 @@
+"""Small, fully controlled plugins for testing the core without real models or data."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+
+from harness.hookspecs import hookimpl
+from harness.types import Example, IssueLog, Review, SourceOptions, Splits
+
+WORDS = ("awful", "fine", "great")
+
+
+class ToyTask:
+    """Polarity by stars; reviews whose id ends in 't' form the train split."""
+
+    name = "toy"
+    labels = ("negative", "positive")
+    label_words = ("negative", "positive")
+    prompt = "{text} Options: {options}"
+
+    def split(self, reviews: Iterable[Review], *, limit: int | None, seed: int) -> Splits:
+        counts: Counter[str] = Counter()
+        train: list[Example] = []
+        pending: list[Review] = []
+        for review in reviews:
+            if review.id.endswith("t"):
+                train.append(Example(review.id, review.text, int((review.stars or 0) >= 4)))
+            else:
+                pending.append(review)
+        counts["train"] = len(train)
+
+        def test() -> Iterator[Example]:
+            for review in pending[:limit]:
+                counts["kept"] += 1
+                yield Example(review.id, review.text, int((review.stars or 0) >= 4))
+
+        return Splits(test=test(), train=train, counts=counts)
+
+    def metrics(self, gold: np.ndarray, probs: np.ndarray) -> dict[str, float]:
+        return {"accuracy": float(np.mean(probs.argmax(axis=1) == gold))}
+
+    def fingerprint(self) -> str:
+        return "toy-task-1"
+
+
+class ToySource:
+    """`toy:N` yields N reviews; every fifth line is malformed and reported."""
+
+    description = "generated reviews"
+
+    def sniff(self, location: str) -> bool:
+        return location.startswith("toy:")
+
+    def read(self, location: str, options: SourceOptions, issues: IssueLog) -> Iterator[Review]:
+        for line in range(1, int(location.split(":")[1]) + 1):
+            if line % 5 == 0:
+                issues.add(location, line, "malformed: test row")
+                continue
+            stars = 1 + line % 5
+            suffix = "t" if line % 7 == 0 else ""
+            yield Review(f"r{line}{suffix}", f"review {line} is {WORDS[min(stars // 2, 2)]}" * (line % 3 + 1), stars=stars)
+
+
+class WordModel:
+    """Probability of 'positive' from the words; counts calls so tests can see what ran."""
+
+    def __init__(self, name: str = "words", fail_on: str | None = None) -> None:
+        self.name = name
+        self.fail_on = fail_on
+        self.calls = 0
+        self.predicted = 0
+        self.fitted: list[Example] = []
+
+    def fit(self, train, task) -> None:
+        self.fitted = list(train)
+
+    def predict(self, texts, task):
+        self.calls += 1
+        self.predicted += len(texts)
+        rows = []
+        for text in texts:
+            if self.fail_on and self.fail_on in text:
+                raise RuntimeError(f"cannot score {text!r}")
+            p = 0.95 if "great" in text else 0.6 if "fine" in text else 0.1
+            rows.append([1 - p, p])
+        return np.array(rows)
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(self.name.encode()).hexdigest()[:12]
+
+
+class ToyPlugin:
+    """Registers the toy task, source and models; keeps the model instances it made."""
+
+    def __init__(self) -> None:
+        self.models: list[WordModel] = []
+        self.events: list[tuple[str, object]] = []
+
+    def _make(self, arg, ctx) -> WordModel:
+        model = WordModel(name=f"words:{arg}" if arg else "words", fail_on=ctx.options.get("fail_on"))
+        self.models.append(model)
+        return model
+
+    @hookimpl
+    def register_models(self, register):
+        register("words", self._make, description="toy word model")
+
+    @hookimpl
+    def register_tasks(self, register):
+        register("toy", lambda options: ToyTask(), description="toy task")
+
+    @hookimpl
+    def register_sources(self, register):
+        register("toy", ToySource(), description="toy source")
+
+    @hookimpl
+    def on_run_start(self, run):
+        self.events.append(("start", run))
+
+    @hookimpl
+    def on_batch_end(self, run, task, model, batch):
+        self.events.append(("batch", batch))
+
+    @hookimpl
+    def on_run_end(self, run, results):
+        self.events.append(("end", results))
