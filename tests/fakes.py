@@ -62,7 +62,11 @@ class ToySource:
                 continue
             stars = 1 + line % 5
             suffix = "t" if line % 7 == 0 else ""
-            yield Review(f"r{line}{suffix}", f"review {line} is {WORDS[min(stars // 2, 2)]}" * (line % 3 + 1), stars=stars)
+            yield Review(
+                f"r{line}{suffix}",
+                f"review {line} is {WORDS[min(stars // 2, 2)]}" * (line % 3 + 1),
+                stars=stars,
+            )
 
 
 class WordModel:

@@ -12,7 +12,9 @@ from harness.types import Exporter
 
 
 def board(**overrides) -> Board:
-    fields = dict(name="h", tasks=["toy"], models=[ModelEntry("words")], data="toy:20", backend="cpu", bootstrap=0)
+    fields = dict(
+        name="h", tasks=["toy"], models=[ModelEntry("words")], data="toy:20", backend="cpu", bootstrap=0
+    )
     fields.update(overrides)
     return Board(**fields)
 

@@ -137,5 +137,7 @@ def test_every_hook_is_documented_in_the_plugin_guide():
 
 def test_every_hook_has_a_test():
     tests = "\n".join(p.read_text() for p in (ROOT / "tests").rglob("test_*.py"))
-    untested = [name for name in hook_names() if not re.search(rf"^def test_hook_{name}\b", tests, re.MULTILINE)]
+    untested = [
+        name for name in hook_names() if not re.search(rf"^def test_hook_{name}\b", tests, re.MULTILINE)
+    ]
     assert not untested, f"hooks without a test_hook_<name> test: {untested}"

@@ -13,7 +13,9 @@ from harness.runner import run_board
 
 
 def toy_board(**overrides) -> Board:
-    fields = dict(name="t", tasks=["toy"], models=[ModelEntry("words")], data="toy:60", backend="cpu", bootstrap=50)
+    fields = dict(
+        name="t", tasks=["toy"], models=[ModelEntry("words")], data="toy:60", backend="cpu", bootstrap=50
+    )
     fields.update(overrides)
     return Board(**fields)
 

@@ -1,0 +1,110 @@
+"""Routers and hybrids: escalation matches the threshold; the large model sees only escalated reviews."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from harness.plugins.hybrid import HybridModel, make_hybrid, parse_hybrid
+from harness.plugins.routers import entropy_confidence, max_probability, top_two_margin
+
+from harness.plugin_manager import PluginHost
+from harness.registry import HarnessError
+from harness.types import ModelContext
+
+
+@pytest.fixture(scope="module")
+def routers():
+    return PluginHost(env={"HARNESS_LOAD_PLUGINS": ""}).registries.routers
+
+
+def random_probs(n: int, k: int, seed: int = 0) -> np.ndarray:
+    logits = np.random.default_rng(seed).normal(size=(n, k)) * 3
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("threshold", [0.55, 0.7, 0.9, 0.99])
+def test_confidence_escalates_exactly_the_examples_below_threshold(routers, threshold):
+    probs = random_probs(500, 2)
+    mask = routers.get("confidence").obj(str(threshold)).escalate(probs)
+    assert mask.mean() == pytest.approx(np.mean(probs.max(axis=1) < threshold))
+
+
+def test_router_defaults_agree_on_binary_tasks(routers):
+    probs = random_probs(2000, 2, seed=1)
+    masks = [routers.get(name).obj(None).escalate(probs) for name in ("confidence", "margin", "entropy")]
+    # Equal up to the rounding of the entropy default (0.531 for p = 0.9).
+    assert (masks[0] == masks[1]).all()
+    assert (masks[0] != masks[2]).mean() < 0.01
+
+
+def test_margin_and_entropy_see_the_runner_up_on_multiclass():
+    probs = np.array([[0.5, 0.49, 0.01], [0.5, 0.25, 0.25]])
+    assert max_probability(probs).tolist() == [0.5, 0.5]
+    margins = top_two_margin(probs)
+    assert margins[0] < margins[1]
+    confidences = entropy_confidence(probs)
+    assert confidences[0] > confidences[1]  # the first row is less spread out
+
+
+def test_bad_threshold_is_a_clear_error(routers):
+    with pytest.raises(HarnessError, match="between 0 and 1"):
+        routers.get("confidence").obj("1.5")
+    with pytest.raises(HarnessError, match="must be a number"):
+        routers.get("confidence").obj("high")
+
+
+class Fixed:
+    """A model returning preset probabilities per text, recording what it was asked."""
+
+    def __init__(self, name, table):
+        self.name, self.table, self.seen = name, table, []
+
+    def predict(self, texts, task):
+        self.seen.extend(texts)
+        return np.array([self.table[t] for t in texts])
+
+    def fingerprint(self):
+        return self.name
+
+
+def test_hybrid_keeps_confident_small_predictions_and_escalates_the_rest(routers):
+    texts = [f"t{i}" for i in range(200)]
+    small_probs = random_probs(200, 2, seed=3)
+    large_probs = random_probs(200, 2, seed=4)
+    small = Fixed("small", dict(zip(texts, small_probs, strict=True)))
+    large = Fixed("large", dict(zip(texts, large_probs, strict=True)))
+    hybrid = HybridModel(small, large, routers.get("confidence").obj("0.8"), "h")
+    probs = hybrid.predict(texts, task=None).probs
+    escalated = small_probs.max(axis=1) < 0.8
+    assert np.allclose(probs[~escalated], small_probs[~escalated])
+    assert np.allclose(probs[escalated], large_probs[escalated])
+    assert large.seen == [t for t, e in zip(texts, escalated, strict=True) if e]
+    assert hybrid.run_stats()["escalated"] == escalated.sum()
+    assert hybrid.run_stats()["escalated_share"] == pytest.approx(escalated.mean())
+
+
+def test_hybrid_spec_parsing_and_nesting():
+    assert parse_hybrid("minilm>smollm2@margin:0.5") == ("minilm", "smollm2", "margin:0.5")
+    assert parse_hybrid("a>b") == ("a", "b", "confidence:0.9")
+    assert parse_hybrid("a>b>c@confidence:0.7") == ("a", "hybrid:b>c@confidence:0.7", "confidence:0.7")
+    with pytest.raises(HarnessError, match="SMALL>LARGE"):
+        parse_hybrid("minilm")
+
+
+def test_three_stage_cascade_builds_nested_hybrids(routers, tmp_path):
+    built = []
+
+    def build_model(spec):
+        if spec.startswith("hybrid:"):
+            return make_hybrid(spec.removeprefix("hybrid:"), context)
+        built.append(spec)
+        return Fixed(spec, {})
+
+    context = ModelContext(
+        backend=None, workdir=tmp_path, seed=0, options={}, build_model=build_model,
+        build_router=lambda spec: routers.get(spec.partition(":")[0]).obj(spec.partition(":")[2]),
+    )  # fmt: skip
+    cascade = make_hybrid("a>b>c@confidence:0.7", context)
+    assert built == ["a", "b", "c"]
+    assert isinstance(cascade.large, HybridModel) and cascade.large.small.name == "b"
