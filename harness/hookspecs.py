@@ -74,7 +74,7 @@ def on_run_start(run: Any) -> None:
 
 @hookspec
 def on_batch_end(run: Any, task: str, model: str, batch: Any) -> None:
-    """Called after every scored batch; ``batch`` is a ``BatchStats`` (size, seconds, cached)."""
+    """Called after every scored batch; ``batch`` is a ``BatchStats`` (size, seconds, done)."""
 
 
 @hookspec

@@ -9,6 +9,7 @@ value loads built-ins only).
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.metadata
 import os
@@ -87,7 +88,7 @@ class PluginHost:
         self.plugins: dict[str, PluginInfo] = {}
         self._registries: Registries | None = None
         for module_name in BUILTIN_PLUGINS:
-            self._load(module_name, "built-in", lambda m=module_name: importlib.import_module(m))
+            self._load(module_name, "built-in", functools.partial(importlib.import_module, module_name))
         self._load_entry_points()
 
     def _load_entry_points(self) -> None:

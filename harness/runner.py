@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 import time
 import traceback
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -68,7 +69,6 @@ class RunInfo:
 class BatchStats:
     size: int
     seconds: float
-    cached: int
     done: int
 
 
@@ -122,6 +122,39 @@ def probabilities(output: np.ndarray | ModelOutput, n: int, k: int, model: str) 
         raise HarnessError(f"model {model!r} returned rows that do not sum to 1 (e.g. {sums[0]:.4f})")
     result.probs = probs
     return result
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower()
+
+
+def release_device_memory(backend: Backend) -> None:
+    if backend.device == "cuda":
+        import torch
+
+        torch.cuda.empty_cache()
+
+
+def call_with_timeout(fn: Callable[..., Any], args: tuple[Any, ...], timeout: float, model: str) -> Any:
+    """Bound a call that may hang; the hung call is abandoned (a thread cannot be killed)."""
+    if timeout <= 0:
+        return fn(*args)
+    result: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            result["value"] = fn(*args)
+        except BaseException as exc:
+            result["error"] = exc
+
+    worker = threading.Thread(target=target, daemon=True, name=f"predict-{model}")
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise HarnessError(f"model {model!r} took longer than its timeout of {timeout:g} s for one batch")
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
 
 
 def chunked(items: Iterator[Example], size: int) -> Iterator[list[Example]]:
@@ -190,7 +223,12 @@ class Runner:
             source = matches[0].obj
         else:
             source = sources.get(source_name).obj
-        options = SourceOptions(**{k: v for k, v in self.board.source_options.items() if k != "extra"})
+        columns = {f.name for f in fields(SourceOptions)} - {"extra"}
+        given = self.board.source_options
+        options = SourceOptions(
+            **{k: v for k, v in given.items() if k in columns},
+            extra={k: v for k, v in given.items() if k not in columns},
+        )
         reviews = source.read(location, options, issues)
         return task.split(reviews, limit=self.board.limit, seed=self.board.seed)
 
@@ -249,8 +287,8 @@ class Runner:
             row.counts = dict(splits.counts)
             run_stats = getattr(model, "run_stats", None)
             if callable(run_stats):
-                row.extra = run_stats()
-            row.notes = list(splits.notes)
+                row.extra.update(run_stats())
+            row.notes.extend(splits.notes)
         except Exception as exc:  # one model's failure must not end the board
             row.status = "error"
             row.error = f"{type(exc).__name__}: {exc}"
@@ -293,20 +331,26 @@ class Runner:
             row.cached += len(chunk) - len(todo)
             if self.progress is not None and len(chunk) > len(todo):
                 self.progress.advance(len(chunk) - len(todo))
-            for start in range(0, len(todo), batch_size):
+            start = 0
+            while start < len(todo):
                 batch = [chunk[i] for i in todo[start : start + batch_size]]
-                texts = [ex.text for ex in batch]
-                if not warmed:
-                    model.predict(texts[:WARMUP_TEXTS], task)
-                    warmed = True
-                self.backend.synchronize()
-                began = time.perf_counter()
-                output = probabilities(model.predict(texts, task), len(texts), k, entry.spec)
-                self.backend.synchronize()
-                seconds = time.perf_counter() - began
+                try:
+                    output, seconds = self.timed_predict(
+                        model, [ex.text for ex in batch], task, entry, warm=warmed
+                    )
+                except Exception as exc:
+                    if not is_out_of_memory(exc) or batch_size == 1:
+                        raise
+                    batch_size = max(1, batch_size // 2)
+                    row.extra["batch_size"] = batch_size
+                    row.notes.append(f"out of memory: batch size halved to {batch_size}")
+                    release_device_memory(self.backend)
+                    continue
+                warmed = True
+                start += len(batch)
                 latency = seconds / len(batch)
                 truncated = output.truncated or [False] * len(batch)
-                raw = output.raw_text or [None] * len(batch)
+                raw: list[str | None] = list(output.raw_text) if output.raw_text else [None] * len(batch)
                 new = [(text_key(ex.text), p, latency, bool(t), r)
                        for ex, p, t, r in zip(batch, output.probs, truncated, raw, strict=True)]  # fmt: skip
                 cache.put_many(model_fp, task_fp, new)
@@ -318,7 +362,7 @@ class Runner:
                     run=info,
                     task=task.name,
                     model=entry.spec,
-                    batch=BatchStats(len(batch), seconds, 0, row.computed + row.cached),
+                    batch=BatchStats(len(batch), seconds, row.computed + row.cached),
                 )
                 if self.progress is not None:
                     self.progress.advance(len(batch))
@@ -346,6 +390,20 @@ class Runner:
             ).items()
         }
         row.reviews_per_s = row.n / row.runtime_s if row.runtime_s > 0 else None
+
+    def timed_predict(
+        self, model: Model, texts: list[str], task: Task, entry: ModelEntry, *, warm: bool
+    ) -> tuple[ModelOutput, float]:
+        """One batch, device-synchronised; the first call of a model is preceded by an untimed warm-up."""
+        timeout = float(entry.options.get("timeout", 0) or 0)
+        if not warm:
+            call_with_timeout(model.predict, (texts[:WARMUP_TEXTS], task), timeout, entry.spec)
+        self.backend.synchronize()
+        began = time.perf_counter()
+        raw = call_with_timeout(model.predict, (texts, task), timeout, entry.spec)
+        self.backend.synchronize()
+        seconds = time.perf_counter() - began
+        return probabilities(raw, len(texts), len(task.labels), entry.spec), seconds
 
     @staticmethod
     def prediction_record(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 
@@ -72,9 +73,13 @@ class ToySource:
 class WordModel:
     """Probability of 'positive' from the words; counts calls so tests can see what ran."""
 
-    def __init__(self, name: str = "words", fail_on: str | None = None) -> None:
+    def __init__(
+        self, name: str = "words", fail_on: str | None = None, max_batch: int = 0, hang_on: str | None = None
+    ) -> None:
         self.name = name
         self.fail_on = fail_on
+        self.max_batch = max_batch
+        self.hang_on = hang_on
         self.calls = 0
         self.predicted = 0
         self.fitted: list[Example] = []
@@ -84,6 +89,10 @@ class WordModel:
 
     def predict(self, texts, task):
         self.calls += 1
+        if self.max_batch and len(texts) > self.max_batch:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        if self.hang_on and any(self.hang_on in t for t in texts):
+            time.sleep(5)
         self.predicted += len(texts)
         rows = []
         for text in texts:
@@ -105,7 +114,12 @@ class ToyPlugin:
         self.events: list[tuple[str, object]] = []
 
     def _make(self, arg, ctx) -> WordModel:
-        model = WordModel(name=f"words:{arg}" if arg else "words", fail_on=ctx.options.get("fail_on"))
+        model = WordModel(
+            name=f"words:{arg}" if arg else "words",
+            fail_on=ctx.options.get("fail_on"),
+            max_batch=int(ctx.options.get("max_batch", 0)),
+            hang_on=ctx.options.get("hang_on"),
+        )
         self.models.append(model)
         return model
 

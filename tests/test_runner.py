@@ -150,3 +150,23 @@ def test_malformed_model_output_is_refused(host, tmp_path, monkeypatch):
     monkeypatch.setattr(WordModel, "predict", lambda self, texts, task: np.full((len(texts), 2), 0.7))
     [row] = run_board(host, toy_board(), tmp_path)["rows"]
     assert row["status"] == "error" and "do not sum to 1" in row["error"]
+
+
+def test_out_of_memory_halves_the_batch_and_records_it(host, tmp_path):
+    board = toy_board(models=[ModelEntry("words", options={"max_batch": "5", "batch_size": "32"})])
+    [row] = run_board(host, board, tmp_path)["rows"]
+    assert row["status"] == "ok" and row["n"] > 5
+    assert row["extra"]["batch_size"] == 4  # 32 -> 16 -> 8 -> 4
+    assert any("batch size halved" in note for note in row["notes"])
+
+
+def test_a_hanging_model_is_bounded_by_its_timeout(host, tmp_path):
+    board = toy_board(
+        models=[
+            ModelEntry("words:slow", options={"hang_on": "review 3 ", "timeout": "0.3"}),
+            ModelEntry("words"),
+        ]
+    )
+    slow, fast = run_board(host, board, tmp_path)["rows"]
+    assert slow["status"] == "error" and "timeout of 0.3 s" in slow["error"]
+    assert fast["status"] == "ok"
