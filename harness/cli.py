@@ -143,11 +143,8 @@ def _board_from_options(opts: dict[str, Any]) -> Board:
     for key in ("backend", "limit", "seed", "bootstrap"):
         if opts[key] is not None:
             setattr(board, key, opts[key])
-    task_options = _pairs(opts["task_opts"], "--task-option")
-    if opts["categories"]:
-        task_options["categories"] = opts["categories"]
     for task in board.tasks:
-        board.task_options[task] = {**board.task_options.get(task, {}), **task_options}
+        board.task_options[task] = {**board.task_options.get(task, {}), **_task_options(opts, task)}
     model_options = _pairs(opts["model_opts"], "--model-option")
     for entry in board.models:
         entry.options = {**entry.options, **model_options}
@@ -156,6 +153,20 @@ def _board_from_options(opts: dict[str, Any]) -> Board:
         if opts[column]:
             board.source_options[column] = opts[column]
     return board
+
+
+def _task_options(opts: dict[str, Any], task: str) -> dict[str, str]:
+    """`--task-option KEY=VALUE` goes to every task, `TASK.KEY=VALUE` to one; --categories to `category`."""
+    chosen: dict[str, str] = {}
+    for key, value in _pairs(opts["task_opts"], "--task-option").items():
+        prefix, dot, name = key.partition(".")
+        if not dot:
+            chosen[key] = value
+        elif prefix == task:
+            chosen[name] = value
+    if opts["categories"] and task == "category":
+        chosen["categories"] = opts["categories"]
+    return chosen
 
 
 def _latest_run() -> Path:

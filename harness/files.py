@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -27,8 +28,20 @@ def atomic_write(path: Path, data: str | bytes) -> None:
         raise
 
 
+def json_safe(obj: Any) -> Any:
+    """NaN and infinity become null: JSON has no such numbers and strict readers reject them."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
 def write_json(path: Path, obj: Any) -> None:
-    atomic_write(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+    text = json.dumps(json_safe(obj), indent=2, ensure_ascii=False, default=str, allow_nan=False)
+    atomic_write(path, text + "\n")
 
 
 class RunDirLock:

@@ -1,0 +1,130 @@
+"""Classification metrics as plain numpy functions, shared by the tasks.
+
+`evaluate.load` fetches metric scripts from the hub and fails offline, and the
+metrics needed here are a few lines each; scikit-learn is used by the tests as
+the reference, not at run time. Every function takes gold label indices [n]
+and either predicted indices [n] or probabilities [n, k]; on no examples the
+scores are NaN rather than a misleading 0 or 1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+NAN = float("nan")
+
+
+def predictions(probs: np.ndarray) -> np.ndarray:
+    """The argmax label of each row (ties go to the lower label index)."""
+    return np.asarray(probs).argmax(axis=1)
+
+
+def confusion_matrix(gold: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Counts [k, k]: row = gold label, column = predicted label."""
+    matrix = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(matrix, (np.asarray(gold, dtype=np.int64), np.asarray(pred, dtype=np.int64)), 1)
+    return matrix
+
+
+def accuracy(gold: np.ndarray, pred: np.ndarray) -> float:
+    gold, pred = np.asarray(gold), np.asarray(pred)
+    return float(np.mean(gold == pred)) if gold.size else NAN
+
+
+def per_class_accuracy(gold: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Accuracy on the examples of each gold class (the class' recall); NaN for a class with none.
+
+    For polarity this is the study's "accuracy on positives / negatives".
+    """
+    matrix = confusion_matrix(gold, pred, n_classes)
+    support = matrix.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(support > 0, np.diag(matrix) / support, np.nan)
+
+
+def precision_recall_f1(
+    gold: np.ndarray, pred: np.ndarray, n_classes: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-class precision, recall, F1 and support; an undefined ratio counts as 0, as in scikit-learn."""
+    matrix = confusion_matrix(gold, pred, n_classes)
+    true_pos = np.diag(matrix).astype(float)
+    support = matrix.sum(axis=1)
+    predicted = matrix.sum(axis=0)
+    precision = np.divide(true_pos, predicted, out=np.zeros(n_classes), where=predicted > 0)
+    recall = np.divide(true_pos, support, out=np.zeros(n_classes), where=support > 0)
+    total = precision + recall
+    f1 = np.divide(2 * precision * recall, total, out=np.zeros(n_classes), where=total > 0)
+    return precision, recall, f1, support
+
+
+def macro_f1(gold: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
+    """Unweighted mean F1 over the classes that occur in the gold or predicted labels.
+
+    A label that neither occurs nor is predicted (a category the data lacks)
+    would add a meaningless 0, so it is left out, as scikit-learn does when
+    not given an explicit label list.
+    """
+    gold, pred = np.asarray(gold), np.asarray(pred)
+    if not gold.size:
+        return NAN
+    _, _, f1, support = precision_recall_f1(gold, pred, n_classes)
+    seen = (support > 0) | (np.bincount(pred, minlength=n_classes) > 0)
+    return float(f1[seen].mean())
+
+
+def top_k_accuracy(gold: np.ndarray, probs: np.ndarray, k: int) -> float:
+    """Share of examples whose gold label is among the k most probable (ties: lower index first)."""
+    gold, probs = np.asarray(gold), np.asarray(probs)
+    if not gold.size:
+        return NAN
+    ranked = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    return float(np.mean((ranked == gold[:, None]).any(axis=1)))
+
+
+def average_precision(positive: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the step precision-recall curve of one class; NaN when it has no positives.
+
+    Examples with equal scores enter together, as at one threshold (the
+    definition scikit-learn's `average_precision_score` uses).
+    """
+    positive, scores = np.asarray(positive, dtype=bool), np.asarray(scores, dtype=float)
+    n_pos = int(positive.sum())
+    if n_pos == 0:
+        return NAN
+    order = np.argsort(-scores, kind="stable")
+    scores, positive = scores[order], positive[order]
+    true_pos = np.cumsum(positive)
+    # The last index of each run of equal scores is where that threshold's counts are complete.
+    ends = np.flatnonzero(np.r_[scores[1:] != scores[:-1], True])
+    tp = true_pos[ends]
+    precision = tp / (ends + 1)
+    recall_gain = np.diff(np.r_[0, tp]) / n_pos
+    return float(np.sum(recall_gain * precision))
+
+
+def mean_average_precision(gold: np.ndarray, probs: np.ndarray) -> float:
+    """Average precision per class, averaged over the classes that occur in the gold labels."""
+    gold, probs = np.asarray(gold), np.asarray(probs)
+    scores = [average_precision(gold == c, probs[:, c]) for c in np.unique(gold)]
+    return float(np.mean(scores)) if scores else NAN
+
+
+def expected_calibration_error(gold: np.ndarray, probs: np.ndarray, n_bins: int = 15) -> float:
+    """How far confidence (the top probability) is from accuracy, in 15 equal-width bins.
+
+    Sum over bins of |accuracy - mean confidence| weighted by the bin's share
+    of examples (Guo et al., 2017). Bin b holds confidences in (b/n, (b+1)/n];
+    a confidence of 0 falls in the first bin.
+    """
+    gold, probs = np.asarray(gold), np.asarray(probs, dtype=float)
+    if not gold.size:
+        return NAN
+    confidence = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == gold
+    bins = np.clip(np.ceil(confidence * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
+    count = np.bincount(bins, minlength=n_bins)
+    gap = np.abs(
+        np.bincount(bins, weights=correct.astype(float), minlength=n_bins)
+        - np.bincount(bins, weights=confidence, minlength=n_bins)
+    )
+    return float(gap.sum() / count.sum())

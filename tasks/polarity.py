@@ -1,0 +1,137 @@
+"""Sentiment polarity, the study's first task: 1-2 stars negative, 4-5 positive, 3 stars dropped.
+
+Options (all strings):
+- `input`: `body` (default, as in the study) or `title+body`;
+- `train_size`: at most this many reviews (default 2000) form the train split
+  for models that fine-tune; they are never scored;
+- `prompt`, `label_words`: overrides for generative models.
+
+The train split is drawn in one streaming pass: each kept review goes to train
+when a seeded hash of its id falls below 0.3, until `train_size` is reached;
+every other kept review is a test example. So train takes about 30% of the
+reviews read up to that point and never more than `train_size`: the demo
+sample keeps most of its reviews for scoring, and a large file gives 2000
+train reviews after reading about 6,700 kept reviews (held meanwhile, so
+memory stays bounded) and streams the rest. The same data and seed always
+give the same split.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from itertools import chain, islice
+from typing import TYPE_CHECKING
+
+from harness.hookspecs import hookimpl
+from harness.tasks import task_common as common
+from harness.types import Example, Review, Splits
+
+if TYPE_CHECKING:
+    import numpy as np
+
+LABELS = ("negative", "positive")
+TRAIN_SHARE = 0.3
+DEFAULT_TRAIN_SIZE = 2000
+OPTIONS = ("input", "train_size", "prompt", "label_words")
+
+# The study's zero-shot prompt, with the label list taken from the label words.
+PROMPT = (
+    "Please perform sentiment classification task.\n"
+    "Given the sentence, assign a sentiment label from [{options}].\n"
+    "Return label only without any other text.\n"
+    "Sentence:\n{text}."
+)
+
+
+def _test_stream(examples: Iterator[Example], limit: int | None, counts: Counter[str]) -> Iterator[Example]:
+    """The scored examples, at most `limit` of them, counted as they are consumed."""
+    for example in examples if limit is None else islice(examples, limit):
+        counts["test"] += 1
+        yield example
+
+
+class PolarityTask:
+    """Binary sentiment from star ratings; labels in order `negative`, `positive`."""
+
+    name = "polarity"
+    labels = LABELS
+
+    def __init__(self, options: Mapping[str, str] | None = None) -> None:
+        options = dict(options or {})
+        common.check_option_names(options, OPTIONS, self.name)
+        self.input = common.input_option(options)
+        self.train_size = common.int_option(options, "train_size", DEFAULT_TRAIN_SIZE)
+        self.label_words = common.label_words_option(options, LABELS)
+        self.prompt = common.prompt_option(options, PROMPT)
+
+    def split(self, reviews: Iterable[Review], *, limit: int | None, seed: int) -> Splits:
+        """Label reviews by stars, draw the seeded train split, stream the rest as the test set.
+
+        Reviews without a star rating cannot be labelled and are counted as
+        `no_stars`; 3-star reviews as `dropped_3star`. Empty reviews are kept
+        (counted as `empty_text`): a model must still give them a prediction.
+        """
+        counts: Counter[str] = Counter()
+        examples = self._labelled(reviews, counts)
+        train: list[Example] = []
+        held: list[Example] = []
+        if self.train_size > 0:
+            for example in examples:
+                if common.unit_hash(seed, example.id) < TRAIN_SHARE:
+                    train.append(example)
+                    if len(train) >= self.train_size:
+                        break
+                else:
+                    held.append(example)
+        counts["train"] = len(train)
+        return Splits(test=_test_stream(chain(held, examples), limit, counts), train=train, counts=counts)
+
+    def _labelled(self, reviews: Iterable[Review], counts: Counter[str]) -> Iterator[Example]:
+        for review in reviews:
+            counts["read"] += 1
+            if review.stars is None:
+                counts["no_stars"] += 1
+                continue
+            if review.stars == 3:
+                counts["dropped_3star"] += 1
+                continue
+            text = common.review_input(review, self.input)
+            if not text.strip():
+                counts["empty_text"] += 1
+            counts["kept"] += 1
+            yield Example(review.id, text, 0 if review.stars <= 2 else 1)
+
+    def metrics(self, gold: np.ndarray, probs: np.ndarray) -> dict[str, float]:
+        """Macro-F1, accuracy overall and on each class (the study's per-class view), and calibration."""
+        import numpy as np
+
+        from harness.tasks import metrics
+
+        gold = np.asarray(gold, dtype=np.int64)
+        probs = np.asarray(probs, dtype=float).reshape(len(gold), len(self.labels))
+        pred = metrics.predictions(probs)
+        per_class = metrics.per_class_accuracy(gold, pred, len(self.labels))
+        return {
+            "macro_f1": metrics.macro_f1(gold, pred, len(self.labels)),
+            "accuracy": metrics.accuracy(gold, pred),
+            "accuracy_pos": float(per_class[1]),
+            "accuracy_neg": float(per_class[0]),
+            "ece": metrics.expected_calibration_error(gold, probs),
+        }
+
+    def fingerprint(self) -> str:
+        return common.fingerprint(
+            {
+                "task": self.name,
+                "labels": self.labels,
+                "label_words": self.label_words,
+                "prompt": self.prompt,
+                "input": self.input,
+            }
+        )
+
+
+@hookimpl
+def register_tasks(register: Callable[..., None]) -> None:
+    register("polarity", PolarityTask, description="sentiment: 1-2 stars negative, 4-5 positive, 3 dropped")
