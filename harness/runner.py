@@ -46,6 +46,7 @@ from harness.types import (
 CHUNK_SIZE = 512
 DEFAULT_BATCH_SIZE = 32
 WARMUP_TEXTS = 2
+PREDICTION_TEXT_CHARS = 500  # enough to read an error in `harness errors`, bounded for huge runs
 
 
 class ProgressSink(Protocol):
@@ -414,6 +415,7 @@ class Runner:
             "task": task.name,
             "model": entry.spec,
             "id": ex.id,
+            "text": ex.text[:PREDICTION_TEXT_CHARS],
             "gold": task.labels[ex.label],
             "pred": task.labels[pred],
             "correct": pred == ex.label,
