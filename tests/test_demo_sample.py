@@ -10,10 +10,23 @@ STUDY_CATEGORIES = {
     "Books", "Music", "Video", "Toys", "Tools", "Office Products",
     "Electronics", "Kitchen", "Sports", "Shoes", "Health & Personal Care",
 }  # fmt: skip
-COLUMNS = (
-    "marketplace customer_id review_id product_id product_parent product_title product_category star_rating "
-    "helpful_votes total_votes vine verified_purchase review_headline review_body review_date"
-).split()
+COLUMNS = [
+    "marketplace",
+    "customer_id",
+    "review_id",
+    "product_id",
+    "product_parent",
+    "product_title",
+    "product_category",
+    "star_rating",
+    "helpful_votes",
+    "total_votes",
+    "vine",
+    "verified_purchase",
+    "review_headline",
+    "review_body",
+    "review_date",
+]
 
 
 def rows():

@@ -1,0 +1,79 @@
+"""The `harness compare` and `harness errors` commands, added to the CLI through `register_commands`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import click
+
+from harness.hookspecs import hookimpl
+
+RUN_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
+
+
+def format_comparisons(comparisons: list[Any]) -> str:
+    from harness.leaderboard.errors import display_text
+
+    lines = []
+    for c in comparisons:
+        lines.append(
+            f"{c.task} · {c.model}: {c.n} paired examples (B minus A, paired bootstrap 95% interval)"
+        )
+        for m in c.metrics:
+            interval = f"[{m.low:+.3f}, {m.high:+.3f}]" if m.low is not None else "(no interval)"
+            lines.append(f"  {m.name:<24} A {m.a:.3f}  B {m.b:.3f}  diff {m.diff:+.3f} {interval}")
+        lines.append(
+            f"  McNemar exact test: only A right {c.only_a_right}, only B right {c.only_b_right}, "
+            f"p = {c.p_value:.4g}"
+        )
+        lines.append(f"  predictions differ on {c.disagreement_count} example(s)")
+        for example in c.disagreements:
+            lines.append(
+                f"    id={example['id']}  gold={example['gold']}  A={example['pred_a']}  B={example['pred_b']}  "
+                f"{display_text(example)}"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+@hookimpl
+def register_commands(cli: Any) -> None:
+    @cli.command()
+    @click.argument("run_a", type=RUN_DIR)
+    @click.argument("run_b", type=RUN_DIR)
+    @click.option("--task", help="Only this task.")
+    @click.option("--model", help="Only this model spec.")
+    @click.option("--show", type=click.IntRange(min=0), default=10, show_default=True,
+                  help="How many disagreeing examples to list.")  # fmt: skip
+    @click.option("--resamples", type=click.IntRange(min=0), default=1000, show_default=True,
+                  help="Paired bootstrap resamples.")  # fmt: skip
+    @click.option("--seed", type=int, default=0, show_default=True)
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+    def compare(run_a: Path, run_b: Path, task: str | None, model: str | None, show: int, resamples: int,
+                seed: int, as_json: bool) -> None:  # fmt: skip
+        """Paired comparison of two runs on the same reviews: differences, intervals, McNemar, disagreements."""
+        from harness.leaderboard.compare import compare_runs
+
+        comparisons = compare_runs(
+            run_a, run_b, task=task, model=model, resamples=resamples, seed=seed, show=show
+        )
+        if as_json:
+            click.echo(json.dumps([asdict(c) for c in comparisons], indent=2, ensure_ascii=False))
+        else:
+            click.echo(format_comparisons(comparisons), nl=False)
+
+    @cli.command()
+    @click.argument("run_dir", type=RUN_DIR)
+    @click.option("--model", required=True, help="Model spec or display label.")
+    @click.option("--task", help="Only this task.")
+    @click.option(
+        "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Reviews per group."
+    )
+    def errors(run_dir: Path, model: str, task: str | None, limit: int) -> None:
+        """The misclassified reviews of one model, most confident first (false positives / false negatives)."""
+        from harness.leaderboard.errors import format_groups, misclassified
+
+        click.echo(format_groups(misclassified(run_dir, model, task=task, limit=limit)), nl=False)

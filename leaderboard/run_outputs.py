@@ -1,0 +1,32 @@
+"""Writes the leaderboard files into the run directory when a run ends: Markdown, HTML and PNG plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness.files import atomic_write
+from harness.hookspecs import hookimpl
+from harness.results import leaderboard_rows
+
+
+def write_run_outputs(run_dir: Path) -> list[Path]:
+    """leaderboard.md, leaderboard.html and the plots of one run; returns the paths written.
+
+    The text formats come first, so a plotting failure still leaves the tables.
+    """
+    from harness.leaderboard.exporters import render_markdown
+    from harness.leaderboard.html import render_html
+    from harness.leaderboard.plots import write_plots
+
+    rows = leaderboard_rows([run_dir])
+    written = []
+    for name, render in (("leaderboard.md", render_markdown), ("leaderboard.html", render_html)):
+        atomic_write(run_dir / name, render(rows))
+        written.append(run_dir / name)
+    return written + write_plots(run_dir, rows)
+
+
+@hookimpl
+def on_run_end(run: Any, results: dict[str, Any]) -> None:
+    write_run_outputs(Path(run.run_dir))

@@ -1,0 +1,254 @@
+"""The leaderboard as data: one table per task, built once and drawn by every format.
+
+Every exporter (terminal, text, Markdown, CSV, HTML) renders the same `Table`
+objects, so the formats cannot drift apart: the same columns, the same best
+values, the same Pareto marks and the same summary lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+Row = Mapping[str, Any]
+
+# (metric key, header) per task, in the study's order; other tasks show every metric they report.
+TASK_METRICS: dict[str, tuple[tuple[str, str], ...]] = {
+    "polarity": (
+        ("macro_f1", "macro-F1"),
+        ("accuracy", "Acc total"),
+        ("accuracy_pos", "Acc pos"),
+        ("accuracy_neg", "Acc neg"),
+    ),
+    "category": (("top1", "top-1"), ("top2", "top-2"), ("top3", "top-3"), ("map", "mAP")),
+}
+HEADLINE = {"polarity": "macro_f1", "category": "top1"}
+LOWER_IS_BETTER = {"ece"}
+DEVICE_HEADERS = {"cpu": "CPU runtime (s)", "gpu": "GPU runtime (s)"}
+
+
+@dataclass
+class Cell:
+    """One rendered value; `value` keeps the number so formats can sort and highlight."""
+
+    text: str
+    value: float | None = None
+    best: bool = False
+
+
+@dataclass
+class Column:
+    key: str
+    header: str
+    higher_is_better: bool | None = None  # None: never highlighted
+
+
+@dataclass
+class Entry:
+    """One model on one task, merged over the runs given (a CPU run and a GPU run of the same model)."""
+
+    task: str
+    model: str
+    label: str
+    row: Row
+    runtimes: dict[str, float] = field(default_factory=dict)
+    pareto: str = ""
+
+
+@dataclass
+class Table:
+    task: str
+    columns: list[Column]
+    rows: list[list[Cell]]
+    labels: list[str]
+    summary: str
+    errors: list[str]
+
+
+def device_kind(row: Row) -> str:
+    """`cuda`/`mps` runs count as GPU; everything else, including rows without a backend, as CPU."""
+    device = str((row.get("backend") or {}).get("device", "cpu")).lower()
+    return "gpu" if device.startswith(("cuda", "mps", "gpu")) else "cpu"
+
+
+def merge_runs(rows: Sequence[Row]) -> list[Entry]:
+    """Group rows by (task, model): one entry per model with a runtime per device kind.
+
+    A second run of the same model on the same kind of device becomes its own
+    entry (labelled with its run), so no measurement is silently overwritten.
+    """
+    entries: list[Entry] = []
+    index: dict[tuple[str, str], list[Entry]] = {}
+    for row in rows:
+        key = (str(row.get("task")), str(row.get("model")))
+        kind = device_kind(row)
+        ok = row.get("status", "ok") == "ok"
+        target = next((e for e in index.get(key, []) if ok and e.row.get("status", "ok") == "ok"
+                       and kind not in e.runtimes), None)  # fmt: skip
+        if target is None:
+            label = str(row.get("label") or row.get("model"))
+            if index.get(key):
+                label = f"{label} [{row.get('run', len(index[key]))}]"
+            target = Entry(task=key[0], model=key[1], label=label, row=row)
+            index.setdefault(key, []).append(target)
+            entries.append(target)
+        if ok and row.get("runtime_s") is not None:
+            target.runtimes[kind] = float(row["runtime_s"])
+    return entries
+
+
+def metric_columns(task: str, rows: Sequence[Row]) -> list[tuple[str, str]]:
+    if task in TASK_METRICS:
+        return list(TASK_METRICS[task])
+    names: dict[str, None] = {}
+    for row in rows:
+        names.update(dict.fromkeys(row.get("metrics") or {}))
+    return [(name, name) for name in names]
+
+
+def headline_metric(task: str, rows: Sequence[Row]) -> str | None:
+    columns = metric_columns(task, rows)
+    return HEADLINE.get(task) or (columns[0][0] if columns else None)
+
+
+def format_metric(row: Row, key: str) -> Cell:
+    """`0.912 ± 0.011`: the value and the half-width of its bootstrap interval."""
+    value = (row.get("metrics") or {}).get(key)
+    if value is None:
+        return Cell("")
+    text = f"{value:.3f}"
+    interval = (row.get("intervals") or {}).get(key)
+    if interval and len(interval) == 2 and None not in interval:
+        text += f" ± {(interval[1] - interval[0]) / 2:.3f}"
+    return Cell(text, float(value))
+
+
+def number(value: Any, digits: int) -> Cell:
+    if value is None:
+        return Cell("")
+    return Cell(f"{float(value):.{digits}f}", float(value))
+
+
+def dominates(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    """(quality, runtime): a is at least as good on both and strictly better on one."""
+    return a[0] >= b[0] and a[1] <= b[1] and (a[0] > b[0] or a[1] < b[1])
+
+
+def mark_pareto(entries: Sequence[Entry], metric: str, kind: str) -> None:
+    """Mark the quality-runtime front; a dominated entry names its best-quality dominator."""
+    points = {}
+    for entry in entries:
+        quality = (entry.row.get("metrics") or {}).get(metric)
+        if quality is not None and kind in entry.runtimes:
+            points[id(entry)] = (float(quality), entry.runtimes[kind])
+    for entry in entries:
+        point = points.get(id(entry))
+        if point is None:
+            continue
+        rivals = [e for e in entries if id(e) in points and dominates(points[id(e)], point)]
+        if not rivals:
+            entry.pareto = "front"
+        else:
+            best = max(rivals, key=lambda e: (points[id(e)][0], -points[id(e)][1]))
+            entry.pareto = f"dominated by {best.label}"
+
+
+def highlight_best(columns: Sequence[Column], body: Sequence[list[Cell]]) -> None:
+    for i, column in enumerate(columns):
+        if column.higher_is_better is None:
+            continue
+        values = [v for r in body if (v := r[i].value) is not None]
+        if len(values) < 2:
+            continue
+        best = max(values) if column.higher_is_better else min(values)
+        for r in body:
+            r[i].best = r[i].value == best
+
+
+def summary_line(rows: Sequence[Row]) -> str:
+    """What happened to the data: nothing dropped for length, what was truncated, what was malformed."""
+    ok = [r for r in rows if r.get("status", "ok") == "ok"]
+    truncated = [(str(r.get("label") or r.get("model")), int(r.get("truncated") or 0)) for r in ok]
+    total_truncated = sum(n for _, n in truncated)
+    parts = ["dropped for length: 0"]
+    detail = ", ".join(f"{label} {n}" for label, n in truncated if n)
+    parts.append(f"truncated: {total_truncated}" + (f" ({detail})" if detail else ""))
+    malformed = max((int((r.get("load_issues") or {}).get("total") or 0) for r in rows), default=0)
+    parts.append(f"malformed rows: {malformed}")
+    three_star = max((int((r.get("counts") or {}).get("dropped_3star") or 0) for r in ok), default=0)
+    if three_star:
+        parts.append(f"3-star reviews left out by the task: {three_star}")
+    return " · ".join(parts)
+
+
+def device_kinds(entries: Sequence[Entry]) -> list[str]:
+    return [k for k in ("cpu", "gpu") if any(k in e.runtimes for e in entries)] or ["cpu"]
+
+
+def ranked_entries(task: str, rows: Sequence[Row]) -> list[Entry]:
+    """Merged entries with Pareto marks, on the device kind most entries were timed on (GPU on a tie)."""
+    entries = merge_runs(rows)
+    ok_entries = [e for e in entries if e.row.get("status", "ok") == "ok"]
+    metric = headline_metric(task, rows)
+    if metric is not None:
+        kinds = device_kinds(entries)
+        pareto_kind = max(reversed(kinds), key=lambda k: sum(k in e.runtimes for e in ok_entries))
+        mark_pareto(ok_entries, metric, pareto_kind)
+    return entries
+
+
+def build_table(task: str, rows: Sequence[Row]) -> Table:
+    """One task's table: the study's columns, runtime per device kind, hybrid columns, Pareto marks."""
+    entries = ranked_entries(task, rows)
+    ok_entries = [e for e in entries if e.row.get("status", "ok") == "ok"]
+    kinds = device_kinds(entries)
+    hybrid = any("escalated_share" in (e.row.get("extra") or {}) for e in entries)
+    columns = [Column("task", "task"), Column("model", "model"), Column("n", "n")]
+    columns += [Column(k, h, k not in LOWER_IS_BETTER) for k, h in metric_columns(task, rows)]
+    if len(kinds) == 2:
+        columns += [Column(f"runtime_{k}", DEVICE_HEADERS[k], False) for k in kinds]
+    else:
+        columns.append(Column(f"runtime_{kinds[0]}", "runtime (s)", False))
+    columns.append(Column("reviews_per_s", "reviews/s", True))
+    if hybrid:
+        columns.append(Column("escalated_share", "to large model", None))
+    columns.append(Column("pareto", "Pareto", None))
+    body = [entry_cells(e, columns) for e in entries]
+    highlight_best(columns, [r for r, e in zip(body, entries, strict=True) if e in ok_entries])
+    errors = [f"{e.label}: {e.row.get('error')}" for e in entries if e.row.get("status", "ok") != "ok"]
+    return Table(task, columns, body, [e.label for e in entries], summary_line(rows), errors)
+
+
+def entry_cells(entry: Entry, columns: Sequence[Column]) -> list[Cell]:
+    row = entry.row
+    failed = row.get("status", "ok") != "ok"
+    cells = []
+    for column in columns:
+        key = column.key
+        if key == "task":
+            cells.append(Cell(entry.task))
+        elif key == "model":
+            cells.append(Cell(entry.label))
+        elif failed:
+            cells.append(Cell("error" if key == "n" else ""))
+        elif key == "n":
+            cells.append(number(row.get("n"), 0))
+        elif key.startswith("runtime_"):
+            cells.append(number(entry.runtimes.get(key.removeprefix("runtime_")), 2))
+        elif key == "reviews_per_s":
+            cells.append(number(row.get("reviews_per_s"), 1))
+        elif key == "escalated_share":
+            share = (row.get("extra") or {}).get("escalated_share")
+            cells.append(Cell("" if share is None else f"{100 * share:.1f}%", share))
+        elif key == "pareto":
+            cells.append(Cell(entry.pareto))
+        else:
+            cells.append(format_metric(row, key))
+    return cells
+
+
+def build_tables(rows: Sequence[Row]) -> list[Table]:
+    """Tables in the order tasks first appear in the rows."""
+    tasks = list(dict.fromkeys(str(r.get("task")) for r in rows))
+    return [build_table(task, [r for r in rows if str(r.get("task")) == task]) for task in tasks]
