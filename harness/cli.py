@@ -8,6 +8,7 @@ answer at once.
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,7 @@ def run(**opts: Any) -> None:
     A run that is interrupted resumes where it stopped when started again with
     the same command: every prediction is cached in the run directory.
     """
+    quiet_model_libraries()
     from harness.progress import RichProgress
     from harness.runner import run_board
 
@@ -128,6 +130,13 @@ def run(**opts: Any) -> None:
     errors = sum(r["status"] == "error" for r in results["rows"])
     if errors:
         click.echo(f"{errors} row(s) failed; their errors are shown above", err=True)
+
+
+def quiet_model_libraries() -> None:
+    """Our progress bars and table are the output; silence the model libraries' own bars and load reports."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def _board_from_options(opts: dict[str, Any]) -> Board:

@@ -34,6 +34,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "harness.plugins.baselines",
     "harness.plugins.seq2seq",
     "harness.plugins.causal_lm",
+    "harness.plugins.sweep",
     "harness.tasks.sources",
     "harness.tasks.polarity",
     "harness.tasks.category",

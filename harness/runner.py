@@ -284,10 +284,13 @@ class Runner:
                 start = time.perf_counter()
                 fit(splits.train, task)
                 row.fit_s = time.perf_counter() - start
-            self.score(task, model, entry, splits, cache, out, row, info)
+            raw_texts = self.score(task, model, entry, splits, cache, out, row, info)
             row.counts = dict(splits.counts)
+            stats_from_raw = getattr(model, "stats_from_raw", None)
             run_stats = getattr(model, "run_stats", None)
-            if callable(run_stats):
+            if callable(stats_from_raw):  # covers cached predictions too, and never counts the warm-up
+                row.extra.update(stats_from_raw(raw_texts))
+            elif callable(run_stats):
                 row.extra.update(run_stats())
             row.notes.extend(splits.notes)
         except Exception as exc:  # one model's failure must not end the board
@@ -315,8 +318,11 @@ class Runner:
         out: IO[str],
         row: Row,
         info: RunInfo,
-    ) -> None:
+    ) -> list[str | None]:
+        """Score every example into `row`; returns the stored raw texts of models that summarise them."""
         k = len(task.labels)
+        raw_texts: list[str | None] = []
+        keep_raw = callable(getattr(model, "stats_from_raw", None))
         model_fp, task_fp = model.fingerprint(), task.fingerprint()
         batch_size = int(entry.options.get("batch_size", getattr(model, "batch_size", DEFAULT_BATCH_SIZE)))
         gold: list[int] = []
@@ -372,6 +378,8 @@ class Runner:
                 hit = found[key]
                 row.runtime_s += hit.latency_s
                 row.truncated += int(hit.truncated)
+                if keep_raw:
+                    raw_texts.append(hit.raw_text)
                 out.write(
                     json.dumps(self.prediction_record(task, entry, ex, p, hit), ensure_ascii=False) + "\n"
                 )
@@ -380,7 +388,7 @@ class Runner:
         row.n = len(gold)
         if not gold:
             row.notes.append("no examples to score")
-            return
+            return raw_texts
         gold_array = np.asarray(gold, dtype=np.int64)
         probs = np.concatenate(probs_parts)
         row.metrics = task.metrics(gold_array, probs)
@@ -391,6 +399,7 @@ class Runner:
             ).items()
         }
         row.reviews_per_s = row.n / row.runtime_s if row.runtime_s > 0 else None
+        return raw_texts
 
     def timed_predict(
         self, model: Model, texts: list[str], task: Task, entry: ModelEntry, *, warm: bool

@@ -46,6 +46,7 @@ OUTPUT_OPTIONS = (
     "finetune",
     "base",
     "epochs",
+    "min_steps",
     "learning_rate",
     "train_batch_size",
     "train_max_length",
@@ -131,6 +132,7 @@ class Family:
     epochs: int = 3
     learning_rate: float = 2e-5
     train_max_length: int = 512
+    min_steps: int = 0
 
 
 DISTILBERT = Family(
@@ -187,6 +189,7 @@ class HFClassifier:
         self.label_map = parse_label_map(options.get("label_map"))
         self.max_length = _int_option(options, "max_length", 0) or None
         self.epochs = _int_option(options, "epochs", family.epochs)
+        self.min_steps = _int_option(options, "min_steps", family.min_steps)
         self.learning_rate = _float_option(options, "learning_rate", family.learning_rate)
         self.train_batch_size = _int_option(options, "train_batch_size", 16)
         self.train_max_length = _int_option(options, "train_max_length", family.train_max_length)
@@ -269,6 +272,7 @@ class HFClassifier:
             base=base,
             labels=tuple(task.labels),
             epochs=self.epochs,
+            min_steps=self.min_steps,
             learning_rate=self.learning_rate,
             batch_size=self.train_batch_size,
             max_length=self.train_max_length,
@@ -393,6 +397,7 @@ def make_minilm(arg: str | None, ctx: ModelContext) -> HFClassifier:
         epochs=3,
         learning_rate=1e-4,
         train_max_length=256,
+        min_steps=150,
     )
     return HFClassifier(family, arg, ctx)
 

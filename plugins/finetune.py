@@ -37,6 +37,7 @@ class FinetuneConfig:
     base: str
     labels: tuple[str, ...]
     epochs: int = 3
+    min_steps: int = 0
     learning_rate: float = 5e-5
     batch_size: int = 16
     weight_decay: float = 0.01
@@ -251,12 +252,15 @@ def _train(
         {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
     ]
     optimizer = torch.optim.AdamW(groups, lr=config.learning_rate)
-    steps = config.epochs * -(-len(sequences) // config.batch_size)
+    per_epoch = -(-len(sequences) // config.batch_size)
+    # A small train split (the demo sample's) gets more passes, so it still sees enough updates.
+    epochs = max(config.epochs, -(-config.min_steps // per_epoch))
+    steps = epochs * per_epoch
     scheduler = get_linear_schedule_with_warmup(optimizer, int(steps * config.warmup_ratio), steps)
 
     model.train()
     epoch_losses = []
-    for _ in range(config.epochs):
+    for _ in range(epochs):
         total, count = 0.0, 0
         for batch in _shuffled_batches(lengths, config.batch_size, rng):
             inputs = pad_batch([sequences[i] for i in batch], pad_id, device)

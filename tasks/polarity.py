@@ -7,11 +7,11 @@ Options (all strings):
 - `prompt`, `label_words`: overrides for generative models.
 
 The train split is drawn in one streaming pass: each kept review goes to train
-when a seeded hash of its id falls below 0.3, until `train_size` is reached;
-every other kept review is a test example. So train takes about 30% of the
+when a seeded hash of its id falls below 0.5, until `train_size` is reached;
+every other kept review is a test example. So train takes about half of the
 reviews read up to that point and never more than `train_size`: the demo
-sample keeps most of its reviews for scoring, and a large file gives 2000
-train reviews after reading about 6,700 kept reviews (held meanwhile, so
+sample splits about evenly, and a large file gives 2000 train reviews after
+reading about 4,000 kept reviews (held meanwhile, so
 memory stays bounded) and streams the rest. The same data and seed always
 give the same split.
 """
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 LABELS = ("negative", "positive")
-TRAIN_SHARE = 0.3
+TRAIN_SHARE = 0.5
 DEFAULT_TRAIN_SIZE = 2000
 OPTIONS = ("input", "train_size", "prompt", "label_words")
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
-from harness.plugins.hybrid import HybridModel, make_hybrid, parse_hybrid
-from harness.plugins.routers import entropy_confidence, max_probability, top_two_margin
 
 from harness.plugin_manager import PluginHost
+from harness.plugins.hybrid import HybridModel, make_hybrid, parse_hybrid, stage_stats
+from harness.plugins.routers import entropy_confidence, max_probability, top_two_margin
 from harness.registry import HarnessError
 from harness.types import ModelContext
 
@@ -108,3 +110,46 @@ def test_three_stage_cascade_builds_nested_hybrids(routers, tmp_path):
     cascade = make_hybrid("a>b>c@confidence:0.7", context)
     assert built == ["a", "b", "c"]
     assert isinstance(cascade.large, HybridModel) and cascade.large.small.name == "b"
+
+
+def test_hybrid_marks_the_answering_stage_and_rebuilds_its_stats_from_raw_text(routers):
+    texts = [f"t{i}" for i in range(100)]
+    small_probs, large_probs = random_probs(100, 2, seed=5), random_probs(100, 2, seed=6)
+    small = Fixed("small", dict(zip(texts, small_probs, strict=True)))
+    large = Fixed("large", dict(zip(texts, large_probs, strict=True)))
+    hybrid = HybridModel(small, large, routers.get("confidence").obj("0.8"), "h")
+    first, second = hybrid.predict(texts[:60], task=None), hybrid.predict(texts[60:], task=None)
+    raw = [*first.raw_text, *second.raw_text]
+    stages = [json.loads(r)["stage"] for r in raw]
+    assert stages == (small_probs.max(axis=1) < 0.8).astype(int).tolist()
+    rebuilt = hybrid.stats_from_raw(raw)
+    assert rebuilt == hybrid.run_stats()
+    assert rebuilt["stage_models"] == ["small", "large"]
+    assert rebuilt["stage_answered"] == [stages.count(0), stages.count(1)]
+    assert rebuilt["small_s"] >= 0 and rebuilt["large_s"] >= 0
+
+
+def test_three_stage_cascade_marks_each_stage(routers):
+    texts = [f"t{i}" for i in range(300)]
+    tables = [dict(zip(texts, random_probs(300, 2, seed=s), strict=True)) for s in (7, 8, 9)]
+    a, b, c = (Fixed(name, table) for name, table in zip("abc", tables, strict=True))
+    router = routers.get("confidence").obj("0.8")
+    cascade = HybridModel(a, HybridModel(b, c, router, "bc"), router, "abc")
+    raw = cascade.predict(texts, task=None).raw_text
+    markers = [json.loads(r) for r in raw]
+    a_unsure = np.array([tables[0][t].max() < 0.8 for t in texts])
+    b_unsure = np.array([tables[1][t].max() < 0.8 for t in texts])
+    expected = np.where(a_unsure, np.where(b_unsure, 2, 1), 0)
+    assert [m["stage"] for m in markers] == expected.tolist()
+    assert all(len(m["seconds"]) == m["stage"] + 1 for m in markers)
+    assert c.seen == [t for t, e in zip(texts, expected, strict=True) if e == 2]
+    stats = cascade.stats_from_raw(raw)
+    assert stats["stage_models"] == ["a", "b", "c"]
+    assert stats["stage_answered"] == np.bincount(expected, minlength=3).tolist()
+    assert stats["escalated"] == int(a_unsure.sum())
+
+
+def test_stage_stats_ignore_texts_that_are_not_markers():
+    stats = stage_stats(["positive", None, '{"stage":1,"seconds":[0.5,2.0]}', "{broken"], ["s", "l"])
+    assert stats["examples"] == 1 and stats["escalated"] == 1
+    assert stats["small_s"] == 0.5 and stats["large_s"] == 2.0

@@ -1,0 +1,275 @@
+"""Router sweeps: replayed thresholds match real hybrids, nothing re-runs, calibration transfers."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from harness import plugin_manager
+from harness.boards import Board, ModelEntry
+from harness.hookspecs import hookimpl
+from harness.plugins import replay, sweep
+from harness.registry import HarnessError
+from harness.runner import run_board
+
+
+def unit(text: str) -> float:
+    """A stable pseudo-random number in [0, 1) per text."""
+    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) / 2**32
+
+
+class CountingModel:
+    """Toy polarity from the toy source's words; counts every text it is asked to score."""
+
+    def __init__(self, name: str, sharp: bool) -> None:
+        self.name, self.sharp, self.predicted = name, sharp, 0
+
+    def predict(self, texts, task):
+        self.predicted += len(texts)
+        rows = []
+        for text in texts:
+            u = unit(self.name + text)
+            if self.sharp:  # right on every review, never fully sure
+                p = 0.9 if "great" in text else 0.1
+            elif "great" in text:
+                p = 0.5 + 0.49 * u
+            elif "awful" in text:
+                p = 0.5 - 0.49 * u
+            else:  # 'fine' reviews are negative; the cheap model guesses
+                p = 0.25 + 0.5 * u
+            rows.append([1 - p, p])
+        return np.array(rows)
+
+    def fingerprint(self) -> str:
+        return f"counting-{self.name}"
+
+
+class PairPlugin:
+    """Registers `cheap` (unsure, often wrong on 'fine') and `sharp` (always right) models."""
+
+    def __init__(self) -> None:
+        self.made: list[CountingModel] = []
+
+    def _factory(self, name: str, sharp: bool):
+        def make(arg, ctx):
+            self.made.append(CountingModel(name, sharp))
+            return self.made[-1]
+
+        return make
+
+    @hookimpl
+    def register_models(self, register):
+        register("cheap", self._factory("cheap", False), description="toy small model")
+        register("sharp", self._factory("sharp", True), description="toy large model")
+
+
+@pytest.fixture
+def pair_plugin(host) -> PairPlugin:
+    plugin = PairPlugin()
+    host.register(plugin, "pair-plugin")
+    return plugin
+
+
+def sweep_board(**opts) -> Board:
+    return sweep.board_for_sweep(
+        "cheap", "sharp", "toy", {"data": "toy:300", "backend": "cpu", "bootstrap": 50, **opts}
+    )
+
+
+def settings(**overrides) -> sweep.SweepSettings:
+    return sweep.SweepSettings(thresholds=sweep.parse_thresholds("0.5:0.99:0.01"), bootstrap=50, **overrides)
+
+
+def records(run_dir, model):
+    lines = (run_dir / "predictions.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["model"] == model]
+
+
+def test_parse_thresholds():
+    grid = sweep.parse_thresholds("0.5:0.99:0.01")
+    assert len(grid) == 50 and grid[0] == 0.5 and grid[-1] == 0.99
+    assert sweep.parse_thresholds("0.9,0.6") == [0.6, 0.9]
+    for bad in ("0.5:0.4:0.1", "0.5:1.5:0.5", "a,b", "0.1:0.2:0"):
+        with pytest.raises(HarnessError):
+            sweep.parse_thresholds(bad)
+    assert sweep.parse_target_metric("macro_f1=0.9") == ("macro_f1", 0.9)
+    with pytest.raises(HarnessError, match="METRIC=VALUE"):
+        sweep.parse_target_metric("macro_f1")
+
+
+def test_escalated_share_is_the_fraction_of_small_confidences_below_each_threshold(
+    host, pair_plugin, tmp_path
+):
+    report, _ = sweep.run_sweep(host, sweep_board(), tmp_path, settings())
+    confidence = np.array([max(r["probs"]) for r in records(tmp_path, "cheap")])
+    assert report.n == len(confidence)
+    shares = [p.share for p in report.curve]
+    assert len(set(shares)) > 10  # the toy data gives the curve some shape
+    for point in report.curve:
+        assert point.share == pytest.approx(np.mean(confidence < point.threshold))
+        assert point.escalated == np.sum(confidence < point.threshold)
+
+
+def test_replayed_threshold_equals_a_hybrid_run_by_the_runner(host, pair_plugin, tmp_path):
+    board = Board(name="t", tasks=["toy"], data="toy:300", backend="cpu", bootstrap=0,
+                  models=[ModelEntry("cheap"), ModelEntry("sharp"), ModelEntry("hybrid:cheap>sharp@confidence:0.8")])  # fmt: skip
+    run_board(host, board, tmp_path)
+    task = host.registries.tasks.get("toy").obj({})
+    pair = replay.read_pair(tmp_path / "predictions.jsonl", "toy", task.labels, "cheap", "sharp")
+    escalate = pair.small.max(axis=1) < 0.8
+    assert 0 < escalate.sum() < len(pair)
+    hybrid = records(tmp_path, "hybrid:cheap>sharp@confidence:0.8")
+    hybrid_probs = np.array([r["probs"] for r in hybrid])
+    replayed = replay.hybrid_probs(pair, escalate)
+    assert np.allclose(replayed, hybrid_probs, atol=1e-6)
+    assert np.allclose(hybrid_probs[~escalate], pair.small[~escalate], atol=1e-6)
+    assert np.allclose(hybrid_probs[escalate], pair.large[escalate], atol=1e-6)
+    stages = [json.loads(r["raw_text"])["stage"] for r in hybrid]
+    assert stages == escalate.astype(int).tolist()
+
+
+def test_second_sweep_reruns_nothing(host, pair_plugin, tmp_path):
+    first, results = sweep.run_sweep(host, sweep_board(), tmp_path, settings())
+    n = first.n
+    assert [(r["computed"], r["cached"]) for r in results["rows"]] == [(n, 0), (n, 0)]
+    made = len(pair_plugin.made)
+    second, results = sweep.run_sweep(host, sweep_board(), tmp_path, settings())
+    assert [(r["computed"], r["cached"]) for r in results["rows"]] == [(0, n), (0, n)]
+    assert [m.predicted for m in pair_plugin.made[made:]] == [0, 0]
+    assert [p.metrics for p in second.curve] == [p.metrics for p in first.curve]
+    assert [p.runtime_s for p in second.curve] == pytest.approx([p.runtime_s for p in first.curve])
+
+
+def test_runtime_is_small_time_for_all_plus_large_time_for_the_escalated(host, pair_plugin, tmp_path):
+    report, _ = sweep.run_sweep(host, sweep_board(), tmp_path, settings())
+    small, large = records(tmp_path, "cheap"), records(tmp_path, "sharp")
+    point = report.curve[25]
+    expected = sum(r["latency_s"] for r in small) + sum(
+        lr["latency_s"] for sr, lr in zip(small, large, strict=True) if max(sr["probs"]) < point.threshold
+    )
+    assert point.runtime_s == pytest.approx(expected)
+    assert report.small_only.runtime_s == pytest.approx(sum(r["latency_s"] for r in small))
+    assert report.large_only.runtime_s == pytest.approx(sum(r["latency_s"] for r in large))
+
+
+def test_oracle_and_gap_summary(host, pair_plugin, tmp_path):
+    report, _ = sweep.run_sweep(host, sweep_board(), tmp_path, settings())
+    small_errors = np.mean([not r["correct"] for r in records(tmp_path, "cheap")])
+    assert report.large_only.metrics["accuracy"] == 1.0 > report.small_only.metrics["accuracy"]
+    exact = [p for p in report.oracle if p.share == pytest.approx(small_errors)]
+    assert (
+        exact and exact[0].metrics["accuracy"] == 1.0
+    )  # the large model is right wherever the small one errs
+    assert 0.0 < report.apgr < 1.0
+    assert report.share_to_recover["50%"] <= report.share_to_recover["80%"]
+
+
+def test_target_share_reports_achieved_share_and_quality_on_held_out_data(host, pair_plugin, tmp_path):
+    report, _ = sweep.run_sweep(host, sweep_board(), tmp_path, settings(target_share=0.3, seed=3))
+    target = report.target
+    assert target.n_calibration + target.n_held_out == report.n
+    assert target.calibration.share == pytest.approx(0.3, abs=0.05)
+    small = records(tmp_path, "cheap")
+    from harness.plugins.calibration import calibration_mask
+
+    held = ~calibration_mask([r["id"] for r in small], seed=3)
+    confidence = np.array([max(r["probs"]) for r in small])[held]
+    assert target.held_out.share == pytest.approx(np.mean(confidence < target.threshold))
+    gold = np.array([r["gold"] == "positive" for r in small])[held]
+    large_right = np.array([r["correct"] for r in records(tmp_path, "sharp")])[held]
+    small_right = np.array([r["correct"] for r in small])[held]
+    hybrid_right = np.where(confidence < target.threshold, large_right, small_right)
+    assert len(gold) == target.n_held_out
+    assert target.held_out.metrics["accuracy"] == pytest.approx(hybrid_right.mean())
+    for name, value in (
+        ("share_escalated", target.held_out.share),
+        ("accuracy", target.held_out.metrics["accuracy"]),
+    ):
+        low, high = target.intervals[name]
+        assert low <= value <= high and low < high
+
+
+def test_target_metric_picks_the_cheapest_threshold_reaching_it(host, pair_plugin, tmp_path):
+    report, _ = sweep.run_sweep(host, sweep_board(), tmp_path, settings(target_metric=("accuracy", 0.9)))
+    target = report.target
+    assert target.reached and target.calibration.metrics["accuracy"] >= 0.9
+    assert target.target == "accuracy>=0.9"
+    with pytest.raises(HarnessError, match="unknown metric"):
+        sweep.run_sweep(host, sweep_board(), tmp_path, settings(target_metric=("f2", 0.9)))
+
+
+def test_temperature_scaling_reports_ece_before_and_after(host, pair_plugin, tmp_path):
+    from harness.plugins.calibration import apply_temperature, calibration_mask, fit_temperature
+    from harness.tasks.metrics import expected_calibration_error
+
+    report, _ = sweep.run_sweep(host, sweep_board(), tmp_path, settings(temperature=True, seed=1))
+    small = records(tmp_path, "cheap")
+    probs = np.array([r["probs"] for r in small])
+    gold = np.array([int(r["gold"] == "positive") for r in small])
+    calib = calibration_mask([r["id"] for r in small], seed=1)
+    t = report.temperature
+    assert t.temperature == pytest.approx(fit_temperature(gold[calib], probs[calib]))
+    assert t.temperature != pytest.approx(1.0, abs=0.05)
+    assert t.ece_before == pytest.approx(expected_calibration_error(gold[~calib], probs[~calib]))
+    scaled = apply_temperature(probs[~calib], t.temperature)
+    assert t.ece_after == pytest.approx(expected_calibration_error(gold[~calib], scaled))
+    assert any("temperature" in note for note in report.notes)
+
+
+def test_outputs_table_csv_json_and_png(host, pair_plugin, tmp_path):
+    report, _ = sweep.run_sweep(host, sweep_board(), tmp_path, settings(target_share=0.2))
+    csv_path, json_path, png_path = sweep.write_outputs(report, tmp_path)
+    rows = list(csv.DictReader(io.StringIO(csv_path.read_text())))
+    curves = [r["curve"] for r in rows]
+    assert curves.count("router") == 50 and curves.count("small-only") == curves.count("large-only") == 1
+    assert float(rows[0]["share_escalated"]) == report.curve[0].share
+    assert json.loads(json_path.read_text())["target"]["threshold"] == report.target.threshold
+    assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sweep_command_end_to_end(host, pair_plugin, tmp_path, monkeypatch):
+    import click
+
+    monkeypatch.setattr(plugin_manager, "_host", host)
+
+    @click.group()
+    def cli():
+        pass
+
+    sweep.register_commands(cli)
+    out = tmp_path / "run"
+    args = ["sweep", "cheap", "sharp", "--task", "toy", "--data", "toy:100", "--backend", "cpu",
+            "--thresholds", "0.6:0.9:0.1", "--target-share", "0.25", "--bootstrap", "20", "--out", str(out)]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "APGR" in result.output and "held-out" in result.output
+    for name in ("sweep.csv", "sweep.json", "sweep.png", "results.json", "predictions.jsonl"):
+        assert f"wrote {out / name}" in result.output
+        assert (out / name).exists()
+
+
+@pytest.mark.slow
+def test_real_minilm_smollm2_sweep_on_the_demo_sample_runs_each_model_once(tmp_path):
+    pytest.importorskip("accelerate", reason="transformers needs accelerate to load SmolLM2's GGUF file")
+    from harness.plugin_manager import PluginHost
+
+    host = PluginHost(env={"HARNESS_LOAD_PLUGINS": ""})
+    board = Board(name="sweep", tasks=["polarity"], data="demo", backend="cpu", limit=8, bootstrap=20,
+                  models=[ModelEntry("minilm", options={"epochs": "1"}), ModelEntry("smollm2")],
+                  task_options={"polarity": {"train_size": "16"}})  # fmt: skip
+    first, results = sweep.run_sweep(host, board, tmp_path, settings(target_share=0.25))
+    assert [r["computed"] for r in results["rows"]] == [8, 8]
+    second, results = sweep.run_sweep(host, board, tmp_path, settings(target_share=0.25))
+    assert [(r["computed"], r["cached"]) for r in results["rows"]] == [(0, 8), (0, 8)]
+    assert json.dumps([p.metrics for p in second.curve]) == json.dumps([p.metrics for p in first.curve])
+    confidence = np.array([max(r["probs"]) for r in records(tmp_path, "minilm")])
+    assert [p.share for p in first.curve] == pytest.approx(
+        [np.mean(confidence < t) for t in settings().thresholds]
+    )
+    assert {p.name for p in sweep.write_outputs(first, tmp_path)} == {"sweep.csv", "sweep.json", "sweep.png"}
