@@ -4,6 +4,10 @@ Options (all strings):
 - `input`: `body` (default, as in the study) or `title+body`;
 - `train_size`: at most this many reviews (default 2000) form the train split
   for models that fine-tune; they are never scored;
+- `sample`: with a limit, which test reviews are scored: `seeded` (default; a
+  seeded hash of the review id picks them from the whole file, so a file
+  sorted by stars still gives both labels) or `first` (the first N, as the
+  study did);
 - `prompt`, `label_words`: overrides for generative models.
 
 The train split is drawn in one streaming pass: each kept review goes to train
@@ -18,6 +22,7 @@ give the same split.
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import chain, islice
@@ -33,7 +38,8 @@ if TYPE_CHECKING:
 LABELS = ("negative", "positive")
 TRAIN_SHARE = 0.5
 DEFAULT_TRAIN_SIZE = 2000
-OPTIONS = ("input", "train_size", "prompt", "label_words")
+OPTIONS = ("input", "train_size", "sample", "prompt", "label_words")
+SAMPLES = ("seeded", "first")
 
 # The study's zero-shot prompt, with the label list taken from the label words.
 PROMPT = (
@@ -51,6 +57,28 @@ def _test_stream(examples: Iterator[Example], limit: int | None, counts: Counter
         yield example
 
 
+def _seeded_sample(
+    examples: Iterator[Example], limit: int, seed: int, counts: Counter[str]
+) -> Iterator[Example]:
+    """`limit` examples chosen by a seeded hash of their ids, in file order.
+
+    Files are often sorted (the multilingual corpus by stars), so the first N
+    rows can all share a label; this reads the whole stream but keeps only
+    `limit` examples in memory.
+    """
+    heap: list[tuple[float, int, Example]] = []
+    for position, example in enumerate(examples):
+        entry = (-common.unit_hash(seed, "test:" + example.id), position, example)
+        if len(heap) < limit:
+            heapq.heappush(heap, entry)
+        else:
+            heapq.heappushpop(heap, entry)
+            counts["not_sampled"] += 1
+    for _, _, example in sorted(heap, key=lambda entry: entry[1]):
+        counts["test"] += 1
+        yield example
+
+
 class PolarityTask:
     """Binary sentiment from star ratings; labels in order `negative`, `positive`."""
 
@@ -62,6 +90,9 @@ class PolarityTask:
         common.check_option_names(options, OPTIONS, self.name)
         self.input = common.input_option(options)
         self.train_size = common.int_option(options, "train_size", DEFAULT_TRAIN_SIZE)
+        self.sample = options.get("sample", "seeded")
+        if self.sample not in SAMPLES:
+            raise ValueError(f"polarity: sample must be one of {', '.join(SAMPLES)}, got {self.sample!r}")
         self.label_words = common.label_words_option(options, LABELS)
         self.prompt = common.prompt_option(options, PROMPT)
 
@@ -85,7 +116,10 @@ class PolarityTask:
                 else:
                     held.append(example)
         counts["train"] = len(train)
-        return Splits(test=_test_stream(chain(held, examples), limit, counts), train=train, counts=counts)
+        rest = chain(held, examples)
+        if limit is not None and self.sample == "seeded":
+            return Splits(test=_seeded_sample(rest, limit, seed, counts), train=train, counts=counts)
+        return Splits(test=_test_stream(rest, limit, counts), train=train, counts=counts)
 
     def _labelled(self, reviews: Iterable[Review], counts: Counter[str]) -> Iterator[Example]:
         for review in reviews:

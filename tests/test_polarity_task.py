@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -91,10 +92,25 @@ def test_the_test_set_is_streamed_not_read_up_front() -> None:
             consumed += 1
             yield review
 
-    splits = PolarityTask({"train_size": "10"}).split(stream(), limit=5, seed=0)
+    splits = PolarityTask({"train_size": "10", "sample": "first"}).split(stream(), limit=5, seed=0)
     read_for_train = consumed
     assert len(list(splits.test)) == 5
     assert read_for_train < 200 and consumed < read_for_train + 10
+
+
+def test_seeded_sample_draws_both_labels_from_a_file_sorted_by_stars() -> None:
+    data = [Review(f"n{i}", "bad", stars=1) for i in range(500)] + [
+        Review(f"p{i}", "good", stars=5) for i in range(500)
+    ]
+    splits = PolarityTask({"train_size": "0"}).split(data, limit=100, seed=0)
+    test = list(splits.test)
+    labels = Counter(e.label for e in test)
+    assert len(test) == 100 and 30 < labels[0] < 70
+    assert splits.counts["test"] + splits.counts["not_sampled"] == 1000
+    again = [e.id for e in PolarityTask({"train_size": "0"}).split(data, limit=100, seed=0).test]
+    assert again == [e.id for e in test]
+    first = list(PolarityTask({"train_size": "0", "sample": "first"}).split(data, limit=100, seed=0).test)
+    assert {e.label for e in first} == {0}
 
 
 def test_title_and_body_input() -> None:
