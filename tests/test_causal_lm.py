@@ -1,0 +1,168 @@
+"""Causal LM label scoring on a tiny random Llama, and the packaged SmolLM2 for real."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from harness.plugins import causal_lm
+from harness.plugins.label_scoring import answers_to_probs, scores_to_probs
+from harness.tasks.polarity import PolarityTask
+from harness.types import Model
+from tests.tiny_t5 import PromptTask, build_tiny_llama, make_context
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<s>{{ m['role'] }}: {{ m['content'] }}</s>{% endfor %}"
+    "{% if add_generation_prompt %}<s>assistant:{% endif %}"
+)
+REVIEWS = [
+    "This blender works great and I love it. Five stars!",
+    "The charger broke after two days.",
+    "These shoes feel cheap but does the job. Okay for the price.",
+]
+TASK = PromptTask(
+    labels=("neg", "pos", "mixed"), label_words=("negative", "positive", "works great and cheap")
+)
+
+
+@pytest.fixture(scope="module")
+def llama_dir(tmp_path_factory: pytest.TempPathFactory):
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"), chat_template=CHAT_TEMPLATE)
+
+
+def build(llama_dir, tmp_path, **options) -> causal_lm.CausalScorer:
+    return causal_lm.make_causal_lm(str(llama_dir), make_context(tmp_path, **options))
+
+
+def naive_loglik(model, prompt: list[int], continuation: list[int]) -> float:
+    """The whole prompt and continuation in one forward pass, no cache, no padding."""
+    import torch
+
+    with torch.inference_mode():
+        logits = model(input_ids=torch.tensor([prompt + continuation])).logits[0]
+    logp = logits.log_softmax(-1)
+    return float(sum(logp[len(prompt) - 1 + j, t] for j, t in enumerate(continuation)))
+
+
+def test_registers_smollm2_and_generic_causal_lm():
+    seen = {}
+    causal_lm.register_models(lambda name, factory, description="": seen.update({name: factory}))
+    assert set(seen) == {"smollm2", "causal-lm"}
+
+
+def test_smollm2_defaults_to_the_packaged_gguf_without_loading(tmp_path):
+    model = causal_lm.make_smollm2(None, make_context(tmp_path))
+    assert isinstance(model, Model)
+    assert model.gguf_file == causal_lm.SMOLLM2_GGUF
+    assert (causal_lm.packaged_smollm2().parent / model.gguf_file).is_file()
+    assert str(causal_lm.packaged_smollm2().stat().st_size) in model.fingerprint()
+    assert model._model is None
+    with pytest.raises(ValueError, match="causal-lm:HUB_ID_OR_PATH"):
+        causal_lm.make_causal_lm(None, make_context(tmp_path))
+
+
+@pytest.mark.parametrize("template", ["true", "false"])
+def test_cached_prefix_scores_equal_full_sequence_scores(llama_dir, tmp_path, template):
+    scorer = build(llama_dir, tmp_path, chat_template=template, batch_size="2", calibrate="false")
+    prompts, _, delimiter = scorer.prompts(REVIEWS, TASK)
+    assert len({len(p) for p in prompts}) == len(prompts), "prompts of one length would not test padding"
+    continuations = [scorer._encode(delimiter + word) for word in TASK.label_words]
+    assert len({len(c) for c in continuations}) > 1
+    scores = scorer.continuation_scores(prompts, continuations)
+    naive = [[naive_loglik(scorer._model, p, c) for c in continuations] for p in prompts]
+    np.testing.assert_allclose(scores, naive, atol=1e-4)
+    np.testing.assert_allclose(scorer.predict(REVIEWS, TASK).probs, scores_to_probs(scores), atol=1e-9)
+
+
+def test_chat_template_wraps_the_prompt_as_a_user_turn(llama_dir, tmp_path):
+    chat = build(llama_dir, tmp_path, chat_template="auto")
+    plain = build(llama_dir, tmp_path)
+    assert chat.uses_chat_template and not plain.uses_chat_template
+    chat_head, chat_tail, chat_delimiter = chat.prompt_frame(TASK)
+    plain_head, plain_tail, plain_delimiter = plain.prompt_frame(TASK)
+
+    def decode(ids: list[int]) -> str:
+        return chat._tokenizer.decode(ids).replace(" ", "")
+
+    assert decode(chat_head).startswith("<s>user:")
+    assert decode(chat_tail).endswith("</s><s>assistant:")
+    assert decode(plain_tail).endswith("Answer:")
+    assert plain_head[0] == chat._tokenizer.bos_token_id
+    assert (chat_delimiter, plain_delimiter) == ("", " ")
+    assert chat.fingerprint() != plain.fingerprint()
+
+
+def test_length_norm_divides_by_label_token_count(llama_dir, tmp_path):
+    summed = build(llama_dir, tmp_path)
+    normed = build(llama_dir, tmp_path, length_norm="true")
+    prompts, _, delimiter = summed.prompts(REVIEWS, TASK)
+    continuations = [summed._encode(delimiter + word) for word in TASK.label_words]
+    counts = np.array([len(c) for c in continuations])
+    np.testing.assert_allclose(
+        normed.continuation_scores(prompts, continuations),
+        summed.continuation_scores(prompts, continuations) / counts,
+        atol=1e-5,
+    )
+
+
+def test_calibration_divides_out_the_prior_on_content_free_inputs(llama_dir, tmp_path):
+    plain = build(llama_dir, tmp_path, calibrate="false")
+    calibrated = build(llama_dir, tmp_path)
+    prior = plain.predict(list(causal_lm.CONTENT_FREE), TASK).probs.mean(axis=0)
+    raw = plain.predict(REVIEWS, TASK).probs
+    expected = raw / prior
+    expected /= expected.sum(axis=1, keepdims=True)
+    out = calibrated.predict(REVIEWS, TASK).probs
+    np.testing.assert_allclose(out, expected, atol=1e-9)
+    assert not np.allclose(out, raw, atol=1e-3)
+    assert calibrated.fingerprint() != plain.fingerprint()
+
+
+def test_rows_sum_to_one_and_long_reviews_are_flagged(llama_dir, tmp_path):
+    long_review = " ".join(REVIEWS * 30)
+    for policy in ("head+tail", "window"):
+        out = build(llama_dir, tmp_path, max_length="160", truncation=policy).predict(
+            [REVIEWS[0], long_review], TASK
+        )
+        assert out.probs.shape == (2, 3)
+        np.testing.assert_allclose(out.probs.sum(axis=1), 1.0, atol=1e-9)
+        assert list(out.truncated) == [False, policy != "window"]
+
+
+def test_generate_mode_returns_a_row_and_the_text_for_every_review(llama_dir, tmp_path):
+    out = build(llama_dir, tmp_path, mode="generate", max_new_tokens="4").predict(REVIEWS, TASK)
+    assert out.raw_text is not None and len(out.raw_text) == len(REVIEWS)
+    np.testing.assert_array_equal(out.probs, answers_to_probs(out.raw_text, TASK.label_words))
+
+
+def test_a_gguf_path_is_split_into_folder_and_file(tmp_path):
+    weights = tmp_path / "model.Q4.gguf"
+    weights.write_bytes(b"GGUF")
+    model = causal_lm.make_causal_lm(str(weights), make_context(tmp_path))
+    assert (model.checkpoint, model.gguf_file) == (str(tmp_path), "model.Q4.gguf")
+
+
+def test_unknown_chat_template_choice_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="chat_template"):
+        causal_lm.make_smollm2(None, make_context(tmp_path, chat_template="maybe"))
+
+
+@pytest.mark.slow
+def test_packaged_smollm2_beats_chance_on_obvious_reviews(tmp_path):
+    reviews = [
+        ("Absolutely love it! Works perfectly and the quality is excellent. Highly recommend.", 1),
+        ("Terrible. It broke after one day and customer service never answered. Waste of money.", 0),
+        ("Great product, fast shipping, exactly as described. Five stars!", 1),
+        ("Awful quality, arrived damaged and does not work at all. Returning it.", 0),
+    ]
+    task = PolarityTask()  # the study's prompt, as users get it
+    model = causal_lm.make_smollm2(None, make_context(tmp_path))
+    model._load()
+    start = time.perf_counter()
+    out = model.predict([text for text, _ in reviews], task)
+    elapsed = time.perf_counter() - start
+    right = int((out.probs.argmax(axis=1) == [gold for _, gold in reviews]).sum())
+    print(f"smollm2: {right}/4 right, {len(reviews) / elapsed:.1f} reviews/s")
+    assert right >= 3
