@@ -81,9 +81,11 @@ class PredictionCache:
                 (model_fp, task_fp, *part),
             )
             for key, blob, latency, truncated, raw in rows:
-                probs = np.frombuffer(blob, dtype=np.float32)
-                if probs.shape != (k,) or not np.all(np.isfinite(probs)):
+                if not isinstance(blob, bytes) or len(blob) != 4 * k:
                     continue  # written under another label set or damaged: recompute, never trust
+                probs = np.frombuffer(blob, dtype=np.float32)
+                if not np.all(np.isfinite(probs)):
+                    continue
                 found[key] = CachedPrediction(probs, float(latency), bool(truncated), raw)
         return found
 

@@ -15,7 +15,7 @@ import json
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +28,7 @@ from harness.boards import Board, ModelEntry
 from harness.bootstrap import bootstrap_intervals
 from harness.cache import CachedPrediction, PredictionCache, text_key
 from harness.files import RunDirLock, write_json
-from harness.plugin_manager import PluginHost
+from harness.plugin_manager import PluginHost, get_host
 from harness.registry import HarnessError
 from harness.types import (
     Backend,
@@ -163,6 +163,50 @@ def chunked(items: Iterator[Example], size: int) -> Iterator[list[Example]]:
         yield chunk
 
 
+def build_model(
+    spec: str,
+    options: Mapping[str, str],
+    seed: int,
+    workdir: Path,
+    *,
+    backend: Backend | None = None,
+    backend_name: str = "cpu",
+    backend_options: Mapping[str, str] | None = None,
+    host: PluginHost | None = None,
+) -> Model:
+    """Build a model from its spec outside a run, as the runner does inside one.
+
+    A worker process holding a model replica (the Ray backend's actors) calls
+    this with the run's spec, options, seed and workdir, so every replica is
+    the model the runner would have built. Nested specs (hybrids) are built
+    with the same backend and options.
+    """
+    host = host or get_host()
+    registries = host.registries
+    if backend is None:
+        backend = registries.backends.get(backend_name).obj(dict(backend_options or {}))
+
+    def make_router(router_spec: str) -> Router:
+        name, arg = split_spec(router_spec)
+        router: Router = registries.routers.get(name).obj(arg)
+        return router
+
+    def make(model_spec: str) -> Model:
+        name, arg = split_spec(model_spec)
+        context = ModelContext(
+            backend=backend,
+            workdir=workdir,
+            seed=seed,
+            options=options,
+            build_model=make,
+            build_router=make_router,
+        )
+        model: Model = registries.models.get(name).obj(arg, context)
+        return model
+
+    return make(spec)
+
+
 class Runner:
     """Runs one board into one run directory."""
 
@@ -194,18 +238,13 @@ class Runner:
         return router
 
     def make_model(self, spec: str, options: dict[str, str]) -> Model:
-        name, arg = split_spec(spec)
-        factory = self.registries.models.get(name).obj
-        context = ModelContext(
-            backend=self.backend,
-            workdir=self.run_dir / "models",
-            seed=self.board.seed,
-            options=options,
-            build_model=lambda inner: self.make_model(inner, options),
-            build_router=self.make_router,
-        )
-        model: Model = factory(arg, context)
-        return model
+        """Build the model here, or let a backend that distributes models (Ray) build its replicas."""
+        workdir = self.run_dir / "models"
+        distribute = getattr(self.backend, "distribute", None)
+        if callable(distribute):
+            model: Model = distribute(spec, options, self.board.seed, workdir)
+            return model
+        return build_model(spec, options, self.board.seed, workdir, backend=self.backend, host=self.host)
 
     def open_splits(self, task: Task, issues: IssueLog) -> Splits:
         location, source_name = self.board.data, None
@@ -386,9 +425,10 @@ class Runner:
             gold.extend(ex.label for ex in chunk)
             probs_parts.append(chunk_probs)
         row.n = len(gold)
-        if not gold:
-            row.notes.append("no examples to score")
-            return raw_texts
+        if not gold:  # an empty, header-only or unreadable file must not look like a finished row
+            row.counts = dict(splits.counts)
+            seen = ", ".join(f"{k} {v}" for k, v in sorted(splits.counts.items()) if v) or "no reviews read"
+            raise HarnessError(f"no examples to score ({seen}); see the load issues for unreadable rows")
         gold_array = np.asarray(gold, dtype=np.int64)
         probs = np.concatenate(probs_parts)
         row.metrics = task.metrics(gold_array, probs)

@@ -6,16 +6,15 @@ reviews, mislabelled stars), and they are what a hybrid's router cannot catch.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.leaderboard.predictions import confidence, iter_predictions
+from harness.leaderboard.terminal import CONTROL
 from harness.registry import HarnessError
 from harness.results import read_results
 
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 POSITIVE, NEGATIVE = "positive", "negative"
 GROUP_ORDER = (
     "false positives (gold negative, predicted positive)",

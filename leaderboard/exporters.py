@@ -14,7 +14,7 @@ from harness.leaderboard.table import Table, build_tables
 from harness.leaderboard.terminal import render_plain, render_terminal
 from harness.types import Exporter
 
-FORMULA_PREFIXES = ("=", "+", "-", "@")
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")  # a leading tab or CR also starts a formula
 
 
 def markdown_cell(value: str) -> str:
@@ -41,7 +41,7 @@ def render_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def csv_cell(value: str) -> str:
-    """Neutralise spreadsheet formulas (a cell starting with = + - @ is shown as text)."""
+    """Neutralise spreadsheet formulas (a cell starting with = + - @, tab or CR is shown as text)."""
     if value.startswith(FORMULA_PREFIXES) and not _is_number(value):
         return "'" + value
     return value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -10,6 +11,14 @@ from typing import Any
 from harness.leaderboard.table import Table, build_tables
 
 WIDTH = 200
+# Control characters, and the bidi controls that can make a terminal show text other than it is: review
+# text (quoted in error messages) and labels must never move the cursor, retitle the window or reorder text.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]+")
+
+
+def printable(text: str) -> str:
+    """Text with every control sequence replaced by a space, safe to print to a terminal."""
+    return CONTROL.sub(" ", text)
 
 
 def rich_table(table: Table) -> Any:
@@ -26,7 +35,9 @@ def rich_table(table: Table) -> Any:
             style = "bold green" if cell.best else ""
             if column.key == "pareto" and cell.text == "front":
                 style = "bold cyan"
-            texts.append(Text(cell.text, style=style))  # Text, not markup: labels may contain "[...]"
+            texts.append(
+                Text(printable(cell.text), style=style)
+            )  # Text, not markup: labels may contain "[...]"
         out.add_row(*texts)
     return out
 
@@ -37,11 +48,11 @@ def render(rows: Sequence[Mapping[str, Any]], *, color: bool) -> str:
 
     console = Console(record=True, width=WIDTH, force_terminal=color, no_color=not color, file=io.StringIO())
     for table in build_tables(rows):
-        console.print(Text(table.task, style="bold"))
+        console.print(Text(printable(table.task), style="bold"))
         console.print(rich_table(table))
-        console.print(Text(table.summary, style="dim"))
+        console.print(Text(printable(table.summary), style="dim"))
         for error in table.errors:
-            console.print(Text(f"error: {error}", style="red"))
+            console.print(Text(f"error: {printable(error)}", style="red"))
         console.print()
     return console.export_text(styles=color)
 

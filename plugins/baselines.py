@@ -12,10 +12,21 @@ from typing import TYPE_CHECKING, Any
 from harness.hookspecs import hookimpl
 from harness.plugins.finetune import digest, train_data_hash
 from harness.registry import HarnessError
-from harness.types import Example, ModelContext, Task
+from harness.types import Example, ModelContext, ModelOutput, Task
 
 if TYPE_CHECKING:
     import numpy as np
+
+
+VADER_MAX_CHARS = 5000
+
+
+def _head_and_tail(text: str) -> tuple[str, bool]:
+    """VADER's time grows with the square of the text length: score a long review's start and end."""
+    if len(text) <= VADER_MAX_CHARS:
+        return text, False
+    head = VADER_MAX_CHARS // 4
+    return text[:head] + " " + text[len(text) - (VADER_MAX_CHARS - head) :], True
 
 
 class VaderModel:
@@ -30,7 +41,7 @@ class VaderModel:
     def __init__(self) -> None:
         self._analyzer: Any = None
 
-    def predict(self, texts: Sequence[str], task: Task) -> np.ndarray:
+    def predict(self, texts: Sequence[str], task: Task) -> ModelOutput:
         """Probabilities [n, 2] in the task's label order; only for a negative/positive task."""
         import numpy as np
 
@@ -39,11 +50,12 @@ class VaderModel:
             from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
             self._analyzer = SentimentIntensityAnalyzer()
-        compound = np.array([self._analyzer.polarity_scores(t)["compound"] for t in texts], dtype=np.float64)
+        fitted = [_head_and_tail(t) for t in texts]
+        compound = np.array([self._analyzer.polarity_scores(t)["compound"] for t, _ in fitted], dtype=np.float64)
         probs = np.zeros((len(texts), 2), dtype=np.float32)
         probs[:, positive] = (compound + 1.0) / 2.0
         probs[:, negative] = 1.0 - probs[:, positive]
-        return probs
+        return ModelOutput(probs=probs, truncated=[cut for _, cut in fitted])
 
     def fingerprint(self) -> str:
         """VADER has no settings; its lexicon version is its identity."""

@@ -113,9 +113,17 @@ class CausalScorer:
         self._tokenizer = AutoTokenizer.from_pretrained(
             self.checkpoint, trust_remote_code=remote, gguf_file=self.gguf_file
         )
-        model = AutoModelForCausalLM.from_pretrained(
-            self.checkpoint, dtype=torch_dtype(self.backend.dtype), **kwargs
-        )
+        try:
+            model = AutoModelForCausalLM.from_pretrained(
+                self.checkpoint, dtype=torch_dtype(self.backend.dtype), **kwargs
+            )
+        except OSError as error:
+            if self.settings.allow_pickle or self.gguf_file:
+                raise
+            raise OSError(
+                f"{error}\n{self.checkpoint} was loaded from safetensors only; if it ships only pickled "
+                "weights and you trust it, pass the option allow_pickle=true"
+            ) from error
         if self.settings.device_map is None:
             model = model.to(self.backend.device)
         parameters = inspect.signature(model.forward).parameters

@@ -65,16 +65,30 @@ def digest(value: Any) -> str:
 def checkpoint_identity(checkpoint: str) -> str:
     """Name a checkpoint so that changed weights give a changed identity.
 
-    A hub id is its own identity; a local directory adds the names, sizes and
-    modification times of its weight and config files, so replacing the weights
-    in place is noticed.
+    A hub id is its own identity; a local directory adds the contents of its
+    weight and config files (their sizes and modification times beyond
+    CONTENT_HASH_LIMIT, where hashing would cost more than loading), so
+    replacing the weights in place is noticed even when timestamps are kept.
     """
     path = Path(checkpoint)
     if not path.is_dir():
         return checkpoint
     files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
-    stats = [(str(p.relative_to(path)), p.stat().st_size, int(p.stat().st_mtime)) for p in files]
-    return f"{path.resolve()}@{digest(stats)}"
+    return f"{path.resolve()}@{digest([(str(p.relative_to(path)), file_identity(p)) for p in files])}"
+
+
+CONTENT_HASH_LIMIT = 2 * 2**30
+
+
+def file_identity(path: Path) -> str:
+    stat = path.stat()
+    if stat.st_size > CONTENT_HASH_LIMIT:
+        return f"{stat.st_size}:{stat.st_mtime_ns}"
+    sha = hashlib.blake2b(digest_size=16)
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            sha.update(block)
+    return sha.hexdigest()
 
 
 def train_data_hash(train: Sequence[Example]) -> str:

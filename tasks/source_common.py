@@ -110,10 +110,21 @@ def parse_stars(value: Any) -> int | None:
 
 
 def as_text(value: Any, column: str) -> str:
-    """A field as text: None is empty, numbers are written out, containers are an error."""
+    """A field as text: None is empty, numbers are written out, containers are an error.
+
+    A JSON escape can smuggle in half of a surrogate pair ("\\ud83d"), which no
+    UTF-8 file, tokenizer or cache can hold; such a row is reported, never passed on.
+    """
     if value is None:
         return ""
     if isinstance(value, str):
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as error:
+                raise ValueError(
+                    f"undecodable text: lone surrogate in {column} at character {error.start}"
+                ) from None
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
@@ -141,6 +152,16 @@ def make_review(row: Mapping[str, Any], columns: Columns, fallback_id: str) -> R
         category=category or None,
         extra=extra,
     )
+
+
+def check_header(number: int, line: str, location: str, kind: str) -> None:
+    """Refuse a file whose first line is not text: a binary file under a review file's name.
+
+    Reading on would take some later line of bytes for the header and fail with
+    a confusing "missing column" error, or worse, find one.
+    """
+    if number != 1 or "\x00" in line:
+        raise ValueError(f"{location}: line 1 is not UTF-8 text; this is not a {kind} file of reviews")
 
 
 def file_stem(path: str | Path) -> str:

@@ -10,7 +10,7 @@ import csv
 from collections.abc import Iterator
 from pathlib import Path
 
-from harness.tasks.source_common import file_stem, iter_lines, make_review, resolve_columns
+from harness.tasks.source_common import check_header, file_stem, iter_lines, make_review, resolve_columns
 from harness.types import IssueLog, Review, SourceOptions
 
 
@@ -43,18 +43,23 @@ class CsvSource:
         if header is None:
             issues.add(location, None, "empty file: no header row")
             return
+        check_header(feed.last, ",".join(header), location, "CSV")
         columns = resolve_columns(header, options, location)
         stem = file_stem(location)
+        rows = 0
         while True:
             try:
                 fields = next(reader)
             except StopIteration:
+                if not rows:
+                    issues.add(location, None, "no reviews: the file has a header row only")
                 return
             except csv.Error as error:
                 issues.add(location, feed.last, f"csv error: {error}")
                 continue
             if not fields or (len(fields) == 1 and not fields[0].strip()):
                 continue
+            rows += 1
             if len(fields) != len(header):
                 issues.add(
                     location, feed.last, f"wrong field count: {len(fields)} fields, expected {len(header)}"

@@ -32,9 +32,11 @@ class JsonlSource:
         """
         stem = file_stem(location)
         columns: Columns | None = None
+        lines = 0
         for number, line in iter_lines(location, issues):
             if not line.strip():
                 continue
+            lines += 1
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as error:
@@ -49,3 +51,5 @@ class JsonlSource:
                 yield make_review(row, columns, f"{stem}:{number}")
             except ValueError as error:
                 issues.add(location, number, str(error))
+        if not lines and not issues.total:
+            issues.add(location, None, "empty file: no reviews")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from harness.tasks.source_common import file_stem, iter_lines, make_review, resolve_columns
+from harness.tasks.source_common import check_header, file_stem, iter_lines, make_review, resolve_columns
 from harness.types import IssueLog, Review, SourceOptions
 
 
@@ -31,17 +31,20 @@ class TsvSource:
         reported and skipped.
         """
         lines = iter_lines(location, issues)
-        header = next((line for _, line in lines), None)
-        if header is None:
+        first = next(lines, None)
+        if first is None:
             issues.add(location, None, "empty file: no header row")
             return
-        names = header.split("\t")
+        check_header(*first, location, "tab-separated")
+        names = first[1].split("\t")
         columns = resolve_columns(names, options, location, require=("text", "stars"))
         stem = file_stem(location)
         expected = len(names)
+        rows = 0
         for number, line in lines:
             if not line.strip():
                 continue
+            rows += 1
             fields = line.split("\t")
             if len(fields) != expected:
                 issues.add(location, number, f"wrong field count: {len(fields)} fields, expected {expected}")
@@ -50,3 +53,5 @@ class TsvSource:
                 yield make_review(dict(zip(names, fields, strict=True)), columns, f"{stem}:{number}")
             except ValueError as error:
                 issues.add(location, number, str(error))
+        if not rows:
+            issues.add(location, None, "no reviews: the file has a header row only")

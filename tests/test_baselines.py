@@ -41,7 +41,7 @@ def test_register_models_registers_both_baselines() -> None:
 def test_vader_gets_obvious_reviews_right_in_task_order(labels: tuple[str, str], tmp_path: Path) -> None:
     task = FakeTask("polarity", labels)
     texts = ["I love it, absolutely wonderful and works great!", "Terrible. It broke, awful waste of money."]
-    probs = baselines.make_vader(None, make_ctx(tmp_path)).predict(texts, task)
+    probs = baselines.make_vader(None, make_ctx(tmp_path)).predict(texts, task).probs
     assert probs.shape == (2, 2)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
     positive = [label.lower() for label in labels].index("positive")
@@ -49,7 +49,7 @@ def test_vader_gets_obvious_reviews_right_in_task_order(labels: tuple[str, str],
 
 
 def test_vader_neutral_text_sits_in_the_middle(tmp_path: Path) -> None:
-    probs = baselines.make_vader(None, make_ctx(tmp_path)).predict(["The box is blue."], FakeTask())
+    probs = baselines.make_vader(None, make_ctx(tmp_path)).predict(["The box is blue."], FakeTask()).probs
     np.testing.assert_allclose(probs[0], [0.5, 0.5], atol=1e-6)
 
 
@@ -90,3 +90,16 @@ def test_tfidf_logreg_needs_training(tmp_path: Path) -> None:
     other = baselines.make_tfidf_logreg(None, make_ctx(tmp_path))
     other.fit(CATEGORY_TRAIN, CATEGORY)
     assert other.fingerprint() == model.fingerprint()
+
+
+def test_vader_scores_a_huge_review_quickly_by_its_head_and_tail():
+    from harness.plugins.baselines import VADER_MAX_CHARS, make_vader
+    from tests.tiny_encoders import FakeTask, make_ctx
+
+    model = make_vader(None, make_ctx(None))
+    task = FakeTask("polarity", ("negative", "positive"))
+    huge = "It works. " * 100_000 + "Terrible, broke after a day, total waste of money."
+    output = model.predict([huge, "Great product, I love it."], task)
+    assert output.truncated == [True, False]
+    assert output.probs[0, 0] > 0.5  # the verdict at the end is what was scored
+    assert len(huge) > 100 * VADER_MAX_CHARS
