@@ -203,7 +203,9 @@ class HFClassifier:
         self.compile = _flag(options, "compile")
         self.max_length = _int_option(options, "max_length", 0) or None
         self.epochs = _int_option(options, "epochs", family.epochs)
-        self.min_steps = _int_option(options, "min_steps", family.min_steps)
+        # An explicit epoch count is taken as given; the family's minimum steps apply to the default.
+        default_min_steps = 0 if "epochs" in options else family.min_steps
+        self.min_steps = _int_option(options, "min_steps", default_min_steps)
         self.learning_rate = _float_option(options, "learning_rate", family.learning_rate)
         self.train_batch_size = _int_option(options, "train_batch_size", 16)
         self.train_max_length = _int_option(options, "train_max_length", family.train_max_length)
