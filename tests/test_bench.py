@@ -1,0 +1,121 @@
+"""`harness bench` on tiny inputs: the report's structure and the equalities it relies on, never timings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import numpy as np
+import pytest
+
+from harness.plugins import bench, bench_memory, bench_small
+from harness.plugins.classifiers import make_hf_classifier
+from harness.registry import HarnessError
+from tests.tiny_encoders import FakeTask, build_distilbert, make_ctx
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+BLITZER = DATA / "blitzer_multidomain_sentiment.jsonl"
+GIFT_CARDS = DATA / "amazon_reviews_us_Gift_Card_v1_00.tsv"
+TEXTS = [
+    "Great blender, crushes ice in seconds.",
+    "It stopped working after a week and support never answered.",
+    "ok",
+    "The case fits my phone, the colour is a bit darker than the picture but I like it anyway.",
+]
+needs_data = pytest.mark.skipif(not BLITZER.is_file(), reason="the shared review data is not here")
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_distilbert(tmp_path_factory.mktemp("distilbert"))
+
+
+def probs(directory: Path, tmp_path: Path, dtype: str = "float32", **options: str) -> np.ndarray:
+    ctx = make_ctx(tmp_path, options)
+    ctx.backend.dtype = dtype
+    return make_hf_classifier(str(directory), ctx).predict(TEXTS, FakeTask()).probs
+
+
+def test_speed_up_switches_stay_close_to_float32(tiny_dir: Path, tmp_path: Path) -> None:
+    reference = probs(tiny_dir, tmp_path)
+    assert np.abs(reference - reference.mean(axis=0)).max() > 1e-3
+    for changed in (probs(tiny_dir, tmp_path, quantize="int8"), probs(tiny_dir, tmp_path, "bfloat16")):
+        assert changed.shape == reference.shape
+        np.testing.assert_allclose(changed, reference, atol=0.05)
+    np.testing.assert_allclose(probs(tiny_dir, tmp_path, batch_size="1"), reference, atol=1e-5)
+
+
+def test_int8_needs_float32_weights_on_cpu(tiny_dir: Path, tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path, {"quantize": "int8"})
+    ctx.backend.dtype = "bfloat16"
+    with pytest.raises(HarnessError, match="quantize=int8"):
+        make_hf_classifier(str(tiny_dir), ctx)
+    with pytest.raises(HarnessError, match="choose one of none, int8"):
+        make_hf_classifier(str(tiny_dir), make_ctx(tmp_path, {"quantize": "int4"}))
+
+
+def test_quantized_model_has_its_own_fingerprint(tiny_dir: Path, tmp_path: Path) -> None:
+    plain = make_hf_classifier(str(tiny_dir), make_ctx(tmp_path))
+    quantized = make_hf_classifier(str(tiny_dir), make_ctx(tmp_path, {"quantize": "int8"}))
+    assert plain.fingerprint() != quantized.fingerprint()
+
+
+def test_flop_count_matches_the_linear_layers_of_the_real_model(tiny_dir: Path) -> None:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_dir)
+    linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+    n = len(AutoTokenizer.from_pretrained(tiny_dir)(TEXTS[3])["input_ids"])
+    attention = model.config.n_layers * 4 * model.config.dim * n * n
+    assert bench_small.model_flops(tiny_dir, [TEXTS[3]]) == 2 * linear * n + attention
+    both = bench_small.model_flops(tiny_dir, TEXTS[:2])
+    assert both == bench_small.model_flops(tiny_dir, TEXTS[:1]) + bench_small.model_flops(
+        tiny_dir, TEXTS[1:2]
+    )
+
+
+def test_checks_and_table_flag_each_target() -> None:
+    report = {
+        "small": {"speedup": 4.5, "share_of_peak": 0.4, "fp32_harness_agrees_with_study": 1.0},
+        "scoring": {"speedup": 2.0, "max_abs_loglik_diff": 1e-6},
+        "memory": {"difference_mb": 12.0},
+    }
+    checks = {check.figure: check.passed for check in bench.checks_for(report)}
+    assert checks["reviews/s, harness / study's pipeline"] is True
+    assert checks["GFLOP/s share of matmul peak"] is False
+    assert checks["shared encoder / full pass per label"] is False
+    assert checks["max |log-likelihood difference|"] is True
+    table = bench.render(bench.checks_for(report))
+    assert table.count("PASS") == 4 and table.count("FAIL") == 2
+
+
+def test_unknown_parts_are_refused() -> None:
+    with pytest.raises(click.BadParameter, match="choose from"):
+        bench.parse_parts(None, None, "small,gpu")
+
+
+def test_register_commands_adds_bench() -> None:
+    group = click.Group()
+    bench.register_commands(group)
+    assert "bench" in group.commands
+
+
+@needs_data
+def test_tsv_copies_keep_the_release_format_with_new_ids(tmp_path: Path) -> None:
+    path = bench_memory.write_tsv(GIFT_CARDS, tmp_path / "rows.tsv", 2000)
+    header, *rows = path.read_text().splitlines()
+    assert header.split("\t")[2] == "review_id" and len(rows) == 2000
+    assert all(row.count("\t") == 14 for row in rows)
+    assert len({row.split("\t")[2] for row in rows}) == 2000
+
+
+@pytest.mark.slow
+@needs_data
+def test_small_part_harness_fp32_matches_the_study_pipeline(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(bench_small, "build_distilbert_base", lambda d, seed=0: build_distilbert(d))
+    report = bench_small.speed(BLITZER, 6, 6, tmp_path, bench_small.VARIANTS["int8-b8"])
+    assert report["reviews"] == 6 and len(report["variants"]) == len(bench_small.VARIANTS)
+    assert report["fp32_harness_agrees_with_study"] == 1.0
+    assert report["speedup"] > 0 and report["share_of_peak"] > 0
+    assert {v["variant"] for v in report["variants"]} == {v.name for v in bench_small.VARIANTS.values()}
