@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from harness.boards import load_board
-from harness.leaderboard import run_outputs
 from harness.leaderboard.plots import confusion_counts, per_class_accuracy, slug, write_plots
 from harness.leaderboard.predictions import label_order
 from harness.leaderboard.terminal import render_plain
@@ -65,7 +64,7 @@ def test_a_users_board_file_runs_and_its_leaderboard_files_are_written(host, tmp
         '[[models]]\nspec = "words"\nlabel = "Words <b>|1"\n',
         encoding="utf-8",
     )
-    host.register(run_outputs, "leaderboard-run-outputs")
+    assert host.plugins["harness.leaderboard.run_outputs"].source == "built-in"  # writes on run end
     run_dir = tmp_path / "run"
     results = run_board(host, load_board(board_file), run_dir)
     assert results["rows"][0]["status"] == "ok"
