@@ -46,7 +46,7 @@ def cli() -> None:
     """
 
 
-def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
+def parse_pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
     pairs = {}
     for value in values:
         key, eq, val = value.partition("=")
@@ -158,10 +158,10 @@ def _board_from_options(opts: dict[str, Any]) -> Board:
             setattr(board, key, opts[key])
     for task in board.tasks:
         board.task_options[task] = {**board.task_options.get(task, {}), **_task_options(opts, task)}
-    model_options = _pairs(opts["model_opts"], "--model-option")
+    model_options = parse_pairs(opts["model_opts"], "--model-option")
     for entry in board.models:
         entry.options = {**entry.options, **model_options}
-    board.backend_options.update(_pairs(opts["backend_opts"], "--backend-option"))
+    board.backend_options.update(parse_pairs(opts["backend_opts"], "--backend-option"))
     for column in ("text_col", "stars_col", "category_col", "title_col"):
         if opts[column]:
             board.source_options[column] = opts[column]
@@ -171,7 +171,7 @@ def _board_from_options(opts: dict[str, Any]) -> Board:
 def _task_options(opts: dict[str, Any], task: str) -> dict[str, str]:
     """`--task-option KEY=VALUE` goes to every task, `TASK.KEY=VALUE` to one; --categories to `category`."""
     chosen: dict[str, str] = {}
-    for key, value in _pairs(opts["task_opts"], "--task-option").items():
+    for key, value in parse_pairs(opts["task_opts"], "--task-option").items():
         prefix, dot, name = key.partition(".")
         if not dot:
             chosen[key] = value

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from harness.boards import Board, ModelEntry
+from harness.cli import parse_pairs
 from harness.hookspecs import hookimpl
 from harness.registry import HarnessError
 
@@ -285,22 +286,12 @@ def _default_run_dir(task: str, small: str, large: str) -> Path:
     return Path("runs") / slug
 
 
-def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
-    pairs = {}
-    for value in values:
-        key, eq, val = value.partition("=")
-        if not eq or not key:
-            raise click.BadParameter(f"{value!r} is not KEY=VALUE", param_hint=what)
-        pairs[key.strip()] = val.strip()
-    return pairs
-
-
 def board_for_sweep(small: str, large: str, task: str, opts: dict[str, Any]) -> Board:
     """The two-model, one-task board a sweep runs, from the same options as `harness run`."""
-    task_options = _pairs(opts.get("task_opts", ()), "--task-option")
+    task_options = parse_pairs(opts.get("task_opts", ()), "--task-option")
     if opts.get("categories"):
         task_options["categories"] = opts["categories"]
-    model_options = _pairs(opts.get("model_opts", ()), "--model-option")
+    model_options = parse_pairs(opts.get("model_opts", ()), "--model-option")
     board = Board(
         name="sweep",
         tasks=[task],
@@ -311,7 +302,7 @@ def board_for_sweep(small: str, large: str, task: str, opts: dict[str, Any]) -> 
         data=None if opts.get("dataset") else (opts.get("data") or "demo"),
         dataset=opts.get("dataset"),
         task_options={task: task_options},
-        backend_options=_pairs(opts.get("backend_opts", ()), "--backend-option"),
+        backend_options=parse_pairs(opts.get("backend_opts", ()), "--backend-option"),
     )
     for key in ("backend", "limit", "seed", "bootstrap"):
         if opts.get(key) is not None:
