@@ -51,7 +51,9 @@ class VaderModel:
 
             self._analyzer = SentimentIntensityAnalyzer()
         fitted = [_head_and_tail(t) for t in texts]
-        compound = np.array([self._analyzer.polarity_scores(t)["compound"] for t, _ in fitted], dtype=np.float64)
+        compound = np.array(
+            [self._analyzer.polarity_scores(t)["compound"] for t, _ in fitted], dtype=np.float64
+        )
         probs = np.zeros((len(texts), 2), dtype=np.float32)
         probs[:, positive] = (compound + 1.0) / 2.0
         probs[:, negative] = 1.0 - probs[:, positive]
