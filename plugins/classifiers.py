@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.hookspecs import hookimpl
+from harness.options import int_option
 from harness.plugins.finetune import (
     FinetuneConfig,
     FinetuneResult,
@@ -185,7 +186,7 @@ class HFClassifier:
         self.arg = arg
         self.ctx = ctx
         self.name = family.name if arg is None else f"{family.name}:{arg}"
-        self.batch_size = _int_option(options, "batch_size", 32)
+        self.batch_size = int_option(options, "batch_size", 32, minimum=1)
         self.policy = options.get("truncation", "head+tail")
         if self.policy not in POLICIES:
             raise HarnessError(
@@ -201,14 +202,14 @@ class HFClassifier:
         if self.quantize == "int8" and (ctx.backend.device != "cpu" or ctx.backend.dtype != "float32"):
             raise HarnessError("quantize=int8 runs on the cpu backend with dtype float32 weights")
         self.compile = _flag(options, "compile")
-        self.max_length = _int_option(options, "max_length", 0) or None
-        self.epochs = _int_option(options, "epochs", family.epochs)
+        self.max_length = int_option(options, "max_length", 0, minimum=1) or None
+        self.epochs = int_option(options, "epochs", family.epochs, minimum=1)
         # An explicit epoch count is taken as given; the family's minimum steps apply to the default.
         default_min_steps = 0 if "epochs" in options else family.min_steps
-        self.min_steps = _int_option(options, "min_steps", default_min_steps)
+        self.min_steps = int_option(options, "min_steps", default_min_steps, minimum=0)
         self.learning_rate = _float_option(options, "learning_rate", family.learning_rate)
-        self.train_batch_size = _int_option(options, "train_batch_size", 16)
-        self.train_max_length = _int_option(options, "train_max_length", family.train_max_length)
+        self.train_batch_size = int_option(options, "train_batch_size", 16, minimum=1)
+        self.train_max_length = int_option(options, "train_max_length", family.train_max_length, minimum=1)
         self.load_kwargs: dict[str, Any] = {
             "trust_remote_code": _flag(options, "trust_remote_code"),
             "use_safetensors": None if _flag(options, "allow_pickle") else True,
@@ -366,19 +367,6 @@ def _require_local_dir(checkpoint: str) -> None:
     looks_local = checkpoint.startswith(("/", ".", "~")) or checkpoint.count("/") > 1
     if looks_local and not Path(checkpoint).expanduser().is_dir():
         raise HarnessError(f"no checkpoint directory at {checkpoint}")
-
-
-def _int_option(options: Mapping[str, str], key: str, default: int) -> int:
-    value = options.get(key)
-    if value is None or value == "":
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise HarnessError(f"option {key}={value!r} must be a whole number") from None
-    if number < 1:
-        raise HarnessError(f"option {key}={value!r} must be at least 1")
-    return number
 
 
 def _float_option(options: Mapping[str, str], key: str, default: float) -> float:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.options import int_option
 from harness.plugins.truncation import POLICIES, fit_tokens
 
 if TYPE_CHECKING:
@@ -117,12 +118,12 @@ class Settings:
             mode=mode,
             length_norm=flag(options, "length_norm"),
             truncation=truncation,
-            max_length=positive_int(options, "max_length", max_length),
-            batch_size=positive_int(options, "batch_size", batch_size),
+            max_length=int_option(options, "max_length", max_length, minimum=1),
+            batch_size=int_option(options, "batch_size", batch_size, minimum=1),
             trust_remote_code=flag(options, "trust_remote_code"),
             allow_pickle=flag(options, "allow_pickle"),
             device_map=device_map,
-            max_new_tokens=positive_int(options, "max_new_tokens", 20),
+            max_new_tokens=int_option(options, "max_new_tokens", 20, minimum=1),
         )
 
     def load_kwargs(self) -> dict[str, object]:
@@ -149,20 +150,6 @@ def flag(options: Mapping[str, str], key: str, default: bool = False) -> bool:
     if value not in ("true", "false"):
         raise ValueError(f"option {key} must be true or false, not {options[key]!r}")
     return value == "true"
-
-
-def positive_int(options: Mapping[str, str], key: str, default: int) -> int:
-    """An integer option that must be at least 1."""
-    raw = options.get(key)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"option {key} must be an integer, not {raw!r}") from None
-    if value < 1:
-        raise ValueError(f"option {key} must be at least 1, not {value}")
-    return value
 
 
 def checkpoint_identity(checkpoint: str) -> str:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.hookspecs import hookimpl
+from harness.options import int_option
 from harness.provenance import cpu_name
 from harness.registry import HarnessError
 from harness.types import Example, Model, ModelOutput, Task
@@ -167,8 +168,8 @@ class RayBackend:
         from harness.plugins.backends import DTYPES
 
         self.address = options.get("address") or None
-        self.actors = _positive(options, "actors", 2)
-        self.threads_per_actor = _positive(options, "threads_per_actor", 1)
+        self.actors = int_option(options, "actors", 2, minimum=1)
+        self.threads_per_actor = int_option(options, "threads_per_actor", 1, minimum=1)
         self.dtype = options.get("dtype", "float32")
         if self.dtype not in DTYPES:
             raise HarnessError(
@@ -220,19 +221,6 @@ class RayBackend:
         ]
         self._current = DistributedModel(spec, actors)
         return self._current
-
-
-def _positive(options: Mapping[str, str], key: str, default: int) -> int:
-    raw = options.get(key)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise HarnessError(f"backend option {key}={raw!r} must be a whole number") from None
-    if value < 1:
-        raise HarnessError(f"backend option {key}={raw!r} must be at least 1")
-    return value
 
 
 def make_ray(options: Mapping[str, str]) -> RayBackend:

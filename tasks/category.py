@@ -32,6 +32,7 @@ from itertools import islice
 from typing import TYPE_CHECKING
 
 from harness.hookspecs import hookimpl
+from harness.options import int_option
 from harness.tasks import task_common as common
 from harness.tasks.category_names import STUDY_CATEGORIES, normalise, to_release_name
 from harness.types import Example, Review, Splits
@@ -107,9 +108,9 @@ class CategoryTask:
         self._options = options
         self.categories = options.get("categories", "study")
         labels, self.auto = _parse_categories(self.categories)
-        self.min_chars = common.int_option(options, "min_chars", 80)
-        self.train_per_class = common.int_option(options, "train_per_class", 150)
-        self.test_per_class = common.int_option(options, "test_per_class", 50, minimum=1)
+        self.min_chars = int_option(options, "min_chars", 80, minimum=0)
+        self.train_per_class = int_option(options, "train_per_class", 150, minimum=0)
+        self.test_per_class = int_option(options, "test_per_class", 50, minimum=1)
         self.drop_3star = common.bool_option(options, "drop_3star", True)
         self.balance = common.bool_option(options, "balance", True)
         self.input = common.input_option(options)

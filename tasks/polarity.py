@@ -29,6 +29,7 @@ from itertools import chain, islice
 from typing import TYPE_CHECKING
 
 from harness.hookspecs import hookimpl
+from harness.options import int_option
 from harness.tasks import task_common as common
 from harness.types import Example, Review, Splits
 
@@ -89,7 +90,7 @@ class PolarityTask:
         options = dict(options or {})
         common.check_option_names(options, OPTIONS, self.name)
         self.input = common.input_option(options)
-        self.train_size = common.int_option(options, "train_size", DEFAULT_TRAIN_SIZE)
+        self.train_size = int_option(options, "train_size", DEFAULT_TRAIN_SIZE, minimum=0)
         self.sample = options.get("sample", "seeded")
         if self.sample not in SAMPLES:
             raise ValueError(f"polarity: sample must be one of {', '.join(SAMPLES)}, got {self.sample!r}")

@@ -27,20 +27,6 @@ def check_option_names(options: Mapping[str, str], known: Sequence[str], task: s
             raise ValueError(f"task {task!r} has no option {key!r}{hint} (options: {', '.join(known)})")
 
 
-def int_option(options: Mapping[str, str], key: str, default: int, minimum: int = 0) -> int:
-    """An integer option, at least `minimum`."""
-    raw = options.get(key)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"option {key} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise ValueError(f"option {key} must be at least {minimum}, got {value}")
-    return value
-
-
 def bool_option(options: Mapping[str, str], key: str, default: bool) -> bool:
     raw = options.get(key)
     if raw is None:
