@@ -82,6 +82,39 @@ def fit_temperature(gold: np.ndarray, probs: np.ndarray, *, low: float = 0.05, h
     return math.exp((a + b) / 2)
 
 
+def fit_scale_and_bias(
+    scores: np.ndarray, gold: np.ndarray, *, ridge: float = 1e-3
+) -> tuple[float, np.ndarray]:
+    """Scale a and per-label bias b making softmax(a * scores + b) fit the gold labels (least NLL).
+
+    A language model's label scores are ranked well but placed badly: one
+    label word is likelier whatever the review says, and the spread of the
+    scores is not a probability scale. The bias moves the decision boundary
+    where labelled reviews put it and the scale makes the probabilities
+    honest, which a confidence router relies on. The small ridge keeps a
+    bias finite when a label is missing from the sample.
+    """
+    from scipy.optimize import minimize
+
+    scores = np.asarray(scores, dtype=np.float64)
+    gold = np.asarray(gold, dtype=np.int64)
+    n, k = scores.shape
+    onehot = np.eye(k)[gold]
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        z = theta[0] * scores + theta[1:]
+        z = z - z.max(axis=1, keepdims=True)
+        log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        error = np.exp(log_p) - onehot  # d NLL / d z, per row
+        value = -(log_p * onehot).sum() / n + ridge * float(theta[1:] @ theta[1:])
+        grad = np.concatenate([[(error * scores).sum() / n], error.sum(axis=0) / n + 2 * ridge * theta[1:]])
+        return value, grad
+
+    theta = minimize(loss, np.concatenate([[1.0], np.zeros(k)]), jac=True, method="L-BFGS-B").x
+    bias = theta[1:] - theta[1:].mean()
+    return float(theta[0]), bias
+
+
 def expected_calibration_error(gold: np.ndarray, probs: np.ndarray) -> float:
     """ECE of the top probability in 15 equal-width bins (the tasks' definition)."""
     from harness.tasks.metrics import expected_calibration_error as ece

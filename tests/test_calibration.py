@@ -89,3 +89,17 @@ def test_pick_for_metric_takes_the_cheapest_threshold_that_reaches_the_target():
     values = np.array([0.80, 0.86, 0.90, 0.91])
     assert calibration.pick_for_metric(shares, values, 0.88) == (2, True)
     assert calibration.pick_for_metric(shares, values, 0.95) == (3, False)
+
+
+def test_scale_and_bias_recover_the_distortion_of_calibrated_logits():
+    gold, logits = sampled_task(n=6000)
+    bias = np.array([0.8, -0.5, -0.3])
+    scale, fitted_bias = calibration.fit_scale_and_bias(logits / 2.5 - bias, gold)
+    assert scale == pytest.approx(2.5, rel=0.08)
+    np.testing.assert_allclose(fitted_bias, scale * bias - (scale * bias).mean(), atol=0.1)
+
+
+def test_scale_and_bias_stay_finite_when_a_label_is_missing():
+    scores = np.array([[0.0, 1.0, 0.5], [1.0, 0.0, 0.2], [0.2, 0.9, 0.1]])
+    scale, bias = calibration.fit_scale_and_bias(scores, np.array([1, 0, 1]))
+    assert np.isfinite(scale) and np.isfinite(bias).all()

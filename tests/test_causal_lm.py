@@ -10,7 +10,7 @@ import pytest
 from harness.plugins import causal_lm
 from harness.plugins.label_scoring import answers_to_probs, scores_to_probs
 from harness.tasks.polarity import PolarityTask
-from harness.types import Model
+from harness.types import Example, Model
 from tests.tiny_t5 import PromptTask, build_tiny_llama, make_context
 
 CHAT_TEMPLATE = (
@@ -25,6 +25,25 @@ REVIEWS = [
 TASK = PromptTask(
     labels=("neg", "pos", "mixed"), label_words=("negative", "positive", "works great and cheap")
 )
+TRAIN = [
+    Example(f"t{i}", text, label)
+    for i, (text, label) in enumerate(
+        [
+            ("Broke after a week and the seller never answered my emails.", 0),
+            ("Love this kettle, it boils fast and looks great on the counter.", 1),
+            ("Fine for the price but the lid feels cheap and rattles.", 2),
+            ("Stopped charging after two days, do not buy this cable.", 0),
+            ("Great little speaker with clear sound and a long battery life.", 1),
+            ("Works great for small jobs though the handle is cheap plastic.", 2),
+            ("Arrived scratched and smelled of smoke, sent it straight back.", 0),
+            ("My kids play with this puzzle every day, sturdy and fun.", 1),
+            ("Does the job, nothing special, the cheap strap may not last.", 2),
+            ("Too small and the zipper broke the first time I used it.", 0),
+            ("Comfortable shoes that fit true to size, bought a second pair.", 1),
+            ("Cheap but works great as a spare for the garage.", 2),
+        ]
+    )
+]
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +53,12 @@ def llama_dir(tmp_path_factory: pytest.TempPathFactory):
 
 def build(llama_dir, tmp_path, **options) -> causal_lm.CausalScorer:
     return causal_lm.make_causal_lm(str(llama_dir), make_context(tmp_path, **options))
+
+
+def fitted(llama_dir, tmp_path, **options) -> causal_lm.CausalScorer:
+    scorer = build(llama_dir, tmp_path, **options)
+    scorer.fit(TRAIN, TASK)
+    return scorer
 
 
 def naive_loglik(model, prompt: list[int], continuation: list[int]) -> float:
@@ -63,15 +88,19 @@ def test_smollm2_defaults_to_the_packaged_gguf_without_loading(tmp_path):
         causal_lm.make_causal_lm(None, make_context(tmp_path))
 
 
-@pytest.mark.parametrize("template", ["true", "false"])
-def test_cached_prefix_scores_equal_full_sequence_scores(llama_dir, tmp_path, template):
-    scorer = build(llama_dir, tmp_path, chat_template=template, batch_size="2", calibrate="false")
-    prompts, _, delimiter = scorer.prompts(REVIEWS, TASK)
-    assert len({len(p) for p in prompts}) == len(prompts), "prompts of one length would not test padding"
+@pytest.mark.parametrize(
+    ("template", "shots"), [("true", "0"), ("false", "0"), ("true", "3"), ("false", "3")]
+)
+def test_cached_prefix_scores_equal_full_sequence_scores(llama_dir, tmp_path, template, shots):
+    scorer = fitted(
+        llama_dir, tmp_path, chat_template=template, batch_size="2", calibrate="none", shots=shots
+    )
+    head, suffixes, _, delimiter = scorer.prompts(REVIEWS, TASK)
+    assert len({len(p) for p in suffixes}) == len(suffixes), "prompts of one length would not test padding"
     continuations = [scorer._encode(delimiter + word) for word in TASK.label_words]
     assert len({len(c) for c in continuations}) > 1
-    scores = scorer.continuation_scores(prompts, continuations)
-    naive = [[naive_loglik(scorer._model, p, c) for c in continuations] for p in prompts]
+    scores = scorer.continuation_scores(head, suffixes, continuations)
+    naive = [[naive_loglik(scorer._model, head + p, c) for c in continuations] for p in suffixes]
     np.testing.assert_allclose(scores, naive, atol=1e-4)
     np.testing.assert_allclose(scorer.predict(REVIEWS, TASK).probs, scores_to_probs(scores), atol=1e-9)
 
@@ -97,19 +126,19 @@ def test_chat_template_wraps_the_prompt_as_a_user_turn(llama_dir, tmp_path):
 def test_length_norm_divides_by_label_token_count(llama_dir, tmp_path):
     summed = build(llama_dir, tmp_path)
     normed = build(llama_dir, tmp_path, length_norm="true")
-    prompts, _, delimiter = summed.prompts(REVIEWS, TASK)
+    head, suffixes, _, delimiter = summed.prompts(REVIEWS, TASK)
     continuations = [summed._encode(delimiter + word) for word in TASK.label_words]
     counts = np.array([len(c) for c in continuations])
     np.testing.assert_allclose(
-        normed.continuation_scores(prompts, continuations),
-        summed.continuation_scores(prompts, continuations) / counts,
+        normed.continuation_scores(head, suffixes, continuations),
+        summed.continuation_scores(head, suffixes, continuations) / counts,
         atol=1e-5,
     )
 
 
-def test_calibration_divides_out_the_prior_on_content_free_inputs(llama_dir, tmp_path):
-    plain = build(llama_dir, tmp_path, calibrate="false")
-    calibrated = build(llama_dir, tmp_path)
+def test_without_a_train_split_calibration_divides_out_the_prior_on_content_free_inputs(llama_dir, tmp_path):
+    plain = build(llama_dir, tmp_path, calibrate="none")
+    calibrated = build(llama_dir, tmp_path)  # calibrate=auto, never fitted
     prior = plain.predict(list(causal_lm.CONTENT_FREE), TASK).probs.mean(axis=0)
     raw = plain.predict(REVIEWS, TASK).probs
     expected = raw / prior
@@ -147,6 +176,79 @@ def test_a_gguf_path_is_split_into_folder_and_file(tmp_path):
 def test_unknown_chat_template_choice_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="chat_template"):
         causal_lm.make_smollm2(None, make_context(tmp_path, chat_template="maybe"))
+
+
+def test_bad_calibration_and_shots_options_are_rejected(tmp_path):
+    with pytest.raises(ValueError, match="calibrate must be one of auto, train, content-free, none"):
+        causal_lm.make_smollm2(None, make_context(tmp_path, calibrate="true"))
+    with pytest.raises(ValueError, match="shots"):
+        causal_lm.make_smollm2(None, make_context(tmp_path, shots="-1"))
+
+
+def test_demonstrations_take_labels_in_turn_and_do_not_depend_on_train_order(llama_dir, tmp_path):
+    scorer = fitted(llama_dir, tmp_path, shots="4")
+    demos = scorer._demos[TASK.fingerprint()]
+    assert len(demos) == 4
+    assert len({d.label for d in demos[:3]}) == 3, "the first three demonstrations cover all three labels"
+    shuffled = build(llama_dir, tmp_path, shots="4")
+    shuffled.fit(TRAIN[::-1], TASK)
+    assert shuffled._demos[TASK.fingerprint()] == demos
+    head, _, _ = scorer.prompt_frame(TASK)
+    shown = scorer._tokenizer.decode(head)
+    for demo in demos:
+        assert " ".join(demo.text.split()[:3]) in shown
+    assert shown.count("Answer:") == 4
+    zero = fitted(llama_dir, tmp_path, shots="0")
+    assert zero._demos[TASK.fingerprint()] == ()
+    assert len(zero.prompt_frame(TASK)[0]) < len(head)
+    assert zero.fingerprint() != scorer.fingerprint()
+
+
+def test_train_calibration_applies_the_scale_and_bias_fitted_on_other_train_reviews(llama_dir, tmp_path):
+    from harness.plugins.calibration import fit_scale_and_bias
+
+    options = {"shots": "2", "calibration_size": "8"}
+    scorer = fitted(llama_dir, tmp_path, **options)
+    raw = fitted(llama_dir, tmp_path, calibrate="none", **options)
+    shown = {d.id for d in scorer._demos[TASK.fingerprint()]}
+    sample = [e for e in TRAIN if e.id not in shown]
+    assert len(sample) == 10
+    scale, bias = scorer._fitted[TASK.fingerprint()]
+    chosen = [e for e in sample if e.id in _calibration_ids(tmp_path)]
+    assert len(chosen) == 8, "the calibration sample excludes the demonstrations"
+    head, suffixes, _, delimiter = raw.prompts([e.text for e in chosen], TASK)
+    continuations = [raw._encode(delimiter + word) for word in TASK.label_words]
+    expected = fit_scale_and_bias(
+        raw.continuation_scores(head, suffixes, continuations), [e.label for e in chosen]
+    )
+    assert scale == pytest.approx(expected[0], rel=1e-4)
+    np.testing.assert_allclose(bias, expected[1], atol=1e-4)
+    raw_scores = np.log(raw.predict(REVIEWS, TASK).probs)
+    np.testing.assert_allclose(
+        scorer.predict(REVIEWS, TASK).probs, scores_to_probs(scale * raw_scores + bias), atol=1e-6
+    )
+    assert scorer.fingerprint() != raw.fingerprint()
+
+
+def test_train_calibration_is_reused_from_the_work_directory(llama_dir, tmp_path, monkeypatch):
+    first = fitted(llama_dir, tmp_path, calibration_size="6")
+    again = build(llama_dir, tmp_path, calibration_size="6")
+    monkeypatch.setattr(again, "continuation_scores", lambda *a: pytest.fail("recomputed the calibration"))
+    again.fit(TRAIN, TASK)
+    assert again.fingerprint() == first.fingerprint()
+
+
+def test_calibrate_train_without_a_train_split_is_a_clear_error(llama_dir, tmp_path):
+    with pytest.raises(ValueError, match="calibrate=train needs a train split"):
+        build(llama_dir, tmp_path, calibrate="train").predict(REVIEWS, TASK)
+
+
+def _calibration_ids(workdir) -> set[str]:
+    """The ids of the train reviews a stored calibration was fitted on."""
+    import json
+
+    (stored,) = (workdir / "calibration").glob("*.json")
+    return set(json.loads(stored.read_text())["review_ids"])
 
 
 @pytest.mark.slow
