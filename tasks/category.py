@@ -12,7 +12,7 @@ Options (all strings):
   `balance` (true): when a class has fewer reviews than that, every class
   gets as many as the smallest non-empty one, so the test set stays balanced;
   with `balance=false` each short class is split on its own;
-- `input`, `prompt`, `label_words`: as for the polarity task.
+- `input`, `markup`, `prompt`, `label_words`: as for the polarity task.
 
 Sampling is seeded and needs one pass with bounded memory: per category the
 reviews with the smallest seeded hashes of their ids are kept (a uniform
@@ -48,6 +48,7 @@ OPTIONS = (
     "drop_3star",
     "balance",
     "input",
+    "markup",
     "prompt",
     "label_words",
 )
@@ -114,6 +115,7 @@ class CategoryTask:
         self.drop_3star = common.bool_option(options, "drop_3star", True)
         self.balance = common.bool_option(options, "balance", True)
         self.input = common.input_option(options)
+        self.markup = common.markup_option(options)
         self.prompt = common.prompt_option(options, PROMPT)
         self._set_labels(labels)
 
@@ -192,7 +194,7 @@ class CategoryTask:
             elif review.stars == 3 and self.drop_3star:
                 counts["dropped_3star"] += 1
                 continue
-            text = common.review_input(review, self.input)
+            text = common.review_input(review, self.input, self.markup)
             if not text.strip():
                 counts["empty_text"] += 1
             if len(text) <= self.min_chars:
@@ -281,6 +283,7 @@ class CategoryTask:
                 "label_words": self.label_words,
                 "prompt": self.prompt,
                 "input": self.input,
+                "markup": self.markup,
             }
         )
 

@@ -2,6 +2,8 @@
 
 Options (all strings):
 - `input`: `body` (default, as in the study) or `title+body`;
+- `markup`: `clean` (default: `<br />` becomes a line break, HTML entities are
+  decoded) or `keep` (the text exactly as the file has it, as the study did);
 - `train_size`: at most this many reviews (default 2000) form the train split
   for models that fine-tune; they are never scored;
 - `sample`: with a limit, which test reviews are scored: `seeded` (default; a
@@ -39,7 +41,7 @@ if TYPE_CHECKING:
 LABELS = ("negative", "positive")
 TRAIN_SHARE = 0.5
 DEFAULT_TRAIN_SIZE = 2000
-OPTIONS = ("input", "train_size", "sample", "prompt", "label_words")
+OPTIONS = ("input", "markup", "train_size", "sample", "prompt", "label_words")
 SAMPLES = ("seeded", "first")
 
 # The study's zero-shot prompt, with the label list taken from the label words.
@@ -90,6 +92,7 @@ class PolarityTask:
         options = dict(options or {})
         common.check_option_names(options, OPTIONS, self.name)
         self.input = common.input_option(options)
+        self.markup = common.markup_option(options)
         self.train_size = int_option(options, "train_size", DEFAULT_TRAIN_SIZE, minimum=0)
         self.sample = options.get("sample", "seeded")
         if self.sample not in SAMPLES:
@@ -131,7 +134,7 @@ class PolarityTask:
             if review.stars == 3:
                 counts["dropped_3star"] += 1
                 continue
-            text = common.review_input(review, self.input)
+            text = common.review_input(review, self.input, self.markup)
             if not text.strip():
                 counts["empty_text"] += 1
             counts["kept"] += 1
@@ -163,6 +166,7 @@ class PolarityTask:
                 "label_words": self.label_words,
                 "prompt": self.prompt,
                 "input": self.input,
+                "markup": self.markup,
             }
         )
 

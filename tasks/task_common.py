@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import html
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.types import Review
 
 INPUTS = ("body", "title+body")
+MARKUP = ("clean", "keep")
+_LINE_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
 
 
 def check_option_names(options: Mapping[str, str], known: Sequence[str], task: str) -> None:
@@ -47,11 +51,30 @@ def input_option(options: Mapping[str, str]) -> str:
     return value
 
 
-def review_input(review: Review, mode: str) -> str:
-    """The text a model sees for a review under an input mode; the title goes on its own first line."""
+def markup_option(options: Mapping[str, str]) -> str:
+    """What to do with HTML in review text: `clean` (default) or `keep` it as the release has it."""
+    value = options.get("markup", "clean")
+    if value not in MARKUP:
+        raise ValueError(f"option markup must be one of {', '.join(MARKUP)}, got {value!r}")
+    return value
+
+
+def clean_markup(text: str) -> str:
+    """Review text as a reader sees it: `<br />` as a line break and HTML entities (`&#34;`) decoded.
+
+    The release files store reviews as HTML fragments; a model reading
+    `&#34;` sees five tokens of noise where a reader sees a quote mark.
+    """
+    return html.unescape(_LINE_BREAK.sub("\n", text))
+
+
+def review_input(review: Review, mode: str, markup: str = "clean") -> str:
+    """The text a model sees for a review: the title on its own first line under `title+body`, and
+    markup cleaned unless the task keeps it. Sources never rewrite text; this is the one place that does."""
+    text = review.text
     if mode == "title+body" and review.title.strip():
-        return f"{review.title.strip()}\n{review.text}"
-    return review.text
+        text = f"{review.title.strip()}\n{text}"
+    return clean_markup(text) if markup == "clean" else text
 
 
 def label_words_option(options: Mapping[str, str], default: Sequence[str]) -> tuple[str, ...]:

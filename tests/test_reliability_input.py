@@ -322,3 +322,20 @@ def test_tasks_account_for_every_random_review(reviews, seed):
         iter(reviews), limit=None, seed=seed
     )
     assert len(list(category.test)) + len(category.train) <= len(reviews)
+
+
+def test_models_read_markup_cleaned_text_unless_the_task_keeps_it(tmp_path):
+    reviews, _ = read(TsvSource(), write_release(tmp_path / "bad.tsv"))
+    html_only = [r for r in reviews if r.id == "html"]
+    by_markup = {}
+    for markup in ("clean", "keep"):
+        task = PolarityTask({"train_size": "0", "markup": markup})
+        (example,) = task.split(iter(html_only), limit=None, seed=0).test
+        by_markup[markup] = (example.text, task.fingerprint())
+    assert by_markup["clean"][0] == 'Satisfied & happy\nThanks "Amazon" <3'
+    assert by_markup["keep"][0] == GOOD["html"][0]
+    assert by_markup["clean"][1] != by_markup["keep"][1]
+    category = CategoryTask({"markup": "keep"})
+    assert category.markup == "keep" and CategoryTask().markup == "clean"
+    with pytest.raises(ValueError, match="markup must be one of clean, keep"):
+        PolarityTask({"markup": "strip"})
