@@ -320,9 +320,15 @@ class Runner:
             splits = self.open_splits(task, issues)
             fit = getattr(model, "fit", None)
             if callable(fit) and splits.train:
+                if self.progress is not None:  # fine-tuning takes minutes: show that something runs
+                    self.progress.start(
+                        f"{task.name} · {entry.display} · fitting on {len(splits.train)}", None
+                    )
                 start = time.perf_counter()
                 fit(splits.train, task)
                 row.fit_s = time.perf_counter() - start
+                if self.progress is not None:
+                    self.progress.stop()
             raw_texts = self.score(task, model, entry, splits, cache, out, row, info)
             row.counts = dict(splits.counts)
             stats_from_raw = getattr(model, "stats_from_raw", None)

@@ -170,3 +170,27 @@ def test_a_hanging_model_is_bounded_by_its_timeout(host, tmp_path):
     slow, fast = run_board(host, board, tmp_path)["rows"]
     assert slow["status"] == "error" and "timeout of 0.3 s" in slow["error"]
     assert fast["status"] == "ok"
+
+
+def test_progress_shows_fitting_before_scoring(host, tmp_path):
+    events = []
+
+    class Recorder:
+        def start(self, label, total):
+            events.append(("start", label, total))
+
+        def advance(self, count):
+            events.append(("advance", count))
+
+        def stop(self):
+            events.append(("stop",))
+
+    board = Board(name="t", tasks=["polarity"], models=[ModelEntry("tfidf-logreg")], data="demo", backend="cpu",
+                  limit=20, bootstrap=10)  # fmt: skip
+    [row] = run_board(host, board, tmp_path, progress=Recorder())["rows"]
+    assert row["status"] == "ok"
+    starts = [e for e in events if e[0] == "start"]
+    assert starts[0][1].startswith("polarity · tfidf-logreg · fitting on ") and starts[0][2] is None
+    assert events[1] == ("stop",)
+    assert starts[1] == ("start", "polarity · tfidf-logreg", 20)
+    assert sum(e[1] for e in events if e[0] == "advance") == 20
