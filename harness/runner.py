@@ -369,7 +369,10 @@ class Runner:
         raw_texts: list[str | None] = []
         keep_raw = callable(getattr(model, "stats_from_raw", None))
         model_fp, task_fp = model.fingerprint(), task.fingerprint()
-        batch_size = int(entry.options.get("batch_size", getattr(model, "batch_size", DEFAULT_BATCH_SIZE)))
+        # The model's own figure first: it knows how many reviews keep all its streams or replicas busy.
+        batch_size = int(
+            getattr(model, "batch_size", None) or entry.options.get("batch_size") or DEFAULT_BATCH_SIZE
+        )
         gold: list[int] = []
         probs_parts: list[np.ndarray] = []
         warmed = False

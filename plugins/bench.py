@@ -4,7 +4,8 @@ Every speed figure is a ratio against a baseline timed in the same process on
 the same machine, so the figures hold on a shared or busy machine where
 absolute seconds do not. Parts (``--only``): ``small`` (DistilBERT-base on
 CPU: the harness' inference against the study's one-pipeline-call-per-review
-way, plus the GFLOP/s reached against the machine's matrix-multiply peak),
+way, plus the GFLOP/s reached against the peak of the kernel the fast path
+runs: int8 dynamic linear or matrix multiply),
 ``quality`` (the speed-ups' argmax agreement with float32 on a fine-tuned
 MiniLM), ``scoring`` (shared-encoder label scoring against a full pass per
 label), ``overhead`` (a run's time outside forward passes) and ``memory``
@@ -46,8 +47,8 @@ def checks_for(report: dict[str, Any]) -> list[Check]:
         checks += [
             Check("small", "reviews/s, harness / study's pipeline", small["speedup"], ">= 4x",
                   small["speedup"] >= 4),
-            Check("small", "GFLOP/s share of matmul peak", small["share_of_peak"], ">= 50%",
-                  small["share_of_peak"] >= 0.5),
+            Check("small", f"GFLOP/s share of {small.get('peak_kernel', 'matmul')} peak",
+                  small["share_of_peak"], ">= 50%", small["share_of_peak"] >= 0.5),
             Check("small", "fp32 harness argmax = study's", small["fp32_harness_agrees_with_study"], "100%",
                   small["fp32_harness_agrees_with_study"] == 1.0),
         ]  # fmt: skip
@@ -74,11 +75,12 @@ def checks_for(report: dict[str, Any]) -> list[Check]:
 
 def render(checks: list[Check]) -> str:
     """A plain table: part, figure, value, target, PASS/FAIL."""
-    lines = [f"{'part':<9} {'figure':<40} {'value':>10}  {'target':<9} result"]
+    width = max([40, *(len(check.figure) for check in checks)])
+    lines = [f"{'part':<9} {'figure':<{width}} {'value':>10}  {'target':<9} result"]
     for check in checks:
         value = f"{check.value:.4g}"
         lines.append(
-            f"{check.part:<9} {check.figure:<40} {value:>10}  {check.target:<9} "
+            f"{check.part:<9} {check.figure:<{width}} {value:>10}  {check.target:<9} "
             f"{'PASS' if check.passed else 'FAIL'}"
         )
     return "\n".join(lines) + "\n"

@@ -11,18 +11,23 @@ Options read from ``ModelContext.options``: ``label_map`` (``NAME=label,...``,
 names are the checkpoint's labels or output indices), ``truncation``,
 ``max_length``, ``batch_size`` (inference), ``finetune`` (``auto`` | ``always``
 | ``never``), ``base``, ``epochs``, ``learning_rate``, ``train_batch_size``,
-``train_max_length``, ``trust_remote_code`` and ``allow_pickle``.
+``train_max_length``, ``streams``, ``trust_remote_code`` and ``allow_pickle``.
 
 Inference speed-ups, each a switch whose effect on predictions ``harness bench``
 reports: the backend's ``dtype`` (``bfloat16`` weights), ``quantize=int8``
 (dynamic int8 quantization of the linear layers, CPU only) and
 ``compile=true`` (``torch.compile``). ``batch_size=1`` scores length-sorted
-texts without any padding.
+texts without any padding. ``streams=N`` (default 1) scores the length-sorted
+batches in N worker threads, each with ``max(1, threads // N)`` of the backend's
+intra-op threads; it never changes predictions. Small-matrix products and
+attention parallelise poorly across cores while independent sequences do, so on a
+CPU several ``batch_size=1`` streams can beat one stream that uses every core.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -186,7 +191,10 @@ class HFClassifier:
         self.arg = arg
         self.ctx = ctx
         self.name = family.name if arg is None else f"{family.name}:{arg}"
-        self.batch_size = int_option(options, "batch_size", 32, minimum=1)
+        self.inference_batch_size = int_option(options, "batch_size", 32, minimum=1)
+        self.streams = int_option(options, "streams", 1, minimum=1)
+        # Reviews per predict call: enough for one batch in every stream.
+        self.batch_size = self.inference_batch_size * self.streams
         self.policy = options.get("truncation", "head+tail")
         if self.policy not in POLICIES:
             raise HarnessError(
@@ -239,11 +247,14 @@ class HFClassifier:
         owner = np.array([i for i, text_windows in enumerate(windows) for _ in text_windows], dtype=np.int64)
         window_probs = np.zeros((len(flat), len(task.labels)), dtype=np.float32)
         pad_id = state.tokenizer.pad_token_id if state.tokenizer.pad_token_id is not None else 0
-        with torch.inference_mode():
-            for batch in length_batches([len(w) for w in flat], self.batch_size):
+
+        def score(batch: list[int]) -> None:
+            with torch.inference_mode():
                 inputs = pad_batch([flat[i] for i in batch], pad_id, self.ctx.backend.device)
                 logits = state.model(**inputs).logits.float()
                 window_probs[batch] = torch.softmax(logits, dim=-1)[:, state.columns].cpu().numpy()
+
+        in_streams(score, length_batches([len(w) for w in flat], self.inference_batch_size), self.streams)
         probs = np.zeros((len(texts), len(task.labels)), dtype=np.float64)
         np.add.at(probs, owner, window_probs)
         probs /= np.maximum(np.bincount(owner, minlength=len(texts)), 1)[:, None]
@@ -344,6 +355,36 @@ class HFClassifier:
         model = speed_up(model.to(device).eval(), self.quantize, self.compile)
         max_length = window_limit(model.config, tokenizer, self.max_length)
         return _State(model, tokenizer, columns, max_length, {**identity, "max_length": max_length})
+
+
+def in_streams(work: Callable[[list[int]], None], batches: Sequence[list[int]], streams: int) -> None:
+    """Run `work` on every batch, in order, or in `streams` worker threads taking batches in order.
+
+    Each worker runs with ``max(1, threads // streams)`` intra-op threads. torch
+    keeps that setting per thread but also records it process-wide, where threads
+    started later pick it up, so the caller's count is restored on the way out.
+    """
+    import torch
+
+    streams = min(streams, len(batches))
+    if streams <= 1:
+        for batch in batches:
+            work(batch)
+        return
+    threads = torch.get_num_threads()
+    per_stream = max(1, threads // streams)
+    pool = ThreadPoolExecutor(
+        streams,
+        thread_name_prefix="harness-stream",
+        initializer=torch.set_num_threads,
+        initargs=(per_stream,),
+    )
+    try:
+        for _ in pool.map(work, batches):
+            pass
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        torch.set_num_threads(threads)
 
 
 def speed_up(model: Any, quantize: str = "none", compile_model: bool = False) -> Any:

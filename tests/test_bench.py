@@ -43,6 +43,19 @@ def test_speed_up_switches_stay_close_to_float32(tiny_dir: Path, tmp_path: Path)
         assert changed.shape == reference.shape
         np.testing.assert_allclose(changed, reference, atol=0.05)
     np.testing.assert_allclose(probs(tiny_dir, tmp_path, batch_size="1"), reference, atol=1e-5)
+    np.testing.assert_allclose(probs(tiny_dir, tmp_path, batch_size="1", streams="2"), reference, atol=1e-5)
+
+
+def test_variants_pass_streams_and_compile_to_the_classifier() -> None:
+    fast = bench_small.VARIANTS[bench_small.DEFAULT_FAST]
+    assert fast.options()["streams"] == "2" and fast.quantize == "int8" and fast.batch_size == 1
+    assert bench_small.VARIANTS["fp32-b1"].options()["streams"] == "1"
+    compiled = {
+        key for key, variant in bench_small.VARIANTS.items() if variant.options()["compile"] == "true"
+    }
+    assert compiled == {"bf16-compile", "int8-compile"}
+    assert bench_small.VARIANTS["bf16-compile"].dtype == "bfloat16"
+    assert bench_small.VARIANTS["int8-compile"].quantize == "int8"
 
 
 def test_int8_needs_float32_weights_on_cpu(tiny_dir: Path, tmp_path: Path) -> None:
@@ -73,6 +86,27 @@ def test_flop_count_matches_the_linear_layers_of_the_real_model(tiny_dir: Path) 
     assert both == bench_small.model_flops(tiny_dir, TEXTS[:1]) + bench_small.model_flops(
         tiny_dir, TEXTS[1:2]
     )
+
+
+def test_peak_is_taken_on_the_kernel_the_fast_path_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert bench_small.int8_linear_peak(size=128, repeats=1) > 0
+    monkeypatch.setattr(bench_small, "int8_linear_peak", lambda: 300.0)
+    monkeypatch.setattr(bench_small, "matmul_peak", lambda dtype: {"float32": 90.0, "bfloat16": 200.0}[dtype])
+    variants = bench_small.VARIANTS
+    assert bench_small.kernel_peak(variants["int8-b1-s2"]) == ("int8 dynamic linear", 300.0)
+    assert bench_small.kernel_peak(variants["int8-compile"]) == ("int8 dynamic linear", 300.0)
+    assert bench_small.kernel_peak(variants["bf16-b8"]) == ("bf16 matmul", 200.0)
+    assert bench_small.kernel_peak(variants["fp32-b16"]) == ("fp32 matmul", 90.0)
+
+
+def test_share_of_peak_names_its_kernel() -> None:
+    small = {"speedup": 4.5, "share_of_peak": 0.6, "fp32_harness_agrees_with_study": 1.0}
+    checks = bench.checks_for({"small": {**small, "peak_kernel": "int8 dynamic linear"}})
+    assert checks[1].figure == "GFLOP/s share of int8 dynamic linear peak" and checks[1].passed
+    table = bench.render(checks)
+    rows = table.splitlines()
+    assert len({row.index(" PASS") if "PASS" in row else row.index(" result") for row in rows}) == 1
+    assert "GFLOP/s share of int8 dynamic linear peak" in table
 
 
 def test_checks_and_table_flag_each_target() -> None:
@@ -114,8 +148,11 @@ def test_tsv_copies_keep_the_release_format_with_new_ids(tmp_path: Path) -> None
 @needs_data
 def test_small_part_harness_fp32_matches_the_study_pipeline(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(bench_small, "build_distilbert_base", lambda d, seed=0: build_distilbert(d))
-    report = bench_small.speed(BLITZER, 6, 6, tmp_path, bench_small.VARIANTS["int8-b8"])
+    report = bench_small.speed(BLITZER, 6, 6, tmp_path, bench_small.VARIANTS[bench_small.DEFAULT_FAST])
     assert report["reviews"] == 6 and len(report["variants"]) == len(bench_small.VARIANTS)
     assert report["fp32_harness_agrees_with_study"] == 1.0
     assert report["speedup"] > 0 and report["share_of_peak"] > 0
+    assert report["peak_kernel"] == "int8 dynamic linear" and report["fp32_matmul_peak_gflops"] > 0
     assert {v["variant"] for v in report["variants"]} == {v.name for v in bench_small.VARIANTS.values()}
+    compiled = [v for v in report["variants"] if "torch.compile" in v["variant"]]
+    assert len(compiled) == 2 and all("graphs_compiled_while_timed" in v for v in compiled)

@@ -245,3 +245,98 @@ def test_pickled_weights_load_only_when_allowed(distilbert_dir: Path, tmp_path: 
     np.testing.assert_allclose(
         allowed.predict(TEXTS, FakeTask()).probs, naive_probs(distilbert_dir, TEXTS)[:, [1, 0]], atol=1e-5
     )
+
+
+def _fresh_thread_count() -> int:
+    """The intra-op thread count a newly started thread gets (torch's process-wide setting)."""
+    import threading
+
+    import torch
+
+    seen: list[int] = []
+    thread = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    thread.start()
+    thread.join()
+    return seen[0]
+
+
+@pytest.mark.parametrize(("batch_size", "truncation"), [("1", "head+tail"), ("2", "window")])
+def test_streams_score_exactly_as_one_stream_in_order(
+    distilbert_dir: Path, tmp_path: Path, batch_size: str, truncation: str
+) -> None:
+    task = FakeTask()
+    texts = [*TEXTS, LONG_TEXT, "fine", LONG_TEXT + " but it broke"]
+    options = {"batch_size": batch_size, "truncation": truncation}
+    one = classifiers.make_hf_classifier(str(distilbert_dir), make_ctx(tmp_path, options))
+    reference = one.predict(texts, task)
+    for streams in ("2", "3"):
+        many = classifiers.make_hf_classifier(
+            str(distilbert_dir), make_ctx(tmp_path, {**options, "streams": streams})
+        )
+        out = many.predict(texts, task)
+        np.testing.assert_allclose(out.probs, reference.probs, atol=1e-6)
+        assert list(out.truncated) == list(reference.truncated)
+        assert many.predict(texts[:1], task).probs.shape == (1, 2)
+        assert many.predict([], task).probs.shape == (0, 2)
+
+
+def test_streams_restore_the_thread_count(distilbert_dir: Path, tmp_path: Path) -> None:
+    import torch
+
+    main, fresh = torch.get_num_threads(), _fresh_thread_count()
+    model = classifiers.make_hf_classifier(
+        str(distilbert_dir), make_ctx(tmp_path, {"batch_size": "1", "streams": "2"})
+    )
+    assert model.batch_size == 2, "the runner must send one review per stream"
+    model.predict(TEXTS, FakeTask())
+    assert torch.get_num_threads() == main
+    assert _fresh_thread_count() == fresh
+
+
+def test_each_stream_gets_its_share_of_the_threads_and_errors_reach_the_caller() -> None:
+    import threading
+
+    import torch
+
+    before = torch.get_num_threads()
+    seen: dict[int, tuple[str, int]] = {}
+
+    def record(batch: list[int]) -> None:
+        seen[batch[0]] = (threading.current_thread().name, torch.get_num_threads())
+
+    try:
+        torch.set_num_threads(4)
+        classifiers.in_streams(record, [[i] for i in range(6)], 2)
+        assert sorted(seen) == list(range(6))
+        assert all(name.startswith("harness-stream") and n == 2 for name, n in seen.values())
+        assert torch.get_num_threads() == 4 and _fresh_thread_count() == 4
+        seen.clear()
+        classifiers.in_streams(record, [[i] for i in range(6)], 8)
+        assert {n for _, n in seen.values()} == {1}
+        seen.clear()
+        classifiers.in_streams(record, [[0]], 2)
+        assert seen[0] == (threading.current_thread().name, 4)
+
+        def fail(batch: list[int]) -> None:
+            raise RuntimeError(f"batch {batch[0]} failed")
+
+        with pytest.raises(RuntimeError, match="batch 0 failed"):
+            classifiers.in_streams(fail, [[i] for i in range(4)], 2)
+        assert torch.get_num_threads() == 4 and _fresh_thread_count() == 4
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_streams_option_is_checked_and_leaves_the_fingerprint_alone(
+    distilbert_dir: Path, tmp_path: Path
+) -> None:
+    arg = str(distilbert_dir)
+    with pytest.raises(HarnessError, match=r"option streams='0' must be at least 1"):
+        classifiers.make_hf_classifier(arg, make_ctx(tmp_path, {"streams": "0"}))
+    with pytest.raises(HarnessError, match=r"option streams='two' must be a whole number"):
+        classifiers.make_hf_classifier(arg, make_ctx(tmp_path, {"streams": "two"}))
+    assert classifiers.make_hf_classifier(arg, make_ctx(tmp_path, {"streams": ""})).streams == 1
+    plain = classifiers.make_hf_classifier(arg, make_ctx(tmp_path))
+    streamed = classifiers.make_hf_classifier(arg, make_ctx(tmp_path, {"streams": "4"}))
+    assert plain.fingerprint() == streamed.fingerprint()
+    assert "streams" not in classifiers.OUTPUT_OPTIONS

@@ -194,3 +194,15 @@ def test_progress_shows_fitting_before_scoring(host, tmp_path):
     assert events[1] == ("stop",)
     assert starts[1] == ("start", "polarity · tfidf-logreg", 20)
     assert sum(e[1] for e in events if e[0] == "advance") == 20
+
+
+def test_the_runner_sends_the_batch_the_model_asks_for_over_the_option(
+    host, toy_plugin, tmp_path, monkeypatch
+):
+    from tests.fakes import WordModel
+
+    monkeypatch.setattr(WordModel, "batch_size", 7, raising=False)  # e.g. 1 per stream x 7 streams
+    [row] = run_board(host, toy_board(models=[ModelEntry("words", options={"batch_size": "1"})]), tmp_path)[
+        "rows"
+    ]
+    assert toy_plugin.models[-1].calls == 1 + -(-row["n"] // 7)  # one untimed warm-up call first
