@@ -65,6 +65,7 @@ OUTPUT_OPTIONS = (
     "quantize",
 )
 QUANTIZE_MODES = ("none", "int8")
+PREDICT_CALL_REVIEWS = 32
 
 
 class LabelMappingError(HarnessError, ValueError):
@@ -193,8 +194,9 @@ class HFClassifier:
         self.name = family.name if arg is None else f"{family.name}:{arg}"
         self.inference_batch_size = int_option(options, "batch_size", 32, minimum=1)
         self.streams = int_option(options, "streams", 1, minimum=1)
-        # Reviews per predict call: enough for one batch in every stream.
-        self.batch_size = self.inference_batch_size * self.streams
+        # Reviews per predict call: a batch for every stream, and never fewer than the runner's usual 32,
+        # so its per-call costs (cache writes, progress) stay small next to the forward passes.
+        self.batch_size = max(self.inference_batch_size * self.streams, PREDICT_CALL_REVIEWS)
         self.policy = options.get("truncation", "head+tail")
         if self.policy not in POLICIES:
             raise HarnessError(

@@ -287,7 +287,11 @@ def test_streams_restore_the_thread_count(distilbert_dir: Path, tmp_path: Path) 
     model = classifiers.make_hf_classifier(
         str(distilbert_dir), make_ctx(tmp_path, {"batch_size": "1", "streams": "2"})
     )
-    assert model.batch_size == 2, "the runner must send one review per stream"
+    assert model.batch_size == classifiers.PREDICT_CALL_REVIEWS, "the runner sends every stream work"
+    wide = classifiers.make_hf_classifier(
+        str(distilbert_dir), make_ctx(tmp_path, {"batch_size": "16", "streams": "4"})
+    )
+    assert wide.batch_size == 64
     model.predict(TEXTS, FakeTask())
     assert torch.get_num_threads() == main
     assert _fresh_thread_count() == fresh
