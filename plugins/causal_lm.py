@@ -154,6 +154,8 @@ class CausalScorer:
 
     def choose_demonstrations(self, train: Sequence[Example], task: Task) -> tuple[Example, ...]:
         """`shots` short train reviews, seeded, taking one label after another so no label dominates."""
+        if not self.shots:
+            return ()
         low, high = DEMO_TOKENS
         by_label: dict[int, list[Example]] = {}
         for example in sorted(train, key=lambda e: e.id):

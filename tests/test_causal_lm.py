@@ -268,3 +268,40 @@ def test_packaged_smollm2_beats_chance_on_obvious_reviews(tmp_path):
     right = int((out.probs.argmax(axis=1) == [gold for _, gold in reviews]).sum())
     print(f"smollm2: {right}/4 right, {len(reviews) / elapsed:.1f} reviews/s")
     assert right >= 3
+
+
+@pytest.mark.slow
+def test_packaged_smollm2_with_demonstrations_and_train_calibration(tmp_path):
+    train = [
+        Example(f"t{i}", text, label)
+        for i, (text, label) in enumerate(
+            [
+                ("Stopped working after a week. Very disappointed.", 0),
+                ("Exactly what I needed, works perfectly.", 1),
+                ("Cheap plastic, broke the first time I used it.", 0),
+                ("My daughter loves it, great gift.", 1),
+                ("Arrived damaged and the seller never replied.", 0),
+                ("Great value and fast shipping, would buy again.", 1),
+                ("Terrible fit and the color is nothing like the photo.", 0),
+                ("Sturdy, well made and easy to clean.", 1),
+                ("Waste of money, it does not do what it says.", 0),
+                ("Comfortable and stylish, I wear them every day.", 1),
+                ("The battery dies within an hour. Returning it.", 0),
+                ("Five stars, best purchase this year.", 1),
+            ]
+        )
+    ]
+    reviews = [
+        ("Absolutely love it! Works perfectly and the quality is excellent. Highly recommend.", 1),
+        ("Terrible. It broke after one day and customer service never answered. Waste of money.", 0),
+        ("Great product, fast shipping, exactly as described. Five stars!", 1),
+        ("Awful quality, arrived damaged and does not work at all. Returning it.", 0),
+    ]
+    task = PolarityTask()
+    model = causal_lm.make_smollm2(None, make_context(tmp_path, shots="4", calibration_size="8"))
+    model.fit(train, task)
+    assert len(model._demos[task.fingerprint()]) == 4
+    assert (tmp_path / "calibration").is_dir()
+    out = model.predict([text for text, _ in reviews], task)
+    np.testing.assert_allclose(out.probs.sum(axis=1), 1.0, atol=1e-9)
+    assert int((out.probs.argmax(axis=1) == [gold for _, gold in reviews]).sum()) >= 3
