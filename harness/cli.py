@@ -137,6 +137,7 @@ def quiet_model_libraries() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TQDM_DISABLE", "1")  # transformers draws its GGUF conversion bar with plain tqdm
 
 
 def _board_from_options(opts: dict[str, Any]) -> Board:

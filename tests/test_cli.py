@@ -126,3 +126,13 @@ def test_installed_third_party_plugin_runs_and_renders(installed_example_plugin,
     assert md.stdout.startswith("| task | model |") and "| polarity | keywords |" in md.stdout
     blocked = run_cli("plugins", "--json", env={**env, "HARNESS_LOAD_PLUGINS": ""})
     assert "keywords" not in {p["name"] for p in json.loads(blocked.stdout)}
+
+
+def test_model_libraries_are_quieted_without_overriding_the_user(monkeypatch):
+    from harness.cli import quiet_model_libraries
+
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    monkeypatch.setenv("TRANSFORMERS_VERBOSITY", "info")
+    quiet_model_libraries()
+    assert os.environ["TQDM_DISABLE"] == "1"  # the GGUF loader's own bar would break our table
+    assert os.environ["TRANSFORMERS_VERBOSITY"] == "info"
