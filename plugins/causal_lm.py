@@ -141,7 +141,7 @@ class CausalScorer:
     def fit(self, train: Sequence[Example], task: Task) -> None:
         """Choose the demonstrations, then fit the calibration on other train reviews (cached on disk)."""
         key = task.fingerprint()
-        self._load()
+        self._load_tokenizer()
         demos = self.choose_demonstrations(train, task)
         self._demos[key] = demos
         if self.settings.mode == "generate" or self.calibrate not in ("auto", "train"):
@@ -193,21 +193,27 @@ class CausalScorer:
         write_json(path, {"scale": scale, "bias": bias.tolist(), "review_ids": [e.id for e in sample]})
         return scale, bias
 
+    def _load_tokenizer(self) -> None:
+        """Load the tokenizer on first use: prompts and demonstrations need it, the weights they do not."""
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(
+                self.checkpoint, trust_remote_code=self.settings.trust_remote_code, gguf_file=self.gguf_file
+            )
+
     def _load(self) -> None:
-        """Load tokenizer and weights on first use, so a fully cached run never loads them."""
+        """Load tokenizer and weights on first use, so a fully cached run never loads the weights."""
         if self._model is not None:
             return
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
 
+        self._load_tokenizer()
         kwargs = self.settings.load_kwargs()
-        remote = self.settings.trust_remote_code
         if self.gguf_file:
             require_accelerate("loading a GGUF file with transformers")
             kwargs.pop("use_safetensors", None)
             kwargs["gguf_file"] = self.gguf_file
-        self._tokenizer = AutoTokenizer.from_pretrained(
-            self.checkpoint, trust_remote_code=remote, gguf_file=self.gguf_file
-        )
         try:
             model = AutoModelForCausalLM.from_pretrained(
                 self.checkpoint, dtype=torch_dtype(self.backend.dtype), **kwargs
@@ -230,7 +236,7 @@ class CausalScorer:
     @property
     def uses_chat_template(self) -> bool:
         """Whether prompts are wrapped as a chat turn: `auto` means when the tokenizer has a template."""
-        self._load()
+        self._load_tokenizer()
         if self.chat_template == "auto":
             return bool(getattr(self._tokenizer, "chat_template", None))
         if self.chat_template == "true" and not getattr(self._tokenizer, "chat_template", None):
@@ -272,7 +278,7 @@ class CausalScorer:
     def prompts(self, texts: Sequence[str], task: Task) -> tuple[list[int], list[list[int]], Any, str]:
         """The prompt head shared by every review, then per window the review's tokens and the prompt's
         tail; the encoding (owners, truncation flags); and the label delimiter."""
-        self._load()
+        self._load_tokenizer()
         head, tail, delimiter = self.prompt_frame(task)
         budget = self.settings.max_length - len(head) - len(tail)
         if budget < 1:
@@ -412,6 +418,7 @@ class CausalScorer:
         """Greedy answers after each prompt, decoded without special tokens."""
         import torch
 
+        self._load()
         model = self._model
         pad_id = self._pad_id()
         answers = [""] * len(prompts)

@@ -236,6 +236,7 @@ def test_train_calibration_is_reused_from_the_work_directory(llama_dir, tmp_path
     monkeypatch.setattr(again, "continuation_scores", lambda *a: pytest.fail("recomputed the calibration"))
     again.fit(TRAIN, TASK)
     assert again.fingerprint() == first.fingerprint()
+    assert again._model is None, "a stored calibration needs the tokenizer, never the weights"
 
 
 def test_calibrate_train_without_a_train_split_is_a_clear_error(llama_dir, tmp_path):
