@@ -228,7 +228,8 @@ class CausalScorer:
         if self.settings.device_map is None:
             model = model.to(self.backend.device)
         parameters = inspect.signature(model.forward).parameters
-        self._keeps_logits = "logits_to_keep" in parameters
+        # Only the last position's logits are read after a prompt; models that can skip the rest do.
+        self._last_logits_only = {"logits_to_keep": 1} if "logits_to_keep" in parameters else {}
         # transformers 5 renamed `past_key_values` to `cache`; older releases and remote code use the old name.
         self._cache_name = "cache" if "cache" in parameters else "past_key_values"
         self._model = model.eval()
@@ -352,19 +353,24 @@ class CausalScorer:
         lengths = valid.sum(-1)
         first = labels[:, 0]
         scores = np.zeros((len(suffixes), k))
-        extra = {"logits_to_keep": 1} if self._keeps_logits else {}
         with torch.inference_mode():
             prefix = self._prefix_cache(head)
             for batch in length_sorted_batches([len(p) for p in suffixes], self.settings.batch_size):
                 ids, mask = pad_batch([suffixes[i] for i in batch], pad_id, device, left=True)
                 positions = len(head) + (mask.cumsum(-1) - 1).clamp(min=0)
+                past = {}
                 if prefix is not None:
                     cache = copy.deepcopy(prefix)
                     cache.batch_repeat_interleave(len(batch))
-                    extra[self._cache_name] = cache
+                    past = {self._cache_name: cache}
                     mask = torch.cat([mask.new_ones(len(batch), len(head)), mask], dim=1)
                 out = model(
-                    input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **extra
+                    input_ids=ids,
+                    attention_mask=mask,
+                    position_ids=positions,
+                    use_cache=True,
+                    **self._last_logits_only,
+                    **past,
                 )
                 last = out.logits[:, -1, :].float().log_softmax(-1)
                 total = last[:, first]
@@ -401,9 +407,7 @@ class CausalScorer:
         key = tuple(head)
         if self._prefix is None or self._prefix[0] != key:
             ids = torch.tensor([list(head)], device=self._model.device)
-            out = self._model(
-                input_ids=ids, use_cache=True, **({"logits_to_keep": 1} if self._keeps_logits else {})
-            )
+            out = self._model(input_ids=ids, use_cache=True, **self._last_logits_only)
             self._prefix = (key, getattr(out, self._cache_name))
         return self._prefix[1]
 
