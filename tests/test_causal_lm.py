@@ -25,25 +25,29 @@ REVIEWS = [
 TASK = PromptTask(
     labels=("neg", "pos", "mixed"), label_words=("negative", "positive", "works great and cheap")
 )
-TRAIN = [
-    Example(f"t{i}", text, label)
-    for i, (text, label) in enumerate(
-        [
-            ("Broke after a week and the seller never answered my emails.", 0),
-            ("Love this kettle, it boils fast and looks great on the counter.", 1),
-            ("Fine for the price but the lid feels cheap and rattles.", 2),
-            ("Stopped charging after two days, do not buy this cable.", 0),
-            ("Great little speaker with clear sound and a long battery life.", 1),
-            ("Works great for small jobs though the handle is cheap plastic.", 2),
-            ("Arrived scratched and smelled of smoke, sent it straight back.", 0),
-            ("My kids play with this puzzle every day, sturdy and fun.", 1),
-            ("Does the job, nothing special, the cheap strap may not last.", 2),
-            ("Too small and the zipper broke the first time I used it.", 0),
-            ("Comfortable shoes that fit true to size, bought a second pair.", 1),
-            ("Cheap but works great as a spare for the garage.", 2),
-        ]
-    )
-]
+
+
+def labelled(pairs: list[tuple[str, int]]) -> list[Example]:
+    """Train examples from (text, label) pairs, with ids t0, t1, ..."""
+    return [Example(f"t{i}", text, label) for i, (text, label) in enumerate(pairs)]
+
+
+TRAIN = labelled(
+    [
+        ("Broke after a week and the seller never answered my emails.", 0),
+        ("Love this kettle, it boils fast and looks great on the counter.", 1),
+        ("Fine for the price but the lid feels cheap and rattles.", 2),
+        ("Stopped charging after two days, do not buy this cable.", 0),
+        ("Great little speaker with clear sound and a long battery life.", 1),
+        ("Works great for small jobs though the handle is cheap plastic.", 2),
+        ("Arrived scratched and smelled of smoke, sent it straight back.", 0),
+        ("My kids play with this puzzle every day, sturdy and fun.", 1),
+        ("Does the job, nothing special, the cheap strap may not last.", 2),
+        ("Too small and the zipper broke the first time I used it.", 0),
+        ("Comfortable shoes that fit true to size, bought a second pair.", 1),
+        ("Cheap but works great as a spare for the garage.", 2),
+    ]
+)
 
 
 @pytest.fixture(scope="module")
@@ -273,25 +277,22 @@ def test_packaged_smollm2_beats_chance_on_obvious_reviews(tmp_path):
 
 @pytest.mark.slow
 def test_packaged_smollm2_with_demonstrations_and_train_calibration(tmp_path):
-    train = [
-        Example(f"t{i}", text, label)
-        for i, (text, label) in enumerate(
-            [
-                ("Stopped working after a week. Very disappointed.", 0),
-                ("Exactly what I needed, works perfectly.", 1),
-                ("Cheap plastic, broke the first time I used it.", 0),
-                ("My daughter loves it, great gift.", 1),
-                ("Arrived damaged and the seller never replied.", 0),
-                ("Great value and fast shipping, would buy again.", 1),
-                ("Terrible fit and the color is nothing like the photo.", 0),
-                ("Sturdy, well made and easy to clean.", 1),
-                ("Waste of money, it does not do what it says.", 0),
-                ("Comfortable and stylish, I wear them every day.", 1),
-                ("The battery dies within an hour. Returning it.", 0),
-                ("Five stars, best purchase this year.", 1),
-            ]
-        )
-    ]
+    train = labelled(
+        [
+            ("Stopped working after a week. Very disappointed.", 0),
+            ("Exactly what I needed, works perfectly.", 1),
+            ("Cheap plastic, broke the first time I used it.", 0),
+            ("My daughter loves it, great gift.", 1),
+            ("Arrived damaged and the seller never replied.", 0),
+            ("Great value and fast shipping, would buy again.", 1),
+            ("Terrible fit and the color is nothing like the photo.", 0),
+            ("Sturdy, well made and easy to clean.", 1),
+            ("Waste of money, it does not do what it says.", 0),
+            ("Comfortable and stylish, I wear them every day.", 1),
+            ("The battery dies within an hour. Returning it.", 0),
+            ("Five stars, best purchase this year.", 1),
+        ]
+    )
     reviews = [
         ("Absolutely love it! Works perfectly and the quality is excellent. Highly recommend.", 1),
         ("Terrible. It broke after one day and customer service never answered. Waste of money.", 0),
