@@ -35,12 +35,12 @@ from typing import TYPE_CHECKING, Any
 from harness.files import write_json
 from harness.hookspecs import hookimpl
 from harness.options import int_option
+from harness.plugins.checkpoints import checkpoint_identity
 from harness.plugins.finetune import digest
 from harness.plugins.label_scoring import (
     Settings,
     answers_to_probs,
     average_windows,
-    checkpoint_identity,
     encode_reviews,
     length_sorted_batches,
     pad_batch,

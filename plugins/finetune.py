@@ -22,12 +22,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.plugins.checkpoints import checkpoint_identity
 from harness.plugins.truncation import fit_tokens
 from harness.registry import HarnessError
 from harness.types import Example
 
 DONE_FILE = "finetune.json"
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".json")
 
 
 @dataclass(frozen=True)
@@ -60,35 +60,6 @@ def digest(value: Any) -> str:
     """A short stable hash of a JSON-serialisable value."""
     text = json.dumps(value, sort_keys=True, default=str, ensure_ascii=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def checkpoint_identity(checkpoint: str) -> str:
-    """Name a checkpoint so that changed weights give a changed identity.
-
-    A hub id is its own identity; a local directory adds the contents of its
-    weight and config files (their sizes and modification times beyond
-    CONTENT_HASH_LIMIT, where hashing would cost more than loading), so
-    replacing the weights in place is noticed even when timestamps are kept.
-    """
-    path = Path(checkpoint)
-    if not path.is_dir():
-        return checkpoint
-    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
-    return f"{path.resolve()}@{digest([(str(p.relative_to(path)), file_identity(p)) for p in files])}"
-
-
-CONTENT_HASH_LIMIT = 2 * 2**30
-
-
-def file_identity(path: Path) -> str:
-    stat = path.stat()
-    if stat.st_size > CONTENT_HASH_LIMIT:
-        return f"{stat.st_size}:{stat.st_mtime_ns}"
-    sha = hashlib.blake2b(digest_size=16)
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            sha.update(block)
-    return sha.hexdigest()
 
 
 def train_data_hash(train: Sequence[Example]) -> str:

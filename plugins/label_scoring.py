@@ -9,10 +9,8 @@ review is never dropped and the runner can count it as unparseable.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.options import int_option
@@ -22,7 +20,6 @@ if TYPE_CHECKING:
     import numpy as np
 
 MODES = ("score", "generate")
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth", ".msgpack", ".h5")
 _ANSWER_STRIP = " \t\r\n.,;:!?\"'`()[]{}<>*"
 
 
@@ -150,22 +147,6 @@ def flag(options: Mapping[str, str], key: str, default: bool = False) -> bool:
     if value not in ("true", "false"):
         raise ValueError(f"option {key} must be true or false, not {options[key]!r}")
     return value == "true"
-
-
-def checkpoint_identity(checkpoint: str) -> str:
-    """A hub id as it is; a local path with its weight files' total size and latest mtime.
-
-    Retraining or replacing local weights then changes the fingerprint, so
-    the prediction cache never serves answers from the old weights.
-    """
-    path = Path(checkpoint).expanduser()
-    if not path.exists():
-        return checkpoint
-    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.name.endswith(WEIGHT_SUFFIXES)]
-    stats = [os.stat(p) for p in files]
-    size = sum(s.st_size for s in stats)
-    mtime = max((s.st_mtime_ns for s in stats), default=0)
-    return f"{path.resolve()}@{size}:{mtime}"
 
 
 @dataclass

@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from harness.hookspecs import hookimpl
+from harness.plugins.checkpoints import checkpoint_identity
 from harness.plugins.label_scoring import (
     Settings,
     answers_to_probs,
     average_windows,
-    checkpoint_identity,
     encode_reviews,
     length_sorted_batches,
     pad_batch,

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from harness.plugins import causal_lm
+from harness.plugins.checkpoints import checkpoint_identity
 from harness.plugins.label_scoring import answers_to_probs, scores_to_probs
 from harness.tasks.polarity import PolarityTask
 from harness.types import Example, Model
@@ -86,7 +87,7 @@ def test_smollm2_defaults_to_the_packaged_gguf_without_loading(tmp_path):
     assert isinstance(model, Model)
     assert model.gguf_file == causal_lm.SMOLLM2_GGUF
     assert (causal_lm.packaged_smollm2().parent / model.gguf_file).is_file()
-    assert str(causal_lm.packaged_smollm2().stat().st_size) in model.fingerprint()
+    assert checkpoint_identity(str(causal_lm.packaged_smollm2())) in model.fingerprint()
     assert model._model is None
     with pytest.raises(ValueError, match="causal-lm:HUB_ID_OR_PATH"):
         causal_lm.make_causal_lm(None, make_context(tmp_path))

@@ -101,14 +101,6 @@ def test_fingerprint_depends_on_train_data_and_settings(encoder_dir: Path) -> No
     assert base != finetune.finetune_fingerprint(seeded, "task", train)
 
 
-def test_checkpoint_identity_notices_replaced_weights(tmp_path: Path) -> None:
-    (tmp_path / "model.safetensors").write_bytes(b"1234")
-    before = finetune.checkpoint_identity(str(tmp_path))
-    (tmp_path / "model.safetensors").write_bytes(b"123456")
-    assert finetune.checkpoint_identity(str(tmp_path)) != before
-    assert finetune.checkpoint_identity("org/model") == "org/model"
-
-
 def test_usable_labels_are_not_finetuned_unless_asked(distilbert_dir: Path, tmp_path: Path) -> None:
     task = FakeTask()
     as_is = fitted(str(distilbert_dir), tmp_path / "auto")

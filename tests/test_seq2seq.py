@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -204,11 +206,16 @@ def test_float16_becomes_bfloat16_for_t5(t5_dir, tmp_path, caplog):
 
 
 def test_local_fingerprint_follows_the_weights(t5_dir, tmp_path):
-    scorer = build(t5_dir, tmp_path)
+    checkpoint = Path(shutil.copytree(t5_dir, tmp_path / "t5"))
+    scorer = build(checkpoint, tmp_path)
     before = scorer.fingerprint()
-    weights = t5_dir / "model.safetensors"
+    weights = checkpoint / "model.safetensors"
     stat = weights.stat()
     os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert scorer.fingerprint() == before, "a touched file holds the same weights"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
     assert scorer.fingerprint() != before
 
 
