@@ -45,7 +45,11 @@ def png_bytes(figure: Any) -> bytes:
 
 
 def pareto_figure(task: str, rows: Sequence[Mapping[str, Any]]) -> Any | None:
-    """Headline quality against runtime (log scale), with intervals, front points joined by a step line."""
+    """Headline quality against runtime (log scale), with intervals, front points joined by a step line.
+
+    None below two points: one model on one backend is compared with nothing,
+    and the table already shows its figures.
+    """
     metric = headline_metric(task, rows)
     entries = [e for e in ranked_entries(task, rows) if e.row.get("status", "ok") == "ok"]
     points = []
@@ -55,7 +59,7 @@ def pareto_figure(task: str, rows: Sequence[Mapping[str, Any]]) -> Any | None:
             if quality is not None and runtime > 0:
                 interval = (entry.row.get("intervals") or {}).get(metric)
                 points.append((entry.label, kind, float(runtime), float(quality), interval, entry.pareto))
-    if not points:
+    if len(points) < 2:
         return None
     figure = new_figure(7, 4.5)
     axes = figure.add_subplot()

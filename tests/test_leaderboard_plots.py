@@ -50,6 +50,11 @@ def test_write_plots_makes_pareto_confusion_and_per_class_pngs(tmp_path):
     assert all(p.read_bytes().startswith(PNG) and p.stat().st_size > 5000 for p in written)
 
 
+def test_one_point_gives_no_pareto_picture(tmp_path):
+    run = write_run(tmp_path / "run", [polarity_row("a", "A", 0.9, 1.0)])
+    assert write_plots(run, leaderboard_rows([run])) == []
+
+
 def test_failed_rows_and_missing_predictions_give_no_plots(tmp_path):
     rows = [{**polarity_row("a", "A", 0.9, 1.0), "status": "error", "metrics": {}}]
     run = write_run(tmp_path / "run", rows)
@@ -61,13 +66,14 @@ def test_a_users_board_file_runs_and_its_leaderboard_files_are_written(host, tmp
     board_file = tmp_path / "my_board.toml"
     board_file.write_text(
         'name = "mine"\ntasks = ["toy"]\ndata = "toy:40"\nbackend = "cpu"\nbootstrap = 20\n'
-        '[[models]]\nspec = "words"\nlabel = "Words <b>|1"\n',
+        '[[models]]\nspec = "words"\nlabel = "Words <b>|1"\n'
+        '[[models]]\nspec = "words:other"\n',
         encoding="utf-8",
     )
     assert host.plugins["harness.leaderboard.run_outputs"].source == "built-in"  # writes on run end
     run_dir = tmp_path / "run"
     results = run_board(host, load_board(board_file), run_dir)
-    assert results["rows"][0]["status"] == "ok"
+    assert [row["status"] for row in results["rows"]] == ["ok", "ok"]
     names = {p.name for p in run_dir.iterdir()}
     assert {"leaderboard.md", "leaderboard.html", "pareto_toy.png"} <= names
     md = (run_dir / "leaderboard.md").read_text(encoding="utf-8")
