@@ -11,17 +11,23 @@ Options read from ``ModelContext.options``: ``label_map`` (``NAME=label,...``,
 names are the checkpoint's labels or output indices), ``truncation``,
 ``max_length``, ``batch_size`` (inference), ``finetune`` (``auto`` | ``always``
 | ``never``), ``base``, ``epochs``, ``learning_rate``, ``train_batch_size``,
-``train_max_length``, ``streams``, ``trust_remote_code`` and ``allow_pickle``.
+``train_max_length``, ``streams``, ``encoder_layers``, ``trust_remote_code`` and
+``allow_pickle``.
 
 Inference speed-ups, each a switch whose effect on predictions ``harness bench``
 reports: the backend's ``dtype`` (``bfloat16`` weights), ``quantize=int8``
 (dynamic int8 quantization of the linear layers, CPU only) and
-``compile=true`` (``torch.compile``). ``batch_size=1`` scores length-sorted
-texts without any padding. ``streams=N`` (default 1) scores the length-sorted
-batches in N worker threads, each with ``max(1, threads // N)`` of the backend's
-intra-op threads; it never changes predictions. Small-matrix products and
-attention parallelise poorly across cores while independent sequences do, so on a
-CPU several ``batch_size=1`` streams can beat one stream that uses every core.
+``compile=true`` (``torch.compile``). ``encoder_layers=fast`` (the default)
+runs the harness' inference form of the encoder layers: fused query, key and
+value projections, and a last layer computed only for the token the
+classification head reads (see ``encoder_layers``); ``encoder_layers=stock``
+runs the layers transformers builds.
+``batch_size=1`` scores length-sorted texts without any padding.
+``streams=N`` (default 1) scores the length-sorted batches in N worker
+threads, each with ``max(1, threads // N)`` of the backend's intra-op threads;
+it never changes predictions. Small-matrix products and attention parallelise
+poorly across cores while independent sequences do, so on a CPU several
+``batch_size=1`` streams can beat one stream that uses every core.
 """
 
 from __future__ import annotations
@@ -34,10 +40,11 @@ from typing import Any
 
 from harness.hookspecs import hookimpl
 from harness.options import int_option
+from harness.plugins.checkpoints import checkpoint_identity
+from harness.plugins.encoder_layers import use_inference_layers
 from harness.plugins.finetune import (
     FinetuneConfig,
     FinetuneResult,
-    checkpoint_identity,
     digest,
     encode_windows,
     finetune,
@@ -65,6 +72,7 @@ OUTPUT_OPTIONS = (
     "quantize",
 )
 QUANTIZE_MODES = ("none", "int8")
+ENCODER_LAYER_MODES = ("fast", "stock")
 PREDICT_CALL_REVIEWS = 32
 
 
@@ -212,6 +220,11 @@ class HFClassifier:
         if self.quantize == "int8" and (ctx.backend.device != "cpu" or ctx.backend.dtype != "float32"):
             raise HarnessError("quantize=int8 runs on the cpu backend with dtype float32 weights")
         self.compile = _flag(options, "compile")
+        self.encoder_layers = options.get("encoder_layers", "fast") or "fast"
+        if self.encoder_layers not in ENCODER_LAYER_MODES:
+            raise HarnessError(
+                f"encoder_layers={self.encoder_layers!r}: choose one of {', '.join(ENCODER_LAYER_MODES)}"
+            )
         self.max_length = int_option(options, "max_length", 0, minimum=1) or None
         self.epochs = int_option(options, "epochs", family.epochs, minimum=1)
         # An explicit epoch count is taken as given; the family's minimum steps apply to the default.
@@ -354,9 +367,11 @@ class HFClassifier:
                 else " (pickled weights need allow_pickle=true)"
             )
             raise HarnessError(f"cannot load {checkpoint}{hint}: {error}") from error
+        fast = self.encoder_layers == "fast" and use_inference_layers(model)
         model = speed_up(model.to(device).eval(), self.quantize, self.compile)
         max_length = window_limit(model.config, tokenizer, self.max_length)
-        return _State(model, tokenizer, columns, max_length, {**identity, "max_length": max_length})
+        identity = {**identity, "max_length": max_length, "encoder_layers": "fast" if fast else "stock"}
+        return _State(model, tokenizer, columns, max_length, identity)
 
 
 def in_streams(work: Callable[[list[int]], None], batches: Sequence[list[int]], streams: int) -> None:
@@ -390,7 +405,7 @@ def in_streams(work: Callable[[list[int]], None], batches: Sequence[list[int]], 
 
 
 def speed_up(model: Any, quantize: str = "none", compile_model: bool = False) -> Any:
-    """Apply the inference switches: int8 dynamic quantization of linear layers, then ``torch.compile``.
+    """Apply the inference switches in place: int8 dynamic quantization of linear layers, then compile.
 
     Dynamic quantization keeps activations in float and stores linear weights
     as int8, which the CPU's VNNI instructions multiply fastest; it changes
@@ -399,7 +414,10 @@ def speed_up(model: Any, quantize: str = "none", compile_model: bool = False) ->
     import torch
 
     if quantize == "int8":
-        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        # In place: the model was just loaded for this use, and copying it first costs a tenth of a second.
+        model = torch.ao.quantization.quantize_dynamic(
+            model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True
+        )
     if compile_model:
         model.forward = torch.compile(model.forward, dynamic=True)
     return model

@@ -38,10 +38,14 @@ def probs(directory: Path, tmp_path: Path, dtype: str = "float32", **options: st
 
 def test_speed_up_switches_stay_close_to_float32(tiny_dir: Path, tmp_path: Path) -> None:
     reference = probs(tiny_dir, tmp_path)
-    assert np.abs(reference - reference.mean(axis=0)).max() > 1e-3
+    assert np.abs(reference - reference.mean(axis=0)).max() > 0.1
+    # int8 scales are taken per padded batch tensor, and this random 32-wide model is far more sensitive to
+    # them than a trained one (the bench measures agreement on a fine-tuned MiniLM): a wide tolerance here
+    # still fails on swapped label columns, which move the most confident of these probabilities by over 0.5.
+    assert np.abs(reference[:, 0] - reference[:, 1]).max() > 0.5
     for changed in (probs(tiny_dir, tmp_path, quantize="int8"), probs(tiny_dir, tmp_path, "bfloat16")):
         assert changed.shape == reference.shape
-        np.testing.assert_allclose(changed, reference, atol=0.05)
+        np.testing.assert_allclose(changed, reference, atol=0.08)
     np.testing.assert_allclose(probs(tiny_dir, tmp_path, batch_size="1"), reference, atol=1e-5)
     np.testing.assert_allclose(probs(tiny_dir, tmp_path, batch_size="1", streams="2"), reference, atol=1e-5)
 
@@ -73,19 +77,29 @@ def test_quantized_model_has_its_own_fingerprint(tiny_dir: Path, tmp_path: Path)
     assert plain.fingerprint() != quantized.fingerprint()
 
 
-def test_flop_count_matches_the_linear_layers_of_the_real_model(tiny_dir: Path) -> None:
+@pytest.mark.parametrize("encoder_layers", ["stock", "fast"])
+def test_flop_count_matches_the_products_the_model_runs(tiny_dir: Path, encoder_layers: str) -> None:
     import torch
+    from torch.utils.flop_counter import FlopCounterMode
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    model = AutoModelForSequenceClassification.from_pretrained(tiny_dir)
-    linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
-    n = len(AutoTokenizer.from_pretrained(tiny_dir)(TEXTS[3])["input_ids"])
-    attention = model.config.n_layers * 4 * model.config.dim * n * n
-    assert bench_small.model_flops(tiny_dir, [TEXTS[3]]) == 2 * linear * n + attention
-    both = bench_small.model_flops(tiny_dir, TEXTS[:2])
-    assert both == bench_small.model_flops(tiny_dir, TEXTS[:1]) + bench_small.model_flops(
-        tiny_dir, TEXTS[1:2]
+    from harness.plugins.encoder_layers import use_inference_layers
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_dir).eval()
+    if encoder_layers == "fast":
+        assert use_inference_layers(model)
+    inputs = AutoTokenizer.from_pretrained(tiny_dir)(TEXTS[3], return_tensors="pt")
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        model(**inputs)
+    n, d, layers = inputs["input_ids"].shape[1], model.config.dim, model.config.n_layers
+    # The counter sees the linear layers; attention's two products are added by hand (queries x keys).
+    queries = [n] * layers if encoder_layers == "stock" else [n] * (layers - 1) + [1]
+    attention = sum(4 * d * rows * n for rows in queries)
+    assert (
+        bench_small.model_flops(tiny_dir, [TEXTS[3]], encoder_layers) == counter.get_total_flops() + attention
     )
+    both = bench_small.model_flops(tiny_dir, TEXTS[:2], encoder_layers)
+    assert both == sum(bench_small.model_flops(tiny_dir, [text], encoder_layers) for text in TEXTS[:2])
 
 
 def test_peak_is_taken_on_the_kernel_the_fast_path_runs(monkeypatch: pytest.MonkeyPatch) -> None:
