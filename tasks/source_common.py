@@ -14,7 +14,9 @@ from typing import IO, Any
 
 from harness.types import IssueLog, Review, SourceOptions
 
-GZIP_MAGIC = b"\x1f\x8b"
+# ID1, ID2 and CM: RFC 1952 defines deflate (8) as the only method, so a text file opening with the
+# two magic bytes by chance is still read as text.
+GZIP_MAGIC = b"\x1f\x8b\x08"
 
 # Column names tried, in order, when the user gives no mapping flag. The first
 # names are the original release's, then the multilingual corpus', then common
@@ -173,9 +175,9 @@ def file_stem(path: str | Path) -> str:
 
 
 def open_binary(path: str | Path) -> IO[bytes]:
-    """Open a file for reading bytes, decompressing it when it starts with the gzip magic number."""
+    """Open a file for reading bytes, decompressing it when it starts with a gzip header."""
     with open(path, "rb") as probe:
-        magic = probe.read(2)
+        magic = probe.read(len(GZIP_MAGIC))
     if magic == GZIP_MAGIC:
         return gzip.open(path, "rb")  # type: ignore[return-value]
     return open(path, "rb")

@@ -121,6 +121,14 @@ def test_corrupted_tsv_names_bad_lines_and_keeps_every_good_row(tmp_path: Path, 
     assert "13 fields, expected 15" in next(i.reason for i in issues.issues if i.line == 3)
 
 
+def test_text_that_opens_with_the_gzip_magic_bytes_is_read_as_text(tmp_path: Path) -> None:
+    path = tmp_path / "odd.jsonl"
+    path.write_bytes(b'\x1f\x8b\n{"review_id": "R0", "review_body": "fine", "stars": "5"}\n')
+    reviews, issues = read(JsonlSource(), path)
+    assert [(r.id, r.text) for r in reviews] == [("R0", "fine")]
+    assert [issue.line for issue in issues.issues] == [1]
+
+
 @needs_data
 def test_truncated_gzip_keeps_the_rows_before_the_cut(tmp_path: Path) -> None:
     whole = b"\n".join(gift_card_lines(400)) + b"\n"
