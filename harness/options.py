@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from harness.registry import HarnessError
 
 
 class OptionError(HarnessError, ValueError):
     """A bad option value; a ValueError too, so option checks read like argument checks."""
+
+
+def choice_option(options: Mapping[str, str], key: str, choices: Sequence[str]) -> str:
+    """One of `choices`; absent or empty means the first, which is the default."""
+    value = options.get(key) or choices[0]
+    if value not in choices:
+        raise OptionError(f"{key}={value!r}: choose one of {', '.join(choices)}")
+    return value
 
 
 def int_option(options: Mapping[str, str], key: str, default: int, *, minimum: int) -> int:

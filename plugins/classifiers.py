@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.hookspecs import hookimpl
-from harness.options import int_option
+from harness.options import choice_option, int_option
 from harness.plugins.checkpoints import checkpoint_identity
 from harness.plugins.encoder_layers import use_inference_layers
 from harness.plugins.finetune import (
@@ -214,17 +214,11 @@ class HFClassifier:
         if self.mode not in FINETUNE_MODES:
             raise HarnessError(f"finetune={self.mode!r}: choose one of {', '.join(FINETUNE_MODES)}")
         self.label_map = parse_label_map(options.get("label_map"))
-        self.quantize = options.get("quantize", "none") or "none"
-        if self.quantize not in QUANTIZE_MODES:
-            raise HarnessError(f"quantize={self.quantize!r}: choose one of {', '.join(QUANTIZE_MODES)}")
+        self.quantize = choice_option(options, "quantize", QUANTIZE_MODES)
         if self.quantize == "int8" and (ctx.backend.device != "cpu" or ctx.backend.dtype != "float32"):
             raise HarnessError("quantize=int8 runs on the cpu backend with dtype float32 weights")
         self.compile = _flag(options, "compile")
-        self.encoder_layers = options.get("encoder_layers", "fast") or "fast"
-        if self.encoder_layers not in ENCODER_LAYER_MODES:
-            raise HarnessError(
-                f"encoder_layers={self.encoder_layers!r}: choose one of {', '.join(ENCODER_LAYER_MODES)}"
-            )
+        self.encoder_layers = choice_option(options, "encoder_layers", ENCODER_LAYER_MODES)
         self.max_length = int_option(options, "max_length", 0, minimum=1) or None
         self.epochs = int_option(options, "epochs", family.epochs, minimum=1)
         # An explicit epoch count is taken as given; the family's minimum steps apply to the default.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.options import OptionError, int_option
+from harness.options import OptionError, choice_option, int_option
 from harness.registry import HarnessError
 
 
@@ -31,3 +31,12 @@ def test_minilm_accepts_min_steps_zero(tmp_path):
 
     model = make_minilm(None, make_ctx(tmp_path, {"min_steps": "0"}))
     assert model.min_steps == 0
+
+
+def test_choice_is_one_of_the_choices_and_absent_or_empty_is_the_first():
+    choices = ("fast", "stock")
+    assert choice_option({}, "encoder_layers", choices) == "fast"
+    assert choice_option({"encoder_layers": ""}, "encoder_layers", choices) == "fast"
+    assert choice_option({"encoder_layers": "stock"}, "encoder_layers", choices) == "stock"
+    with pytest.raises(OptionError, match="encoder_layers='quick': choose one of fast, stock"):
+        choice_option({"encoder_layers": "quick"}, "encoder_layers", choices)
