@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.registry import HarnessError
+from harness.errors import HarnessError
 
 BOARD_KEYS = {
     "name", "description", "tasks", "models", "data", "dataset", "backend", "backend_options",

@@ -8,7 +8,6 @@ answer at once.
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,10 @@ from typing import Any
 import click
 
 from harness.boards import Board, ModelEntry, load_board
+from harness.command_helpers import parse_pairs, quiet_model_libraries
+from harness.errors import HarnessError
 from harness.plugin_manager import get_host
-from harness.registry import KINDS, HarnessError
+from harness.registry import KINDS
 
 DEFAULT_RUNS = Path("runs")
 
@@ -44,16 +45,6 @@ def cli() -> None:
       harness leaderboard runs/default --format md
       harness plugins               what is installed, and what failed to load
     """
-
-
-def parse_pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
-    pairs = {}
-    for value in values:
-        key, eq, val = value.partition("=")
-        if not eq or not key:
-            raise click.BadParameter(f"{value!r} is not KEY=VALUE", param_hint=what)
-        pairs[key.strip()] = val.strip()
-    return pairs
 
 
 def _resolve_board(name_or_path: str) -> Board:
@@ -130,14 +121,6 @@ def run(**opts: Any) -> None:
     errors = sum(r["status"] == "error" for r in results["rows"])
     if errors:
         click.echo(f"{errors} row(s) failed; their errors are shown above", err=True)
-
-
-def quiet_model_libraries() -> None:
-    """Our progress bars and table are the output; silence the model libraries' own bars and load reports."""
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("TQDM_DISABLE", "1")  # transformers draws its GGUF conversion bar with plain tqdm
 
 
 def _board_from_options(opts: dict[str, Any]) -> Board:

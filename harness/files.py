@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any
 
-from harness.registry import HarnessError
+from harness.errors import HarnessError
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from harness.registry import HarnessError
+from harness.errors import HarnessError
 
 
 class OptionError(HarnessError, ValueError):

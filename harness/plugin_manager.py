@@ -22,21 +22,22 @@ from typing import Any
 import pluggy
 
 from harness import hookspecs
-from harness.registry import HarnessError, Registries
+from harness.errors import HarnessError
+from harness.registry import Registries
 
 ENTRY_POINT_GROUP = "harness"
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
-    "harness.plugins.backends",
-    "harness.plugins.ray_backend",
-    "harness.plugins.routers",
-    "harness.plugins.hybrid",
-    "harness.plugins.classifiers",
-    "harness.plugins.baselines",
-    "harness.plugins.seq2seq",
-    "harness.plugins.causal_lm",
-    "harness.plugins.sweep",
-    "harness.plugins.bench",
+    "harness.plugins.backends.torch_devices",
+    "harness.plugins.backends.ray_actors",
+    "harness.plugins.routing.routers",
+    "harness.plugins.models.hybrid",
+    "harness.plugins.models.classifiers",
+    "harness.plugins.models.baselines",
+    "harness.plugins.models.seq2seq",
+    "harness.plugins.models.causal_lm",
+    "harness.plugins.routing.sweep",
+    "harness.plugins.bench.command",
     "harness.tasks.sources",
     "harness.tasks.polarity",
     "harness.tasks.category",

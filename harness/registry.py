@@ -7,22 +7,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from harness.errors import CollisionError, HarnessError, UnknownNameError
+
 T = TypeVar("T")
 
 KINDS = ("models", "tasks", "routers", "backends", "exporters", "sources", "boards")
-
-
-class HarnessError(Exception):
-    """An error whose message is meant for the user as it is (no traceback needed)."""
-
-
-class UnknownNameError(HarnessError, KeyError):
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0])
-
-
-class CollisionError(HarnessError):
-    pass
 
 
 @dataclass(frozen=True)

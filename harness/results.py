@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.registry import HarnessError
+from harness.errors import HarnessError
 
 RESULTS_FILE = "results.json"
 

@@ -25,11 +25,11 @@ import numpy as np
 
 from harness import provenance
 from harness.boards import Board, ModelEntry
-from harness.bootstrap import bootstrap_intervals
 from harness.cache import CachedPrediction, PredictionCache, text_key
+from harness.errors import HarnessError
 from harness.files import RunDirLock, write_json
+from harness.intervals import bootstrap_intervals
 from harness.plugin_manager import PluginHost, get_host
-from harness.registry import HarnessError
 from harness.types import (
     Backend,
     Example,

@@ -15,7 +15,7 @@ RUN_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 
 
 def format_comparisons(comparisons: list[Any]) -> str:
-    from harness.leaderboard.errors import display_text
+    from harness.leaderboard._misclassified import display_text
 
     lines = []
     for c in comparisons:
@@ -55,7 +55,7 @@ def register_commands(cli: Any) -> None:
     def compare(run_a: Path, run_b: Path, task: str | None, model: str | None, show: int, resamples: int,
                 seed: int, as_json: bool) -> None:  # fmt: skip
         """Paired comparison of two runs on the same reviews: differences, intervals, McNemar, disagreements."""
-        from harness.leaderboard.compare import compare_runs
+        from harness.leaderboard._compare import compare_runs
 
         comparisons = compare_runs(
             run_a, run_b, task=task, model=model, resamples=resamples, seed=seed, show=show
@@ -74,6 +74,6 @@ def register_commands(cli: Any) -> None:
     )
     def errors(run_dir: Path, model: str, task: str | None, limit: int) -> None:
         """The misclassified reviews of one model, most confident first (false positives / false negatives)."""
-        from harness.leaderboard.errors import format_groups, misclassified
+        from harness.leaderboard._misclassified import format_groups, misclassified
 
         click.echo(format_groups(misclassified(run_dir, model, task=task, limit=limit)), nl=False)

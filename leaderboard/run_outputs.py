@@ -15,9 +15,9 @@ def write_run_outputs(run_dir: Path) -> list[Path]:
 
     The text formats come first, so a plotting failure still leaves the tables.
     """
+    from harness.leaderboard._html import render_html
+    from harness.leaderboard._plots import write_plots
     from harness.leaderboard.exporters import render_markdown
-    from harness.leaderboard.html import render_html
-    from harness.leaderboard.plots import write_plots
 
     rows = leaderboard_rows([run_dir])
     written = []

@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING
 
 from harness.hookspecs import hookimpl
 from harness.options import int_option
-from harness.tasks import task_common as common
-from harness.tasks.category_names import STUDY_CATEGORIES, normalise, to_release_name
+from harness.tasks import _common as common
+from harness.tasks._category_names import STUDY_CATEGORIES, normalise, to_release_name
 from harness.types import Example, Review, Splits
 
 if TYPE_CHECKING:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 from harness.hookspecs import hookimpl
 from harness.options import int_option
-from harness.tasks import task_common as common
+from harness.tasks import _common as common
 from harness.types import Example, Review, Splits
 
 if TYPE_CHECKING:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.plugins import backends
-from harness.registry import HarnessError
+from harness.errors import HarnessError
+from harness.plugins.backends import torch_devices as backends
 
 
 def registered() -> dict[str, object]:

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.plugins import baselines
-from harness.registry import HarnessError
+from harness.errors import HarnessError
+from harness.plugins.models import baselines
 from harness.types import Example
 from tests.tiny_encoders import FakeTask, make_ctx
 
@@ -93,7 +93,7 @@ def test_tfidf_logreg_needs_training(tmp_path: Path) -> None:
 
 
 def test_vader_scores_a_huge_review_quickly_by_its_head_and_tail():
-    from harness.plugins.baselines import VADER_MAX_CHARS, make_vader
+    from harness.plugins.models.baselines import VADER_MAX_CHARS, make_vader
     from tests.tiny_encoders import FakeTask, make_ctx
 
     model = make_vader(None, make_ctx(None))

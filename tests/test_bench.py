@@ -8,9 +8,11 @@ import click
 import numpy as np
 import pytest
 
-from harness.plugins import bench, bench_memory, bench_small
-from harness.plugins.classifiers import make_hf_classifier
-from harness.registry import HarnessError
+from harness.errors import HarnessError
+from harness.plugins.bench import _memory as bench_memory
+from harness.plugins.bench import _small as bench_small
+from harness.plugins.bench import command as bench
+from harness.plugins.models.classifiers import make_hf_classifier
 from tests.tiny_encoders import FakeTask, build_distilbert, make_ctx
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -83,7 +85,7 @@ def test_flop_count_matches_the_products_the_model_runs(tiny_dir: Path, encoder_
     from torch.utils.flop_counter import FlopCounterMode
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from harness.plugins.encoder_layers import use_inference_layers
+    from harness.plugins.models._encoder_layers import use_inference_layers
 
     model = AutoModelForSequenceClassification.from_pretrained(tiny_dir).eval()
     if encoder_layers == "fast":

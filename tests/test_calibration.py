@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.plugins import calibration
+from harness.plugins.routing import _calibration as calibration
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -12,16 +12,16 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from harness.tasks.category import CategoryTask, register_tasks
-from harness.tasks.category_names import (
+from harness.tasks._category_names import (
     RELEASE_CATEGORIES,
     SLUG_TO_RELEASE,
     STUDY_CATEGORIES,
     normalise,
     to_release_name,
 )
-from harness.tasks.source_jsonl import JsonlSource
-from harness.tasks.source_tsv import TsvSource
+from harness.tasks.category import CategoryTask, register_tasks
+from harness.tasks.sources._jsonl import JsonlSource
+from harness.tasks.sources._tsv import TsvSource
 from harness.types import IssueLog, Review, SourceOptions, Task
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -7,9 +7,9 @@ import time
 import numpy as np
 import pytest
 
-from harness.plugins import causal_lm
-from harness.plugins.checkpoints import checkpoint_identity
-from harness.plugins.label_scoring import answers_to_probs, scores_to_probs
+from harness.plugins.models import causal_lm
+from harness.plugins.models._checkpoints import checkpoint_identity
+from harness.plugins.models._label_scoring import answers_to_probs, scores_to_probs
 from harness.tasks.polarity import PolarityTask
 from harness.types import Example, Model
 from tests.tiny_t5 import PromptTask, build_tiny_llama, make_context
@@ -210,7 +210,7 @@ def test_demonstrations_take_labels_in_turn_and_do_not_depend_on_train_order(lla
 
 
 def test_train_calibration_applies_the_scale_and_bias_fitted_on_other_train_reviews(llama_dir, tmp_path):
-    from harness.plugins.calibration import fit_scale_and_bias
+    from harness.plugins.routing._calibration import fit_scale_and_bias
 
     options = {"shots": "2", "calibration_size": "8"}
     scorer = fitted(llama_dir, tmp_path, **options)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.plugins import checkpoints
+from harness.plugins.models import _checkpoints as checkpoints
 
 
 def test_replaced_weights_change_the_identity_even_with_the_old_times(tmp_path: Path) -> None:

@@ -7,16 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.plugins import classifiers
-from harness.plugins.classifiers import (
+from harness.errors import HarnessError
+from harness.plugins.models import classifiers
+from harness.plugins.models._truncation import fit_tokens
+from harness.plugins.models.classifiers import (
     Family,
     HFClassifier,
     LabelMappingError,
     map_labels,
     parse_label_map,
 )
-from harness.plugins.truncation import fit_tokens
-from harness.registry import HarnessError
 from tests.tiny_encoders import FakeTask, build_distilbert, build_electra, make_ctx
 
 TEXTS = [

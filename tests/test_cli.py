@@ -53,7 +53,7 @@ def test_every_command_has_help(command):
 def test_plugins_lists_builtins_with_hooks_and_registrations():
     result = CliRunner().invoke(cli_module.cli, ["plugins", "--json"])
     plugins = {p["name"]: p for p in json.loads(result.output)}
-    routers = plugins["harness.plugins.routers"]
+    routers = plugins["harness.plugins.routing.routers"]
     assert routers["source"] == "built-in" and routers["hooks"] == ["register_routers"]
     assert "router:confidence" in routers["registered"]
     registered = {r for p in plugins.values() for r in p["registered"]}
@@ -70,7 +70,7 @@ def test_plugins_lists_builtins_with_hooks_and_registrations():
 
 def test_plugins_hook_filter():
     result = CliRunner().invoke(cli_module.cli, ["plugins", "--hook", "register_routers", "--json"])
-    assert [p["name"] for p in json.loads(result.output)] == ["harness.plugins.routers"]
+    assert [p["name"] for p in json.loads(result.output)] == ["harness.plugins.routing.routers"]
 
 
 @pytest.mark.parametrize("kind,name", [("models", "minilm"), ("routers", "margin"), ("backends", "auto"),
@@ -129,7 +129,7 @@ def test_installed_third_party_plugin_runs_and_renders(installed_example_plugin,
 
 
 def test_model_libraries_are_quieted_without_overriding_the_user(monkeypatch):
-    from harness.cli import quiet_model_libraries
+    from harness.command_helpers import quiet_model_libraries
 
     monkeypatch.delenv("TQDM_DISABLE", raising=False)
     monkeypatch.setenv("TRANSFORMERS_VERBOSITY", "info")

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness.plugins.classifiers import make_hf_classifier
-from harness.plugins.encoder_layers import use_inference_layers
-from harness.registry import HarnessError
+from harness.errors import HarnessError
+from harness.plugins.models._encoder_layers import use_inference_layers
+from harness.plugins.models.classifiers import make_hf_classifier
 from tests.tiny_encoders import FakeTask, build_distilbert, build_electra, make_ctx
 
 TEXTS = [

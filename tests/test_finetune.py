@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.plugins import classifiers, finetune
-from harness.plugins.classifiers import Family, HFClassifier
-from harness.registry import HarnessError
+from harness.errors import HarnessError
+from harness.plugins.models import _finetune as finetune
+from harness.plugins.models import classifiers
+from harness.plugins.models.classifiers import Family, HFClassifier
 from harness.types import Example
 from tests.tiny_encoders import (
     NEGATIVE_TEXTS,

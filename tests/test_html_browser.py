@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from harness.leaderboard.html import render_html
+from harness.leaderboard._html import render_html
 from tests.test_leaderboard_support import polarity_row
 
 INSTALL = "apt-get update && apt-get install -y chromium chromium-driver"

@@ -11,10 +11,10 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from harness.errors import HarnessError
+from harness.leaderboard._compare import compare_records, compare_runs, mcnemar_exact
+from harness.leaderboard._misclassified import display_text, misclassified
 from harness.leaderboard.commands import register_commands
-from harness.leaderboard.compare import compare_records, compare_runs, mcnemar_exact
-from harness.leaderboard.errors import display_text, misclassified
-from harness.registry import HarnessError
 from tests.test_leaderboard_support import polarity_row, prediction, write_run
 
 POLARITY = ["negative", "positive"]

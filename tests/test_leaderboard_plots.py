@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from harness.boards import load_board
-from harness.leaderboard.plots import confusion_counts, per_class_accuracy, slug, write_plots
-from harness.leaderboard.predictions import label_order
-from harness.leaderboard.terminal import render_plain
+from harness.leaderboard._plots import confusion_counts, per_class_accuracy, slug, write_plots
+from harness.leaderboard._predictions import label_order
+from harness.leaderboard._terminal import render_plain
 from harness.results import leaderboard_rows
 from harness.runner import run_board
 from tests.test_leaderboard_support import category_row, polarity_row, prediction, write_run

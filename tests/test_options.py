@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from harness.errors import HarnessError
 from harness.options import OptionError, choice_option, int_option
-from harness.registry import HarnessError
 
 
 def test_absent_or_empty_is_the_default_and_values_are_parsed():
@@ -26,7 +26,7 @@ def test_bad_values_are_clear_errors_of_both_kinds(raw, message):
 
 
 def test_minilm_accepts_min_steps_zero(tmp_path):
-    from harness.plugins.classifiers import make_minilm
+    from harness.plugins.models.classifiers import make_minilm
     from tests.tiny_encoders import make_ctx
 
     model = make_minilm(None, make_ctx(tmp_path, {"min_steps": "0"}))

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from harness import hookspecs
+from harness.errors import CollisionError, UnknownNameError
 from harness.plugin_manager import BUILTIN_PLUGINS, PluginHost, PluginLoadError
-from harness.registry import CollisionError, UnknownNameError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,8 +69,8 @@ def test_builtins_are_registered_like_third_party_plugins():
     host = PluginHost(env={"HARNESS_LOAD_PLUGINS": ""})
     for name in BUILTIN_PLUGINS:
         assert host.plugins[name].source == "built-in"
-    assert host.registries.routers.get("confidence").plugin == "harness.plugins.routers"
-    assert host.registries.backends.get("cpu").plugin == "harness.plugins.backends"
+    assert host.registries.routers.get("confidence").plugin == "harness.plugins.routing.routers"
+    assert host.registries.backends.get("cpu").plugin == "harness.plugins.backends.torch_devices"
 
 
 def test_plugin_failing_on_import_is_reported_and_skipped(site):
@@ -114,7 +114,7 @@ def test_two_plugins_registering_one_name_is_an_error_naming_both(site):
     with pytest.raises(CollisionError) as error:
         host.registries  # noqa: B018 - building the registries is what fails
     assert "'minilm'" in str(error.value)
-    assert "harness.plugins.classifiers" in str(error.value) and "fake-collider" in str(error.value)
+    assert "harness.plugins.models.classifiers" in str(error.value) and "fake-collider" in str(error.value)
 
 
 def test_unknown_name_suggests_the_closest():

@@ -12,7 +12,7 @@ import pytest
 from sklearn import metrics as skm
 
 from harness.tasks.polarity import PolarityTask, register_tasks
-from harness.tasks.source_jsonl import JsonlSource
+from harness.tasks.sources._jsonl import JsonlSource
 from harness.types import IssueLog, Review, SourceOptions, Task
 
 BLITZER = Path(__file__).resolve().parents[2] / "shared" / "data" / "blitzer_multidomain_sentiment.jsonl"

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from harness.boards import Board, ModelEntry
+from harness.errors import HarnessError
 from harness.plugin_manager import PluginHost
-from harness.plugins import ray_backend
-from harness.registry import HarnessError
+from harness.plugins.backends import ray_actors as ray_backend
 from harness.runner import run_board
 from tests.tiny_encoders import build_distilbert
 
-PLUGIN = "harness.plugins.ray_backend"
+PLUGIN = "harness.plugins.backends.ray_actors"
 
 
 def host_with_ray() -> PluginHost:

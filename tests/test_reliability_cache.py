@@ -150,7 +150,7 @@ def test_category_fingerprint_follows_the_label_set():
 
 
 def test_classifier_fingerprint_follows_weights_replaced_in_place(tmp_path):
-    from harness.plugins.classifiers import make_hf_classifier
+    from harness.plugins.models.classifiers import make_hf_classifier
     from tests.tiny_encoders import build_distilbert, make_ctx
 
     directory = build_distilbert(tmp_path / "model", seed=0)
@@ -162,7 +162,7 @@ def test_classifier_fingerprint_follows_weights_replaced_in_place(tmp_path):
 
 
 def test_classifier_fingerprint_follows_weights_copied_in_with_the_old_timestamps(tmp_path):
-    from harness.plugins.classifiers import make_hf_classifier
+    from harness.plugins.models.classifiers import make_hf_classifier
     from tests.tiny_encoders import build_distilbert, make_ctx
 
     directory = build_distilbert(tmp_path / "model", seed=0)

@@ -13,9 +13,9 @@ import json
 
 import pytest
 
+from harness.leaderboard._html import render_html
+from harness.leaderboard._terminal import render_plain
 from harness.leaderboard.exporters import csv_cell, render_csv, render_json, render_markdown
-from harness.leaderboard.html import render_html
-from harness.leaderboard.terminal import render_plain
 from tests.test_leaderboard_support import polarity_row
 
 SCRIPT = "<script>document.title='pwned'</script>"
@@ -104,7 +104,7 @@ def test_html_page_in_a_browser_shows_a_hostile_review_as_text(tmp_path):
 
 
 def test_errors_command_shows_a_hostile_review_on_one_clean_line():
-    from harness.leaderboard.errors import display_text
+    from harness.leaderboard._misclassified import display_text
 
     shown = display_text({"text": "bad\x1b[2J\r\nreview\x00\u202etxt.exe\u2066", "id": "r1"})
     assert (

@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 
 from harness.tasks.category import CategoryTask
 from harness.tasks.polarity import PolarityTask
-from harness.tasks.source_csv import CsvSource
-from harness.tasks.source_jsonl import JsonlSource
-from harness.tasks.source_tsv import TsvSource
+from harness.tasks.sources._csv import CsvSource
+from harness.tasks.sources._jsonl import JsonlSource
+from harness.tasks.sources._tsv import TsvSource
 from harness.types import IssueLog, Review, SourceOptions
 
 HEADER = ["marketplace", "customer_id", "review_id", "product_id", "product_parent", "product_title",

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness.boards import load_board
-from harness.registry import HarnessError
+from harness.errors import HarnessError
 from tests.tiny_t5 import PromptTask, build_tiny_llama, build_tiny_t5, make_context
 
 TEXTS = ["great card", "it broke"]
@@ -31,7 +31,7 @@ def checkpoints(tmp_path_factory) -> dict[str, Path]:
 
 
 def build(kind: str, checkpoint: Path, workdir: Path, **options: str):
-    from harness.plugins import causal_lm, classifiers, seq2seq
+    from harness.plugins.models import causal_lm, classifiers, seq2seq
 
     ctx = make_context(workdir, **options)
     if kind == "classifier":

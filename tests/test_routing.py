@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
+from harness.errors import HarnessError
 from harness.plugin_manager import PluginHost
-from harness.plugins.hybrid import HybridModel, make_hybrid, parse_hybrid, stage_stats
-from harness.plugins.routers import entropy_confidence, max_probability, top_two_margin
-from harness.registry import HarnessError
+from harness.plugins.models.hybrid import HybridModel, make_hybrid, parse_hybrid, stage_stats
+from harness.plugins.routing.routers import entropy_confidence, max_probability, top_two_margin
 from harness.types import ModelContext
 
 

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from harness.boards import Board, ModelEntry
-from harness.registry import HarnessError
+from harness.errors import HarnessError
 from harness.runner import run_board
 
 

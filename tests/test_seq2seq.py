@@ -12,9 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.plugins import seq2seq
-from harness.plugins.label_scoring import answers_to_probs, parse_answer, prompt_parts, scores_to_probs
-from harness.plugins.truncation import fit_tokens
+from harness.plugins.models import seq2seq
+from harness.plugins.models._label_scoring import (
+    answers_to_probs,
+    parse_answer,
+    prompt_parts,
+    scores_to_probs,
+)
+from harness.plugins.models._truncation import fit_tokens
 from harness.types import Model, ModelOutput
 from tests.tiny_t5 import PromptTask, build_tiny_t5, make_context
 
@@ -70,7 +75,7 @@ def test_defaults_are_the_study_checkpoints_and_nothing_loads_before_predict(tmp
 
 def test_importing_the_plugins_does_not_import_torch():
     code = (
-        "import sys, harness.plugins.seq2seq, harness.plugins.causal_lm\n"
+        "import sys, harness.plugins.models.seq2seq, harness.plugins.models.causal_lm\n"
         "sys.exit('torch' in sys.modules or 'transformers' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

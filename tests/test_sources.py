@@ -13,11 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.tasks.source_csv import CsvSource
-from harness.tasks.source_hf import HfDatasetSource
-from harness.tasks.source_jsonl import JsonlSource
-from harness.tasks.source_tsv import TsvSource
 from harness.tasks.sources import DemoSource, register_sources
+from harness.tasks.sources._csv import CsvSource
+from harness.tasks.sources._hf_dataset import HfDatasetSource
+from harness.tasks.sources._jsonl import JsonlSource
+from harness.tasks.sources._tsv import TsvSource
 from harness.types import IssueLog, Review, SourceOptions
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

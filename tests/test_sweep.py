@@ -13,9 +13,10 @@ from click.testing import CliRunner
 
 from harness import plugin_manager
 from harness.boards import Board, ModelEntry
+from harness.errors import HarnessError
 from harness.hookspecs import hookimpl
-from harness.plugins import replay, sweep
-from harness.registry import HarnessError
+from harness.plugins.routing import _replay as replay
+from harness.plugins.routing import sweep
 from harness.runner import run_board
 
 
@@ -176,7 +177,7 @@ def test_target_share_reports_achieved_share_and_quality_on_held_out_data(host, 
     assert target.n_calibration + target.n_held_out == report.n
     assert target.calibration.share == pytest.approx(0.3, abs=0.05)
     small = records(tmp_path, "cheap")
-    from harness.plugins.calibration import calibration_mask
+    from harness.plugins.routing._calibration import calibration_mask
 
     held = ~calibration_mask([r["id"] for r in small], seed=3)
     confidence = np.array([max(r["probs"]) for r in small])[held]
@@ -205,7 +206,7 @@ def test_target_metric_picks_the_cheapest_threshold_reaching_it(host, pair_plugi
 
 
 def test_temperature_scaling_reports_ece_before_and_after(host, pair_plugin, tmp_path):
-    from harness.plugins.calibration import apply_temperature, calibration_mask, fit_temperature
+    from harness.plugins.routing._calibration import apply_temperature, calibration_mask, fit_temperature
     from harness.tasks.metrics import expected_calibration_error
 
     report, _ = sweep.run_sweep(host, sweep_board(), tmp_path, settings(temperature=True, seed=1))

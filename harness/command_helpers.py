@@ -1,0 +1,26 @@
+"""What the `harness` subcommands share, built-in or added by a plugin's `register_commands`."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+
+def parse_pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
+    """Repeated `--x-option KEY=VALUE` flags as a dict; a malformed one is a usage error naming the flag."""
+    pairs = {}
+    for value in values:
+        key, eq, val = value.partition("=")
+        if not eq or not key:
+            raise click.BadParameter(f"{value!r} is not KEY=VALUE", param_hint=what)
+        pairs[key.strip()] = val.strip()
+    return pairs
+
+
+def quiet_model_libraries() -> None:
+    """Our progress bars and table are the output; silence the model libraries' own bars and load reports."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TQDM_DISABLE", "1")  # transformers draws its GGUF conversion bar with plain tqdm

@@ -1,0 +1,170 @@
+"""Paired comparison of two runs on the same examples: metric differences, bootstrap intervals, McNemar.
+
+Pairing by example id makes the comparison far more sensitive than comparing
+two leaderboard numbers: both runs' errors on the same review cancel out, and
+only the reviews where they disagree carry information.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.errors import HarnessError
+from harness.leaderboard._predictions import group_predictions, iter_predictions
+
+
+@dataclass
+class MetricDiff:
+    name: str
+    a: float
+    b: float
+    low: float | None
+    high: float | None
+
+    @property
+    def diff(self) -> float:
+        return self.b - self.a
+
+
+@dataclass
+class Comparison:
+    """Run B minus run A for one (task, model) on the examples both runs scored."""
+
+    task: str
+    model: str
+    n: int
+    metrics: list[MetricDiff]
+    only_a_right: int
+    only_b_right: int
+    p_value: float
+    disagreements: list[dict[str, Any]] = field(default_factory=list)
+    disagreement_count: int = 0
+
+
+def mcnemar_exact(only_a_right: int, only_b_right: int) -> float:
+    """Two-sided exact McNemar test: a binomial test of the discordant pairs against p = 1/2."""
+    total = only_a_right + only_b_right
+    if total == 0:
+        return 1.0
+    smaller = min(only_a_right, only_b_right)
+    tail = sum(math.comb(total, i) for i in range(smaller + 1)) / 2**total
+    return min(1.0, 2 * tail)
+
+
+def paired_metrics(gold: np.ndarray, pred: np.ndarray, classes: int) -> dict[str, np.ndarray]:
+    """Accuracy, macro-F1 and per-class accuracy of a batch of resamples: gold and pred are [r, n] indices.
+
+    As in the task metrics, macro-F1 averages over the classes that occur in
+    the gold or predicted labels of each resample (F1 = 2 tp / (support + predicted)).
+    """
+    out = {"accuracy": (gold == pred).mean(axis=1)}
+    f1s = []
+    for c in range(classes):
+        true_c, pred_c = gold == c, pred == c
+        hits = (true_c & pred_c).sum(axis=1)
+        support, predicted = true_c.sum(axis=1), pred_c.sum(axis=1)
+        out[f"accuracy[{c}]"] = np.where(support > 0, hits / np.maximum(support, 1), np.nan)
+        seen = support + predicted
+        f1s.append(np.where(seen > 0, 2 * hits / np.maximum(seen, 1), np.nan))
+    stacked = np.stack(f1s)
+    present = (~np.isnan(stacked)).sum(axis=0)
+    out["macro_f1"] = np.where(present > 0, np.nansum(stacked, axis=0) / np.maximum(present, 1), np.nan)
+    return out
+
+
+def pair_by_id(a: Sequence[dict[str, Any]], b: Sequence[dict[str, Any]]) -> list[tuple[dict, dict]]:
+    """Records of both runs for the examples both scored, in run A's order; gold labels must agree."""
+    by_id = {str(r["id"]): r for r in b}
+    pairs = [(r, by_id[str(r["id"])]) for r in a if str(r["id"]) in by_id]
+    if not pairs:
+        raise HarnessError("the two runs share no example ids: they did not score the same reviews")
+    for ra, rb in pairs:
+        if ra["gold"] != rb["gold"]:
+            raise HarnessError(
+                f"example {ra['id']!r} has gold {ra['gold']!r} in run A and {rb['gold']!r} in run B"
+            )
+    return pairs
+
+
+def compare_records(
+    task: str,
+    model: str,
+    a: Sequence[dict[str, Any]],
+    b: Sequence[dict[str, Any]],
+    *,
+    resamples: int = 1000,
+    seed: int = 0,
+    show: int = 10,
+) -> Comparison:
+    """Compare two runs' records of one (task, model), resampling example indices jointly for both runs."""
+    pairs = pair_by_id(a, b)
+    labels = sorted({str(r[k]) for pair in pairs for r in pair for k in ("gold", "pred")})
+    index = {label: i for i, label in enumerate(labels)}
+    gold = np.array([index[str(ra["gold"])] for ra, _ in pairs])
+    pred_a = np.array([index[str(ra["pred"])] for ra, _ in pairs])
+    pred_b = np.array([index[str(rb["pred"])] for _, rb in pairs])
+    point_a = paired_metrics(gold[None], pred_a[None], len(labels))
+    point_b = paired_metrics(gold[None], pred_b[None], len(labels))
+    samples: dict[str, np.ndarray] = {}
+    if resamples > 0 and len(pairs) > 1:
+        picks = np.random.default_rng(seed).integers(0, len(pairs), size=(resamples, len(pairs)))
+        sample_a = paired_metrics(gold[picks], pred_a[picks], len(labels))
+        sample_b = paired_metrics(gold[picks], pred_b[picks], len(labels))
+        samples = {name: sample_b[name] - sample_a[name] for name in sample_a}
+    diffs = []
+    for name in point_a:
+        value_a, value_b = float(point_a[name][0]), float(point_b[name][0])
+        if math.isnan(value_a) or math.isnan(value_b):
+            continue
+        low = high = None
+        if name in samples and not np.all(np.isnan(samples[name])):
+            low, high = (float(x) for x in np.nanpercentile(samples[name], [2.5, 97.5]))
+        shown = f"accuracy[{labels[int(name[9:-1])]}]" if name.startswith("accuracy[") else name
+        diffs.append(MetricDiff(shown, value_a, value_b, low, high))
+    right_a, right_b = pred_a == gold, pred_b == gold
+    only_a, only_b = int((right_a & ~right_b).sum()), int((right_b & ~right_a).sum())
+    disagree = [(ra, rb) for ra, rb in pairs if ra["pred"] != rb["pred"]]
+    examples = [
+        {
+            "id": ra["id"],
+            "gold": ra["gold"],
+            "pred_a": ra["pred"],
+            "pred_b": rb["pred"],
+            "text": ra.get("text") or rb.get("text"),
+        }  # fmt: skip
+        for ra, rb in disagree[:show]
+    ]
+    return Comparison(task, model, len(pairs), diffs, only_a, only_b, mcnemar_exact(only_a, only_b),
+                      examples, len(disagree))  # fmt: skip
+
+
+def compare_runs(
+    run_a: Path,
+    run_b: Path,
+    *,
+    task: str | None = None,
+    model: str | None = None,
+    resamples: int = 1000,
+    seed: int = 0,
+    show: int = 10,
+) -> list[Comparison]:
+    """One comparison per (task, model) present in both runs."""
+    groups_a = group_predictions(iter_predictions(run_a, task=task, model=model))
+    groups_b = group_predictions(iter_predictions(run_b, task=task, model=model))
+    shared = [key for key in groups_a if key in groups_b]
+    if not shared:
+        raise HarnessError(
+            f"no (task, model) is in both runs; run A has {sorted(groups_a)}, run B has {sorted(groups_b)}"
+        )
+    return [
+        compare_records(
+            key[0], key[1], groups_a[key], groups_b[key], resamples=resamples, seed=seed, show=show
+        )
+        for key in shared
+    ]

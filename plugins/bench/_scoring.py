@@ -1,0 +1,94 @@
+"""`harness bench` part 2: label scoring with a shared encoder pass against one full pass per label.
+
+lm-evaluation-harness scores each (review, label) pair with its own forward
+pass, so the encoder reads every review once per label. The seq2seq scorer
+runs the encoder once per review and only the short label continuations per
+label. Both are timed on a T5 of flan-t5-base's shape (random weights) over
+the 11 category labels, and their log-likelihoods must agree.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+CATEGORY_LABELS = (
+    "Books", "Music", "Video", "Toys", "Tools", "Office Products", "Electronics", "Kitchen", "Sports",
+    "Shoes", "Health & Personal Care",
+)  # fmt: skip
+PROMPT = "Which product category is this review about? Options: {options}.\nReview: {text}"
+
+
+def build_t5_base_shape(directory: Path, seed: int = 0) -> Path:
+    """A T5 shaped like flan-t5-base (d_model 768, 12+12 layers, 12 heads, d_ff 2048, gated GELU).
+
+    Its tokenizer is the uncased WordPiece vocabulary the MiniLM package ships:
+    only token ids matter for timing and for comparing two ways of scoring.
+    """
+    import torch
+    from transformers import BertTokenizerFast, T5Config, T5ForConditionalGeneration
+
+    from harness.plugins.models.classifiers import _minilm_path
+
+    tokenizer = BertTokenizerFast(vocab_file=str(Path(_minilm_path()) / "vocab.txt"), model_max_length=512)
+    config = T5Config(
+        vocab_size=len(tokenizer), d_model=768, d_kv=64, d_ff=2048, num_layers=12, num_decoder_layers=12,
+        num_heads=12, feed_forward_proj="gated-gelu", tie_word_embeddings=False,
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.sep_token_id, decoder_start_token_id=0,
+    )  # fmt: skip
+    torch.manual_seed(seed)
+    T5ForConditionalGeneration(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def full_pass_scores(model: Any, inputs: Sequence[Sequence[int]], targets: Sequence[Sequence[int]]) -> Any:
+    """Log-likelihood [n, k] of each target, one complete encoder-decoder pass per (input, target)."""
+    import numpy as np
+    import torch
+
+    scores = np.zeros((len(inputs), len(targets)))
+    with torch.inference_mode():
+        for i, row in enumerate(inputs):
+            ids = torch.tensor([list(row)])
+            for j, target in enumerate(targets):
+                labels = torch.tensor([list(target)])
+                logits = model(input_ids=ids, labels=labels).logits.float()
+                scores[i, j] = logits.log_softmax(-1).gather(-1, labels.unsqueeze(-1)).sum().item()
+    return scores
+
+
+def scoring(texts: Sequence[str], workdir: Path) -> dict[str, Any]:
+    """Seconds for both ways on `texts`, the speed-up, and the largest log-likelihood difference."""
+    import numpy as np
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    from harness.plugins.bench._small import context
+    from harness.plugins.models._label_scoring import prompt_parts
+    from harness.plugins.models.seq2seq import make_seq2seq
+
+    checkpoint = build_t5_base_shape(workdir / "t5-base-shape")
+    scorer = make_seq2seq(str(checkpoint), context(workdir, "float32", {"batch_size": "1"}))
+    targets = scorer.label_targets(CATEGORY_LABELS)
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    model = AutoModelForSeq2SeqLM.from_pretrained(checkpoint).eval()
+    before, after = prompt_parts(PROMPT, CATEGORY_LABELS)
+    encoded = tokenizer([before + text + after for text in texts], truncation=True, max_length=512)
+    inputs = [list(ids) for ids in encoded["input_ids"]]
+    scorer.label_scores(inputs[:1], CATEGORY_LABELS)
+    began = time.perf_counter()
+    shared = scorer.label_scores(inputs, CATEGORY_LABELS)
+    shared_s = time.perf_counter() - began
+    began = time.perf_counter()
+    full = full_pass_scores(model, inputs, targets)
+    full_s = time.perf_counter() - began
+    return {
+        "reviews": len(texts),
+        "labels": len(CATEGORY_LABELS),
+        "shared_encoder_s": shared_s,
+        "full_pass_per_label_s": full_s,
+        "speedup": full_s / shared_s,
+        "max_abs_loglik_diff": float(np.abs(shared - full).max()),
+    }

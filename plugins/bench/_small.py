@@ -1,0 +1,413 @@
+"""`harness bench` part 1: the small model on CPU, the harness' inference against the study's way.
+
+The study called a transformers ``text-classification`` pipeline once per
+review in float32. Here the same DistilBERT-base architecture (random weights:
+speed does not depend on them) scores the same reviews both ways; each speed-up
+switch is timed on its own (``torch.compile`` variants after a warm-up that
+compiles them, so compile time is not counted), and its effect on predictions is
+measured on a fine-tuned MiniLM, where agreement means something. The GFLOP/s
+share is taken against the peak of the kernel the fast path runs: a large
+int8 dynamic-quantized Linear for int8, a square matmul in the weights' dtype
+otherwise; the fp32 matmul peak is reported too.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from harness.types import Example, ModelContext
+
+LABELS = ("negative", "positive")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One inference configuration of the harness' classifier.
+
+    Weight dtype, batch size, quantization, inference streams, ``torch.compile``,
+    and the harness' fast encoder layers or transformers' stock ones.
+    """
+
+    key: str
+    name: str
+    dtype: str = "float32"
+    batch_size: int = 1
+    quantize: str = "none"
+    streams: int = 1
+    compile: bool = False
+    encoder_layers: str = "fast"
+
+    def options(self) -> dict[str, str]:
+        return {
+            "batch_size": str(self.batch_size),
+            "quantize": self.quantize,
+            "streams": str(self.streams),
+            "compile": "true" if self.compile else "false",
+            "truncation": "head",
+            "encoder_layers": self.encoder_layers,
+        }
+
+
+VARIANTS = {
+    variant.key: variant
+    for variant in (
+        Variant("fp32-b1-stock", "fp32, batch 1, transformers' stock layers", encoder_layers="stock"),
+        Variant("fp32-b1", "fp32, batch 1 (no padding)"),
+        Variant("fp32-b16", "fp32, batch 16 (length-sorted)", batch_size=16),
+        Variant("bf16-b1", "bf16 weights, batch 1", dtype="bfloat16"),
+        Variant("bf16-b8", "bf16 weights, batch 8", dtype="bfloat16", batch_size=8),
+        Variant("int8-b1", "int8 dynamic, batch 1", quantize="int8"),
+        Variant("int8-b8", "int8 dynamic, batch 8", quantize="int8", batch_size=8),
+        Variant("int8-b1-s2", "int8 dynamic, batch 1, 2 single-threaded streams", quantize="int8", streams=2),
+        Variant(
+            "int8-b1-s2-stock",
+            "int8 dynamic, batch 1, 2 streams, transformers' stock layers",
+            quantize="int8",
+            streams=2,
+            encoder_layers="stock",
+        ),
+        Variant("bf16-compile", "bf16 weights + torch.compile, batch 1", dtype="bfloat16", compile=True),
+        Variant("int8-compile", "int8 dynamic + torch.compile, batch 1", quantize="int8", compile=True),
+    )
+}
+DEFAULT_FAST = "int8-b1-s2"
+
+
+class BinaryTask:
+    """Polarity as the benchmark needs it: labels and a fingerprint (examples come from the bench)."""
+
+    name = "bench-polarity"
+    labels = LABELS
+    label_words = LABELS
+    prompt = "{text}"
+
+    def split(self, reviews: Any, *, limit: int | None, seed: int) -> Any:
+        raise NotImplementedError("the benchmark feeds examples directly")
+
+    def metrics(self, gold: Any, probs: Any) -> dict[str, float]:
+        return {}
+
+    def fingerprint(self) -> str:
+        return self.name
+
+
+def read_reviews(path: Path, count: int, skip: int = 0) -> list[Example]:
+    """The first `count` reviews after `skip` of a JSON-lines review file, labelled by stars."""
+    examples: list[Example] = []
+    with open(path, encoding="utf-8") as lines:
+        for index, line in enumerate(lines):
+            if index < skip:
+                continue
+            if len(examples) == count:
+                break
+            record = json.loads(line)
+            stars = int(record.get("star_rating") or record.get("stars") or 0)
+            if stars == 3:
+                continue
+            text = record.get("review_body") or ""
+            examples.append(Example(str(record.get("review_id", index)), text, int(stars >= 4)))
+    return examples
+
+
+def build_distilbert_base(directory: Path, seed: int = 0) -> Path:
+    """DistilBERT-base (6 layers, hidden 768) with random weights and the uncased WordPiece vocabulary."""
+    import torch
+    from transformers import BertTokenizerFast, DistilBertConfig, DistilBertForSequenceClassification
+
+    from harness.plugins.models.classifiers import _minilm_path
+
+    torch.manual_seed(seed)
+    config = DistilBertConfig(id2label=dict(enumerate(LABELS)), label2id={v: i for i, v in enumerate(LABELS)})
+    DistilBertForSequenceClassification(config).save_pretrained(directory)
+    vocab = Path(_minilm_path()) / "vocab.txt"
+    BertTokenizerFast(vocab_file=str(vocab), model_max_length=512).save_pretrained(directory)
+    return directory
+
+
+def context(workdir: Path, dtype: str, options: Mapping[str, str]) -> ModelContext:
+    from harness.plugins.backends.torch_devices import make_cpu
+
+    def nothing_nested(spec: str) -> Any:
+        raise ValueError(f"the benchmark builds no nested model ({spec})")
+
+    return ModelContext(
+        backend=make_cpu({"dtype": dtype}),
+        workdir=workdir,
+        seed=0,
+        options=dict(options),
+        build_model=nothing_nested,
+        build_router=nothing_nested,
+    )
+
+
+def classifier(checkpoint: Path, variant: Variant, workdir: Path) -> Any:
+    from harness.plugins.models.classifiers import make_hf_classifier
+
+    return make_hf_classifier(str(checkpoint), context(workdir, variant.dtype, variant.options()))
+
+
+def timed_predict(model: Any, texts: Sequence[str]) -> tuple[Any, float]:
+    """Probabilities and seconds for `texts`, after an untimed warm-up on two of them."""
+    probs, seconds, _ = timed_run(model, texts)
+    return probs, seconds
+
+
+def timed_run(model: Any, texts: Sequence[str], count_compiles: bool = False) -> tuple[Any, float, int]:
+    """`timed_predict`, plus how many graphs ``torch.compile`` compiled in the timed pass (if counted).
+
+    The warm-up compiles a ``torch.compile`` model, so compile time stays out of
+    the timing; a count above 0 means shapes in the timed pass still compiled.
+    """
+    task = BinaryTask()
+    model.predict(list(texts[:2]), task)
+    compiled = graphs_compiled() if count_compiles else 0
+    began = time.perf_counter()
+    probs = model.predict(list(texts), task).probs
+    seconds = time.perf_counter() - began
+    return probs, seconds, (graphs_compiled() - compiled if count_compiles else 0)
+
+
+def graphs_compiled() -> int:
+    """How many graphs ``torch.compile`` has compiled in this process so far."""
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])
+
+
+def pipeline_way(checkpoint: Path, texts: Sequence[str]) -> tuple[Any, float]:
+    """The study's way: one pipeline call per review, float32, truncation on; probabilities [n, 2]."""
+    import numpy as np
+    from transformers import pipeline
+
+    pipe = pipeline("text-classification", model=str(checkpoint), device="cpu", top_k=None)
+    pipe(list(texts[:2]), truncation=True)
+    rows = []
+    began = time.perf_counter()
+    for text in texts:
+        answer = pipe(text, truncation=True)
+        items = answer[0] if isinstance(answer[0], list) else answer
+        scores = {item["label"]: item["score"] for item in items}
+        rows.append([scores[label] for label in LABELS])
+    return np.array(rows), time.perf_counter() - began
+
+
+DTYPE_NAMES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+
+
+def matmul_peak(dtype: str, size: int = 2048, repeats: int = 5) -> float:
+    """The machine's matrix-multiply rate in GFLOP/s for `dtype`: best of `repeats` square products."""
+    import torch
+
+    torch_dtype = getattr(torch, dtype)
+    a = torch.randn(size, size).to(torch_dtype)
+    b = torch.randn(size, size).to(torch_dtype)
+    torch.matmul(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        began = time.perf_counter()
+        torch.matmul(a, b)
+        best = min(best, time.perf_counter() - began)
+    return 2 * size**3 / best / 1e9
+
+
+def int8_linear_peak(size: int = 2048, repeats: int = 5) -> float:
+    """The rate of the kernel int8 dynamic quantization runs, in GOP/s: a square quantized Linear.
+
+    Same operator as the quantized model's linear layers (activations quantized
+    on the fly, int8 weights), on `size` rows; best of `repeats`.
+    """
+    import torch
+
+    layer = torch.ao.quantization.quantize_dynamic(
+        torch.nn.Sequential(torch.nn.Linear(size, size)), {torch.nn.Linear}, dtype=torch.qint8
+    )
+    x = torch.randn(size, size)
+    best = float("inf")
+    with torch.inference_mode():
+        layer(x)
+        for _ in range(repeats):
+            began = time.perf_counter()
+            layer(x)
+            best = min(best, time.perf_counter() - began)
+    return 2 * size**3 / best / 1e9
+
+
+def kernel_peak(variant: Variant) -> tuple[str, float]:
+    """The kernel that does most of `variant`'s work, named, and its peak rate in G(FL)OP/s."""
+    if variant.quantize == "int8":
+        return "int8 dynamic linear", int8_linear_peak()
+    return f"{DTYPE_NAMES.get(variant.dtype, variant.dtype)} matmul", matmul_peak(variant.dtype)
+
+
+def model_flops(checkpoint: Path, texts: Sequence[str], encoder_layers: str, max_length: int = 512) -> float:
+    """Matrix-multiply FLOPs of scoring `texts` unpadded, counting only the work the model does.
+
+    Per layer and token, 2 * (4 d^2 + 2 d h) for the linear layers; attention
+    adds 4 d n^2 per layer for a sequence of n tokens; the head 2 * (d^2 + d k)
+    per sequence. The fast encoder layers' last layer projects keys and values
+    for every token and everything else for one.
+    """
+    from transformers import AutoConfig, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(checkpoint)
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    lengths = [
+        len(ids) for ids in tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+    ]
+    d, hidden, layers = config.dim, config.hidden_dim, config.n_layers
+    layer_per_token = 4 * d * d + 2 * d * hidden
+    head = d * d + d * config.num_labels
+    whole_layers = layers - 1 if encoder_layers == "fast" else layers
+    total = 0.0
+    for n in lengths:
+        total += 2 * (whole_layers * layer_per_token * n + head) + whole_layers * 4 * d * n * n
+        if whole_layers < layers:
+            total += 2 * (2 * d * d * n + layer_per_token - 2 * d * d) + 4 * d * n
+    return total
+
+
+def agreement(reference: Any, other: Any) -> float:
+    return float((reference.argmax(1) == other.argmax(1)).mean())
+
+
+def speed(data: Path, reviews: int, variant_reviews: int, workdir: Path, fast: Variant) -> dict[str, Any]:
+    """Reviews/s of the study's way and of every variant, with the FLOP rate of the fast path."""
+    checkpoint = build_distilbert_base(workdir / "distilbert-base")
+    texts = [e.text for e in read_reviews(data, reviews)]
+    base_probs, base_s = pipeline_way(checkpoint, texts)
+    base_rate = len(texts) / base_s
+    variants = []
+    for variant in VARIANTS.values():
+        subset = texts[:variant_reviews]
+        model = classifier(checkpoint, variant, workdir)
+        probs, seconds, compiled = timed_run(model, subset, count_compiles=variant.compile)
+        row = {
+            "key": variant.key,
+            "variant": variant.name,
+            "reviews_per_s": len(subset) / seconds,
+            "speedup_vs_study": len(subset) / seconds / base_rate,
+            "argmax_agreement_with_study": agreement(base_probs[: len(subset)], probs),
+        }
+        if variant.compile:
+            row["graphs_compiled_while_timed"] = compiled
+        variants.append(row)
+    fast_probs, fast_s = timed_predict(classifier(checkpoint, fast, workdir), texts)
+    fp32_probs, _ = timed_predict(classifier(checkpoint, VARIANTS["fp32-b16"], workdir), texts)
+    flops = model_flops(checkpoint, texts, fast.encoder_layers)
+    kernel, peak = kernel_peak(fast)
+    return {
+        "reviews": len(texts),
+        "study_reviews_per_s": base_rate,
+        "fast_path": fast.name,
+        "fast_reviews_per_s": len(texts) / fast_s,
+        "speedup": (len(texts) / fast_s) / base_rate,
+        "fast_agrees_with_study": agreement(base_probs, fast_probs),
+        "fp32_harness_agrees_with_study": agreement(base_probs, fp32_probs),
+        "study_gflops": flops / base_s / 1e9,
+        "fast_gflops": flops / fast_s / 1e9,
+        "peak_kernel": kernel,
+        "peak_gflops": peak,
+        "fp32_matmul_peak_gflops": peak if kernel == "fp32 matmul" else matmul_peak("float32"),
+        "share_of_peak": flops / fast_s / 1e9 / peak,
+        "variants": variants,
+    }
+
+
+def finetuned_minilm(data: Path, workdir: Path, train_size: int) -> Path:
+    """A MiniLM fine-tuned briefly on reviews that the agreement check does not score."""
+    from harness.plugins.models.classifiers import make_minilm
+
+    train = read_reviews(data, train_size, skip=4000)
+    options = {"epochs": "1", "min_steps": "1", "train_max_length": "128"}
+    model = make_minilm(None, context(workdir, "float32", options))
+    model.fit(train, BinaryTask())
+    result = model.finetuned(BinaryTask())
+    return Path(result.path)
+
+
+def quality(
+    data: Path, reviews: int, workdir: Path, minilm_dir: Path | None, train_size: int, fast: Variant
+) -> dict[str, Any]:
+    """Argmax agreement of each speed-up with the whole float32 model on a fine-tuned MiniLM (target >= 99.5%)."""
+    checkpoint = minilm_dir or finetuned_minilm(data, workdir, train_size)
+    texts = [e.text for e in read_reviews(data, reviews)]
+    reference, _ = timed_predict(classifier(checkpoint, VARIANTS["fp32-b1-stock"], workdir), texts)
+    rows = {}
+    compared = (VARIANTS["fp32-b1"], VARIANTS["bf16-b8"], VARIANTS["int8-b8"], fast)
+    for variant in dict.fromkeys(compared):
+        probs, _ = timed_predict(classifier(checkpoint, variant, workdir), texts)
+        rows[variant.key] = {
+            "argmax_agreement": agreement(reference, probs),
+            "max_abs_prob_diff": float(abs(reference - probs).max()),
+        }
+    return {"checkpoint": str(checkpoint), "reviews": len(texts), "fast_path": fast.key, "by_variant": rows}
+
+
+def overhead(data: Path, reviews: int, workdir: Path, fast: Variant) -> dict[str, Any]:
+    """Share of a `run_board` run's wall time spent outside the model's forward passes (target < 5%).
+
+    Forward time is the wall time during which at least one forward pass runs,
+    so passes that overlap in parallel streams count once.
+    """
+    import threading
+
+    import torch
+
+    from harness.boards import Board, ModelEntry
+    from harness.plugin_manager import PluginHost
+    from harness.runner import run_board
+
+    checkpoint = workdir / "distilbert-base"
+    if not checkpoint.is_dir():
+        build_distilbert_base(checkpoint)
+    clock = SimpleNamespace(depth=0, began=0.0, total=0.0)
+    lock = threading.Lock()
+
+    def before(module: Any, args: Any) -> None:
+        with lock:
+            if clock.depth == 0:
+                clock.began = time.perf_counter()
+            clock.depth += 1
+
+    def after(module: Any, args: Any, output: Any) -> None:
+        with lock:
+            clock.depth -= 1
+            if clock.depth == 0:
+                clock.total += time.perf_counter() - clock.began
+
+    board = Board(
+        name="bench-overhead",
+        tasks=["polarity"],
+        models=[ModelEntry(f"hf-classifier:{checkpoint}", options=fast.options())],
+        data=str(data),
+        backend="cpu",
+        backend_options={"dtype": fast.dtype},
+        limit=reviews,
+        bootstrap=200,
+        task_options={"polarity": {"sample": "first", "train_size": "1"}},
+    )
+    host = PluginHost(env={"HARNESS_LOAD_PLUGINS": ""})
+    pre = torch.nn.modules.module.register_module_forward_pre_hook(before)
+    post = torch.nn.modules.module.register_module_forward_hook(after)
+    try:
+        began = time.perf_counter()
+        results = run_board(host, board, workdir / "overhead-run")
+        wall = time.perf_counter() - began
+    finally:
+        pre.remove()
+        post.remove()
+    row = results["rows"][0]
+    if row["status"] != "ok":
+        raise RuntimeError(f"the overhead run failed: {row['error']}")
+    return {
+        "reviews": row["n"],
+        "wall_s": wall,
+        "forward_s": clock.total,
+        "overhead_share": (wall - clock.total) / wall,
+    }

@@ -1,0 +1,272 @@
+"""Seeded fine-tuning of a sequence classifier on a task's train split, saved once and reused.
+
+Fine-tuning is the slow part of a small-model run, so its result is kept under
+``workdir/finetuned/<fingerprint>``: a later run with the same base checkpoint,
+task, train data, hyper-parameters and seed loads the saved weights instead of
+training again. The fingerprint also identifies the model in the prediction
+cache, so predictions of two differently trained models never mix.
+
+Training is a plain PyTorch loop (AdamW, linear warm-up and decay, length-
+grouped batches with dynamic padding) so it runs on CPU without extra packages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import shutil
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.plugins.models._checkpoints import checkpoint_identity
+from harness.plugins.models._truncation import fit_tokens
+from harness.types import Example
+
+DONE_FILE = "finetune.json"
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Everything that changes the fine-tuned weights besides the train data and the task."""
+
+    base: str
+    labels: tuple[str, ...]
+    epochs: int = 3
+    min_steps: int = 0
+    learning_rate: float = 5e-5
+    batch_size: int = 16
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_length: int = 512
+    truncation: str = "head+tail"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class FinetuneResult:
+    """Where the fine-tuned checkpoint lies, and whether this call trained it or found it saved."""
+
+    path: Path
+    fingerprint: str
+    trained: bool
+
+
+def digest(value: Any) -> str:
+    """A short stable hash of a JSON-serialisable value."""
+    text = json.dumps(value, sort_keys=True, default=str, ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def train_data_hash(train: Sequence[Example]) -> str:
+    """Hash of the train texts and labels, in order (order matters to seeded shuffling)."""
+    sha = hashlib.sha256()
+    for example in train:
+        sha.update(example.text.encode())
+        sha.update(b"\x00%d\x00" % example.label)
+    return sha.hexdigest()[:16]
+
+
+def finetune_fingerprint(config: FinetuneConfig, task_fingerprint: str, train: Sequence[Example]) -> str:
+    """Identity of a fine-tuned model: base weights, task, train data, hyper-parameters and seed."""
+    settings = asdict(config)
+    settings["base"] = checkpoint_identity(config.base)
+    return digest({"config": settings, "task": task_fingerprint, "train": train_data_hash(train)})
+
+
+def special_token_frame(tokenizer: Any) -> tuple[list[int], list[int]]:
+    """The special tokens a tokenizer puts before and after one text, found by encoding a probe.
+
+    Texts are tokenized without special tokens so that long ones can be cut or
+    windowed first; this frame is then put around each window.
+    """
+    probe = "review"
+    bare = tokenizer(probe, add_special_tokens=False)["input_ids"]
+    framed = tokenizer(probe, add_special_tokens=True)["input_ids"]
+    for start in range(len(framed) - len(bare) + 1):
+        if framed[start : start + len(bare)] == bare:
+            return list(framed[:start]), list(framed[start + len(bare) :])
+    raise HarnessError("cannot tell where this tokenizer puts its special tokens around a text")
+
+
+def encode_windows(
+    tokenizer: Any, texts: Sequence[str], max_length: int, policy: str
+) -> tuple[list[list[list[int]]], list[bool]]:
+    """Token windows (special tokens included) for each text, and whether each text was cut.
+
+    Every text yields at least one window, so no review is ever dropped.
+    """
+    prefix, suffix = special_token_frame(tokenizer)
+    budget = max_length - len(prefix) - len(suffix)
+    ids = tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"] if texts else []
+    windows, truncated = [], []
+    for text_ids in ids:
+        parts, cut = fit_tokens(text_ids, budget, policy)
+        windows.append([prefix + part + suffix for part in parts])
+        truncated.append(cut)
+    return windows, truncated
+
+
+def window_limit(model_config: Any, tokenizer: Any, requested: int | None = None) -> int:
+    """The longest input the model takes: the smallest of the request, 512, its positions and its tokenizer."""
+    limits = [requested or 512]
+    positions = getattr(model_config, "max_position_embeddings", None)
+    if isinstance(positions, int) and positions > 0:
+        limits.append(positions)
+    tokenizer_limit = getattr(tokenizer, "model_max_length", None)
+    if isinstance(tokenizer_limit, int) and 0 < tokenizer_limit < 1_000_000:
+        limits.append(tokenizer_limit)
+    return min(limits)
+
+
+def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length (longest first), so padding stays small."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int, device: str) -> dict[str, Any]:
+    """Right-pad token lists to the longest one: input ids and attention mask as tensors."""
+    import torch
+
+    width = max(len(s) for s in sequences)
+    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        input_ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[row, : len(seq)] = 1
+    return {"input_ids": input_ids.to(device), "attention_mask": mask.to(device)}
+
+
+def _shuffled_batches(lengths: Sequence[int], batch_size: int, rng: random.Random) -> Iterator[list[int]]:
+    """One epoch of batches: shuffled, grouped by length within large chunks, batch order shuffled."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    chunk = batch_size * 50
+    batches = []
+    for start in range(0, len(order), chunk):
+        part = sorted(order[start : start + chunk], key=lambda i: -lengths[i])
+        batches.extend(part[i : i + batch_size] for i in range(0, len(part), batch_size))
+    rng.shuffle(batches)
+    yield from batches
+
+
+def finetune(
+    config: FinetuneConfig,
+    train: Sequence[Example],
+    task_fingerprint: str,
+    workdir: Path,
+    *,
+    device: str = "cpu",
+    load_kwargs: Mapping[str, Any] | None = None,
+) -> FinetuneResult:
+    """Fine-tune `config.base` on `train`, or reuse the checkpoint an identical earlier run saved.
+
+    `load_kwargs` go to every ``from_pretrained`` call (``trust_remote_code``,
+    ``use_safetensors``). The checkpoint is written to a temporary directory and
+    renamed when complete, so an interrupted run never leaves a half-saved model
+    that a later run would trust.
+    """
+    if not train:
+        raise HarnessError(
+            f"cannot fine-tune {config.base}: the task has no train split (no train examples were given)"
+        )
+    bad = sorted({e.label for e in train if not 0 <= e.label < len(config.labels)})
+    if bad:
+        raise HarnessError(f"train labels {bad} are outside the task's {len(config.labels)} labels")
+    fingerprint = finetune_fingerprint(config, task_fingerprint, train)
+    target = Path(workdir) / "finetuned" / fingerprint
+    if (target / DONE_FILE).is_file():
+        return FinetuneResult(target, fingerprint, trained=False)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.parent / f".{fingerprint}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    report = _train(config, train, staging, device, dict(load_kwargs or {}))
+    report.update(fingerprint=fingerprint, task=task_fingerprint, config=asdict(config))
+    (staging / DONE_FILE).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    if target.exists():
+        shutil.rmtree(target)
+    staging.rename(target)
+    return FinetuneResult(target, fingerprint, trained=True)
+
+
+def _train(
+    config: FinetuneConfig, train: Sequence[Example], out_dir: Path, device: str, load_kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """The training loop proper; saves model and tokenizer to `out_dir` and returns a short report."""
+    import torch
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        get_linear_schedule_with_warmup,
+    )
+
+    started = time.perf_counter()
+    torch.manual_seed(config.seed)
+    rng = random.Random(config.seed)
+    tokenizer = AutoTokenizer.from_pretrained(
+        config.base, trust_remote_code=load_kwargs.get("trust_remote_code", False)
+    )
+    model = AutoModelForSequenceClassification.from_pretrained(
+        config.base,
+        num_labels=len(config.labels),
+        id2label=dict(enumerate(config.labels)),
+        label2id={label: i for i, label in enumerate(config.labels)},
+        ignore_mismatched_sizes=True,
+        dtype=torch.float32,
+        **load_kwargs,
+    ).to(device)
+
+    max_length = window_limit(model.config, tokenizer, config.max_length)
+    windows, _ = encode_windows(tokenizer, [e.text for e in train], max_length, config.truncation)
+    sequences = [w for text_windows in windows for w in text_windows]
+    labels = [e.label for e, text_windows in zip(train, windows, strict=True) for _ in text_windows]
+    lengths = [len(s) for s in sequences]
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+    groups = [
+        {
+            "params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
+            "weight_decay": config.weight_decay,
+        },
+        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate)
+    per_epoch = -(-len(sequences) // config.batch_size)
+    # A small train split (the demo sample's) gets more passes, so it still sees enough updates.
+    epochs = max(config.epochs, -(-config.min_steps // per_epoch))
+    steps = epochs * per_epoch
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(steps * config.warmup_ratio), steps)
+
+    model.train()
+    epoch_losses = []
+    for _ in range(epochs):
+        total, count = 0.0, 0
+        for batch in _shuffled_batches(lengths, config.batch_size, rng):
+            inputs = pad_batch([sequences[i] for i in batch], pad_id, device)
+            target = torch.tensor([labels[i] for i in batch], dtype=torch.long, device=device)
+            loss = model(**inputs, labels=target).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            total += loss.item() * len(batch)
+            count += len(batch)
+        epoch_losses.append(total / max(count, 1))
+    model.eval()
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return {
+        "examples": len(train),
+        "sequences": len(sequences),
+        "steps": steps,
+        "epoch_losses": epoch_losses,
+        "seconds": round(time.perf_counter() - started, 3),
+        "device": device,
+    }

@@ -1,0 +1,242 @@
+"""What the seq2seq and causal LM families share: prompts, truncation, options, and turning scores into rows.
+
+Large models classify by scoring every label word (rank classification), so
+each review yields a real probability row. The study's generate-and-parse
+behaviour is kept for fidelity: answers are parsed here, and an answer that
+names no label still gets a row (uniform) and keeps its raw text, so a
+review is never dropped and the runner can count it as unparseable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from harness.options import int_option
+from harness.plugins.models._truncation import POLICIES, fit_tokens
+
+if TYPE_CHECKING:
+    import numpy as np
+
+MODES = ("score", "generate")
+_ANSWER_STRIP = " \t\r\n.,;:!?\"'`()[]{}<>*"
+
+
+def parse_answer(text: str, label_words: Sequence[str]) -> int | None:
+    """Index of the label word a generated answer names, or None when it names none.
+
+    The study compared the generated text to the label exactly; here case,
+    surrounding whitespace, quotes, brackets and trailing punctuation are
+    forgiven ("Positive." counts), but an answer with anything more in it
+    ("positive and negative", "I think positive") is unparseable.
+    """
+    answer = text.strip(_ANSWER_STRIP).casefold()
+    for index, word in enumerate(label_words):
+        if answer == word.strip().casefold():
+            return index
+    return None
+
+
+def answers_to_probs(answers: Sequence[str], label_words: Sequence[str]) -> np.ndarray:
+    """Rows for generated answers: all mass on the parsed label, uniform when unparseable.
+
+    A uniform row keeps the [n, k] shape with rows summing to 1; whether an
+    answer parsed is read from the raw text with `parse_answer`, never from
+    the row.
+    """
+    import numpy as np
+
+    k = len(label_words)
+    probs = np.full((len(answers), k), 1.0 / k)
+    for row, answer in enumerate(answers):
+        index = parse_answer(answer, label_words)
+        if index is not None:
+            probs[row] = 0.0
+            probs[row, index] = 1.0
+    return probs
+
+
+def scores_to_probs(scores: np.ndarray) -> np.ndarray:
+    """Softmax over label log-likelihoods [n, k], computed stably in float64."""
+    import numpy as np
+
+    scores = np.asarray(scores, dtype=np.float64)
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def prompt_parts(template: str, label_words: Sequence[str]) -> tuple[str, str]:
+    """The prompt text before and after the review, with `{options}` filled in.
+
+    The template follows `str.format` (other braces doubled), as tasks
+    validate it. It is split at the review rather than filled, so that only
+    the review's own tokens are cut when a review is too long.
+    """
+    marker = "\x00review\x00"
+    filled = template.format(text=marker, options=", ".join(label_words))
+    if marker not in filled:
+        raise ValueError("the task's prompt has no {text} placeholder for the review")
+    before, after = filled.split(marker, 1)
+    return before, after
+
+
+@dataclass(frozen=True)
+class Settings:
+    """User options common to the LM families, parsed and checked once."""
+
+    mode: str
+    length_norm: bool
+    truncation: str
+    max_length: int
+    batch_size: int
+    trust_remote_code: bool
+    allow_pickle: bool
+    device_map: str | None
+    max_new_tokens: int
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, str], *, max_length: int, batch_size: int) -> Settings:
+        """Read `mode`, `length_norm`, `truncation`, `max_length`, `batch_size`, `max_new_tokens` and the
+        loading switches (`trust_remote_code`, `allow_pickle`, `device_map`)."""
+        mode = options.get("mode", "score")
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        truncation = options.get("truncation", "head+tail")
+        if truncation not in POLICIES:
+            raise ValueError(f"unknown truncation policy {truncation!r}; choose one of {', '.join(POLICIES)}")
+        if mode == "generate" and truncation == "window":
+            raise ValueError("generate mode answers once per review; use truncation=head or head+tail")
+        device_map = options.get("device_map") or None
+        if device_map not in (None, "auto"):
+            raise ValueError(f"device_map must be 'auto' when given, not {device_map!r}")
+        return cls(
+            mode=mode,
+            length_norm=flag(options, "length_norm"),
+            truncation=truncation,
+            max_length=int_option(options, "max_length", max_length, minimum=1),
+            batch_size=int_option(options, "batch_size", batch_size, minimum=1),
+            trust_remote_code=flag(options, "trust_remote_code"),
+            allow_pickle=flag(options, "allow_pickle"),
+            device_map=device_map,
+            max_new_tokens=int_option(options, "max_new_tokens", 20, minimum=1),
+        )
+
+    def load_kwargs(self) -> dict[str, object]:
+        """`from_pretrained` arguments for these settings: remote code, safetensors preference, device map."""
+        kwargs: dict[str, object] = {"trust_remote_code": self.trust_remote_code}
+        if not self.allow_pickle:
+            kwargs["use_safetensors"] = True
+        if self.device_map is not None:
+            require_accelerate("device_map=auto")
+            kwargs["device_map"] = self.device_map
+        return kwargs
+
+    def describe(self) -> str:
+        """The settings that change predictions, for fingerprints."""
+        return (
+            f"mode={self.mode};length_norm={self.length_norm};truncation={self.truncation};"
+            f"max_length={self.max_length};max_new_tokens={self.max_new_tokens}"
+        )
+
+
+def flag(options: Mapping[str, str], key: str, default: bool = False) -> bool:
+    """A true/false option; any other word is an error, so a typo never enables remote code."""
+    value = options.get(key, str(default)).strip().lower()
+    if value not in ("true", "false"):
+        raise ValueError(f"option {key} must be true or false, not {options[key]!r}")
+    return value == "true"
+
+
+@dataclass
+class Encoded:
+    """Token windows for a batch of reviews, each window remembering which review it came from."""
+
+    windows: list[list[int]]
+    owners: list[int]
+    truncated: list[bool]
+
+
+def encode_reviews(
+    texts: Sequence[str],
+    encode: Callable[[str], list[int]],
+    budget: int,
+    policy: str,
+) -> Encoded:
+    """Tokenise review texts and fit each into `budget` tokens by the truncation policy.
+
+    Every review yields at least one window, so none is ever dropped.
+    """
+    windows: list[list[int]] = []
+    owners: list[int] = []
+    truncated: list[bool] = []
+    for index, text in enumerate(texts):
+        pieces, cut = fit_tokens(encode(text), budget, policy)
+        windows.extend(pieces)
+        owners.extend([index] * len(pieces))
+        truncated.append(cut)
+    return Encoded(windows, owners, truncated)
+
+
+def average_windows(rows: np.ndarray, owners: Sequence[int], n: int) -> np.ndarray:
+    """Mean probability row per review over its windows (one window: the row itself)."""
+    import numpy as np
+
+    sums = np.zeros((n, rows.shape[1]))
+    np.add.at(sums, np.asarray(owners), rows)
+    counts = np.bincount(np.asarray(owners), minlength=n)[:, None]
+    return sums / counts
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length, so padding wastes little compute."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def special_tokens_around(tokenizer: object) -> tuple[list[int], list[int]]:
+    """The special token ids a tokenizer puts before and after a text (T5: none and </s>).
+
+    Found by encoding a probe with and without special tokens, so it works
+    for any tokenizer without knowing its family.
+    """
+    probe = "a"
+    bare = tokenizer(probe, add_special_tokens=False)["input_ids"]  # type: ignore[operator]
+    full = tokenizer(probe)["input_ids"]  # type: ignore[operator]
+    for start in range(len(full) - len(bare) + 1):
+        if full[start : start + len(bare)] == bare:
+            return list(full[:start]), list(full[start + len(bare) :])
+    return [], []
+
+
+def torch_dtype(name: str) -> object:
+    """The torch dtype a backend names (`float32`, `bfloat16`, `float16`)."""
+    import torch
+
+    try:
+        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+    except KeyError:
+        raise ValueError(f"unsupported dtype {name!r}; use float32, bfloat16 or float16") from None
+
+
+def require_accelerate(why: str) -> None:
+    """Fail with the fix when `accelerate`, which transformers needs for GGUF and device maps, is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec("accelerate") is None:
+        raise RuntimeError(f"{why} needs the accelerate package: pip install accelerate")
+
+
+def pad_batch(rows: Sequence[Sequence[int]], pad_id: int, device: object, left: bool = False) -> tuple:
+    """Token id rows as a padded [B, T] tensor and its attention mask, on `device`."""
+    import torch
+
+    width = max(len(row) for row in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        span = slice(width - len(row), width) if left else slice(0, len(row))
+        ids[i, span] = torch.tensor(row, dtype=torch.long)
+        mask[i, span] = 1
+    return ids.to(device), mask.to(device)

