@@ -1,3 +1,75 @@
-"""Evaluate small, large and hybrid language models on Amazon customer reviews."""
+"""Evaluate small, large and hybrid language models on Amazon customer reviews.
+
+The names below are the stable surface for plugin authors: everything a
+plugin needs is importable from `harness` itself, and importing it stays light
+(no torch, no transformers).
+"""
+
+from harness.errors import HarnessError
+from harness.hookspecs import hookimpl
+from harness.options import Option, OptionError, OptionSet
+from harness.registry import ContractError, Register
+from harness.types import (
+    Backend,
+    BackendFactory,
+    BatchStats,
+    ChoosesBatchSize,
+    DistributesModels,
+    Example,
+    Exporter,
+    FitsTrainSplit,
+    IssueLog,
+    LoadIssue,
+    Model,
+    ModelContext,
+    ModelFactory,
+    ModelOutput,
+    ReportsRunStats,
+    Review,
+    Router,
+    RouterFactory,
+    RunInfo,
+    Source,
+    SourceOptions,
+    Splits,
+    SummarisesRawText,
+    Task,
+    TaskFactory,
+)
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "Backend",
+    "BackendFactory",
+    "BatchStats",
+    "ChoosesBatchSize",
+    "ContractError",
+    "DistributesModels",
+    "Example",
+    "Exporter",
+    "FitsTrainSplit",
+    "HarnessError",
+    "IssueLog",
+    "LoadIssue",
+    "Model",
+    "ModelContext",
+    "ModelFactory",
+    "ModelOutput",
+    "Option",
+    "OptionError",
+    "OptionSet",
+    "Register",
+    "ReportsRunStats",
+    "Review",
+    "Router",
+    "RouterFactory",
+    "RunInfo",
+    "Source",
+    "SourceOptions",
+    "Splits",
+    "SummarisesRawText",
+    "Task",
+    "TaskFactory",
+    "hookimpl",
+]

@@ -15,7 +15,7 @@ from harness.errors import HarnessError
 
 BOARD_KEYS = {
     "name", "description", "tasks", "models", "data", "dataset", "backend", "backend_options",
-    "limit", "seed", "task_options", "source_options", "sort", "bootstrap",
+    "limit", "seed", "task_options", "model_options", "source_options", "sort", "bootstrap",
 }  # fmt: skip
 MODEL_KEYS = {"spec", "label", "options", "tasks"}
 
@@ -36,6 +36,10 @@ class ModelEntry:
     def runs_on(self, task: str) -> bool:
         return self.tasks is None or task in self.tasks
 
+    def options_with(self, board_options: dict[str, str]) -> dict[str, str]:
+        """The options this model gets: the board's for every model, then its own, which win."""
+        return {**board_options, **self.options}
+
 
 @dataclass
 class Board:
@@ -50,6 +54,8 @@ class Board:
     limit: int | None = None
     seed: int = 0
     task_options: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Options for every model of the board; each model reads those it declares, and its own win.
+    model_options: dict[str, str] = field(default_factory=dict)
     source_options: dict[str, str] = field(default_factory=dict)
     sort: str | None = None
     bootstrap: int = 1000
@@ -103,6 +109,7 @@ def board_from_dict(raw: dict[str, Any], origin: str) -> Board:
         task_options={
             str(t): _strings(o, f"{origin}: task_options.{t}") for t, o in raw.get("task_options", {}).items()
         },
+        model_options=_strings(raw.get("model_options", {}), f"{origin}: model_options"),
         source_options=_strings(raw.get("source_options", {}), f"{origin}: source_options"),
         sort=raw.get("sort"),
         bootstrap=int(raw.get("bootstrap", 1000)),

@@ -8,6 +8,7 @@ answer at once.
 from __future__ import annotations
 
 import json
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from harness.boards import Board, ModelEntry, load_board
 from harness.command_helpers import parse_pairs, quiet_model_libraries
 from harness.errors import HarnessError
 from harness.plugin_manager import get_host
-from harness.registry import KINDS
+from harness.registry import KINDS, Entry
 
 DEFAULT_RUNS = Path("runs")
 
@@ -142,9 +143,7 @@ def _board_from_options(opts: dict[str, Any]) -> Board:
             setattr(board, key, opts[key])
     for task in board.tasks:
         board.task_options[task] = {**board.task_options.get(task, {}), **_task_options(opts, task)}
-    model_options = parse_pairs(opts["model_opts"], "--model-option")
-    for entry in board.models:
-        entry.options = {**entry.options, **model_options}
+    board.model_options.update(parse_pairs(opts["model_opts"], "--model-option"))
     board.backend_options.update(parse_pairs(opts["backend_opts"], "--backend-option"))
     for column in ("text_col", "stars_col", "category_col", "title_col"):
         if opts[column]:
@@ -235,10 +234,61 @@ def plugins(hook: str | None, as_json: bool) -> None:
 
 @cli.command(name="list")
 @click.argument("kind", type=click.Choice(KINDS))
-def list_(kind: str) -> None:
+@click.option("--options", "with_options", is_flag=True, help="Also list each one's options.")
+def list_(kind: str, with_options: bool) -> None:
     """List registered models, tasks, routers, backends, exporters, sources or boards."""
     for entry in get_host().registries.of_kind(kind):
         click.echo(f"{entry.name:<22} {entry.description}  [{entry.plugin}]")
+        if with_options:
+            for line in _option_lines(entry):
+                click.echo(f"    {line}")
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--kind", type=click.Choice(KINDS), help="Where to look when the name is registered twice.")
+def info(name: str, kind: str | None) -> None:
+    """What a model, task, router or backend is: its plugin, the tasks it supports, and its options."""
+    registries = get_host().registries
+    kinds = [kind] if kind else [k for k in KINDS if name in registries.of_kind(k)]
+    if not kinds:
+        raise HarnessError(registries.models.unknown_message(name))
+    for found in kinds:
+        entry = registries.of_kind(found).get(name)
+        click.echo(f"{entry.name} ({found[:-1]}, plugin {entry.plugin})")
+        if entry.description:
+            click.echo(f"  {entry.description}")
+        if found == "models":
+            click.echo(f"  tasks: {', '.join(entry.tasks) if entry.tasks is not None else 'any'}")
+        click.echo("  options:")
+        for line in _option_lines(entry):
+            click.echo(f"    {line}")
+
+
+def _option_lines(entry: Entry[Any]) -> list[str]:
+    if entry.options is None:
+        return ["those of the models it is built from"]
+    return [option.describe() for option in entry.options] or ["none"]
+
+
+@cli.command(name="new-plugin")
+@click.argument("name")
+@click.option(
+    "--dir",
+    "parent",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Where to create the harness-NAME folder.",
+)
+def new_plugin(name: str, parent: Path) -> None:
+    """Create a model plugin package (pyproject, model, tests, README) whose tests pass as generated."""
+    from harness.scaffold import write_plugin
+
+    folder = write_plugin(name, parent)
+    click.echo(f"created {folder}; install it into this harness' environment and test it:")
+    click.echo(f"  {sys.executable} -m pip install -e {folder}")
+    click.echo(f"  cd {folder} && {sys.executable} -m pytest")
 
 
 @cli.command()
@@ -254,6 +304,10 @@ def _one_line_warning(message: Warning | str, category: type[Warning], *args: An
 
 def main() -> None:
     warnings.formatwarning = _one_line_warning
-    host = get_host()
-    host.add_commands(cli)
+    try:
+        host = get_host()
+        host.add_commands(cli)
+    except HarnessError as exc:  # strict mode: a broken plugin is one line, not a traceback
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
     cli(prog_name="harness")

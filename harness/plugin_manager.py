@@ -9,6 +9,7 @@ value loads built-ins only).
 
 from __future__ import annotations
 
+import difflib
 import functools
 import importlib
 import importlib.metadata
@@ -23,7 +24,7 @@ import pluggy
 
 from harness import hookspecs
 from harness.errors import HarnessError
-from harness.registry import Registries
+from harness.registry import ContractError, Registries, Registry, factory_problem
 
 ENTRY_POINT_GROUP = "harness"
 
@@ -81,6 +82,31 @@ def _short_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}"
 
 
+def hook_problems(plugin: object, implemented: list[str], hook_names: list[str]) -> list[str]:
+    """Hooks a plugin meant to implement and does not: a misspelled name, or a hook without @hookimpl.
+
+    pluggy accepts both silently (the first as a hook nobody calls, the second
+    as a plain function), and the plugin then registers nothing.
+    """
+    problems = []
+    for name in implemented:
+        if name not in hook_names:
+            close = difflib.get_close_matches(name, hook_names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            problems.append(f"implements {name!r}, which is not a harness hook{hint}")
+    for name in dir(plugin):
+        if name in implemented or not callable(getattr(plugin, name, None)):
+            continue
+        close = difflib.get_close_matches(name, hook_names, n=1, cutoff=0.85)
+        if close:
+            problems.append(
+                f"defines {name}() without @hookimpl, so it is never called; decorate it with "
+                f"@hookimpl (from harness import hookimpl)"
+                + (f" and name it {close[0]!r}" if close[0] != name else "")
+            )
+    return problems
+
+
 class PluginHost:
     """The plugin manager plus the registries built from it."""
 
@@ -91,6 +117,9 @@ class PluginHost:
         self.allow: set[str] | None = None if allow is None else {a.strip() for a in allow.split(",") if a}
         self.pm = pluggy.PluginManager("harness")
         self.pm.add_hookspecs(hookspecs)
+        self.hook_names = sorted(
+            name for name in dir(hookspecs) if hasattr(getattr(hookspecs, name), "harness_spec")
+        )
         self.plugins: dict[str, PluginInfo] = {}
         self._registries: Registries | None = None
         for module_name in BUILTIN_PLUGINS:
@@ -119,7 +148,10 @@ class PluginHost:
         except Exception as exc:
             self._fail(info, f"failed to load: {_short_error(exc)}", exc)
             return
-        info.hooks = sorted(caller.name for caller in self.pm.get_hookcallers(plugin) or [])
+        callers = self.pm.get_hookcallers(plugin) or []
+        info.hooks = sorted(caller.name for caller in callers if caller.has_spec())
+        for problem in hook_problems(plugin, [caller.name for caller in callers], self.hook_names):
+            self._fail(info, problem, ContractError(f"plugin {name!r} {problem}"))
 
     def _fail(self, info: PluginInfo, message: str, exc: BaseException) -> None:
         info.errors.append(message)
@@ -137,12 +169,17 @@ class PluginHost:
             self._registries = registries
         return self._registries
 
-    def _collect(self, hook_name: str, registry: Any) -> None:
+    def _collect(self, hook_name: str, registry: Registry[Any]) -> None:
         for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
-            staged: list[tuple[str, Any, str]] = []
+            staged: list[tuple[str, Any, str, dict[str, Any]]] = []
 
-            def register(name: str, obj: Any, description: str = "", _staged: list = staged) -> None:
-                _staged.append((name, obj, description))
+            def register(
+                name: str, obj: Any, description: str = "", _staged: list = staged, **declared: Any
+            ) -> None:
+                unknown = set(declared) - {"options", "tasks"}
+                if unknown:
+                    raise TypeError(f"register() got unknown keyword(s) {', '.join(sorted(unknown))}")
+                _staged.append((name, obj, description, declared))
 
             info = self.plugins[impl.plugin_name]
             try:
@@ -150,8 +187,13 @@ class PluginHost:
             except Exception as exc:
                 self._fail(info, f"failed in {hook_name}: {_short_error(exc)}", exc)
                 continue
-            for name, obj, description in staged:
-                registry.add(name, obj, impl.plugin_name, description)
+            for name, obj, description, declared in staged:
+                problem = factory_problem(registry.kind, obj)
+                if problem is not None:
+                    error = ContractError(f"{registry.kind[:-1]} {name!r}: {problem}")
+                    self._fail(info, f"broke the contract in {hook_name}: {error}", error)
+                    continue
+                registry.add(name, obj, impl.plugin_name, description, **declared)
 
     def add_commands(self, cli: Any) -> None:
         for impl in self.pm.hook.register_commands.get_hookimpls():

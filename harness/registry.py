@@ -3,23 +3,103 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator
+import inspect
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from pathlib import Path
+from typing import Any, Generic, Protocol, TypeVar
 
 from harness.errors import CollisionError, HarnessError, UnknownNameError
+from harness.options import NO_OPTIONS, OptionSet
+from harness.types import (
+    Backend,
+    BackendFactory,
+    Exporter,
+    Model,
+    ModelFactory,
+    Router,
+    RouterFactory,
+    Source,
+    Task,
+    TaskFactory,
+)
 
 T = TypeVar("T")
+T_contra = TypeVar("T_contra", contravariant=True)
 
 KINDS = ("models", "tasks", "routers", "backends", "exporters", "sources", "boards")
 
 
+class Register(Protocol[T_contra]):
+    """The callback a registration hook receives: ``register(name, obj, description="", ...)``.
+
+    ``options`` declares the KEY=VALUE options a model, task, router or backend
+    accepts (see ``harness.options``; None: a model that passes the options on to
+    the models it is built from, as hybrids do); ``tasks`` names the tasks a model
+    supports (None: any task).
+    """
+
+    def __call__(
+        self,
+        name: str,
+        obj: T_contra,
+        description: str = "",
+        *,
+        options: OptionSet | None = ...,
+        tasks: Sequence[str] | None = ...,
+    ) -> None: ...
+
+
 @dataclass(frozen=True)
 class Entry(Generic[T]):
+    """What one plugin registered under one name, with what it declared about it."""
+
     name: str
     obj: T
     plugin: str
     description: str = ""
+    options: OptionSet | None = NO_OPTIONS
+    tasks: tuple[str, ...] | None = None
+
+    def supports(self, task: str) -> bool:
+        """Whether the registered model declared it can run `task` (no declaration: any task)."""
+        return self.tasks is None or task in self.tasks
+
+
+# How each kind's factory is called, and what it must return.
+FACTORY_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "models": ("arg", "ctx"),
+    "tasks": ("options",),
+    "routers": ("param",),
+    "backends": ("options",),
+}
+PRODUCTS: dict[str, tuple[type, str]] = {
+    "models": (Model, "a Model: name, predict(texts, task) and fingerprint()"),
+    "tasks": (Task, "a Task: name, labels, label_words, prompt, split(), metrics() and fingerprint()"),
+    "routers": (Router, "a Router: name and escalate(probs)"),
+    "backends": (Backend, "a Backend: name, device, dtype, setup(), synchronize() and describe()"),
+}
+
+
+class ContractError(HarnessError):
+    """A plugin's factory or hook broke the plugin contract; the message names the plugin and the fix."""
+
+
+def factory_problem(kind: str, obj: object) -> str | None:
+    """Why `obj` cannot be a factory of this kind (wrong type or parameters), or None when it can."""
+    parameters = FACTORY_PARAMETERS.get(kind)
+    if parameters is None:
+        return None
+    expected = f"factory({', '.join(parameters)})"
+    if not callable(obj):
+        return f"registered {type(obj).__name__} where a {expected} was expected"
+    try:
+        inspect.signature(obj).bind(*parameters)
+    except TypeError:
+        return f"registered a factory taking {inspect.signature(obj)}; a {kind[:-1]} factory is {expected}"
+    except ValueError:  # builtins without a signature: trust them
+        return None
+    return None
 
 
 class Registry(Generic[T]):
@@ -29,7 +109,16 @@ class Registry(Generic[T]):
         self.kind = kind
         self._entries: dict[str, Entry[T]] = {}
 
-    def add(self, name: str, obj: T, plugin: str, description: str = "") -> None:
+    def add(
+        self,
+        name: str,
+        obj: T,
+        plugin: str,
+        description: str = "",
+        *,
+        options: OptionSet | None = NO_OPTIONS,
+        tasks: Sequence[str] | None = None,
+    ) -> None:
         if not isinstance(name, str) or not name:
             raise HarnessError(f"plugin {plugin!r} registered a {self.kind[:-1]} with an empty name")
         previous = self._entries.get(name)
@@ -38,13 +127,37 @@ class Registry(Generic[T]):
                 f"{self.kind[:-1]} {name!r} is registered by two plugins: {previous.plugin!r} and "
                 f"{plugin!r}; uninstall one of them or restrict loading with HARNESS_LOAD_PLUGINS"
             )
-        self._entries[name] = Entry(name, obj, plugin, description)
+        if options is not None and not isinstance(options, OptionSet):
+            raise HarnessError(
+                f"plugin {plugin!r} registered {self.kind[:-1]} {name!r} with options that are not an "
+                "OptionSet; declare them as OptionSet(Option(...), ...) from harness"
+            )
+        if tasks is not None and (isinstance(tasks, str) or not all(isinstance(t, str) for t in tasks)):
+            raise HarnessError(
+                f"plugin {plugin!r} registered {self.kind[:-1]} {name!r} with tasks={tasks!r}; "
+                "give a list of task names, e.g. tasks=['polarity']"
+            )
+        self._entries[name] = Entry(
+            name, obj, plugin, description, options, None if tasks is None else tuple(tasks)
+        )
 
     def get(self, name: str) -> Entry[T]:
         try:
             return self._entries[name]
         except KeyError:
             raise UnknownNameError(self.unknown_message(name)) from None
+
+    def build(self, name: str, *args: Any) -> Any:
+        """Call the factory registered under `name` and check that it kept the contract."""
+        entry = self.get(name)
+        product = entry.obj(*args)  # type: ignore[operator]
+        expected_type, expected = PRODUCTS[self.kind]
+        if not isinstance(product, expected_type):
+            raise ContractError(
+                f"plugin {entry.plugin!r}: the {self.kind[:-1]} factory {name!r} returned "
+                f"{type(product).__name__}; it must return {expected}"
+            )
+        return product
 
     def unknown_message(self, name: str) -> str:
         message = f"unknown {self.kind[:-1]} {name!r}"
@@ -70,13 +183,13 @@ class Registries:
     """One registry per kind of thing a plugin can register."""
 
     def __init__(self) -> None:
-        self.models: Registry[Any] = Registry("models")
-        self.tasks: Registry[Any] = Registry("tasks")
-        self.routers: Registry[Any] = Registry("routers")
-        self.backends: Registry[Any] = Registry("backends")
-        self.exporters: Registry[Any] = Registry("exporters")
-        self.sources: Registry[Any] = Registry("sources")
-        self.boards: Registry[Any] = Registry("boards")
+        self.models: Registry[ModelFactory] = Registry("models")
+        self.tasks: Registry[TaskFactory] = Registry("tasks")
+        self.routers: Registry[RouterFactory] = Registry("routers")
+        self.backends: Registry[BackendFactory] = Registry("backends")
+        self.exporters: Registry[Exporter] = Registry("exporters")
+        self.sources: Registry[Source] = Registry("sources")
+        self.boards: Registry[str | Path] = Registry("boards")
 
     def of_kind(self, kind: str) -> Registry[Any]:
         if kind not in KINDS:

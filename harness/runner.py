@@ -29,17 +29,25 @@ from harness.cache import CachedPrediction, PredictionCache, text_key
 from harness.errors import HarnessError
 from harness.files import RunDirLock, write_json
 from harness.intervals import bootstrap_intervals
+from harness.plan import RUNNER_OPTIONS, plan_problems
 from harness.plugin_manager import PluginHost, get_host
 from harness.types import (
     Backend,
+    BatchStats,
+    ChoosesBatchSize,
+    DistributesModels,
     Example,
+    FitsTrainSplit,
     IssueLog,
     Model,
     ModelContext,
     ModelOutput,
+    ReportsRunStats,
     Router,
+    RunInfo,
     SourceOptions,
     Splits,
+    SummarisesRawText,
     Task,
 )
 
@@ -57,20 +65,6 @@ class ProgressSink(Protocol):
     def advance(self, count: int) -> None: ...
 
     def stop(self) -> None: ...
-
-
-@dataclass
-class RunInfo:
-    run_dir: Path
-    board: Board
-    started: str
-
-
-@dataclass
-class BatchStats:
-    size: int
-    seconds: float
-    done: int
 
 
 @dataclass
@@ -184,11 +178,11 @@ def build_model(
     host = host or get_host()
     registries = host.registries
     if backend is None:
-        backend = registries.backends.get(backend_name).obj(dict(backend_options or {}))
+        backend = registries.backends.build(backend_name, dict(backend_options or {}))
 
     def make_router(router_spec: str) -> Router:
         name, arg = split_spec(router_spec)
-        router: Router = registries.routers.get(name).obj(arg)
+        router: Router = registries.routers.build(name, arg)
         return router
 
     def make(model_spec: str) -> Model:
@@ -201,7 +195,7 @@ def build_model(
             build_model=make,
             build_router=make_router,
         )
-        model: Model = registries.models.get(name).obj(arg, context)
+        model: Model = registries.models.build(name, arg, context)
         return model
 
     return make(spec)
@@ -225,26 +219,28 @@ class Runner:
         self.run_dir = run_dir
         self.cache_path = cache_path or run_dir / "cache.sqlite"
         self.progress = progress
-        self.backend: Backend = self.registries.backends.get(board.backend).obj(board.backend_options)
+        self.backend: Backend = self.registries.backends.build(board.backend, board.backend_options)
 
     # building things from names -------------------------------------------------
     def make_task(self, name: str) -> Task:
-        task: Task = self.registries.tasks.get(name).obj(self.board.task_options.get(name, {}))
+        task: Task = self.registries.tasks.build(name, self.board.task_options.get(name, {}))
         return task
 
     def make_router(self, spec: str) -> Router:
         name, arg = split_spec(spec)
-        router: Router = self.registries.routers.get(name).obj(arg)
+        router: Router = self.registries.routers.build(name, arg)
         return router
 
     def make_model(self, spec: str, options: dict[str, str]) -> Model:
         """Build the model here, or let a backend that distributes models (Ray) build its replicas."""
         workdir = self.run_dir / "models"
-        distribute = getattr(self.backend, "distribute", None)
-        if callable(distribute):
-            model: Model = distribute(spec, options, self.board.seed, workdir)
-            return model
+        if isinstance(self.backend, DistributesModels):
+            return self.backend.distribute(spec, options, self.board.seed, workdir)
         return build_model(spec, options, self.board.seed, workdir, backend=self.backend, host=self.host)
+
+    def runner_options(self, entry: ModelEntry) -> dict[str, Any]:
+        """The options the runner itself reads for a model (batch size, timeout)."""
+        return RUNNER_OPTIONS.parse(entry.options_with(self.board.model_options))
 
     def open_splits(self, task: Task, issues: IssueLog) -> Splits:
         location, source_name = self.board.data, None
@@ -278,6 +274,9 @@ class Runner:
             return self._run_locked()
 
     def _run_locked(self) -> dict[str, Any]:
+        problems = plan_problems(self.board, self.registries)
+        if problems:
+            raise HarnessError("; ".join(problems) if len(problems) == 1 else "\n".join(problems))
         info = RunInfo(self.run_dir, self.board, now())
         self.backend.setup()
         self.host.notify("on_run_start", run=info)
@@ -316,27 +315,24 @@ class Runner:
         row = Row(task=task.name, model=entry.spec, label=entry.display, backend=self.backend.describe())
         issues = IssueLog()
         try:
-            model = self.make_model(entry.spec, entry.options)
+            model = self.make_model(entry.spec, entry.options_with(self.board.model_options))
             splits = self.open_splits(task, issues)
-            fit = getattr(model, "fit", None)
-            if callable(fit) and splits.train:
+            if isinstance(model, FitsTrainSplit) and splits.train:
                 if self.progress is not None:  # fine-tuning takes minutes: show that something runs
                     self.progress.start(
                         f"{task.name} · {entry.display} · fitting on {len(splits.train)}", None
                     )
                 start = time.perf_counter()
-                fit(splits.train, task)
+                model.fit(splits.train, task)
                 row.fit_s = time.perf_counter() - start
                 if self.progress is not None:
                     self.progress.stop()
             raw_texts = self.score(task, model, entry, splits, cache, out, row, info)
             row.counts = dict(splits.counts)
-            stats_from_raw = getattr(model, "stats_from_raw", None)
-            run_stats = getattr(model, "run_stats", None)
-            if callable(stats_from_raw):  # covers cached predictions too, and never counts the warm-up
-                row.extra.update(stats_from_raw(raw_texts))
-            elif callable(run_stats):
-                row.extra.update(run_stats())
+            if isinstance(model, SummarisesRawText):  # covers cached predictions, never counts the warm-up
+                row.extra.update(model.stats_from_raw(raw_texts))
+            elif isinstance(model, ReportsRunStats):
+                row.extra.update(model.run_stats())
             row.notes.extend(splits.notes)
         except Exception as exc:  # one model's failure must not end the board
             row.status = "error"
@@ -367,12 +363,13 @@ class Runner:
         """Score every example into `row`; returns the stored raw texts of models that summarise them."""
         k = len(task.labels)
         raw_texts: list[str | None] = []
-        keep_raw = callable(getattr(model, "stats_from_raw", None))
+        keep_raw = isinstance(model, SummarisesRawText)
         model_fp, task_fp = model.fingerprint(), task.fingerprint()
         # The model's own figure first: it knows how many reviews keep all its streams or replicas busy.
-        batch_size = int(
-            getattr(model, "batch_size", None) or entry.options.get("batch_size") or DEFAULT_BATCH_SIZE
-        )
+        if isinstance(model, ChoosesBatchSize):
+            batch_size = int(model.batch_size)
+        else:
+            batch_size = self.runner_options(entry)["batch_size"] or DEFAULT_BATCH_SIZE
         gold: list[int] = []
         probs_parts: list[np.ndarray] = []
         warmed = False
@@ -454,7 +451,7 @@ class Runner:
         self, model: Model, texts: list[str], task: Task, entry: ModelEntry, *, warm: bool
     ) -> tuple[ModelOutput, float]:
         """One batch, device-synchronised; the first call of a model is preceded by an untimed warm-up."""
-        timeout = float(entry.options.get("timeout", 0) or 0)
+        timeout: float = self.runner_options(entry)["timeout"]
         if not warm:
             call_with_timeout(model.predict, (texts[:WARMUP_TEXTS], task), timeout, entry.spec)
         self.backend.synchronize()

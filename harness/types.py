@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 if TYPE_CHECKING:
     import numpy as np
 
+    from harness.boards import Board
+
 
 @dataclass(frozen=True, slots=True)
 class Review:
@@ -172,6 +174,37 @@ class Model(Protocol):
         ...
 
 
+# Optional capabilities: a model or backend has them by defining the member; the runner checks with isinstance.
+
+
+@runtime_checkable
+class FitsTrainSplit(Protocol):
+    """A model that learns from the task's train split; the runner calls `fit` before any `predict`."""
+
+    def fit(self, train: Sequence[Example], task: Task) -> None: ...
+
+
+@runtime_checkable
+class ChoosesBatchSize(Protocol):
+    """A model that knows how many texts a `predict` call should get; wins over the batch_size option."""
+
+    batch_size: int
+
+
+@runtime_checkable
+class ReportsRunStats(Protocol):
+    """A model with counts of its own to record in the row's `extra` (after scoring)."""
+
+    def run_stats(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class SummarisesRawText(Protocol):
+    """A model whose per-example raw text says what it did; summarised for cached predictions too."""
+
+    def stats_from_raw(self, raw_texts: Sequence[str | None]) -> dict[str, Any]: ...
+
+
 @runtime_checkable
 class Backend(Protocol):
     """Where models run: device, dtype, threads; describes itself for results.json."""
@@ -191,6 +224,13 @@ class Backend(Protocol):
     def describe(self) -> dict[str, Any]:
         """Backend, device name, dtype and threads, as recorded in results.json."""
         ...
+
+
+@runtime_checkable
+class DistributesModels(Protocol):
+    """A backend that builds model replicas itself (Ray's actors) instead of one in-process model."""
+
+    def distribute(self, spec: str, options: Mapping[str, str], seed: int, workdir: Path) -> Model: ...
 
 
 @runtime_checkable
@@ -234,3 +274,21 @@ class Exporter:
     suffix: str
     render: Callable[[Sequence[Mapping[str, Any]]], str | bytes]
     description: str = ""
+
+
+@dataclass
+class RunInfo:
+    """What lifecycle hooks learn about a run: where it writes, what it runs, when it started."""
+
+    run_dir: Path
+    board: Board
+    started: str
+
+
+@dataclass
+class BatchStats:
+    """One scored batch, as `on_batch_end` sees it: its size, device-synchronised seconds, examples done."""
+
+    size: int
+    seconds: float
+    done: int

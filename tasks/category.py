@@ -32,7 +32,7 @@ from itertools import islice
 from typing import TYPE_CHECKING
 
 from harness.hookspecs import hookimpl
-from harness.options import int_option
+from harness.options import Option, OptionSet
 from harness.tasks import _common as common
 from harness.tasks._category_names import STUDY_CATEGORIES, normalise, to_release_name
 from harness.types import Example, Review, Splits
@@ -40,19 +40,15 @@ from harness.types import Example, Review, Splits
 if TYPE_CHECKING:
     import numpy as np
 
-OPTIONS = (
-    "categories",
-    "min_chars",
-    "train_per_class",
-    "test_per_class",
-    "drop_3star",
-    "balance",
-    "input",
-    "markup",
-    "prompt",
-    "label_words",
-)
 NOTED_NAMES = 20
+OPTIONS = common.SHARED_OPTIONS + OptionSet(
+    Option("categories", str, "study", "study (the 11), a comma list, or auto:N (the N most frequent)"),
+    Option("min_chars", int, 80, "shortest review kept, in characters (the study's 80)", minimum=0),
+    Option("train_per_class", int, 150, "train reviews per category", minimum=0),
+    Option("test_per_class", int, 50, "scored reviews per category", minimum=1),
+    Option("drop_3star", bool, True, "drop 3-star reviews, as the study did"),
+    Option("balance", bool, True, "keep classes even when some have fewer reviews than the split asks"),
+)
 
 PROMPT = (
     "Please perform product category classification task.\n"
@@ -104,24 +100,23 @@ class CategoryTask:
     name = "category"
 
     def __init__(self, options: Mapping[str, str] | None = None) -> None:
-        options = dict(options or {})
-        common.check_option_names(options, OPTIONS, self.name)
-        self._options = options
-        self.categories = options.get("categories", "study")
+        values = OPTIONS.parse(options or {}, strict=True, owner="task 'category'")
+        self._label_words: str | None = values["label_words"]
+        self.categories: str = values["categories"]
         labels, self.auto = _parse_categories(self.categories)
-        self.min_chars = int_option(options, "min_chars", 80, minimum=0)
-        self.train_per_class = int_option(options, "train_per_class", 150, minimum=0)
-        self.test_per_class = int_option(options, "test_per_class", 50, minimum=1)
-        self.drop_3star = common.bool_option(options, "drop_3star", True)
-        self.balance = common.bool_option(options, "balance", True)
-        self.input = common.input_option(options)
-        self.markup = common.markup_option(options)
-        self.prompt = common.prompt_option(options, PROMPT)
+        self.min_chars: int = values["min_chars"]
+        self.train_per_class: int = values["train_per_class"]
+        self.test_per_class: int = values["test_per_class"]
+        self.drop_3star: bool = values["drop_3star"]
+        self.balance: bool = values["balance"]
+        self.input: str = values["input"]
+        self.markup: str = values["markup"]
+        self.prompt = common.prompt_option(values["prompt"], PROMPT)
         self._set_labels(labels)
 
     def _set_labels(self, labels: tuple[str, ...]) -> None:
         self.labels = labels
-        self.label_words = common.label_words_option(self._options, labels) if labels else ()
+        self.label_words = common.label_words_option(self._label_words, labels) if labels else ()
         self._lookup = {normalise(label): label for label in labels}
 
     def _label_of(self, raw: str, mapped: str | None) -> tuple[str | None, str]:
@@ -293,5 +288,6 @@ def register_tasks(register: Callable[..., None]) -> None:
     register(
         "category",
         CategoryTask,
+        options=OPTIONS,
         description="product category over the study's 11 labels, a list, or auto:N; seeded per-class split",
     )

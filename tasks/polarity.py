@@ -31,7 +31,7 @@ from itertools import chain, islice
 from typing import TYPE_CHECKING
 
 from harness.hookspecs import hookimpl
-from harness.options import int_option
+from harness.options import Option, OptionSet
 from harness.tasks import _common as common
 from harness.types import Example, Review, Splits
 
@@ -41,8 +41,17 @@ if TYPE_CHECKING:
 LABELS = ("negative", "positive")
 TRAIN_SHARE = 0.5
 DEFAULT_TRAIN_SIZE = 2000
-OPTIONS = ("input", "markup", "train_size", "sample", "prompt", "label_words")
 SAMPLES = ("seeded", "first")
+OPTIONS = common.SHARED_OPTIONS + OptionSet(
+    Option("train_size", int, DEFAULT_TRAIN_SIZE, "train reviews drawn (seeded) before scoring", minimum=0),
+    Option(
+        "sample",
+        str,
+        "seeded",
+        "with --limit: a seeded sample, or the first rows (the study's)",
+        choices=SAMPLES,
+    ),
+)
 
 # The study's zero-shot prompt, with the label list taken from the label words.
 PROMPT = (
@@ -89,16 +98,13 @@ class PolarityTask:
     labels = LABELS
 
     def __init__(self, options: Mapping[str, str] | None = None) -> None:
-        options = dict(options or {})
-        common.check_option_names(options, OPTIONS, self.name)
-        self.input = common.input_option(options)
-        self.markup = common.markup_option(options)
-        self.train_size = int_option(options, "train_size", DEFAULT_TRAIN_SIZE, minimum=0)
-        self.sample = options.get("sample", "seeded")
-        if self.sample not in SAMPLES:
-            raise ValueError(f"polarity: sample must be one of {', '.join(SAMPLES)}, got {self.sample!r}")
-        self.label_words = common.label_words_option(options, LABELS)
-        self.prompt = common.prompt_option(options, PROMPT)
+        values = OPTIONS.parse(options or {}, strict=True, owner="task 'polarity'")
+        self.input: str = values["input"]
+        self.markup: str = values["markup"]
+        self.train_size: int = values["train_size"]
+        self.sample: str = values["sample"]
+        self.label_words = common.label_words_option(values["label_words"], LABELS)
+        self.prompt = common.prompt_option(values["prompt"], PROMPT)
 
     def split(self, reviews: Iterable[Review], *, limit: int | None, seed: int) -> Splits:
         """Label reviews by stars, draw the seeded train split, stream the rest as the test set.
@@ -173,4 +179,9 @@ class PolarityTask:
 
 @hookimpl
 def register_tasks(register: Callable[..., None]) -> None:
-    register("polarity", PolarityTask, description="sentiment: 1-2 stars negative, 4-5 positive, 3 dropped")
+    register(
+        "polarity",
+        PolarityTask,
+        options=OPTIONS,
+        description="sentiment: 1-2 stars negative, 4-5 positive, 3 dropped",
+    )

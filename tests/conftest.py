@@ -5,6 +5,9 @@ import pytest
 from harness.plugin_manager import PluginHost
 from tests.fakes import ToyPlugin
 
+# The example plugin's own tests run against the installed plugin (tests/test_plugin_author.py runs them).
+collect_ignore = ["example_plugin"]
+
 
 @pytest.fixture
 def toy_plugin() -> ToyPlugin:

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from harness.hookspecs import hookimpl
+from harness.options import Option, OptionSet
 from harness.types import Example, IssueLog, Review, SourceOptions, Splits
 
 WORDS = ("awful", "fine", "great")
@@ -106,6 +107,13 @@ class WordModel:
         return hashlib.sha256(self.name.encode()).hexdigest()[:12]
 
 
+WORD_OPTIONS = OptionSet(
+    Option("fail_on", str, None, "raise on texts containing this"),
+    Option("max_batch", int, 0, "raise an out-of-memory error on larger batches", minimum=0),
+    Option("hang_on", str, None, "sleep on texts containing this"),
+)
+
+
 class ToyPlugin:
     """Registers the toy task, source and models; keeps the model instances it made."""
 
@@ -125,7 +133,7 @@ class ToyPlugin:
 
     @hookimpl
     def register_models(self, register):
-        register("words", self._make, description="toy word model")
+        register("words", self._make, options=WORD_OPTIONS, description="toy word model")
 
     @hookimpl
     def register_tasks(self, register):

@@ -11,7 +11,9 @@ from harness.plugins.backends import torch_devices as backends
 
 def registered() -> dict[str, object]:
     found: dict[str, object] = {}
-    backends.register_backends(lambda name, factory, description="": found.setdefault(name, factory))
+    backends.register_backends(
+        lambda name, factory, description="", **declared: found.setdefault(name, factory)
+    )
     return found
 
 
@@ -51,6 +53,8 @@ def test_cpu_threads_and_dtype_are_applied_and_recorded() -> None:
     assert described["device_name"]
 
 
-def test_unknown_dtype_is_refused() -> None:
-    with pytest.raises(HarnessError, match="unknown dtype 'int3'"):
+def test_unknown_dtype_or_option_is_refused() -> None:
+    with pytest.raises(HarnessError, match="dtype='int3': choose one of float32, bfloat16, float16"):
         backends.make_cpu({"dtype": "int3"})
+    with pytest.raises(HarnessError, match="backend 'cpu' has no option 'thread'; did you mean 'threads'"):
+        backends.make_cpu({"thread": "2"})

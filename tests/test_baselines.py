@@ -33,7 +33,9 @@ CATEGORY_TRAIN = [
 
 def test_register_models_registers_both_baselines() -> None:
     found = {}
-    baselines.register_models(lambda name, factory, description="": found.setdefault(name, factory))
+    baselines.register_models(
+        lambda name, factory, description="", **declared: found.setdefault(name, factory)
+    )
     assert set(found) == {"vader", "tfidf-logreg"}
 
 

@@ -69,7 +69,7 @@ def test_every_corpus_slug_is_mapped_or_deliberately_left_out() -> None:
 
 def test_registered_factory_builds_the_study_task() -> None:
     registered: dict[str, Any] = {}
-    register_tasks(lambda name, factory, description="": registered.setdefault(name, factory))
+    register_tasks(lambda name, factory, description="", **declared: registered.setdefault(name, factory))
     task = registered["category"]({})
     assert isinstance(task, Task)
     assert task.labels == STUDY_CATEGORIES and task.label_words == STUDY_CATEGORIES

@@ -78,7 +78,7 @@ def naive_loglik(model, prompt: list[int], continuation: list[int]) -> float:
 
 def test_registers_smollm2_and_generic_causal_lm():
     seen = {}
-    causal_lm.register_models(lambda name, factory, description="": seen.update({name: factory}))
+    causal_lm.register_models(lambda name, factory, description="", **declared: seen.update({name: factory}))
     assert set(seen) == {"smollm2", "causal-lm"}
 
 
@@ -184,7 +184,7 @@ def test_unknown_chat_template_choice_is_rejected(tmp_path):
 
 
 def test_bad_calibration_and_shots_options_are_rejected(tmp_path):
-    with pytest.raises(ValueError, match="calibrate must be one of auto, train, content-free, none"):
+    with pytest.raises(ValueError, match="calibrate=.*: choose one of auto, train, content-free, none"):
         causal_lm.make_smollm2(None, make_context(tmp_path, calibrate="true"))
     with pytest.raises(ValueError, match="shots"):
         causal_lm.make_smollm2(None, make_context(tmp_path, shots="-1"))

@@ -100,7 +100,9 @@ def test_parse_label_map() -> None:
 
 def test_register_models_registers_the_small_families() -> None:
     found = {}
-    classifiers.register_models(lambda name, factory, description="": found.setdefault(name, factory))
+    classifiers.register_models(
+        lambda name, factory, description="", **declared: found.setdefault(name, factory)
+    )
     assert set(found) == {"hf-classifier", "distilbert", "electra", "minilm"}
     assert all(callable(f) for f in found.values())
 
@@ -343,4 +345,4 @@ def test_streams_option_is_checked_and_leaves_the_fingerprint_alone(
     plain = classifiers.make_hf_classifier(arg, make_ctx(tmp_path))
     streamed = classifiers.make_hf_classifier(arg, make_ctx(tmp_path, {"streams": "4"}))
     assert plain.fingerprint() == streamed.fingerprint()
-    assert "streams" not in classifiers.OUTPUT_OPTIONS
+    assert "streams" not in classifiers.OPTIONS.fingerprinted(streamed.options)

@@ -108,7 +108,7 @@ def installed_example_plugin(tmp_path_factory) -> Path:
 def test_installed_third_party_plugin_is_listed(installed_example_plugin):
     out = run_cli("plugins", "--json", env={"PYTHONPATH": str(installed_example_plugin)})
     plugins = {p["name"]: p for p in json.loads(out.stdout)}
-    assert plugins["keywords"]["source"] == "harness-keywords 0.2.0"
+    assert plugins["keywords"]["source"] == "harness-keywords 0.1.0"
     assert plugins["keywords"]["registered"] == ["model:keywords"]
 
 

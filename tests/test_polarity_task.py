@@ -27,7 +27,7 @@ def reviews(n: int, stars: tuple[int | None, ...] = (1, 2, 3, 4, 5)) -> list[Rev
 
 def test_registered_factory_builds_a_task() -> None:
     registered: dict[str, Any] = {}
-    register_tasks(lambda name, factory, description="": registered.setdefault(name, factory))
+    register_tasks(lambda name, factory, description="", **declared: registered.setdefault(name, factory))
     task = registered["polarity"]({})
     assert isinstance(task, Task)
     assert task.labels == ("negative", "positive") and task.label_words == ("negative", "positive")
@@ -139,7 +139,7 @@ def test_prompt_and_label_words_are_overridable() -> None:
         ({"label_words": "bad"}, "label_words needs 2"),
         ({"prompt": "no placeholder"}, "{text}"),
         ({"prompt": "{text} {other}"}, "placeholders"),
-        ({"input": "title"}, "input must be one of"),
+        ({"input": "title"}, "input=.title.: choose one of body, title.body"),
         ({"train_size": "-1"}, "at least 0"),
         ({"train_sise": "5"}, "did you mean 'train_size'"),
     ],

@@ -58,7 +58,9 @@ def naive_loglik(model, tokenizer, source: list[int], word: str) -> float:
 
 def test_registers_three_families():
     seen = {}
-    seq2seq.register_models(lambda name, factory, description="": seen.update({name: (factory, description)}))
+    seq2seq.register_models(
+        lambda name, factory, description="", **declared: seen.update({name: (factory, description)})
+    )
     assert set(seen) == {"flan-t5", "flan-ul2", "seq2seq"}
     assert all(description for _, description in seen.values())
 
@@ -228,11 +230,11 @@ def test_local_fingerprint_follows_the_weights(t5_dir, tmp_path):
     "options",
     [
         {"mode": "chat"},
-        {"length_norm": "yes"},
+        {"length_norm": "maybe"},
         {"truncation": "middle"},
         {"batch_size": "0"},
         {"mode": "generate", "truncation": "window"},
-        {"trust_remote_code": "1"},
+        {"trust_remote_code": "sure"},
         {"device_map": "balanced"},
     ],
 )

@@ -25,7 +25,8 @@ from typing import Any
 
 from harness.errors import HarnessError
 from harness.hookspecs import hookimpl
-from harness.options import int_option
+from harness.options import Option, OptionSet
+from harness.plugins.backends.torch_devices import DTYPES
 from harness.provenance import cpu_name
 from harness.types import Example, Model, ModelOutput, Task
 
@@ -165,16 +166,11 @@ class RayBackend:
     device = "cpu"
 
     def __init__(self, options: Mapping[str, str]) -> None:
-        from harness.plugins.backends.torch_devices import DTYPES
-
-        self.address = options.get("address") or None
-        self.actors = int_option(options, "actors", 2, minimum=1)
-        self.threads_per_actor = int_option(options, "threads_per_actor", 1, minimum=1)
-        self.dtype = options.get("dtype", "float32")
-        if self.dtype not in DTYPES:
-            raise HarnessError(
-                f"unknown dtype {self.dtype!r} for backend 'ray'; choose one of {', '.join(DTYPES)}"
-            )
+        values = OPTIONS.parse(options, strict=True, owner="backend 'ray'")
+        self.address: str | None = values["address"]
+        self.actors: int = values["actors"]
+        self.threads_per_actor: int = values["threads_per_actor"]
+        self.dtype: str = values["dtype"]
         self._current: DistributedModel | None = None
 
     def setup(self) -> None:
@@ -223,6 +219,14 @@ class RayBackend:
         return self._current
 
 
+OPTIONS = OptionSet(
+    Option("address", str, None, "a running cluster (auto, or HEAD:6379) [default: start a local Ray]"),
+    Option("actors", int, 2, "model replicas", minimum=1),
+    Option("threads_per_actor", int, 1, "intra-op threads of each replica", minimum=1),
+    Option("dtype", str, "float32", "weights' dtype on the replicas", choices=DTYPES),
+)
+
+
 def make_ray(options: Mapping[str, str]) -> RayBackend:
     """The ray backend; Ray itself is imported only when the run starts."""
     return RayBackend(options)
@@ -233,5 +237,6 @@ def register_backends(register: Any) -> None:
     register(
         "ray",
         make_ray,
-        description="model replicas on Ray actors; options: address, actors (2), threads_per_actor (1), dtype",
+        options=OPTIONS,
+        description="model replicas on Ray actors",
     )

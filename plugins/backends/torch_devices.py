@@ -7,7 +7,10 @@ from typing import Any
 
 from harness.errors import HarnessError
 from harness.hookspecs import hookimpl
+from harness.options import Option, OptionSet
 from harness.provenance import cpu_name
+from harness.registry import Register
+from harness.types import BackendFactory
 
 DTYPES = ("float32", "bfloat16", "float16")
 
@@ -59,29 +62,43 @@ class TorchBackend:
         }
 
 
-def _threads(options: Mapping[str, str]) -> int | None:
-    value = options.get("threads")
-    return int(value) if value else None
+OPTIONS = OptionSet(
+    Option(
+        "dtype",
+        str,
+        None,
+        "weights' dtype [default: float32 on cpu and mps, bfloat16 on cuda]",
+        choices=DTYPES,
+    ),
+    Option("threads", int, None, "intra-op threads on the cpu [default: torch's]", minimum=1),
+)
+
+
+def _values(options: Mapping[str, str], backend: str) -> dict[str, Any]:
+    return OPTIONS.parse(options, strict=True, owner=f"backend {backend!r}")
 
 
 def make_cpu(options: Mapping[str, str]) -> TorchBackend:
-    return TorchBackend("cpu", "cpu", options.get("dtype", "float32"), _threads(options))
+    values = _values(options, "cpu")
+    return TorchBackend("cpu", "cpu", values["dtype"] or "float32", values["threads"])
 
 
 def make_cuda(options: Mapping[str, str]) -> TorchBackend:
     import torch
 
+    values = _values(options, "cuda")
     if not torch.cuda.is_available():
         raise HarnessError("CUDA is not available on this machine; use --backend cpu (or auto)")
-    return TorchBackend("cuda", "cuda", options.get("dtype", "bfloat16"))
+    return TorchBackend("cuda", "cuda", values["dtype"] or "bfloat16")
 
 
 def make_mps(options: Mapping[str, str]) -> TorchBackend:
     import torch
 
+    values = _values(options, "mps")
     if not torch.backends.mps.is_available():
         raise HarnessError("Apple MPS is not available on this machine; use --backend cpu (or auto)")
-    return TorchBackend("mps", "mps", options.get("dtype", "float32"))
+    return TorchBackend("mps", "mps", values["dtype"] or "float32")
 
 
 def make_auto(options: Mapping[str, str]) -> TorchBackend:
@@ -96,8 +113,8 @@ def make_auto(options: Mapping[str, str]) -> TorchBackend:
 
 
 @hookimpl
-def register_backends(register):
-    register("cpu", make_cpu, description="CPU; options: threads, dtype (float32 default, bfloat16)")
-    register("cuda", make_cuda, description="NVIDIA GPU; dtype bfloat16 default, float32 or float16")
-    register("mps", make_mps, description="Apple GPU (Metal)")
-    register("auto", make_auto, description="cuda if available, then mps, then cpu")
+def register_backends(register: Register[BackendFactory]) -> None:
+    register("cpu", make_cpu, options=OPTIONS, description="CPU; float32 weights by default, or bfloat16")
+    register("cuda", make_cuda, options=OPTIONS, description="NVIDIA GPU; bfloat16 weights by default")
+    register("mps", make_mps, options=OPTIONS, description="Apple GPU (Metal)")
+    register("auto", make_auto, options=OPTIONS, description="cuda if available, then mps, then cpu")

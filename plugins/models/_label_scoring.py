@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from harness.options import int_option
+from harness.options import Option, OptionError, OptionSet
 from harness.plugins.models._truncation import POLICIES, fit_tokens
 
 if TYPE_CHECKING:
@@ -98,30 +98,11 @@ class Settings:
 
     @classmethod
     def from_options(cls, options: Mapping[str, str], *, max_length: int, batch_size: int) -> Settings:
-        """Read `mode`, `length_norm`, `truncation`, `max_length`, `batch_size`, `max_new_tokens` and the
-        loading switches (`trust_remote_code`, `allow_pickle`, `device_map`)."""
-        mode = options.get("mode", "score")
-        if mode not in MODES:
-            raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-        truncation = options.get("truncation", "head+tail")
-        if truncation not in POLICIES:
-            raise ValueError(f"unknown truncation policy {truncation!r}; choose one of {', '.join(POLICIES)}")
-        if mode == "generate" and truncation == "window":
-            raise ValueError("generate mode answers once per review; use truncation=head or head+tail")
-        device_map = options.get("device_map") or None
-        if device_map not in (None, "auto"):
-            raise ValueError(f"device_map must be 'auto' when given, not {device_map!r}")
-        return cls(
-            mode=mode,
-            length_norm=flag(options, "length_norm"),
-            truncation=truncation,
-            max_length=int_option(options, "max_length", max_length, minimum=1),
-            batch_size=int_option(options, "batch_size", batch_size, minimum=1),
-            trust_remote_code=flag(options, "trust_remote_code"),
-            allow_pickle=flag(options, "allow_pickle"),
-            device_map=device_map,
-            max_new_tokens=int_option(options, "max_new_tokens", 20, minimum=1),
-        )
+        """The options `lm_options` declares, typed, with the combinations that cannot work refused."""
+        values = lm_options(max_length=max_length, batch_size=batch_size).parse(options)
+        if values["mode"] == "generate" and values["truncation"] == "window":
+            raise OptionError("generate mode answers once per review; use truncation=head or head+tail")
+        return cls(**values)
 
     def load_kwargs(self) -> dict[str, object]:
         """`from_pretrained` arguments for these settings: remote code, safetensors preference, device map."""
@@ -133,20 +114,31 @@ class Settings:
             kwargs["device_map"] = self.device_map
         return kwargs
 
-    def describe(self) -> str:
-        """The settings that change predictions, for fingerprints."""
-        return (
-            f"mode={self.mode};length_norm={self.length_norm};truncation={self.truncation};"
-            f"max_length={self.max_length};max_new_tokens={self.max_new_tokens}"
-        )
 
-
-def flag(options: Mapping[str, str], key: str, default: bool = False) -> bool:
-    """A true/false option; any other word is an error, so a typo never enables remote code."""
-    value = options.get(key, str(default)).strip().lower()
-    if value not in ("true", "false"):
-        raise ValueError(f"option {key} must be true or false, not {options[key]!r}")
-    return value == "true"
+def lm_options(*, max_length: int, batch_size: int) -> OptionSet:
+    """The options every LM family reads, with that family's window and batch defaults."""
+    return OptionSet(
+        Option(
+            "mode", str, "score", "score every label word, or generate an answer and parse it", choices=MODES
+        ),
+        Option("length_norm", bool, False, "average a label's log-likelihood over its tokens"),
+        Option(
+            "truncation", str, "head+tail", "how reviews longer than the window are cut", choices=POLICIES
+        ),
+        Option("max_length", int, max_length, "token window of prompt and review", minimum=1),
+        Option("batch_size", int, batch_size, "reviews per forward pass", minimum=1, affects_output=False),
+        Option("trust_remote_code", bool, False, "run the checkpoint's own code", affects_output=False),
+        Option("allow_pickle", bool, False, "load pickled (.bin) weights", affects_output=False),
+        Option(
+            "device_map",
+            str,
+            None,
+            "auto: spread the weights over devices",
+            choices=("auto",),
+            affects_output=False,
+        ),
+        Option("max_new_tokens", int, 20, "answer length in generate mode", minimum=1),
+    )
 
 
 @dataclass

@@ -142,7 +142,10 @@ def make_tfidf_logreg(arg: str | None, ctx: ModelContext) -> TfidfLogreg:
 @hookimpl
 def register_models(register: Any) -> None:
     register(
-        "vader", make_vader, description="VADER lexicon sentiment (polarity only): a cheap reference row"
+        "vader",
+        make_vader,
+        tasks=["polarity"],
+        description="VADER lexicon sentiment (polarity only): a cheap reference row",
     )
     register(
         "tfidf-logreg",

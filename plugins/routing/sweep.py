@@ -296,10 +296,8 @@ def board_for_sweep(small: str, large: str, task: str, opts: dict[str, Any]) -> 
     board = Board(
         name="sweep",
         tasks=[task],
-        models=[
-            ModelEntry(spec=small, options=dict(model_options)),
-            ModelEntry(spec=large, options=dict(model_options)),
-        ],
+        models=[ModelEntry(spec=small), ModelEntry(spec=large)],
+        model_options=model_options,
         data=None if opts.get("dataset") else (opts.get("data") or "demo"),
         dataset=opts.get("dataset"),
         task_options={task: task_options},

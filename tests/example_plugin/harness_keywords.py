@@ -1,34 +1,55 @@
-"""A complete harness model plugin: counts positive and negative words."""
+"""A review-harness model plugin: polarity from counts of positive and negative words."""
 
 import hashlib
+import json
 
 import numpy as np
 
-from harness.hookspecs import hookimpl
+from harness import Option, OptionSet, hookimpl
 
-POSITIVE = {"great", "love", "excellent", "perfect", "happy", "recommend", "best", "works", "good"}
-NEGATIVE = {"broke", "terrible", "waste", "refund", "worst", "poor", "disappointed", "bad", "returned"}
+POSITIVE = ["great", "love", "excellent", "perfect", "happy", "recommend", "best", "works", "good"]
+NEGATIVE = ["broke", "terrible", "waste", "refund", "worst", "poor", "disappointed", "bad", "returned"]
+
+OPTIONS = OptionSet(
+    Option("smoothing", float, 1.0, "added to both counts: no keyword at all is 50/50", minimum=0.01),
+)
 
 
 class KeywordModel:
-    name = "keywords"
+    """Counts keywords; the harness calls predict() with batches of review texts."""
+
+    def __init__(self, smoothing: float) -> None:
+        self.name = "keywords"
+        self.smoothing = smoothing
 
     def predict(self, texts, task):
-        if list(task.labels) != ["negative", "positive"]:
-            raise ValueError("keywords only knows the polarity task")
+        """Probabilities [len(texts), 2] in the task's label order: negative, positive."""
         rows = []
         for text in texts:
-            words = [w.strip(".,!?") for w in text.lower().split()]
-            pos = sum(w in POSITIVE for w in words) + 1
-            neg = sum(w in NEGATIVE for w in words) + 1
-            rows.append([neg / (pos + neg), pos / (pos + neg)])
+            words = [word.strip(".,!?") for word in text.lower().split()]
+            positive = sum(word in POSITIVE for word in words) + self.smoothing
+            negative = sum(word in NEGATIVE for word in words) + self.smoothing
+            rows.append([negative / (positive + negative), positive / (positive + negative)])
         return np.array(rows)
 
     def fingerprint(self):
-        words = ",".join(sorted(POSITIVE)) + "|" + ",".join(sorted(NEGATIVE))
-        return "keywords-" + hashlib.sha256(words.encode()).hexdigest()[:12]
+        """Everything that changes predictions, each word list under its own key: the cache keys on it."""
+        settings = {"positive": POSITIVE, "negative": NEGATIVE, "smoothing": self.smoothing}
+        return "keywords-" + hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def make_model(arg, ctx):
+    """The factory: `arg` is the text after "keywords:" in the spec, `ctx.options` the user's options."""
+    values = OPTIONS.parse(ctx.options)
+    return KeywordModel(values["smoothing"])
 
 
 @hookimpl
 def register_models(register):
-    register("keywords", lambda arg, ctx: KeywordModel(), description="counts sentiment keywords")
+    register(
+        "keywords",
+        make_model,
+        description="counts positive and negative keywords",
+        options=OPTIONS,
+        tasks=["polarity"],
+    )
