@@ -58,6 +58,16 @@ def register_sources(register: Callable[..., None]) -> None:
 
 
 @hookspec
+def register_metrics(register: Callable[..., None]) -> None:
+    """Register metrics: ``register(name, metric, description="")``; ``metric`` is a ``Metric``.
+
+    A metric computes one number from gold label indices and probabilities; the
+    tasks it names report it by default, and ``harness run --metric NAME`` adds
+    it to any row.
+    """
+
+
+@hookspec
 def register_boards(register: Callable[..., None]) -> None:
     """Register leaderboard definitions: ``register(name, path_to_board_file, description="")``."""
 

@@ -11,7 +11,7 @@ from harness.errors import CollisionError, HarnessError, UnknownNameError
 
 T = TypeVar("T")
 
-KINDS = ("models", "tasks", "routers", "backends", "exporters", "sources", "boards")
+KINDS = ("models", "tasks", "routers", "backends", "exporters", "sources", "boards", "metrics")
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,7 @@ class Registries:
         self.exporters: Registry[Any] = Registry("exporters")
         self.sources: Registry[Any] = Registry("sources")
         self.boards: Registry[Any] = Registry("boards")
+        self.metrics: Registry[Any] = Registry("metrics")
 
     def of_kind(self, kind: str) -> Registry[Any]:
         if kind not in KINDS:
