@@ -114,7 +114,8 @@ def test_hook_register_metrics(host, tmp_path):
     class MetricPlugin:
         @hookimpl
         def register_metrics(self, register):
-            register("brier", Metric("brier", brier, higher_is_better=False, tasks=("toy",)), description="Brier")
+            metric = Metric("brier", brier, higher_is_better=False, tasks=("toy",))
+            register("brier", metric, description="mean squared error of the probabilities")
 
     host.register(MetricPlugin(), "metric-plugin")
     assert host.registries.metrics.get("brier").plugin == "metric-plugin"
@@ -122,7 +123,8 @@ def test_hook_register_metrics(host, tmp_path):
     stored = [json.loads(line) for line in (tmp_path / "predictions.jsonl").read_text().splitlines()]
     labels = ("negative", "positive")
     gold = np.array([labels.index(p["gold"]) for p in stored])
-    assert row["metrics"]["brier"] == pytest.approx(brier(gold, np.array([p["probs"] for p in stored]), labels))
+    probs = np.array([p["probs"] for p in stored])
+    assert row["metrics"]["brier"] == pytest.approx(brier(gold, probs, labels))
     low, high = row["intervals"]["brier"]
     assert low <= row["metrics"]["brier"] <= high
     assert row["added_metrics"] == [{"name": "brier", "higher_is_better": False}]
