@@ -68,9 +68,13 @@ def registered(registry: Registry[Any], name: str) -> Metric:
 
 
 def defaults(registry: Registry[Any], task: str, n_labels: int) -> list[Metric]:
-    """The registered metrics that name `task` and suit its label count, in name order."""
-    chosen = (registered(registry, name) for name in registry.names())
-    return [m for m in chosen if task in m.tasks and m.applies_to(n_labels)]
+    """The registered metrics that name `task` and suit its label count, in name order.
+
+    Something registered that is not a `Metric` names no task, so it cannot
+    break a task's rows; it is refused where `--metric` asks for it.
+    """
+    named = [e.name for e in registry if isinstance(e.obj, Metric) and task in e.obj.tasks]
+    return [m for m in (registered(registry, name) for name in named) if m.applies_to(n_labels)]
 
 
 def report(

@@ -17,7 +17,7 @@ from sklearn import metrics as skm
 from harness import cli as cli_module
 from harness.boards import Board, ModelEntry
 from harness.errors import HarnessError
-from harness.metrics import resolve
+from harness.metrics import defaults, resolve
 from harness.runner import run_board
 from harness.tasks.category import CategoryTask
 
@@ -131,3 +131,23 @@ def test_evaluate_module_that_cannot_load_is_a_one_line_error(host, tmp_path):
     [line] = out.stderr.strip().splitlines()
     assert "metric 'evaluate:accuracy' cannot be loaded" in line and "local evaluate module" in line
     assert not (tmp_path / "r").exists()
+
+
+def test_a_metric_registered_as_something_else_is_refused_with_the_plugin_named(host):
+    from harness.hookspecs import hookimpl
+    from harness.metrics import Metric
+
+    class SloppyPlugin:
+        @hookimpl
+        def register_metrics(self, register):
+            register("half", lambda gold, probs, labels: 0.5)
+            register("renamed", Metric("other", lambda gold, probs, labels: 0.5))
+
+    host.register(SloppyPlugin(), "sloppy")
+    for name in ("half", "renamed"):
+        with pytest.raises(HarnessError, match=f"plugin 'sloppy' registered metric '{name}' as "):
+            resolve([name], host.registries.metrics)
+    assert [m.name for m in defaults(host.registries.metrics, "polarity", 2)][:2] == [
+        "accuracy",
+        "accuracy_neg",
+    ]
