@@ -86,7 +86,7 @@ class PolarityTask:
     """Binary sentiment from star ratings; labels in order `negative`, `positive`."""
 
     name = "polarity"
-    labels = LABELS
+    labels: tuple[str, ...] = LABELS
 
     def __init__(self, options: Mapping[str, str] | None = None) -> None:
         options = dict(options or {})
