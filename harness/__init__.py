@@ -7,6 +7,7 @@ plugin needs is importable from `harness` itself, and importing it stays light
 
 from harness.errors import HarnessError
 from harness.hookspecs import hookimpl
+from harness.metrics import Metric
 from harness.options import Option, OptionError, OptionSet
 from harness.registry import ContractError, Register
 from harness.types import (
@@ -52,6 +53,7 @@ __all__ = [
     "HarnessError",
     "IssueLog",
     "LoadIssue",
+    "Metric",
     "Model",
     "ModelContext",
     "ModelFactory",

@@ -15,7 +15,7 @@ from harness.errors import HarnessError
 
 BOARD_KEYS = {
     "name", "description", "tasks", "models", "data", "dataset", "backend", "backend_options",
-    "limit", "seed", "task_options", "model_options", "source_options", "sort", "bootstrap",
+    "limit", "seed", "task_options", "model_options", "source_options", "sort", "bootstrap", "metrics",
 }  # fmt: skip
 MODEL_KEYS = {"spec", "label", "options", "tasks"}
 
@@ -59,6 +59,7 @@ class Board:
     source_options: dict[str, str] = field(default_factory=dict)
     sort: str | None = None
     bootstrap: int = 1000
+    metrics: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -113,6 +114,7 @@ def board_from_dict(raw: dict[str, Any], origin: str) -> Board:
         source_options=_strings(raw.get("source_options", {}), f"{origin}: source_options"),
         sort=raw.get("sort"),
         bootstrap=int(raw.get("bootstrap", 1000)),
+        metrics=[str(m) for m in raw.get("metrics", [])],
     )
 
 

@@ -96,6 +96,12 @@ def _resolve_board(name_or_path: str) -> Board:
 @click.option(
     "--bootstrap", type=click.IntRange(min=0), help="Bootstrap resamples for intervals [default: 1000]."
 )
+@click.option(
+    "--metric",
+    "metrics",
+    multiple=True,
+    help="Metric to add to every row (repeatable): a name from `harness list metrics` or evaluate:PATH_OR_NAME.",
+)
 def run(**opts: Any) -> None:
     """Run a board (default: `default`) or the tasks x models given by flags, and print the leaderboard.
 
@@ -143,6 +149,7 @@ def _board_from_options(opts: dict[str, Any]) -> Board:
             setattr(board, key, opts[key])
     for task in board.tasks:
         board.task_options[task] = {**board.task_options.get(task, {}), **_task_options(opts, task)}
+    board.metrics = list(dict.fromkeys([*board.metrics, *opts["metrics"]]))
     board.model_options.update(parse_pairs(opts["model_opts"], "--model-option"))
     board.backend_options.update(parse_pairs(opts["backend_opts"], "--backend-option"))
     for column in ("text_col", "stars_col", "category_col", "title_col"):
@@ -236,7 +243,7 @@ def plugins(hook: str | None, as_json: bool) -> None:
 @click.argument("kind", type=click.Choice(KINDS))
 @click.option("--options", "with_options", is_flag=True, help="Also list each one's options.")
 def list_(kind: str, with_options: bool) -> None:
-    """List registered models, tasks, routers, backends, exporters, sources or boards."""
+    """List registered models, tasks, routers, backends, exporters, sources, boards or metrics."""
     for entry in get_host().registries.of_kind(kind):
         click.echo(f"{entry.name:<22} {entry.description}  [{entry.plugin}]")
         if with_options:

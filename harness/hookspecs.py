@@ -16,6 +16,7 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
+    from harness.metrics import Metric
     from harness.registry import Register
     from harness.types import (
         BackendFactory,
@@ -97,6 +98,16 @@ def register_boards(register: Register[str | Path]) -> None:
     """Register leaderboard definitions.
 
     :param register: ``register(name, path_to_board_file, description="")``.
+    """
+
+
+@hookspec
+def register_metrics(register: Register[Metric]) -> None:
+    """Register metrics.
+
+    :param register: ``register(name, metric, description="")``; ``metric`` is a ``Metric``: one
+        number from gold label indices and probabilities. The tasks it names report it by
+        default, and ``harness run --metric NAME`` adds it to any row.
     """
 
 

@@ -42,6 +42,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "harness.tasks.sources",
     "harness.tasks.polarity",
     "harness.tasks.category",
+    "harness.tasks.metrics",
     "harness.leaderboard.exporters",
     "harness.leaderboard.run_outputs",
     "harness.leaderboard.commands",
@@ -56,6 +57,7 @@ REGISTRATION_HOOKS: dict[str, str] = {
     "exporters": "register_exporters",
     "sources": "register_sources",
     "boards": "register_boards",
+    "metrics": "register_metrics",
 }
 
 

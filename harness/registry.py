@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
 from harness.errors import CollisionError, HarnessError, UnknownNameError
+from harness.metrics import Metric
 from harness.options import NO_OPTIONS, OptionSet
 from harness.types import (
     Backend,
@@ -27,7 +28,7 @@ from harness.types import (
 T = TypeVar("T")
 T_contra = TypeVar("T_contra", contravariant=True)
 
-KINDS = ("models", "tasks", "routers", "backends", "exporters", "sources", "boards")
+KINDS = ("models", "tasks", "routers", "backends", "exporters", "sources", "boards", "metrics")
 
 
 class Register(Protocol[T_contra]):
@@ -190,6 +191,7 @@ class Registries:
         self.exporters: Registry[Exporter] = Registry("exporters")
         self.sources: Registry[Source] = Registry("sources")
         self.boards: Registry[str | Path] = Registry("boards")
+        self.metrics: Registry[Metric] = Registry("metrics")
 
     def of_kind(self, kind: str) -> Registry[Any]:
         if kind not in KINDS:

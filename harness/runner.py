@@ -29,6 +29,7 @@ from harness.cache import CachedPrediction, PredictionCache, text_key
 from harness.errors import HarnessError
 from harness.files import RunDirLock, write_json
 from harness.intervals import bootstrap_intervals
+from harness.metrics import report, resolve, row_metrics
 from harness.plan import RUNNER_OPTIONS, plan_problems
 from harness.plugin_manager import PluginHost, get_host
 from harness.types import (
@@ -78,6 +79,7 @@ class Row:
     error: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     intervals: dict[str, list[float]] = field(default_factory=dict)
+    added_metrics: list[dict[str, Any]] = field(default_factory=list)
     n: int = 0
     runtime_s: float = 0.0
     fit_s: float = 0.0
@@ -220,6 +222,7 @@ class Runner:
         self.cache_path = cache_path or run_dir / "cache.sqlite"
         self.progress = progress
         self.backend: Backend = self.registries.backends.build(board.backend, board.backend_options)
+        self.requested_metrics = resolve(board.metrics, self.registries.metrics)
 
     # building things from names -------------------------------------------------
     def make_task(self, name: str) -> Task:
@@ -437,11 +440,15 @@ class Runner:
             raise HarnessError(f"no examples to score ({seen}); see the load issues for unreadable rows")
         gold_array = np.asarray(gold, dtype=np.int64)
         probs = np.concatenate(probs_parts)
-        row.metrics = task.metrics(gold_array, probs)
+        own = task.metrics(gold_array, probs)
+        plan = row_metrics(task, self.registries.metrics, self.requested_metrics, own)
+        row.metrics = {**own, **report(plan.added, gold_array, probs, task.labels)}
+        row.added_metrics = plan.columns()
+        row.notes.extend(plan.notes)
         row.intervals = {
             name: [lo, hi]
             for name, (lo, hi) in bootstrap_intervals(
-                task.metrics, gold_array, probs, resamples=self.board.bootstrap, seed=self.board.seed
+                plan, gold_array, probs, resamples=self.board.bootstrap, seed=self.board.seed
             ).items()
         }
         row.reviews_per_s = row.n / row.runtime_s if row.runtime_s > 0 else None

@@ -98,13 +98,28 @@ def merge_runs(rows: Sequence[Row]) -> list[Entry]:
     return entries
 
 
-def metric_columns(task: str, rows: Sequence[Row]) -> list[tuple[str, str]]:
-    if task in TASK_METRICS:
-        return list(TASK_METRICS[task])
-    names: dict[str, None] = {}
+def added_metrics(rows: Sequence[Row]) -> dict[str, bool]:
+    """The metrics rows report beyond their task's own (`--metric`), with whether higher is better."""
+    added: dict[str, bool] = {}
     for row in rows:
-        names.update(dict.fromkeys(row.get("metrics") or {}))
-    return [(name, name) for name in names]
+        for metric in row.get("added_metrics") or []:
+            added.setdefault(str(metric["name"]), bool(metric.get("higher_is_better", True)))
+    return added
+
+
+def metric_columns(task: str, rows: Sequence[Row]) -> list[tuple[str, str]]:
+    """The task's columns (the study's, or every metric its rows report), then the added metrics."""
+    names: dict[str, None] = {}
+    if task not in TASK_METRICS:
+        for row in rows:
+            names.update(dict.fromkeys(row.get("metrics") or {}))
+    columns = list(TASK_METRICS.get(task, ())) + [(name, name) for name in names]
+    shown = {key for key, _ in columns}
+    return columns + [(name, name) for name in added_metrics(rows) if name not in shown]
+
+
+def higher_is_better(key: str, rows: Sequence[Row]) -> bool:
+    return added_metrics(rows).get(key, key not in LOWER_IS_BETTER)
 
 
 def headline_metric(task: str, rows: Sequence[Row]) -> str | None:
@@ -205,7 +220,7 @@ def build_table(task: str, rows: Sequence[Row]) -> Table:
     kinds = device_kinds(entries)
     hybrid = any("escalated_share" in (e.row.get("extra") or {}) for e in entries)
     columns = [Column("task", "task"), Column("model", "model"), Column("n", "n")]
-    columns += [Column(k, h, k not in LOWER_IS_BETTER) for k, h in metric_columns(task, rows)]
+    columns += [Column(k, h, higher_is_better(k, rows)) for k, h in metric_columns(task, rows)]
     if len(kinds) == 2:
         columns += [Column(f"runtime_{k}", DEVICE_HEADERS[k], False) for k in kinds]
     else:

@@ -252,22 +252,10 @@ class CategoryTask:
         self._set_labels(chosen)
 
     def metrics(self, gold: np.ndarray, probs: np.ndarray) -> dict[str, float]:
-        """Top-1/2/3 accuracy and mAP (the study's measures), macro-F1 and calibration."""
-        import numpy as np
+        """The registered metrics that name this task (the built-in ones: harness.tasks.metrics)."""
+        from harness.metrics import task_report
 
-        from harness.tasks import metrics
-
-        gold = np.asarray(gold, dtype=np.int64)
-        probs = np.asarray(probs, dtype=float).reshape(len(gold), len(self.labels))
-        pred = metrics.predictions(probs)
-        return {
-            "top1": metrics.accuracy(gold, pred),
-            "top2": metrics.top_k_accuracy(gold, probs, 2),
-            "top3": metrics.top_k_accuracy(gold, probs, 3),
-            "map": metrics.mean_average_precision(gold, probs),
-            "macro_f1": metrics.macro_f1(gold, pred, len(self.labels)),
-            "ece": metrics.expected_calibration_error(gold, probs),
-        }
+        return task_report(self, gold, probs)
 
     def fingerprint(self) -> str:
         return common.fingerprint(

@@ -1,15 +1,22 @@
-"""Classification metrics as plain numpy functions, shared by the tasks.
+"""The built-in metrics, registered as plugins, and the numpy functions they are made of.
 
 `evaluate.load` fetches metric scripts from the hub and fails offline, and the
 metrics needed here are a few lines each; scikit-learn is used by the tests as
 the reference, not at run time. Every function takes gold label indices [n]
 and either predicted indices [n] or probabilities [n, k]; on no examples the
-scores are NaN rather than a misleading 0 or 1.
+scores are NaN rather than a misleading 0 or 1. Each registered `Metric` names
+the tasks that report it by default: the study's measures per task, macro-F1
+and calibration for both.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import numpy as np
+
+from harness.hookspecs import hookimpl
+from harness.metrics import Metric
 
 NAN = float("nan")
 
@@ -128,3 +135,70 @@ def expected_calibration_error(gold: np.ndarray, probs: np.ndarray, n_bins: int 
         - np.bincount(bins, weights=confidence, minlength=n_bins)
     )
     return float(gap.sum() / count.sum())
+
+
+def _class_accuracy(index: int) -> Callable[[np.ndarray, np.ndarray, Sequence[str]], float]:
+    def compute(gold: np.ndarray, probs: np.ndarray, labels: Sequence[str]) -> float:
+        return float(per_class_accuracy(gold, predictions(probs), len(labels))[index])
+
+    return compute
+
+
+def _top_k(k: int) -> Callable[[np.ndarray, np.ndarray, Sequence[str]], float]:
+    def compute(gold: np.ndarray, probs: np.ndarray, labels: Sequence[str]) -> float:
+        return top_k_accuracy(gold, probs, k)
+
+    return compute
+
+
+def _accuracy(gold: np.ndarray, probs: np.ndarray, labels: Sequence[str]) -> float:
+    return accuracy(gold, predictions(probs))
+
+
+BUILTIN_METRICS = (
+    Metric(
+        "macro_f1",
+        lambda gold, probs, labels: macro_f1(gold, predictions(probs), len(labels)),
+        tasks=("polarity", "category"),
+        description="unweighted mean F1 over the classes that occur",
+    ),
+    Metric(
+        "accuracy", _accuracy, tasks=("polarity",), description="share of reviews whose top label is right"
+    ),
+    Metric(
+        "accuracy_pos",
+        _class_accuracy(1),
+        tasks=("polarity",),
+        max_labels=2,
+        description="accuracy on the reviews of the second (positive) class",
+    ),
+    Metric(
+        "accuracy_neg",
+        _class_accuracy(0),
+        tasks=("polarity",),
+        max_labels=2,
+        description="accuracy on the reviews of the first (negative) class",
+    ),
+    Metric("top1", _accuracy, tasks=("category",), description="accuracy of the most probable label"),
+    Metric("top2", _top_k(2), tasks=("category",), description="gold label among the 2 most probable"),
+    Metric("top3", _top_k(3), tasks=("category",), description="gold label among the 3 most probable"),
+    Metric(
+        "map",
+        lambda gold, probs, labels: mean_average_precision(gold, probs),
+        tasks=("category",),
+        description="mean average precision over the classes that occur",
+    ),
+    Metric(
+        "ece",
+        lambda gold, probs, labels: expected_calibration_error(gold, probs),
+        higher_is_better=False,
+        tasks=("polarity", "category"),
+        description="expected calibration error of the top probability, 15 bins",
+    ),
+)
+
+
+@hookimpl
+def register_metrics(register: Callable[..., None]) -> None:
+    for metric in BUILTIN_METRICS:
+        register(metric.name, metric, description=metric.description)

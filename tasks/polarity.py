@@ -95,7 +95,7 @@ class PolarityTask:
     """Binary sentiment from star ratings; labels in order `negative`, `positive`."""
 
     name = "polarity"
-    labels = LABELS
+    labels: tuple[str, ...] = LABELS
 
     def __init__(self, options: Mapping[str, str] | None = None) -> None:
         values = OPTIONS.parse(options or {}, strict=True, owner="task 'polarity'")
@@ -147,22 +147,10 @@ class PolarityTask:
             yield Example(review.id, text, 0 if review.stars <= 2 else 1)
 
     def metrics(self, gold: np.ndarray, probs: np.ndarray) -> dict[str, float]:
-        """Macro-F1, accuracy overall and on each class (the study's per-class view), and calibration."""
-        import numpy as np
+        """The registered metrics that name this task (the built-in ones: harness.tasks.metrics)."""
+        from harness.metrics import task_report
 
-        from harness.tasks import metrics
-
-        gold = np.asarray(gold, dtype=np.int64)
-        probs = np.asarray(probs, dtype=float).reshape(len(gold), len(self.labels))
-        pred = metrics.predictions(probs)
-        per_class = metrics.per_class_accuracy(gold, pred, len(self.labels))
-        return {
-            "macro_f1": metrics.macro_f1(gold, pred, len(self.labels)),
-            "accuracy": metrics.accuracy(gold, pred),
-            "accuracy_pos": float(per_class[1]),
-            "accuracy_neg": float(per_class[0]),
-            "ece": metrics.expected_calibration_error(gold, probs),
-        }
+        return task_report(self, gold, probs)
 
     def fingerprint(self) -> str:
         return common.fingerprint(

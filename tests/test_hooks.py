@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from harness.boards import Board, ModelEntry
 from harness.hookspecs import hookimpl
+from harness.metrics import Metric
 from harness.runner import run_board
 from harness.types import Exporter
 
@@ -101,6 +105,30 @@ def test_hook_register_boards(host, tmp_path):
     host.register(BoardPlugin(), "board-plugin")
     assert host.registries.boards.get("mine").obj == path
     assert "default" in host.registries.boards
+
+
+def test_hook_register_metrics(host, tmp_path):
+    def brier(gold, probs, labels):
+        return float(np.mean(np.sum((probs - np.eye(len(labels))[gold]) ** 2, axis=1)))
+
+    class MetricPlugin:
+        @hookimpl
+        def register_metrics(self, register):
+            metric = Metric("brier", brier, higher_is_better=False, tasks=("toy",))
+            register("brier", metric, description="mean squared error of the probabilities")
+
+    host.register(MetricPlugin(), "metric-plugin")
+    assert host.registries.metrics.get("brier").plugin == "metric-plugin"
+    [row] = run_board(host, board(bootstrap=50), tmp_path)["rows"]  # not asked for: the metric names the task
+    stored = [json.loads(line) for line in (tmp_path / "predictions.jsonl").read_text().splitlines()]
+    labels = ("negative", "positive")
+    gold = np.array([labels.index(p["gold"]) for p in stored])
+    probs = np.array([p["probs"] for p in stored])
+    assert row["metrics"]["brier"] == pytest.approx(brier(gold, probs, labels))
+    low, high = row["intervals"]["brier"]
+    assert low <= row["metrics"]["brier"] <= high
+    assert row["added_metrics"] == [{"name": "brier", "higher_is_better": False}]
+    assert "accuracy" in row["metrics"]  # the task's own metrics stay
 
 
 def test_hook_register_commands(host, monkeypatch):

@@ -31,6 +31,7 @@ def polarity_row(
             "ece": 0.05,
         },  # fmt: skip
         "intervals": {"macro_f1": [f1 - 0.01, f1 + 0.01], "accuracy": [f1, f1 + 0.04]},
+        "added_metrics": [],
         "n": 100,
         "runtime_s": runtime,
         "fit_s": 0.0,

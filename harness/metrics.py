@@ -1,0 +1,194 @@
+"""Metrics as a plugin kind: the `Metric` type, which metrics a row reports, and the `evaluate` adapter.
+
+A metric is one number computed from gold label indices and probabilities, so
+it can be recomputed from stored predictions and bootstrapped like any other.
+Plugins register metrics through `register_metrics`, each naming the tasks
+that report it without being asked; `harness run --metric NAME` (or a board's
+`metrics = [...]`) adds any registered metric, or any Hugging Face `evaluate`
+module as `evaluate:PATH_OR_NAME`, to every row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from harness.registry import Registry
+    from harness.types import Task
+
+EVALUATE_PREFIX = "evaluate:"
+
+ComputeFn = Callable[["np.ndarray", "np.ndarray", Sequence[str]], float]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One number from gold label indices [n], probabilities [n, k] and the task's label names.
+
+    `tasks` are the tasks that report it by default; `min_labels` and
+    `max_labels` bound the label counts it makes sense for (an accuracy on the
+    positive class needs a two-label task).
+    """
+
+    name: str
+    compute: ComputeFn
+    higher_is_better: bool = True
+    tasks: tuple[str, ...] = ()
+    min_labels: int = 2
+    max_labels: int | None = None
+    description: str = ""
+
+    def applies_to(self, n_labels: int) -> bool:
+        return n_labels >= self.min_labels and (self.max_labels is None or n_labels <= self.max_labels)
+
+    def label_range(self) -> str:
+        if self.max_labels is None:
+            return f"{self.min_labels} or more labels"
+        if self.max_labels == self.min_labels:
+            return f"exactly {self.min_labels} labels"
+        return f"{self.min_labels} to {self.max_labels} labels"
+
+
+def registered(registry: Registry[Any], name: str) -> Metric:
+    """A registered metric, checked to be one and to carry the name it is registered under."""
+    entry = registry.get(name)
+    metric = entry.obj
+    if not isinstance(metric, Metric) or metric.name != name:
+        raise HarnessError(
+            f"plugin {entry.plugin!r} registered metric {name!r} as {metric!r}; "
+            f"register a harness.metrics.Metric whose name is {name!r}"
+        )
+    return metric
+
+
+def defaults(registry: Registry[Any], task: str, n_labels: int) -> list[Metric]:
+    """The registered metrics that name `task` and suit its label count, in name order.
+
+    Something registered that is not a `Metric` names no task, so it cannot
+    break a task's rows; it is refused where `--metric` asks for it.
+    """
+    named = [e.name for e in registry if isinstance(e.obj, Metric) and task in e.obj.tasks]
+    return [m for m in (registered(registry, name) for name in named) if m.applies_to(n_labels)]
+
+
+def report(
+    metrics: Sequence[Metric], gold: np.ndarray, probs: np.ndarray, labels: Sequence[str]
+) -> dict[str, float]:
+    import numpy as np
+
+    gold = np.asarray(gold, dtype=np.int64)
+    probs = np.asarray(probs, dtype=float).reshape(len(gold), len(labels))
+    return {m.name: float(m.compute(gold, probs, labels)) for m in metrics}
+
+
+def task_report(task: Task, gold: np.ndarray, probs: np.ndarray) -> dict[str, float]:
+    """A task's default metrics from the registry: what a task's `metrics()` returns without listing them."""
+    from harness.plugin_manager import get_host
+
+    registry = get_host().registries.metrics
+    return report(defaults(registry, task.name, len(task.labels)), gold, probs, task.labels)
+
+
+def resolve(specs: Sequence[str], registry: Registry[Any]) -> list[Metric]:
+    """The metrics `--metric` names, each once; fails on an unknown or unloadable one before anything runs."""
+    metrics: dict[str, Metric] = {}
+    for spec in specs:
+        if spec.startswith(EVALUATE_PREFIX):
+            metric = evaluate_metric(spec.removeprefix(EVALUATE_PREFIX))
+        else:
+            metric = registered(registry, spec)
+        metrics.setdefault(metric.name, metric)
+    return list(metrics.values())
+
+
+@dataclass
+class RowMetrics:
+    """What a row reports: the task's own metrics plus `added`; `shown` become leaderboard columns."""
+
+    task: Task
+    added: list[Metric] = field(default_factory=list)
+    shown: list[Metric] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def __call__(self, gold: np.ndarray, probs: np.ndarray) -> dict[str, float]:
+        return {**self.task.metrics(gold, probs), **report(self.added, gold, probs, self.task.labels)}
+
+    def columns(self) -> list[dict[str, Any]]:
+        """Recorded in the row, so that any format can show and rank the columns without the plugins."""
+        return [{"name": m.name, "higher_is_better": m.higher_is_better} for m in self.shown]
+
+
+def row_metrics(
+    task: Task, registry: Registry[Any], requested: Sequence[Metric], own: Collection[str]
+) -> RowMetrics:
+    """Add to the task's own metrics (`own`, the names it reports) those the registry or the user asks for.
+
+    A requested metric that does not suit the task's label count is left out
+    of that task's rows with a note, not an error: the board's other tasks
+    still get it.
+    """
+    n_labels = len(task.labels)
+    plan = RowMetrics(task)
+    for metric in defaults(registry, task.name, n_labels):
+        if metric.name not in own:
+            plan.added.append(metric)
+            plan.shown.append(metric)
+    for metric in requested:
+        if not metric.applies_to(n_labels):
+            plan.notes.append(
+                f"metric {metric.name!r} not computed: it needs {metric.label_range()}, "
+                f"task {task.name!r} has {n_labels}"
+            )
+        elif metric.name not in {m.name for m in plan.shown}:
+            plan.shown.append(metric)
+            if metric.name not in own:
+                plan.added.append(metric)
+    return plan
+
+
+def evaluate_metric(path_or_name: str) -> Metric:
+    """A Hugging Face `evaluate` module as a metric, fed the argmax predictions and the references as label indices.
+
+    A local module (its `.py` script or directory) loads offline; a hub name
+    needs the hub. The module's result must hold one number, or one under the
+    module's own name.
+    """
+    spec = EVALUATE_PREFIX + path_or_name
+    try:
+        import evaluate
+
+        module = evaluate.load(path_or_name, keep_in_memory=True)
+    except Exception as exc:
+        detail = (str(exc).strip().splitlines() or [""])[0]
+        raise HarnessError(
+            f"metric {spec!r} cannot be loaded ({type(exc).__name__}: {detail}); offline, give the path "
+            "of a local evaluate module (its .py script or directory)"
+        ) from None
+    name = EVALUATE_PREFIX + module.name
+
+    def compute(gold: np.ndarray, probs: np.ndarray, labels: Sequence[str]) -> float:
+        result = module.compute(predictions=probs.argmax(axis=1).tolist(), references=gold.tolist())
+        return _one_number(result, module.name, spec)
+
+    description = (module.description or "").strip().split("\n\n")[0].replace("\n", " ")
+    return Metric(name, compute, description=description or f"Hugging Face evaluate module {path_or_name}")
+
+
+def _one_number(result: Any, key: str, spec: str) -> float:
+    numbers = {
+        k: v for k, v in (result or {}).items() if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+    if key in numbers:
+        return float(numbers[key])
+    if len(numbers) == 1:
+        return float(next(iter(numbers.values())))
+    raise HarnessError(
+        f"metric {spec!r} returned {sorted(result or {})}; a metric here must return one number "
+        f"(or one named {key!r})"
+    )
