@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,7 @@ def group_predictions(records: Iterable[dict[str, Any]]) -> dict[tuple[str, str]
     return groups
 
 
-def label_order(records: Iterable[dict[str, Any]]) -> list[str]:
+def label_order(records: Iterable[Mapping[str, Any]]) -> list[str]:
     """The task's labels in probability-column order, recovered from which column each prediction took.
 
     Labels never predicted (so their column is unknown) follow in name order.

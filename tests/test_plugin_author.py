@@ -92,3 +92,83 @@ def test_the_kit_passes_on_the_built_in_baselines(spec, tmp_path):
 
     host = PluginHost(env={"HARNESS_LOAD_PLUGINS": ""})
     check_model_plugin(None, spec, workdir=tmp_path, host=host, tasks=["polarity"])
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoints(tmp_path_factory) -> dict[str, Path]:
+    from tests.tiny_encoders import build_distilbert
+    from tests.tiny_t5 import build_tiny_llama, build_tiny_t5
+
+    root = tmp_path_factory.mktemp("tiny")
+    return {
+        "hf-classifier": build_distilbert(root / "distilbert", {0: "negative", 1: "positive"}),
+        "seq2seq": build_tiny_t5(root / "t5"),
+        "causal-lm": build_tiny_llama(root / "llama"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("family", "options"),
+    [
+        ("hf-classifier", {}),
+        ("seq2seq", {}),
+        ("causal-lm", {"shots": "1", "calibration_size": "8"}),
+    ],
+)
+def test_the_kit_passes_on_the_built_in_model_families(family, options, tiny_checkpoints, tmp_path):
+    from harness.plugin_manager import PluginHost
+    from harness.testing import check_model_plugin
+
+    host = PluginHost(env={"HARNESS_LOAD_PLUGINS": ""})
+    spec = f"{family}:{tiny_checkpoints[family]}"
+    check_model_plugin(None, spec, workdir=tmp_path, host=host, options=options, tasks=["polarity"])
+
+
+def test_the_kit_passes_on_a_hybrid_of_built_in_models(tiny_checkpoints, tmp_path):
+    from harness.plugin_manager import PluginHost
+    from harness.testing import check_model_plugin
+
+    host = PluginHost(env={"HARNESS_LOAD_PLUGINS": ""})
+    spec = f"hybrid:hf-classifier:{tiny_checkpoints['hf-classifier']}>vader@confidence:0.9"
+    check_model_plugin(None, spec, workdir=tmp_path, host=host, tasks=["polarity"])
+
+
+def test_the_kit_catches_a_fingerprint_that_misses_an_option(tmp_path):
+    from harness.testing import check_model_plugin
+
+    stale = plugin_module(
+        "stale",
+        """
+        import numpy as np
+        from harness import Option, OptionSet, hookimpl
+
+        OPTIONS = OptionSet(Option("bias", float, 0.5, "share of positive"))
+
+        class Stale:
+            name = "stale"
+
+            def __init__(self, bias):
+                self.bias = bias
+
+            def predict(self, texts, task):
+                return np.tile([1 - self.bias, self.bias], (len(texts), 1))
+
+            def fingerprint(self):
+                return "stale"  # forgets the bias
+
+        @hookimpl
+        def register_models(register):
+            register("stale", lambda arg, ctx: Stale(OPTIONS.parse(ctx.options)["bias"]), options=OPTIONS)
+        """,
+    )
+    with pytest.raises(AssertionError, match="option bias=1.0 changes predictions but not the fingerprint"):
+        check_model_plugin(stale, "stale", workdir=tmp_path, tasks=["polarity"])
+
+
+def plugin_module(name: str, source: str):
+    import textwrap
+    import types
+
+    module = types.ModuleType(name)
+    exec(textwrap.dedent(source), module.__dict__)
+    return module

@@ -220,7 +220,7 @@ def require_accelerate(why: str) -> None:
         raise RuntimeError(f"{why} needs the accelerate package: pip install accelerate")
 
 
-def pad_batch(rows: Sequence[Sequence[int]], pad_id: int, device: object, left: bool = False) -> tuple:
+def pad_batch(rows: Sequence[Sequence[int]], pad_id: int, device: str, left: bool = False) -> tuple:
     """Token id rows as a padded [B, T] tensor and its attention mask, on `device`."""
     import torch
 

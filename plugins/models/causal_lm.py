@@ -239,7 +239,7 @@ class CausalScorer:
                 "weights and you trust it, pass the option allow_pickle=true"
             ) from error
         if self.settings.device_map is None:
-            model = model.to(self.backend.device)
+            model = model.to(self.backend.device)  # type: ignore[arg-type]  # transformers types .to oddly
         parameters = inspect.signature(model.forward).parameters
         # Only the last position's logits are read after a prompt; models that can skip the rest do.
         self._last_logits_only = {"logits_to_keep": 1} if "logits_to_keep" in parameters else {}

@@ -118,7 +118,7 @@ class HybridModel:
         escalate = np.flatnonzero(self.router.escalate(probs))
         if len(escalate):
             began = time.perf_counter()
-            large = _as_output(self.large.predict([texts[i] for i in escalate], task))
+            large = _as_output(self.large.predict([texts[int(i)] for i in escalate], task))
             large_each = (time.perf_counter() - began) / len(escalate)
             probs[escalate] = large.probs
             for j, i in enumerate(escalate):
