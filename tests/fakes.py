@@ -74,12 +74,18 @@ class WordModel:
     """Probability of 'positive' from the words; counts calls so tests can see what ran."""
 
     def __init__(
-        self, name: str = "words", fail_on: str | None = None, max_batch: int = 0, hang_on: str | None = None
+        self,
+        name: str = "words",
+        fail_on: str | None = None,
+        max_batch: int = 0,
+        hang_on: str | None = None,
+        interrupt_on: str | None = None,
     ) -> None:
         self.name = name
         self.fail_on = fail_on
         self.max_batch = max_batch
         self.hang_on = hang_on
+        self.interrupt_on = interrupt_on
         self.calls = 0
         self.predicted = 0
         self.fitted: list[Example] = []
@@ -93,6 +99,8 @@ class WordModel:
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
         if self.hang_on and any(self.hang_on in t for t in texts):
             time.sleep(5)
+        if self.interrupt_on and any(self.interrupt_on in t for t in texts):
+            raise KeyboardInterrupt  # what Ctrl-C raises in the middle of a run
         self.predicted += len(texts)
         rows = []
         for text in texts:
@@ -119,6 +127,7 @@ class ToyPlugin:
             fail_on=ctx.options.get("fail_on"),
             max_batch=int(ctx.options.get("max_batch", 0)),
             hang_on=ctx.options.get("hang_on"),
+            interrupt_on=ctx.options.get("interrupt_on"),
         )
         self.models.append(model)
         return model
