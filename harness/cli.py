@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from harness.boards import Board, ModelEntry, load_board
-from harness.command_helpers import parse_pairs, quiet_model_libraries
+from harness.command_helpers import EXIT_CODES, parse_pairs, quiet_model_libraries
 from harness.errors import HarnessError, RunFailed
 from harness.files import storage_error
 from harness.plugin_manager import get_host
@@ -26,12 +26,6 @@ from harness.registry import KINDS
 
 DEFAULT_RUNS = Path("runs")
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command ended by Ctrl-C
-EXIT_CODES = """\b
-Exit codes:
-  0    every row succeeded
-  1    the run finished but a row failed, or it stopped on a full or unwritable disk
-  2    a usage or preflight error: nothing ran
-  130  interrupted (Ctrl-C); the same command resumes from the cache"""
 
 
 def debugging(ctx: click.Context | None = None) -> bool:

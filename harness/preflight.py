@@ -101,8 +101,10 @@ class Plan:
 
     def raise_problems(self) -> None:
         if self.problems:
-            lines = "\n".join(f"  - {problem}" for problem in self.problems)
-            raise PreflightError(f"preflight found {len(self.problems)} problem(s); nothing ran:\n{lines}")
+            lines = [f"  - {problem}" for problem in self.problems] + [f"note: {note}" for note in self.notes]
+            raise PreflightError(
+                f"preflight found {len(self.problems)} problem(s); nothing ran:\n" + "\n".join(lines)
+            )
 
     def render(self) -> str:
         """The plan as `harness run --dry-run` prints it."""
@@ -125,14 +127,13 @@ class Plan:
             out.append(f"  {model.label}: {', '.join(model.tasks) or 'no task'}; {params}{memory}")
         largest = max((m.memory_bytes or 0 for m in self.models), default=0)
         total = f" of {_size(self.memory_total)}" if self.memory_total else ""
-        out.append(f"memory: largest model ~{_size(largest)}{total} ({backend.device})")
+        known = f"~{_size(largest)}" if largest else "unknown"
+        out.append(f"memory: largest model {known}{total} ({backend.device})")
         disk = "unknown" if self.disk_bytes is None else f"~{_size(self.disk_bytes)}"
         free = "" if self.free_bytes is None else f", {_size(self.free_bytes)} free"
         out.append(f"disk: predictions and cache {disk}{free}")
         out.extend(f"note: {note}" for note in self.notes)
-        out.extend(f"problem: {problem}" for problem in self.problems)
-        if not self.problems:
-            out.append("no problems found")
+        out.append(f"{len(self.problems)} problem(s), listed below" if self.problems else "no problems found")
         return "\n".join(out) + "\n"
 
 
@@ -228,7 +229,8 @@ def hub_answers(timeout: float = HUB_PROBE_TIMEOUT_S) -> str | None:
     except urllib.error.HTTPError:
         return None  # it answered, if only to refuse the bare endpoint
     except (urllib.error.URLError, OSError) as exc:
-        return f"{endpoint} did not answer within {timeout:g} s ({getattr(exc, 'reason', exc)})"
+        reason = getattr(exc, "reason", exc)
+        return f"{endpoint} cannot be reached ({getattr(reason, 'strerror', None) or reason})"
     return None
 
 
@@ -257,9 +259,12 @@ def _check_checkpoints(plan: Plan) -> None:
         if reason is not None:
             for checkpoint, labels in missing.items():
                 plan.problems.append(
-                    f"model {labels[0]!r}: {checkpoint} is not in the hub cache ({hub_cache_dir()}) and "
-                    f"{reason}; download it where the hub is reachable, or give a local path"
+                    f"model {labels[0]!r}: {checkpoint} is not in the hub cache and {reason}"
                 )
+            plan.notes.append(
+                f"the hub cache is {hub_cache_dir()}: download the checkpoints where the hub is reachable, "
+                "or give local paths"
+            )
     elif (
         any(not _looks_local(c) for m in plan.models for c in m.checkpoints)
         and not _offline()

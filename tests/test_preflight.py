@@ -87,7 +87,7 @@ def test_hub_models_not_downloaded_are_refused_offline_without_retries(cli, tmp_
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there: one refused probe
     result = cli(*args, "--model", "seq2seq:someone/not-downloaded")
     [problem] = problems(result.stderr)
-    assert "http://127.0.0.1:9 did not answer" in problem
+    assert "http://127.0.0.1:9 cannot be reached" in problem
     snapshot = tmp_path / "hub" / "models--someone--downloaded" / "snapshots" / "abc"
     snapshot.mkdir(parents=True)
     write_safetensors(snapshot / "model.safetensors", {"w": [10, 10]})

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from harness.boards import Board, ModelEntry
-from harness.command_helpers import parse_pairs
+from harness.command_helpers import EXIT_CODES, parse_pairs
 from harness.errors import HarnessError, RunFailed
 from harness.hookspecs import hookimpl
 
@@ -344,7 +344,7 @@ def board_for_sweep(small: str, large: str, task: str, opts: dict[str, Any]) -> 
 
 @hookimpl
 def register_commands(cli):
-    @cli.command()
+    @cli.command(epilog=EXIT_CODES)
     @click.argument("small")
     @click.argument("large")
     @click.option("--task", required=True, help="Task to sweep, e.g. polarity.")
