@@ -137,6 +137,13 @@ class Plan:
         return "\n".join(out) + "\n"
 
 
+def _reason(exc: Exception) -> str:
+    """The message as it is for the errors meant for people, with the exception's type for the others."""
+    return (
+        str(exc) if isinstance(exc, HarnessError | ValueError | OSError) else f"{type(exc).__name__}: {exc}"
+    )
+
+
 def _size(count: int | None) -> str:
     value = float(count or 0)
     for unit in ("B", "KiB", "MiB", "GiB"):
@@ -179,8 +186,8 @@ def preflight(
         try:
             model = build_model(entry.spec, entry.options, board.seed, run_dir / "models", backend=backend,
                                 host=host)  # fmt: skip
-        except (HarnessError, ValueError, RuntimeError, ImportError) as exc:
-            plan.problems.append(f"model {entry.display!r}: {exc}")
+        except Exception as exc:  # a plugin's factory may fail any way; the run would fail the same
+            plan.problems.append(f"model {entry.display!r}: {_reason(exc)}")
             continue
         checkpoints = getattr(model, "checkpoints", None)
         for task_name in model_plan.tasks:
@@ -188,8 +195,8 @@ def preflight(
                 continue
             try:
                 needed = [c for c in checkpoints(tasks[task_name]) if c not in model_plan.checkpoints]
-            except (HarnessError, ValueError) as exc:
-                plan.problems.append(f"model {entry.display!r} cannot run task {task_name!r}: {exc}")
+            except Exception as exc:
+                plan.problems.append(f"model {entry.display!r} cannot run task {task_name!r}: {_reason(exc)}")
                 continue
             model_plan.checkpoints.extend(needed)
     _check_checkpoints(plan)
@@ -402,8 +409,8 @@ def _check_data(host: PluginHost, board: Board, tasks: dict[str, Task], plan: Pl
                 reviews = itertools.islice(reviews, FIRST_ROWS)
             splits = task.split(reviews, limit=board.limit if count_rows else None, seed=board.seed)
             scored = sum(1 for _ in splits.test)
-        except (HarnessError, ValueError, OSError) as exc:
-            plan.problems.append(f"data {plan.data}: {exc}")
+        except Exception as exc:  # a source plugin may fail any way; every model would fail the same
+            plan.problems.append(f"data {plan.data}: {_reason(exc)}")
             return  # the same failure for every task
         counts: Counter[str] = splits.counts
         read = counts.get("read", 0) or (scored + len(splits.train))

@@ -167,3 +167,30 @@ def test_dry_run_of_the_default_board_never_loads_torch(tmp_path):
     assert "task polarity: read" in out.stdout and "task category: read" in out.stdout
     assert "SmolLM2-135M (label scoring): polarity, category;" in out.stdout
     assert not (tmp_path / "run").exists()
+
+
+def test_everything_downloaded_and_the_hub_silent_runs_offline(host, tmp_path, monkeypatch):
+    snapshot = tmp_path / "hub" / "models--someone--downloaded" / "snapshots" / "abc"
+    snapshot.mkdir(parents=True)
+    write_safetensors(snapshot / "model.safetensors", {"w": [4, 4]})
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "")  # unset for the run, and restored after the test
+    plan = preflight(host, toy_board("seq2seq:someone/downloaded"), tmp_path / "o")
+    assert not plan.problems and any("HF_HUB_OFFLINE=1" in note for note in plan.notes)
+    import os
+
+    assert os.environ["HF_HUB_OFFLINE"] == "1"  # no model asks the silent hub again, file after file
+
+
+def test_a_factory_that_fails_unexpectedly_is_a_problem_not_a_crash(host, tmp_path):
+    from harness.hookspecs import hookimpl
+
+    class Broken:
+        @hookimpl
+        def register_models(self, register):
+            register("broken", lambda arg, ctx: {}["missing"], description="fails in its factory")
+
+    host.register(Broken(), "broken-plugin")
+    plan = preflight(host, toy_board("broken", "words"), tmp_path / "o")
+    assert plan.problems == ["model 'broken': KeyError: 'missing'"]
