@@ -36,7 +36,6 @@ BYTES_PER_PREDICTION = 1024  # a predictions.jsonl line (text cut at 500 charact
 MIN_FREE_BYTES = 100 * 2**20
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 DEFAULT_DTYPES = {"cpu": "float32", "cuda": "bfloat16", "mps": "float32"}
-SAFETENSORS_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1}
 
 
 class PreflightError(HarnessError):
@@ -179,7 +178,7 @@ def preflight(
         try:
             tasks[name] = registries.tasks.get(name).obj(board.task_options.get(name, {}))
         except (HarnessError, ValueError) as exc:
-            plan.problems.append(f"task {name!r}: {exc}")
+            plan.problems.append(_reason(exc))  # the message names the task
     for entry in board.models:
         model_plan = ModelPlan(entry.spec, entry.display, [t for t in board.tasks if entry.runs_on(t)])
         plan.models.append(model_plan)
