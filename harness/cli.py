@@ -8,7 +8,9 @@ answer at once.
 from __future__ import annotations
 
 import json
+import os
 import sys
+import traceback
 import warnings
 from pathlib import Path
 from typing import Any
@@ -16,27 +18,51 @@ from typing import Any
 import click
 
 from harness.boards import Board, ModelEntry, load_board
-from harness.command_helpers import parse_pairs, quiet_model_libraries
-from harness.errors import HarnessError
+from harness.command_helpers import EXIT_CODES, parse_pairs, quiet_model_libraries
+from harness.errors import HarnessError, RunFailed
+from harness.files import storage_error
 from harness.plugin_manager import get_host
 from harness.registry import KINDS, Entry
 
 DEFAULT_RUNS = Path("runs")
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command ended by Ctrl-C
+
+
+def debugging(ctx: click.Context | None = None) -> bool:
+    flagged = ctx is not None and bool(ctx.find_root().params.get("debug"))
+    return flagged or os.environ.get("HARNESS_DEBUG", "") not in ("", "0")
 
 
 class HarnessGroup(click.Group):
-    """Turns HarnessError into a one-line message and exit code 1, not a traceback."""
+    """Turns the errors people can act on into one line and an exit code; the traceback only when debugging."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except HarnessError as exc:
-            raise click.ClickException(str(exc)) from None
+            self.fail(ctx, str(exc), exc.exit_code)
+        except OSError as exc:  # a disk or permission problem outside a run (a run names its own)
+            error = storage_error(exc, Path.cwd())
+            if error is None:
+                raise
+            self.fail(ctx, str(error), error.exit_code)
+        except KeyboardInterrupt:
+            self.fail(
+                ctx, "interrupted; run the same command again to resume from the cache", EXIT_INTERRUPTED
+            )
+
+    @staticmethod
+    def fail(ctx: click.Context, message: str, code: int) -> None:
+        if debugging(ctx):
+            traceback.print_exc()
+        click.echo(f"Error: {message}", err=True)
+        ctx.exit(code)
 
 
-@click.group(cls=HarnessGroup)
+@click.group(cls=HarnessGroup, epilog=EXIT_CODES)
 @click.version_option(package_name="review-harness")
-def cli() -> None:
+@click.option("--debug", is_flag=True, help="Show the traceback behind an error (also HARNESS_DEBUG=1).")
+def cli(debug: bool) -> None:
     """Evaluate small, large and hybrid language models on Amazon reviews, as a leaderboard.
 
     \b
@@ -56,7 +82,7 @@ def _resolve_board(name_or_path: str) -> Board:
     return load_board(Path(entry.obj))
 
 
-@cli.command()
+@cli.command(epilog=EXIT_CODES)
 @click.option("--board", "board_name", help="Board name (see `harness boards`) or path to a board TOML file.")
 @click.option("--task", "tasks", multiple=True, help="Task to run (repeatable); replaces the board's tasks.")
 @click.option(
@@ -102,19 +128,35 @@ def _resolve_board(name_or_path: str) -> Board:
     multiple=True,
     help="Metric to add to every row (repeatable): a name from `harness list metrics` or evaluate:PATH_OR_NAME.",
 )
+@click.option(
+    "--dry-run", is_flag=True, help="Check everything and print the plan (rows, memory, disk); run nothing."
+)
 def run(**opts: Any) -> None:
     """Run a board (default: `default`) or the tasks x models given by flags, and print the leaderboard.
 
-    A run that is interrupted resumes where it stopped when started again with
-    the same command: every prediction is cached in the run directory.
+    Before any model runs, a preflight checks the whole board (models and
+    their options, data and columns, checkpoints, run directory, memory) and
+    reports every problem at once. A run that is interrupted resumes where it
+    stopped when started again with the same command: every prediction is
+    cached in the run directory.
     """
     quiet_model_libraries()
-    from harness.progress import RichProgress
-    from harness.runner import run_board
+    from harness.preflight import preflight
 
     board = _board_from_options(opts)
     run_dir = opts["out"] or DEFAULT_RUNS / board.name
-    with RichProgress() as progress:
+    plan = preflight(get_host(), board, run_dir, cache_path=opts["cache_path"], count_rows=opts["dry_run"])
+    if opts["dry_run"]:
+        click.echo(plan.render(), nl=False)
+    plan.raise_problems()
+    if opts["dry_run"]:
+        return
+    for note in plan.notes:
+        click.echo(f"note: {note}", err=True)
+    from harness.progress import progress_for_stderr
+    from harness.runner import run_board
+
+    with progress_for_stderr() as progress:
         results = run_board(get_host(), board, run_dir, cache_path=opts["cache_path"], progress=progress)
     from harness.results import leaderboard_rows
 
@@ -127,7 +169,7 @@ def run(**opts: Any) -> None:
         click.echo(f"  {path}")
     errors = sum(r["status"] == "error" for r in results["rows"])
     if errors:
-        click.echo(f"{errors} row(s) failed; their errors are shown above", err=True)
+        raise RunFailed(f"{errors} row(s) failed; their errors are shown above")
 
 
 def _board_from_options(opts: dict[str, Any]) -> Board:
@@ -313,8 +355,10 @@ def main() -> None:
     warnings.formatwarning = _one_line_warning
     try:
         host = get_host()
-        host.add_commands(cli)
-    except HarnessError as exc:  # strict mode: a broken plugin is one line, not a traceback
+        host.add_commands(cli)  # a plugin that fails to load here, in strict mode, ends the command
+    except HarnessError as exc:
+        if debugging():
+            traceback.print_exc()
         click.echo(f"Error: {exc}", err=True)
-        sys.exit(2)
+        sys.exit(exc.exit_code)
     cli(prog_name="harness")

@@ -6,6 +6,13 @@ import os
 
 import click
 
+EXIT_CODES = """\b
+Exit codes:
+  0    every row succeeded
+  1    the run finished but a row failed, or it stopped on a full or unwritable disk
+  2    a usage or preflight error: nothing ran
+  130  interrupted (Ctrl-C); the same command resumes from the cache"""
+
 
 def parse_pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
     """Repeated `--x-option KEY=VALUE` flags as a dict; a malformed one is a usage error naming the flag."""

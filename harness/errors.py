@@ -1,10 +1,16 @@
-"""The errors the harness raises for people to read: one line each, no traceback needed."""
+"""The errors the harness raises for people to read: one line each, no traceback needed.
+
+Each carries the exit code the command line ends with: 2 when nothing ran
+(a usage or preflight problem), 1 when a run started and did not end well.
+"""
 
 from __future__ import annotations
 
 
 class HarnessError(Exception):
     """An error whose message is meant for the user as it is (no traceback needed)."""
+
+    exit_code = 2
 
 
 class UnknownNameError(HarnessError, KeyError):
@@ -16,3 +22,9 @@ class UnknownNameError(HarnessError, KeyError):
 
 class CollisionError(HarnessError):
     """Two plugins registered the same name."""
+
+
+class RunFailed(HarnessError):
+    """A run that started did not end well: a row failed, or it stopped on a storage error."""
+
+    exit_code = 1

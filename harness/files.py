@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import math
 import os
+import sqlite3
 import tempfile
 from pathlib import Path
 from typing import IO, Any
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, RunFailed
+
+STORAGE_ERRNOS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EROFS: "read-only file system",
+}
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:
@@ -68,3 +78,42 @@ class RunDirLock:
         if self._handle is not None:
             fcntl.flock(self._handle, fcntl.LOCK_UN)
             self._handle.close()
+
+
+def storage_problem(exc: BaseException) -> str | None:
+    """What is wrong with the storage behind `exc` in a few words, or None when it is some other error.
+
+    SQLite reports a full disk or a read-only file in words, not with an errno.
+    """
+    if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
+        return STORAGE_ERRNOS[exc.errno]
+    if isinstance(exc, sqlite3.Error):
+        text = str(exc).lower()
+        if "disk is full" in text:
+            return STORAGE_ERRNOS[errno.ENOSPC]
+        if "readonly" in text or "read-only" in text:
+            return "the database is read-only"
+    return None
+
+
+def storage_error(exc: BaseException, directory: Path) -> RunFailed | None:
+    """A one-line error naming the directory that could not be written, or None for other errors.
+
+    The prediction cache commits every batch, so what was scored before the
+    failure is kept: the message says that running the same command resumes.
+    """
+    problem = storage_problem(exc)
+    if problem is None:
+        return None
+    filename = getattr(exc, "filename", None)
+    where = Path(filename).parent if isinstance(filename, str) and filename else directory
+    return RunFailed(
+        f"{problem} in {where}; make room (or fix the permissions) and run the same command again: "
+        "it resumes from the prediction cache"
+    )
+
+
+def out_of_space(exc: BaseException) -> bool:
+    """A full disk or read-only storage: every later write fails too, so the run must stop."""
+    problem = storage_problem(exc)
+    return problem is not None and problem != STORAGE_ERRNOS[errno.EACCES]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import sqlite3
 import threading
 import time
 import traceback
@@ -27,11 +28,12 @@ from harness import provenance
 from harness.boards import Board, ModelEntry
 from harness.cache import CachedPrediction, PredictionCache, text_key
 from harness.errors import HarnessError
-from harness.files import RunDirLock, write_json
+from harness.files import RunDirLock, out_of_space, storage_error, write_json
 from harness.intervals import bootstrap_intervals
 from harness.metrics import report, resolve, row_metrics
 from harness.plan import RUNNER_OPTIONS, plan_problems
 from harness.plugin_manager import PluginHost, get_host
+from harness.registry import Registries
 from harness.types import (
     Backend,
     BatchStats,
@@ -44,6 +46,7 @@ from harness.types import (
     ModelContext,
     ModelOutput,
     ReportsRunStats,
+    Review,
     Router,
     RunInfo,
     SourceOptions,
@@ -203,6 +206,34 @@ def build_model(
     return make(spec)
 
 
+def open_reviews(registries: Registries, board: Board, issues: IssueLog) -> Iterator[Review]:
+    """The board's review stream, from the source that recognises its data (or `hf-dataset` for --dataset)."""
+    location, source_name = board.data, None
+    if board.dataset:
+        location, source_name = board.dataset, "hf-dataset"
+    if location is None:
+        raise HarnessError("no data: give --data PATH or --dataset NAME")
+    sources = registries.sources
+    if source_name is None:
+        matches = [entry for entry in sources if entry.obj.sniff(location)]
+        if not matches:
+            raise HarnessError(
+                f"no source can read {location!r} (known sources: {', '.join(sources.names())}); "
+                "give a .tsv, .jsonl or .csv file, a saved dataset directory, or --dataset NAME"
+            )
+        source = matches[0].obj
+    else:
+        source = sources.get(source_name).obj
+    columns = {f.name for f in fields(SourceOptions)} - {"extra"}
+    given = board.source_options
+    options = SourceOptions(
+        **{k: v for k, v in given.items() if k in columns},
+        extra={k: v for k, v in given.items() if k not in columns},
+    )
+    reviews: Iterator[Review] = source.read(location, options, issues)
+    return reviews
+
+
 class Runner:
     """Runs one board into one run directory."""
 
@@ -213,6 +244,7 @@ class Runner:
         run_dir: Path,
         *,
         cache_path: Path | None = None,
+        model_dir: Path | None = None,
         progress: ProgressSink | None = None,
     ) -> None:
         self.host = host
@@ -220,6 +252,7 @@ class Runner:
         self.board = board
         self.run_dir = run_dir
         self.cache_path = cache_path or run_dir / "cache.sqlite"
+        self.model_dir = model_dir or run_dir / "models"
         self.progress = progress
         self.backend: Backend = self.registries.backends.build(board.backend, board.backend_options)
         self.requested_metrics = resolve(board.metrics, self.registries.metrics)
@@ -236,7 +269,7 @@ class Runner:
 
     def make_model(self, spec: str, options: dict[str, str]) -> Model:
         """Build the model here, or let a backend that distributes models (Ray) build its replicas."""
-        workdir = self.run_dir / "models"
+        workdir = self.model_dir
         if isinstance(self.backend, DistributesModels):
             return self.backend.distribute(spec, options, self.board.seed, workdir)
         return build_model(spec, options, self.board.seed, workdir, backend=self.backend, host=self.host)
@@ -246,35 +279,21 @@ class Runner:
         return RUNNER_OPTIONS.parse(entry.options_with(self.board.model_options))
 
     def open_splits(self, task: Task, issues: IssueLog) -> Splits:
-        location, source_name = self.board.data, None
-        if self.board.dataset:
-            location, source_name = self.board.dataset, "hf-dataset"
-        if location is None:
-            raise HarnessError("no data: give --data PATH or --dataset NAME")
-        sources = self.registries.sources
-        if source_name is None:
-            matches = [entry for entry in sources if entry.obj.sniff(location)]
-            if not matches:
-                raise HarnessError(
-                    f"no source can read {location!r} (known sources: {', '.join(sources.names())}); "
-                    "give a .tsv, .jsonl or .csv file, a saved dataset directory, or --dataset NAME"
-                )
-            source = matches[0].obj
-        else:
-            source = sources.get(source_name).obj
-        columns = {f.name for f in fields(SourceOptions)} - {"extra"}
-        given = self.board.source_options
-        options = SourceOptions(
-            **{k: v for k, v in given.items() if k in columns},
-            extra={k: v for k, v in given.items() if k not in columns},
-        )
-        reviews = source.read(location, options, issues)
+        reviews = open_reviews(self.registries, self.board, issues)
         return task.split(reviews, limit=self.board.limit, seed=self.board.seed)
 
     # running ----------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
-        with RunDirLock(self.run_dir):
-            return self._run_locked()
+        """Run every row; a full disk or an unwritable directory ends the run with one line naming it."""
+        try:
+            with RunDirLock(self.run_dir):
+                return self._run_locked()
+        except (OSError, sqlite3.Error) as exc:
+            directory = self.cache_path.parent if isinstance(exc, sqlite3.Error) else self.run_dir
+            error = storage_error(exc, directory)
+            if error is None:
+                raise
+            raise error from exc
 
     def _run_locked(self) -> dict[str, Any]:
         problems = plan_problems(self.board, self.registries)
@@ -337,7 +356,9 @@ class Runner:
             elif isinstance(model, ReportsRunStats):
                 row.extra.update(model.run_stats())
             row.notes.extend(splits.notes)
-        except Exception as exc:  # one model's failure must not end the board
+        except Exception as exc:  # one model's failure must not end the board; a full disk ends it
+            if out_of_space(exc):
+                raise
             row.status = "error"
             row.error = f"{type(exc).__name__}: {exc}"
             if not isinstance(exc, HarnessError):
@@ -496,6 +517,9 @@ def run_board(
     run_dir: Path,
     *,
     cache_path: Path | None = None,
+    model_dir: Path | None = None,
     progress: ProgressSink | None = None,
 ) -> dict[str, Any]:
-    return Runner(host, board, run_dir, cache_path=cache_path, progress=progress).run()
+    """Run `board` into `run_dir`; the cache and fine-tuned weights may live elsewhere (a sweep reusing a run's)."""
+    runner = Runner(host, board, run_dir, cache_path=cache_path, model_dir=model_dir, progress=progress)
+    return runner.run()

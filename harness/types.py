@@ -192,6 +192,13 @@ class ChoosesBatchSize(Protocol):
 
 
 @runtime_checkable
+class NamesCheckpoints(Protocol):
+    """A model that can say which weights it loads for a task, so a preflight checks them before a run."""
+
+    def checkpoints(self, task: Task) -> list[str]: ...
+
+
+@runtime_checkable
 class ReportsRunStats(Protocol):
     """A model with counts of its own to record in the row's `extra` (after scoring)."""
 

@@ -75,12 +75,18 @@ class WordModel:
     """Probability of 'positive' from the words; counts calls so tests can see what ran."""
 
     def __init__(
-        self, name: str = "words", fail_on: str | None = None, max_batch: int = 0, hang_on: str | None = None
+        self,
+        name: str = "words",
+        fail_on: str | None = None,
+        max_batch: int = 0,
+        hang_on: str | None = None,
+        interrupt_on: str | None = None,
     ) -> None:
         self.name = name
         self.fail_on = fail_on
         self.max_batch = max_batch
         self.hang_on = hang_on
+        self.interrupt_on = interrupt_on
         self.calls = 0
         self.predicted = 0
         self.fitted: list[Example] = []
@@ -94,6 +100,8 @@ class WordModel:
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
         if self.hang_on and any(self.hang_on in t for t in texts):
             time.sleep(5)
+        if self.interrupt_on and any(self.interrupt_on in t for t in texts):
+            raise KeyboardInterrupt  # what Ctrl-C raises in the middle of a run
         self.predicted += len(texts)
         rows = []
         for text in texts:
@@ -111,6 +119,7 @@ WORD_OPTIONS = OptionSet(
     Option("fail_on", str, None, "raise on texts containing this"),
     Option("max_batch", int, 0, "raise an out-of-memory error on larger batches", minimum=0),
     Option("hang_on", str, None, "sleep on texts containing this"),
+    Option("interrupt_on", str, None, "raise KeyboardInterrupt on texts containing this"),
 )
 
 
@@ -122,11 +131,13 @@ class ToyPlugin:
         self.events: list[tuple[str, object]] = []
 
     def _make(self, arg, ctx) -> WordModel:
+        values = WORD_OPTIONS.parse(ctx.options)
         model = WordModel(
             name=f"words:{arg}" if arg else "words",
-            fail_on=ctx.options.get("fail_on"),
-            max_batch=int(ctx.options.get("max_batch", 0)),
-            hang_on=ctx.options.get("hang_on"),
+            fail_on=values["fail_on"],
+            max_batch=values["max_batch"],
+            hang_on=values["hang_on"],
+            interrupt_on=values["interrupt_on"],
         )
         self.models.append(model)
         return model

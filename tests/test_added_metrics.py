@@ -90,7 +90,7 @@ def test_metrics_from_the_command_line_and_the_board_reach_every_export(tmp_path
 def test_unknown_metric_is_a_one_line_error_before_anything_runs(tmp_path):
     run_dir = tmp_path / "run"
     result = CliRunner().invoke(cli_module.cli, ["run", "--metric", "macro_f2", "--out", str(run_dir)])
-    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.exit_code == 2 and "Traceback" not in result.output
     assert "unknown metric 'macro_f2'; did you mean 'macro_f1'?" in result.output
     assert not run_dir.exists()
 
@@ -127,7 +127,7 @@ def test_evaluate_module_that_cannot_load_is_a_one_line_error(host, tmp_path):
         [sys.executable, "-m", "harness", "run", "--metric", "evaluate:accuracy", "--out", str(tmp_path / "r")],
         capture_output=True, text=True, env=env, timeout=300,
     )  # fmt: skip
-    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.returncode == 2 and "Traceback" not in out.stderr
     [line] = out.stderr.strip().splitlines()
     assert "metric 'evaluate:accuracy' cannot be loaded" in line and "local evaluate module" in line
     assert not (tmp_path / "r").exists()

@@ -80,9 +80,9 @@ def test_list(kind, name):
     assert result.exit_code == 0 and any(line.startswith(name + " ") for line in result.output.splitlines())
 
 
-def test_unknown_name_is_a_one_line_error_with_suggestion():
+def test_unknown_name_is_a_one_line_usage_error_with_suggestion():
     result = CliRunner().invoke(cli_module.cli, ["run", "--board", "defualt"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "did you mean 'default'" in result.output and "Traceback" not in result.output
 
 
@@ -90,7 +90,116 @@ def test_user_board_file_parse_errors_are_clear(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('tasks = ["polarity"]\nmodels = ["vader"]\ncolour = "red"\n')
     result = CliRunner().invoke(cli_module.cli, ["run", "--board", str(bad)])
-    assert result.exit_code == 1 and "unknown key(s) ['colour']" in result.output
+    assert result.exit_code == 2 and "unknown key(s) ['colour']" in result.output
+
+
+# Exit codes, one-line errors, logs without a terminal -------------------------------------------------------
+@pytest.fixture
+def toy_cli(host, monkeypatch):
+    """`harness run` on the toy task, source and word model (tests/fakes.py), in a run directory."""
+    from harness import plugin_manager
+
+    monkeypatch.setattr(plugin_manager, "_host", host)
+    monkeypatch.delenv("HARNESS_DEBUG", raising=False)
+
+    def invoke(out: Path, *extra: str):
+        args = ["run", "--task", "toy", "--data", "toy:100", "--backend", "cpu", "--bootstrap", "10",
+                "--out", str(out), *extra]  # fmt: skip
+        if "--model" not in extra:
+            args += ["--model", "words"]
+        return CliRunner().invoke(cli_module.cli, args)
+
+    return invoke
+
+
+def rows(run_dir: Path) -> list[dict]:
+    return json.loads((run_dir / "results.json").read_text())["rows"]
+
+
+def test_exit_code_0_when_every_row_succeeds(toy_cli, tmp_path):
+    result = toy_cli(tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    assert [r["status"] for r in rows(tmp_path / "run")] == ["ok"]
+
+
+def test_exit_code_1_when_the_run_finishes_but_a_row_failed(toy_cli, tmp_path):
+    result = toy_cli(tmp_path / "run", "--model-option", "fail_on=great")
+    assert result.exit_code == 1
+    assert "1 row(s) failed" in result.stderr and "Traceback" not in result.output
+    assert [r["status"] for r in rows(tmp_path / "run")] == ["error"]
+
+
+def test_exit_code_2_for_a_usage_error_and_nothing_runs(toy_cli, tmp_path):
+    result = toy_cli(tmp_path / "run", "--model", "wrods")
+    assert result.exit_code == 2
+    assert "unknown model 'wrods'; did you mean 'words'?" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_ctrl_c_exits_130_and_the_same_command_resumes(toy_cli, host, toy_plugin, tmp_path):
+    run_dir = tmp_path / "run"
+    result = toy_cli(run_dir, "--model-option", "batch_size=4", "--model-option", "interrupt_on=review 89 is")
+    assert result.exit_code == 130
+    assert "interrupted; run the same command again to resume" in result.stderr
+    assert "Traceback" not in result.output and not (run_dir / "results.json").exists()
+    scored_before = toy_plugin.models[-1].predicted
+    assert scored_before > 0
+    resumed = toy_cli(run_dir, "--model-option", "batch_size=4")
+    assert resumed.exit_code == 0, resumed.output
+    [row] = rows(run_dir)
+    assert row["cached"] > 0 and row["cached"] + row["computed"] == row["n"]
+
+
+def test_a_full_disk_is_one_line_naming_the_directory_and_the_rerun_resumes(toy_cli, tmp_path, monkeypatch):
+    import errno
+
+    from harness import runner
+
+    def full_disk(path, obj):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    run_dir = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        patch.setattr(runner, "write_json", full_disk)
+        result = toy_cli(run_dir)
+    assert result.exit_code == 1
+    [line] = [x for x in result.stderr.splitlines() if x.startswith("Error:")]
+    assert f"no space left on the device in {run_dir}" in line and "resumes" in line
+    assert "Traceback" not in result.output
+    resumed = toy_cli(run_dir)
+    assert resumed.exit_code == 0, resumed.output
+    [row] = rows(run_dir)
+    assert row["computed"] == 0 and row["cached"] == row["n"] > 0
+
+
+def test_traceback_only_when_debugging(toy_cli, tmp_path, monkeypatch):
+    assert "Traceback" not in toy_cli(tmp_path / "a", "--model", "wrods").output
+    monkeypatch.setenv("HARNESS_DEBUG", "1")
+    debugged = toy_cli(tmp_path / "b", "--model", "wrods")
+    assert debugged.exit_code == 2 and "Traceback" in debugged.stderr
+    flagged = CliRunner().invoke(cli_module.cli, ["--debug", "run", "--board", "defualt"])
+    assert flagged.exit_code == 2 and "Traceback" in flagged.stderr
+
+
+def test_exit_codes_are_in_the_help():
+    for args in ([], ["run"]):
+        result = CliRunner().invoke(cli_module.cli, [*args, "--help"])
+        assert "Exit codes:" in result.output and "130" in result.output
+
+
+def test_without_a_terminal_progress_is_logged_in_plain_lines(toy_cli, tmp_path, monkeypatch):
+    from harness import progress
+
+    monkeypatch.setattr(progress, "LOG_EVERY_S", 0.0)  # a line for every batch instead of every few seconds
+    result = toy_cli(tmp_path / "run", "--model-option", "batch_size=8")
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    fit = [line for line in lines if "fitting on" in line]
+    assert len(fit) == 2 and fit[0].endswith("started") and ": done, " in fit[1]
+    n = rows(tmp_path / "run")[0]["n"]
+    advancing = [line for line in lines if "toy · words: " in line and "reviews/s" in line]
+    assert len(advancing) >= 2 and advancing[-1].split(": ", 1)[1].startswith(f"done, {n} reviews")
+    assert all(line.startswith("[") and "\x1b" not in line for line in lines)
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +245,20 @@ def test_model_libraries_are_quieted_without_overriding_the_user(monkeypatch):
     quiet_model_libraries()
     assert os.environ["TQDM_DISABLE"] == "1"  # the GGUF loader's own bar would break our table
     assert os.environ["TRANSFORMERS_VERBOSITY"] == "info"
+
+
+def test_a_plugin_failing_in_strict_mode_is_one_line_with_exit_code_2(tmp_path):
+    from harness.plugin_manager import ENTRY_POINT_GROUP
+
+    (tmp_path / "broken_plugin.py").write_text("raise RuntimeError('cannot import me')\n")
+    info = tmp_path / "broken_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\nbroken = broken_plugin\n")
+    env = {"PYTHONPATH": str(tmp_path), "HARNESS_STRICT_PLUGINS": "1", "HARNESS_DEBUG": ""}
+    out = run_cli("list", "models", env=env)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    [line] = out.stderr.strip().splitlines()
+    assert line.startswith("Error: plugin 'broken'") and "cannot import me" in line
+    debugged = run_cli("list", "models", env={**env, "HARNESS_DEBUG": "1"})
+    assert debugged.returncode == 2 and "Traceback" in debugged.stderr

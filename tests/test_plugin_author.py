@@ -46,10 +46,10 @@ def test_the_example_package_is_the_scaffold_output():
 
 def test_a_bad_plugin_name_or_an_existing_folder_is_one_clear_line(tmp_path):
     bad = harness_cli("new-plugin", "Bad Name", "--dir", str(tmp_path))
-    assert bad.returncode == 1 and "must be lower-case letters" in bad.stderr
+    assert bad.returncode == 2 and "must be lower-case letters" in bad.stderr
     assert harness_cli("new-plugin", "twice", "--dir", str(tmp_path)).returncode == 0
     again = harness_cli("new-plugin", "twice", "--dir", str(tmp_path))
-    assert again.returncode == 1 and "already exists" in again.stderr
+    assert again.returncode == 2 and "already exists" in again.stderr
 
 
 def test_a_scaffolded_plugin_installs_lists_passes_the_kit_and_runs(tmp_path):

@@ -51,7 +51,7 @@ def test_a_second_run_in_the_same_directory_is_refused_and_the_first_finishes_in
         time.sleep(0.02)
     second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert first.poll() is None  # the refusal came while the first run was still going
-    assert second.returncode == 1
+    assert second.returncode == 2  # nothing ran
     assert "another harness run is using" in second.stderr and "--out" in second.stderr
     stdout, stderr = first.communicate(timeout=120)
     assert first.returncode == 0, stderr

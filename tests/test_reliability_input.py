@@ -256,12 +256,27 @@ def test_harness_run_with_a_lone_surrogate_keeps_every_model_running(tmp_path, m
 
 @pytest.mark.parametrize(("name", "content", "needle"), [("photo.tsv", PNG, "not a tab-separated file"),
                                                           ("empty.tsv", b"", "empty file")])  # fmt: skip
-def test_harness_run_on_a_file_that_is_not_reviews_says_so(tmp_path, name, content, needle):
+def test_harness_run_on_a_file_that_is_not_reviews_says_so_before_any_model_runs(
+    tmp_path, name, content, needle
+):
+    from harness.cli import cli
+
     data = tmp_path / name
     data.write_bytes(content)
-    [row] = harness_run(tmp_path / "run", data, "vader")["rows"]
-    shown = " ".join([row["error"] or "", *row["load_issues"]["first"], *row["notes"]])
-    assert needle in shown and row["n"] == 0
+    args = [
+        "run",
+        "--task",
+        "polarity",
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "run"),
+        "--model",
+        "vader",
+    ]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2 and needle in result.stderr and "nothing ran" in result.stderr
+    assert not (tmp_path / "run").exists()
 
 
 # every loader, random rows: never a crash, never a lost well-formed row ----------------------------------------

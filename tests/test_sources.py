@@ -403,3 +403,129 @@ def test_jsonl_loader_never_crashes_nor_loses_good_rows(
         path.write_bytes(content)
         reviews, _ = read(JsonlSource(), path)
     assert_subsequence(rows, reviews)
+
+
+# Files as people export them -------------------------------------------------------------------------------
+ROWS = [("great value, would buy again", "5", "Toys"), ('said "awful"; broke | twice', "1", "Books")]
+
+
+def delimited(delimiter: str) -> str:
+    """A header and two rows in the release's column names, quoted as a spreadsheet writes them."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
+    writer.writerow(["review_body", "star_rating", "product_category"])
+    writer.writerows(ROWS)
+    return out.getvalue()
+
+
+def expected() -> list[tuple[str, int | None, str | None]]:
+    return [(text, int(stars), category) for text, stars, category in ROWS]
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"])
+def test_csv_delimiter_is_sniffed_from_the_header(tmp_path: Path, delimiter: str) -> None:
+    path = tmp_path / "export.csv"
+    path.write_text(delimited(delimiter), encoding="utf-8")
+    reviews, issues = read(CsvSource(), path)
+    assert [(r.text, r.stars, r.category) for r in reviews] == expected() and not issues.total
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16"])  # utf-16 writes its byte order mark
+@pytest.mark.parametrize("name,delimiter", [("export.csv", ";"), ("unicode-text.txt", "\t")])
+def test_csv_and_spreadsheet_unicode_text_in_each_encoding(
+    tmp_path: Path, encoding: str, name: str, delimiter: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(delimited(delimiter).replace("great", "grëat ☺").encode(encoding))
+    assert CsvSource().sniff(str(path))
+    reviews, issues = read(CsvSource(), path)
+    assert [r.text for r in reviews][0] == "grëat ☺ value, would buy again"
+    assert [(r.stars, r.category) for r in reviews] == [(5, "Toys"), (1, "Books")] and not issues.total
+
+
+def test_utf16_big_endian_with_its_byte_order_mark(tmp_path: Path) -> None:
+    path = tmp_path / "be.csv"
+    path.write_bytes(b"\xfe\xff" + delimited(",").encode("utf-16-be"))
+    reviews, _ = read(CsvSource(), path)
+    assert [(r.text, r.stars, r.category) for r in reviews] == expected()
+
+
+JSON_ROWS = [{"review_body": "lovely", "stars": "5"}, {"review_body": "broken", "stars": "1"}]
+
+
+@pytest.mark.parametrize("name", ["reviews.tsv", "reviews.txt", "reviews.csv", "reviews"])
+def test_json_lines_are_recognised_by_content_whatever_the_name(tmp_path: Path, name: str) -> None:
+    from harness.boards import Board
+    from harness.plugin_manager import PluginHost
+    from harness.runner import open_reviews
+
+    path = tmp_path / name
+    path.write_text("\n".join(json.dumps(row) for row in JSON_ROWS) + "\n", encoding="utf-8")
+    host = PluginHost(env={"HARNESS_LOAD_PLUGINS": ""})
+    board = Board(name="b", tasks=["polarity"], models=[], data=str(path))
+    issues = IssueLog()
+    reviews = list(open_reviews(host.registries, board, issues))
+    assert [(r.text, r.stars) for r in reviews] == [("lovely", 5), ("broken", 1)] and not issues.total
+    assert not TsvSource().sniff(str(path)) and not CsvSource().sniff(str(path))
+
+
+def compress(kind: str, data: bytes) -> bytes:
+    import bz2
+    import lzma
+
+    if kind == "gz":
+        return gzip.compress(data)
+    if kind == "bz2":
+        return bz2.compress(data)
+    if kind == "xz":
+        return lzma.compress(data)
+    zstandard = pytest.importorskip("zstandard")
+    return bytes(zstandard.ZstdCompressor().compress(data))
+
+
+@pytest.mark.parametrize("kind", ["gz", "bz2", "xz", "zst"])
+@pytest.mark.parametrize("form", ["tsv", "csv", "jsonl"])
+def test_every_compression_is_read_by_its_magic_bytes(tmp_path: Path, kind: str, form: str) -> None:
+    from harness.boards import Board
+    from harness.plugin_manager import PluginHost
+    from harness.runner import open_reviews
+
+    text = {
+        "tsv": delimited("\t").replace("\r\n", "\n").replace('"', ""),
+        "csv": delimited(","),
+        "jsonl": "\n".join(json.dumps(dict(zip(("review_body", "star_rating", "product_category"), row,
+                                                strict=True))) for row in ROWS),
+    }[form]  # fmt: skip
+    path = tmp_path / f"reviews.{form}.{kind}"
+    path.write_bytes(compress(kind, text.encode("utf-8")))
+    host = PluginHost(env={"HARNESS_LOAD_PLUGINS": ""})
+    board = Board(name="b", tasks=["polarity"], models=[], data=str(path))
+    issues = IssueLog()
+    reviews = list(open_reviews(host.registries, board, issues))
+    texts = [text.replace('"', "") if form == "tsv" else text for text, _, _ in ROWS]
+    assert [(r.text, r.stars) for r in reviews] == [
+        (t, int(s)) for t, (_, s, _) in zip(texts, ROWS, strict=True)
+    ]
+    assert not issues.total
+
+
+def test_zstd_without_the_zstandard_package_names_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from harness.errors import HarnessError
+
+    path = tmp_path / "reviews.jsonl.zst"
+    path.write_bytes(b"\x28\xb5\x2f\xfd" + b"\x00" * 16)
+    monkeypatch.setitem(sys.modules, "zstandard", None)  # an import of it now fails
+    with pytest.raises(HarnessError, match="needs the zstandard package: pip install zstandard"):
+        read(JsonlSource(), path)
+
+
+def test_bz2_lookalike_text_is_read_as_text(tmp_path: Path) -> None:
+    path = tmp_path / "odd.csv"
+    path.write_text("BZh9 is a review body,stars\nfine,5\n", encoding="utf-8")
+    reviews, issues = read(CsvSource(), path, SourceOptions(text_col="BZh9 is a review body"))
+    assert [(r.text, r.stars) for r in reviews] == [("fine", 5)] and not issues.total

@@ -274,3 +274,56 @@ def test_real_minilm_smollm2_sweep_on_the_demo_sample_runs_each_model_once(tmp_p
         [np.mean(confidence < t) for t in settings().thresholds]
     )
     assert {p.name for p in sweep.write_outputs(first, tmp_path)} == {"sweep.csv", "sweep.json", "sweep.png"}
+
+
+def test_a_sweep_into_a_run_directory_keeps_that_runs_files_and_reuses_its_cache(
+    host, pair_plugin, tmp_path, monkeypatch
+):
+    import click
+
+    monkeypatch.setattr(plugin_manager, "_host", host)
+    run_dir = tmp_path / "run"
+    board = Board(name="five", tasks=["toy"], data="toy:100", backend="cpu", bootstrap=20,
+                  models=[ModelEntry("cheap"), ModelEntry("sharp"), ModelEntry("words")])  # fmt: skip
+    run_board(host, board, run_dir)
+    before = {name: (run_dir / name).read_bytes() for name in ("results.json", "predictions.jsonl")}
+
+    @click.group()
+    def cli():
+        pass
+
+    sweep.register_commands(cli)
+    args = ["sweep", "cheap", "sharp", "--task", "toy", "--data", "toy:100", "--backend", "cpu",
+            "--thresholds", "0.6:0.9:0.1", "--bootstrap", "20", "--out", str(run_dir)]  # fmt: skip
+    scored = sum(made.predicted for made in pair_plugin.made)
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert {name: (run_dir / name).read_bytes() for name in before} == before
+    own = run_dir / "sweep-toy-cheap-sharp"
+    assert (own / "sweep.json").exists()
+    assert json.loads((own / "results.json").read_text())["board"] == "sweep"
+    assert sum(made.predicted for made in pair_plugin.made) == scored  # every prediction from the run's cache
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 0 and {name: (run_dir / name).read_bytes() for name in before} == before
+
+
+def test_a_sweep_with_a_misspelled_model_stops_before_running_the_other(
+    host, pair_plugin, tmp_path, monkeypatch
+):
+    import click
+
+    from harness.preflight import PreflightError
+
+    monkeypatch.setattr(plugin_manager, "_host", host)
+
+    @click.group()
+    def cli():
+        pass
+
+    sweep.register_commands(cli)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["sweep", "cheap", "shrap", "--task", "toy", "--data", "toy:50",
+                                      "--backend", "cpu", "--out", str(out)])  # fmt: skip
+    assert isinstance(result.exception, PreflightError) and "did you mean 'sharp'" in str(result.exception)
+    assert result.exception.exit_code == 2
+    assert all(made.predicted == 0 for made in pair_plugin.made) and not out.exists()

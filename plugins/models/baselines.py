@@ -41,6 +41,11 @@ class VaderModel:
     def __init__(self) -> None:
         self._analyzer: Any = None
 
+    def checkpoints(self, task: Task) -> list[str]:
+        """No weights to load; raises for a task that is not negative/positive (for preflight)."""
+        _polarity_columns(task)
+        return []
+
     def predict(self, texts: Sequence[str], task: Task) -> ModelOutput:
         """Probabilities [n, 2] in the task's label order; only for a negative/positive task."""
         import numpy as np

@@ -151,6 +151,11 @@ class CausalScorer:
             f"dtype={self.backend.dtype}|fitted={digest(fitted)}"
         )
 
+    def checkpoints(self, task: Task) -> list[str]:
+        """The weights it loads, whatever the task: a folder or hub id, or the GGUF file (for preflight)."""
+        folder = Path(self.checkpoint).expanduser()
+        return [str(folder / self.gguf_file) if self.gguf_file and folder.is_dir() else self.checkpoint]
+
     def fit(self, train: Sequence[Example], task: Task) -> None:
         """Choose the demonstrations, then fit the calibration on other train reviews (cached on disk)."""
         key = task.fingerprint()

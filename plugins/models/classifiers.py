@@ -297,13 +297,30 @@ class HFClassifier:
         prepared = {key: state.identity for key, state in sorted(self._states.items())}
         return f"{self.family.name}-{digest([static, prepared])}"
 
-    def _prepare(self, task: Task, train: Sequence[Example]) -> _State:
+    def checkpoints(self, task: Task) -> list[str]:
+        """The weights `fit` loads for `task`: its ready checkpoint, or the base it fine-tunes (for preflight)."""
+        checkpoint = self._ready(task)
+        return [checkpoint] if checkpoint is not None and self.mode != "always" else [self._base()]
+
+    def _ready(self, task: Task) -> str | None:
         checkpoint = self.arg or self.family.ready.get(task.name)
         if checkpoint is None and self.mode == "never":
             raise HarnessError(
                 f"{self.family.name} has no ready checkpoint for the {task.name} task and finetune=never; "
                 f"give one as {self.family.name}:PATH_OR_ID or allow fine-tuning"
             )
+        return checkpoint
+
+    def _base(self) -> str:
+        base = self.options["base"] or self.arg or self.family.base
+        if base is None:
+            raise HarnessError(
+                f"{self.family.name}: no base checkpoint to fine-tune from; pass the option base="
+            )
+        return base
+
+    def _prepare(self, task: Task, train: Sequence[Example]) -> _State:
+        checkpoint = self._ready(task)
         if checkpoint is not None and self.mode != "always":
             label_map = self.label_map or parse_label_map(self.family.label_maps.get(checkpoint))
             try:
@@ -315,13 +332,8 @@ class HFClassifier:
                     raise
             else:
                 return self._load(checkpoint, columns, {"checkpoint": checkpoint_identity(checkpoint)})
-        base = self.options["base"] or self.arg or self.family.base
-        if base is None:
-            raise HarnessError(
-                f"{self.family.name}: no base checkpoint to fine-tune from; pass the option base="
-            )
         config = FinetuneConfig(
-            base=base,
+            base=self._base(),
             labels=tuple(task.labels),
             epochs=self.epochs,
             min_steps=self.min_steps,

@@ -102,6 +102,15 @@ class HybridModel:
             return [self.small.name, *self.large.stage_models()]
         return [self.small.name, self.large.name]
 
+    def checkpoints(self, task: Task) -> list[str]:
+        """Every stage's weights, all held at once (for preflight); a stage that cannot do `task` raises."""
+        found: list[str] = []
+        for part in (self.small, self.large):
+            checkpoints = getattr(part, "checkpoints", None)
+            if callable(checkpoints):
+                found.extend(checkpoints(task))
+        return found
+
     def fit(self, train: Sequence[Example], task: Task) -> None:
         for part in (self.small, self.large):
             fit = getattr(part, "fit", None)

@@ -67,6 +67,10 @@ class Seq2SeqScorer:
             f"options={digest(OPTIONS.fingerprinted(self.options))}|dtype={self.backend.dtype}"
         )
 
+    def checkpoints(self, task: Task) -> list[str]:
+        """The weights it loads, whatever the task (for preflight)."""
+        return [self.checkpoint]
+
     def _load(self) -> None:
         """Load tokenizer and weights on first use, so a fully cached run never loads them."""
         if self._model is not None:

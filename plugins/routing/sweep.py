@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from harness.boards import Board, ModelEntry
-from harness.command_helpers import parse_pairs
-from harness.errors import HarnessError
+from harness.command_helpers import EXIT_CODES, parse_pairs
+from harness.errors import HarnessError, RunFailed
 from harness.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -176,6 +177,7 @@ def run_sweep(
     settings: SweepSettings,
     *,
     cache_path: Path | None = None,
+    model_dir: Path | None = None,
     progress: ProgressSink | None = None,
 ) -> tuple[SweepReport, dict[str, Any]]:
     """Run (or find in the cache) both models of a two-model, one-task board, then replay the sweep."""
@@ -185,10 +187,10 @@ def run_sweep(
     if len(board.tasks) != 1 or len(board.models) != 2:
         raise HarnessError("a sweep needs exactly one task and two models (small, then large)")
     small, large = (entry.spec for entry in board.models)
-    results = run_board(host, board, run_dir, cache_path=cache_path, progress=progress)
+    results = run_board(host, board, run_dir, cache_path=cache_path, model_dir=model_dir, progress=progress)
     for row in results["rows"]:
         if row["status"] != "ok":
-            raise HarnessError(f"model {row['model']!r} failed on {row['task']!r}: {row['error']}")
+            raise RunFailed(f"model {row['model']!r} failed on {row['task']!r}: {row['error']}")
     [task_name] = board.tasks
     task = host.registries.tasks.get(task_name).obj(board.task_options.get(task_name, {}))
     pair = read_pair(run_dir / "predictions.jsonl", task.name, task.labels, small, large)
@@ -287,6 +289,32 @@ def _default_run_dir(task: str, small: str, large: str) -> Path:
     return Path("runs") / slug
 
 
+def sweep_location(
+    run_dir: Path, board: Board, cache_path: Path | None
+) -> tuple[Path, Path | None, Path | None]:
+    """Where a sweep writes its rows, and the cache and fine-tuned weights it reuses.
+
+    `--out` may name another command's run directory, to reuse its cache:
+    that run's results.json and predictions.jsonl stay as they are, and the
+    sweep writes into a sub-directory sharing the run's cache and weights.
+    """
+    if not _holds_another_run(run_dir, board):
+        return run_dir, cache_path, None
+    small, large = (entry.spec for entry in board.models)
+    own = run_dir / _default_run_dir(board.tasks[0], small, large).name
+    return own, cache_path or run_dir / "cache.sqlite", run_dir / "models"
+
+
+def _holds_another_run(run_dir: Path, board: Board) -> bool:
+    results = run_dir / "results.json"
+    if not results.exists():
+        return False
+    try:
+        return bool(json.loads(results.read_text(encoding="utf-8")).get("config") != board.as_dict())
+    except (OSError, ValueError, AttributeError):
+        return True
+
+
 def board_for_sweep(small: str, large: str, task: str, opts: dict[str, Any]) -> Board:
     """The two-model, one-task board a sweep runs, from the same options as `harness run`."""
     task_options = parse_pairs(opts.get("task_opts", ()), "--task-option")
@@ -314,7 +342,7 @@ def board_for_sweep(small: str, large: str, task: str, opts: dict[str, Any]) -> 
 
 @hookimpl
 def register_commands(cli):
-    @cli.command()
+    @cli.command(epilog=EXIT_CODES)
     @click.argument("small")
     @click.argument("large")
     @click.option("--task", required=True, help="Task to sweep, e.g. polarity.")
@@ -366,7 +394,8 @@ def register_commands(cli):
         from rich.console import Console
 
         from harness.plugin_manager import get_host
-        from harness.progress import RichProgress
+        from harness.preflight import preflight
+        from harness.progress import progress_for_stderr
 
         if opts["target_share"] is not None and opts["target_metric"]:
             raise HarnessError("give --target-share or --target-metric, not both")
@@ -381,10 +410,13 @@ def register_commands(cli):
             seed=board.seed,
             bootstrap=board.bootstrap,
         )
-        run_dir = opts["out"] or _default_run_dir(opts["task"], small, large)
-        with RichProgress() as progress:
-            report, results = run_sweep(get_host(), board, run_dir, settings,
-                                        cache_path=opts["cache_path"], progress=progress)  # fmt: skip
+        run_dir, cache_path, model_dir = sweep_location(
+            opts["out"] or _default_run_dir(opts["task"], small, large), board, opts["cache_path"]
+        )
+        preflight(get_host(), board, run_dir, cache_path=cache_path).raise_problems()
+        with progress_for_stderr() as progress:
+            report, results = run_sweep(get_host(), board, run_dir, settings, cache_path=cache_path,
+                                        model_dir=model_dir, progress=progress)  # fmt: skip
         console = Console()
         if not console.is_terminal:
             console.width = 160

@@ -1,22 +1,37 @@
-"""What every review source shares: gzip-aware line streaming, column mapping, star parsing.
+"""What every review source shares: line streaming of compressed and UTF-16 files, column mapping, stars.
 
-Sources read line by line and decode each line on its own, so one bad byte
-costs one review (reported with its line number), never the file.
+Files are recognised by their content, not their name: gzip, bz2, xz and
+zstd by their magic bytes, UTF-16 by its byte order mark (spreadsheets'
+"Unicode text" export). UTF-8 files are read line by line and each line is
+decoded on its own, so one bad byte costs one review (reported with its line
+number), never the file.
 """
 
 from __future__ import annotations
 
+import bz2
 import gzip
-from collections.abc import Iterator, Mapping, Sequence
+import io
+import json
+import lzma
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from harness.errors import HarnessError
 from harness.types import IssueLog, Review, SourceOptions
 
 # ID1, ID2 and CM: RFC 1952 defines deflate (8) as the only method, so a text file opening with the
 # two magic bytes by chance is still read as text.
 GZIP_MAGIC = b"\x1f\x8b\x08"
+XZ_MAGIC = b"\xfd7zXZ\x00"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+# "BZh", the block size 1-9, then the first block's magic (pi) or the end-of-stream magic (sqrt pi).
+BZ2_BLOCKS = (b"1AY&SY", b"\x17rE8P\x90")
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst")
 
 # Column names tried, in order, when the user gives no mapping flag. The first
 # names are the original release's, then the multilingual corpus', then common
@@ -166,43 +181,119 @@ def check_header(number: int, line: str, location: str, kind: str) -> None:
         raise ValueError(f"{location}: line 1 is not UTF-8 text; this is not a {kind} file of reviews")
 
 
-def file_stem(path: str | Path) -> str:
-    """The file name without its data and compression suffixes, for fallback review ids."""
-    name = Path(path).name
-    for suffix in (".gz", ".tsv", ".csv", ".jsonl", ".ndjson", ".json", ".txt"):
+def data_name(path: str | Path) -> str:
+    """The file name, lower-cased, without a compression suffix: `Reviews.CSV.bz2` -> `reviews.csv`."""
+    name = Path(path).name.lower()
+    for suffix in COMPRESSED_SUFFIXES:
         name = name.removesuffix(suffix)
     return name
 
 
+def file_stem(path: str | Path) -> str:
+    """The file name without its data and compression suffixes, for fallback review ids."""
+    name = Path(path).name
+    for suffix in (*COMPRESSED_SUFFIXES, ".tsv", ".csv", ".jsonl", ".ndjson", ".json", ".txt"):
+        name = name.removesuffix(suffix)
+    return name
+
+
+def _open_zstd(path: str | Path) -> IO[bytes]:
+    try:
+        import zstandard
+    except ImportError:
+        raise HarnessError(
+            f"{path} is zstd-compressed; reading it needs the zstandard package: pip install zstandard"
+        ) from None
+    reader = zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)  # noqa: SIM115
+    return io.BufferedReader(reader)  # type: ignore[arg-type]
+
+
+def _opener(head: bytes) -> Callable[[str | Path], IO[bytes]]:
+    """How to open a file that starts with `head`: decompressing it, or as it is."""
+    if head.startswith(GZIP_MAGIC):
+        return lambda path: gzip.open(path, "rb")  # type: ignore[return-value]
+    if head[:3] == b"BZh" and head[3:4].isdigit() and head[3:4] != b"0" and head[4:10] in BZ2_BLOCKS:
+        return lambda path: bz2.open(path, "rb")
+    if head.startswith(XZ_MAGIC):
+        return lambda path: lzma.open(path, "rb")
+    if head.startswith(ZSTD_MAGIC):
+        return _open_zstd
+    return lambda path: open(path, "rb")
+
+
 def open_binary(path: str | Path) -> IO[bytes]:
-    """Open a file for reading bytes, decompressing it when it starts with a gzip header."""
+    """Open a file for reading bytes, decompressing gzip, bz2, xz and zstd by their magic bytes."""
     with open(path, "rb") as probe:
-        magic = probe.read(len(GZIP_MAGIC))
-    if magic == GZIP_MAGIC:
-        return gzip.open(path, "rb")  # type: ignore[return-value]
-    return open(path, "rb")
+        head = probe.read(10)
+    return _opener(head)(path)
+
+
+def _decoded_lines(handle: IO[bytes], source: str, issues: IssueLog) -> Iterator[tuple[int, str]]:
+    """Numbered lines of UTF-8 bytes, or of UTF-16 text when the stream starts with its byte order mark."""
+    if handle.peek(2)[:2] in UTF16_BOMS:  # type: ignore[attr-defined]  # every opener above can peek
+        text = io.TextIOWrapper(handle, encoding="utf-16", newline="\n")
+        number = 0
+        try:
+            for number, line in enumerate(text, start=1):
+                yield number, line.rstrip("\n").removesuffix("\r")
+        except UnicodeDecodeError as error:
+            issues.add(
+                source, number + 1, f"undecodable bytes: invalid utf-16 ({error.reason}); reading stopped"
+            )
+        return
+    for number, raw in enumerate(handle, start=1):
+        raw = raw.rstrip(b"\n").removesuffix(b"\r")
+        if number == 1:
+            raw = raw.removeprefix(b"\xef\xbb\xbf")
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            issues.add(source, number, f"undecodable bytes: invalid utf-8 at byte {error.start}")
+            continue
+        yield number, line
 
 
 def iter_lines(path: str | Path, issues: IssueLog) -> Iterator[tuple[int, str]]:
     """Yield (line number, decoded line without its line ending) for every decodable line.
 
     Lines are split on "\\n" only (a stray "\\r" or form feed inside a review
-    stays in its review). A line that is not UTF-8 is reported and skipped.
-    A truncated gzip file ends the stream with one reported issue.
+    stays in its review). A UTF-8 line with a bad byte is reported and skipped.
+    A truncated compressed file ends the stream with one reported issue.
     """
     source = str(path)
     with open_binary(path) as handle:
         number = 0
         try:
-            for number, raw in enumerate(handle, start=1):
-                raw = raw.rstrip(b"\n").removesuffix(b"\r")
-                if number == 1:
-                    raw = raw.removeprefix(b"\xef\xbb\xbf")
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError as error:
-                    issues.add(source, number, f"undecodable bytes: invalid utf-8 at byte {error.start}")
-                    continue
+            for number, line in _decoded_lines(handle, source, issues):
                 yield number, line
-        except (EOFError, gzip.BadGzipFile, OSError) as error:
+        except _read_errors() as error:
             issues.add(source, number + 1, f"unreadable file: {error}")
+
+
+def _read_errors() -> tuple[type[Exception], ...]:
+    """What a truncated or corrupt compressed file raises; zstandard has its own error, when it is loaded."""
+    errors: tuple[type[Exception], ...] = (EOFError, gzip.BadGzipFile, lzma.LZMAError, OSError)
+    zstandard = sys.modules.get("zstandard")
+    return (*errors, zstandard.ZstdError) if zstandard is not None else errors
+
+
+def first_line(path: str | Path) -> str | None:
+    """The first non-blank line of a file, decoded, or None when it has none or cannot be read."""
+    try:
+        for _, line in iter_lines(path, IssueLog()):
+            if line.strip():
+                return line
+    except (OSError, HarnessError):
+        return None
+    return None
+
+
+def looks_like_json_lines(path: str | Path) -> bool:
+    """True when the file's first non-blank line is a JSON object, whatever the file is called."""
+    line = first_line(path)
+    if line is None or not line.lstrip().startswith("{"):
+        return False
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False

@@ -10,18 +10,29 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
-from harness.tasks.sources._common import Columns, file_stem, iter_lines, make_review, resolve_columns
+from harness.tasks.sources._common import (
+    Columns,
+    data_name,
+    file_stem,
+    iter_lines,
+    looks_like_json_lines,
+    make_review,
+    resolve_columns,
+)
 from harness.types import IssueLog, Review, SourceOptions
 
 
 class JsonlSource:
-    """Reads one JSON object per line, gzipped or not."""
+    """Reads one JSON object per line, compressed or not, recognised by its content whatever its name."""
 
     description = "JSON lines (multilingual corpus schema, release field names, or --text-col mapping)"
 
     def sniff(self, location: str) -> bool:
-        return location.lower().endswith((".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz"))
+        if data_name(location).endswith((".jsonl", ".ndjson")):
+            return True
+        return Path(location).is_file() and looks_like_json_lines(location)
 
     def read(self, location: str, options: SourceOptions, issues: IssueLog) -> Iterator[Review]:
         """Stream reviews; the first JSON object decides which keys feed which field.

@@ -10,17 +10,29 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from harness.tasks.sources._common import check_header, file_stem, iter_lines, make_review, resolve_columns
+from harness.tasks.sources._common import (
+    check_header,
+    data_name,
+    file_stem,
+    iter_lines,
+    looks_like_json_lines,
+    make_review,
+    resolve_columns,
+)
 from harness.types import IssueLog, Review, SourceOptions
 
 
 class TsvSource:
     """Reads tab-separated files with a header row, the original release's format."""
 
-    description = "Amazon Customer Reviews release TSV (amazon_reviews_*.tsv, gzipped or not)"
+    description = "Amazon Customer Reviews release TSV (amazon_reviews_*.tsv, compressed or not)"
 
     def sniff(self, location: str) -> bool:
-        return location.lower().endswith((".tsv", ".tsv.gz")) and Path(location).is_file()
+        return (
+            data_name(location).endswith(".tsv")
+            and Path(location).is_file()
+            and not looks_like_json_lines(location)
+        )
 
     def read(self, location: str, options: SourceOptions, issues: IssueLog) -> Iterator[Review]:
         """Stream reviews; the header's field count is what every row must have.

@@ -1,0 +1,458 @@
+"""Checks a whole board before any model runs, and reports every problem at once.
+
+A run that fails on its fifth model after fine-tuning four, or that spends
+retries on an unreachable hub for each model in turn, costs minutes before it
+says what is wrong. The preflight builds the board's tasks and models (their
+factories load no weights), asks each model which checkpoints it needs for
+each task, reads the data's first rows through each task, and looks at the
+run directory and the memory the weights take. `harness run --dry-run` prints
+the plan it makes, with the rows each task reads, keeps, trains on and scores.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import struct
+import sys
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from harness.boards import Board
+from harness.errors import HarnessError
+from harness.plan import plan_problems
+from harness.plugin_manager import PluginHost
+from harness.types import IssueLog, NamesCheckpoints, Task
+
+FIRST_ROWS = 200  # enough to see a missing column or an unreadable file, cheap on any file
+HUB_PROBE_TIMEOUT_S = 3.0
+BYTES_PER_PREDICTION = 1024  # a predictions.jsonl line (text cut at 500 characters) and its cache row
+MIN_FREE_BYTES = 100 * 2**20
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
+DEFAULT_DTYPES = {"cpu": "float32", "cuda": "bfloat16", "mps": "float32"}
+
+
+class PreflightError(HarnessError):
+    """Every problem the preflight found, one per line; nothing ran."""
+
+
+@dataclass
+class PlannedBackend:
+    """The device a run will use, known without importing torch: enough for models to check their options."""
+
+    name: str
+    device: str
+    dtype: str
+
+    def setup(self) -> None:
+        """Nothing to set up: no model runs in a preflight."""
+
+    def synchronize(self) -> None:
+        """Nothing queued: no model runs in a preflight."""
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": self.name, "device": self.device, "dtype": self.dtype}
+
+
+@dataclass
+class TaskRows:
+    """What a task makes of the data: rows read, kept, put in the train split and scored."""
+
+    task: str
+    read: int = 0
+    kept: int = 0
+    train: int = 0
+    scored: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class ModelPlan:
+    spec: str
+    label: str
+    tasks: list[str]
+    checkpoints: list[str] = field(default_factory=list)
+    parameters: int | None = None
+    memory_bytes: int | None = None
+
+
+@dataclass
+class Plan:
+    """The board as it will run, and what stands in its way."""
+
+    board: str
+    run_dir: Path
+    backend: PlannedBackend
+    data: str
+    models: list[ModelPlan] = field(default_factory=list)
+    rows: list[TaskRows] = field(default_factory=list)
+    disk_bytes: int | None = None
+    free_bytes: int | None = None
+    memory_total: int | None = None
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def raise_problems(self) -> None:
+        if self.problems:
+            lines = [f"  - {problem}" for problem in self.problems] + [f"note: {note}" for note in self.notes]
+            raise PreflightError(
+                f"preflight found {len(self.problems)} problem(s); nothing ran:\n" + "\n".join(lines)
+            )
+
+    def render(self) -> str:
+        """The plan as `harness run --dry-run` prints it."""
+        backend = self.backend
+        out = [
+            f"board {self.board} -> {self.run_dir}",
+            f"backend {backend.name} (device {backend.device}, dtype {backend.dtype}); data {self.data}",
+        ]
+        for rows in self.rows:
+            dropped = ", ".join(f"{k} {v}" for k, v in sorted(rows.dropped.items()) if v)
+            out.append(
+                f"task {rows.task}: read {rows.read}, kept {rows.kept}, train {rows.train}, scored {rows.scored}"
+                + (f" (dropped: {dropped})" if dropped else "")
+            )
+        pairs = sum(len(m.tasks) for m in self.models)
+        out.append(f"models ({pairs} rows of tasks x models):")
+        for model in self.models:
+            params = f"{model.parameters / 1e6:,.1f}M parameters" if model.parameters else "no weights known"
+            memory = f", ~{_size(model.memory_bytes)}" if model.memory_bytes else ""
+            out.append(f"  {model.label}: {', '.join(model.tasks) or 'no task'}; {params}{memory}")
+        largest = max((m.memory_bytes or 0 for m in self.models), default=0)
+        total = f" of {_size(self.memory_total)}" if self.memory_total else ""
+        known = f"~{_size(largest)}" if largest else "unknown"
+        out.append(f"memory: largest model {known}{total} ({backend.device})")
+        disk = "unknown" if self.disk_bytes is None else f"~{_size(self.disk_bytes)}"
+        free = "" if self.free_bytes is None else f", {_size(self.free_bytes)} free"
+        out.append(f"disk: predictions and cache {disk}{free}")
+        out.extend(f"note: {note}" for note in self.notes)
+        out.append(f"{len(self.problems)} problem(s), listed below" if self.problems else "no problems found")
+        return "\n".join(out) + "\n"
+
+
+def _reason(exc: Exception) -> str:
+    """The message as it is for the errors meant for people, with the exception's type for the others."""
+    return (
+        str(exc) if isinstance(exc, HarnessError | ValueError | OSError) else f"{type(exc).__name__}: {exc}"
+    )
+
+
+def _size(count: int | None) -> str:
+    value = float(count or 0)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def plan_backend(board: Board) -> PlannedBackend:
+    """The board's device without importing torch: `auto` is CUDA when the NVIDIA driver lists a GPU."""
+    name = board.backend
+    device = name if name in DEFAULT_DTYPES else "cpu"
+    if name == "auto":
+        gpus = Path("/proc/driver/nvidia/gpus")
+        device = "cuda" if gpus.is_dir() and any(gpus.iterdir()) else "cpu"
+    return PlannedBackend(name, device, board.backend_options.get("dtype", DEFAULT_DTYPES[device]))
+
+
+def preflight(
+    host: PluginHost, board: Board, run_dir: Path, *, cache_path: Path | None = None, count_rows: bool = False
+) -> Plan:
+    """Check every part of `board`; with `count_rows`, also read the data through each task to count its rows."""
+    from harness.runner import build_model
+
+    registries = host.registries
+    backend = plan_backend(board)
+    plan = Plan(board.name, run_dir, backend, board.dataset or str(board.data))
+    if board.backend not in registries.backends:
+        plan.problems.append(registries.backends.unknown_message(board.backend))
+    plan.problems.extend(plan_problems(board, registries))
+    tasks: dict[str, Task] = {}
+    for name in board.tasks:
+        try:
+            tasks[name] = registries.tasks.build(name, board.task_options.get(name, {}))
+        except (HarnessError, ValueError) as exc:
+            plan.problems.append(_reason(exc))  # the message names the task
+    for entry in board.models:
+        model_plan = ModelPlan(entry.spec, entry.display, [t for t in board.tasks if entry.runs_on(t)])
+        plan.models.append(model_plan)
+        try:
+            model = build_model(entry.spec, entry.options_with(board.model_options), board.seed,
+                                run_dir / "models", backend=backend, host=host)  # fmt: skip
+        except Exception as exc:  # a plugin's factory may fail any way; the run would fail the same
+            plan.problems.append(f"model {entry.display!r}: {_reason(exc)}")
+            continue
+        for task_name in model_plan.tasks:
+            if task_name not in tasks or not isinstance(model, NamesCheckpoints):
+                continue
+            try:
+                needed = [c for c in model.checkpoints(tasks[task_name]) if c not in model_plan.checkpoints]
+            except Exception as exc:
+                plan.problems.append(f"model {entry.display!r} cannot run task {task_name!r}: {_reason(exc)}")
+                continue
+            model_plan.checkpoints.extend(needed)
+    _check_checkpoints(plan)
+    _check_data(host, board, tasks, plan, count_rows)
+    _check_run_dir(board, run_dir, cache_path, plan)
+    return plan
+
+
+# checkpoints: local, cached from the hub, or reachable --------------------------------------------------
+def _looks_local(checkpoint: str) -> bool:
+    return checkpoint.startswith(("/", ".", "~")) or checkpoint.count("/") > 1 or Path(checkpoint).exists()
+
+
+def hub_cache_dir() -> Path:
+    """Where huggingface_hub keeps downloads, found as it finds it (without importing it)."""
+    for variable in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(variable):
+            return Path(os.environ[variable]).expanduser()
+    home = os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "huggingface"
+    )
+    return Path(home).expanduser() / "hub"
+
+
+def cached_snapshot(repo_id: str) -> Path | None:
+    """The newest downloaded snapshot of a hub model, or None when it was never downloaded."""
+    snapshots = hub_cache_dir() / f"models--{repo_id.replace('/', '--')}" / "snapshots"
+    found = [p for p in snapshots.iterdir() if p.is_dir()] if snapshots.is_dir() else []
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+def hub_answers(timeout: float = HUB_PROBE_TIMEOUT_S) -> str | None:
+    """One short request to the hub: None when it answers, else why not (no retries)."""
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    try:
+        urllib.request.urlopen(urllib.request.Request(endpoint, method="HEAD"), timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return None  # it answered, if only to refuse the bare endpoint
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return f"{endpoint} cannot be reached ({getattr(reason, 'strerror', None) or reason})"
+    return None
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _check_checkpoints(plan: Plan) -> None:
+    """Local paths exist, hub ids are downloaded or the hub answers; counts the parameters of what is here."""
+    missing: dict[str, list[str]] = {}
+    where: dict[str, Path] = {}
+    for model in plan.models:
+        for checkpoint in model.checkpoints:
+            if _looks_local(checkpoint):
+                path = Path(checkpoint).expanduser()
+                if path.exists():
+                    where[checkpoint] = path
+                else:
+                    plan.problems.append(f"model {model.label!r}: no checkpoint at {checkpoint}")
+            elif (snapshot := cached_snapshot(checkpoint)) is not None:
+                where[checkpoint] = snapshot
+            else:
+                missing.setdefault(checkpoint, []).append(model.label)
+    if missing:
+        reason = "HF_HUB_OFFLINE is set" if _offline() else hub_answers()
+        if reason is not None:
+            for checkpoint, labels in missing.items():
+                plan.problems.append(
+                    f"model {labels[0]!r}: {checkpoint} is not in the hub cache and {reason}"
+                )
+            plan.notes.append(
+                f"the hub cache is {hub_cache_dir()}: download the checkpoints where the hub is reachable, "
+                "or give local paths"
+            )
+    elif (
+        any(not _looks_local(c) for m in plan.models for c in m.checkpoints)
+        and not _offline()
+        and hub_answers()
+    ):
+        # every checkpoint is downloaded but the hub does not answer: spare each model the hub's retries
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        plan.notes.append("the hub does not answer; every checkpoint is in the cache, so HF_HUB_OFFLINE=1")
+    dtype_bytes = DTYPE_BYTES.get(plan.backend.dtype, 4)
+    counted = {checkpoint: parameter_count(path) for checkpoint, path in where.items()}
+    for model in plan.models:
+        counts = [counted.get(c) for c in model.checkpoints]
+        if counts and all(counts):
+            model.parameters = sum(c for c in counts if c)
+            model.memory_bytes = model.parameters * dtype_bytes
+    _check_memory(plan)
+
+
+def parameter_count(path: Path) -> int | None:
+    """Parameters in a checkpoint file or folder, from the weight files' headers (no weights are read)."""
+    files = [path] if path.is_file() else sorted(path.iterdir())
+    safetensors = [f for f in files if f.suffix == ".safetensors"]
+    if safetensors:
+        return sum(_safetensors_parameters(f) for f in safetensors)
+    gguf = [f for f in files if f.suffix == ".gguf"]
+    if gguf:
+        return _gguf_parameters(gguf[0])
+    pickled = [f for f in files if f.suffix in (".bin", ".pt", ".pth") and f.is_file()]
+    return sum(f.stat().st_size for f in pickled) // 4 or None  # float32 weights, as most are saved
+
+
+def _safetensors_parameters(path: Path) -> int:
+    with open(path, "rb") as handle:
+        (length,) = struct.unpack("<Q", handle.read(8))
+        header = json.loads(handle.read(length))
+    total = 0
+    for name, info in header.items():
+        if name != "__metadata__":
+            total += _product(info["shape"])
+    return total
+
+
+def _product(shape: list[int]) -> int:
+    total = 1
+    for size in shape:
+        total *= size
+    return total
+
+
+GGUF_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+
+
+def _gguf_parameters(path: Path) -> int | None:
+    """Sum of the tensor shapes a GGUF file lists after its metadata (format versions 2 and 3)."""
+
+    def read(handle: BinaryIO, fmt: str) -> Any:
+        return struct.unpack("<" + fmt, handle.read(struct.calcsize(fmt)))[0]
+
+    def skip_value(handle: BinaryIO, kind: int) -> None:
+        if kind == 8:
+            handle.seek(read(handle, "Q"), os.SEEK_CUR)
+        elif kind == 9:
+            inner, count = read(handle, "I"), read(handle, "Q")
+            if inner in GGUF_SCALARS:
+                handle.seek(count * struct.calcsize(GGUF_SCALARS[inner]), os.SEEK_CUR)
+            else:
+                for _ in range(count):
+                    skip_value(handle, inner)
+        else:
+            handle.seek(struct.calcsize(GGUF_SCALARS[kind]), os.SEEK_CUR)
+
+    with open(path, "rb") as handle:
+        if handle.read(4) != b"GGUF" or read(handle, "I") < 2:
+            return None
+        tensors, pairs = read(handle, "Q"), read(handle, "Q")
+        for _ in range(pairs):
+            handle.seek(read(handle, "Q"), os.SEEK_CUR)
+            skip_value(handle, read(handle, "I"))
+        total = 0
+        for _ in range(tensors):
+            handle.seek(read(handle, "Q"), os.SEEK_CUR)
+            dims = [read(handle, "Q") for _ in range(read(handle, "I"))]
+            handle.seek(4 + 8, os.SEEK_CUR)  # tensor type, offset
+            total += _product(dims)
+    return total
+
+
+def _check_memory(plan: Plan) -> None:
+    total, available = device_memory(plan.backend.device)
+    plan.memory_total = total
+    for model in plan.models:
+        if model.memory_bytes is None or total is None:
+            continue
+        if model.memory_bytes > total:
+            plan.problems.append(
+                f"model {model.label!r}: its weights take ~{_size(model.memory_bytes)} in "
+                f"{plan.backend.dtype}, more than the {_size(total)} of the {plan.backend.device} device"
+            )
+        elif available is not None and model.memory_bytes > available:
+            plan.notes.append(
+                f"model {model.label!r}: ~{_size(model.memory_bytes)} of weights, more than the "
+                f"{_size(available)} free now"
+            )
+
+
+def device_memory(device: str) -> tuple[int | None, int | None]:
+    """Total and available bytes of the device; GPU memory only where torch is already loaded."""
+    if device == "cpu":
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        available = None
+        try:
+            for line in Path("/proc/meminfo").read_text().splitlines():
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return total, available
+    torch = sys.modules.get("torch")
+    if device == "cuda" and torch is not None and torch.cuda.is_available():
+        free, total = torch.cuda.mem_get_info()
+        return int(total), int(free)
+    return None, None
+
+
+# data ----------------------------------------------------------------------------------------------------
+def _check_data(host: PluginHost, board: Board, tasks: dict[str, Task], plan: Plan, count_rows: bool) -> None:
+    """The data opens, its first rows parse, and every task keeps some of them; optionally count every row."""
+    from harness.runner import open_reviews
+
+    for name, task in tasks.items():
+        issues = IssueLog()
+        try:
+            reviews: Iterator[Any] = open_reviews(host.registries, board, issues)
+            if not count_rows:
+                reviews = itertools.islice(reviews, FIRST_ROWS)
+            splits = task.split(reviews, limit=board.limit if count_rows else None, seed=board.seed)
+            scored = sum(1 for _ in splits.test)
+        except Exception as exc:  # a source plugin may fail any way; every model would fail the same
+            plan.problems.append(f"data {plan.data}: {_reason(exc)}")
+            return  # the same failure for every task
+        counts: Counter[str] = splits.counts
+        read = counts.get("read", 0) or (scored + len(splits.train))
+        if read == 0:
+            first = "; ".join(str(i) for i in issues.issues[:3]) or "no reviews"
+            plan.problems.append(f"data {plan.data}: no review could be read ({first})")
+            return
+        if scored + len(splits.train) == 0:
+            reasons = ", ".join(f"{k} {v}" for k, v in counts.most_common() if k != "read" and v)
+            plan.problems.append(
+                f"task {name!r} keeps none of the first {read} reviews of {plan.data} ({reasons}); "
+                "is a column missing or mapped wrongly? see --stars-col, --category-col"
+            )
+        if count_rows:
+            dropped = {k: v for k, v in counts.items() if k not in ("read", "kept", "train", "test")}
+            kept = counts.get("kept", scored + len(splits.train))
+            plan.rows.append(TaskRows(name, read, kept, len(splits.train), scored, dropped))
+
+
+# run directory -------------------------------------------------------------------------------------------
+def _existing_parent(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _check_run_dir(board: Board, run_dir: Path, cache_path: Path | None, plan: Plan) -> None:
+    """The run directory (and the cache's) can be written, with room for the predictions and the cache."""
+    for directory in {run_dir, (cache_path or run_dir / "cache.sqlite").parent}:
+        parent = _existing_parent(directory)
+        if not parent.is_dir():
+            plan.problems.append(f"cannot make the directory {directory}: {parent} is a file")
+        elif not os.access(parent, os.W_OK | os.X_OK):
+            plan.problems.append(f"cannot write to {parent}: permission denied")
+    scored = {rows.task: rows.scored for rows in plan.rows}
+    if scored or board.limit:
+        pairs = [scored.get(task, board.limit or 0) for model in plan.models for task in model.tasks]
+        plan.disk_bytes = sum(pairs) * BYTES_PER_PREDICTION
+    plan.free_bytes = shutil.disk_usage(_existing_parent(run_dir)).free
+    needed = max(plan.disk_bytes or 0, MIN_FREE_BYTES)
+    if plan.free_bytes < needed:
+        plan.problems.append(
+            f"{_existing_parent(run_dir)} has {_size(plan.free_bytes)} free; the run needs about {_size(needed)}"
+        )
