@@ -145,7 +145,7 @@ def run(**opts: Any) -> None:
 
     board = _board_from_options(opts)
     run_dir = opts["out"] or DEFAULT_RUNS / board.name
-    plan = preflight(get_host(), board, run_dir, cache_path=opts["cache_path"], count_rows=opts["dry_run"])
+    plan = preflight(get_host(), board, run_dir, cache_path=opts["cache_path"], dry_run=opts["dry_run"])
     if opts["dry_run"]:
         click.echo(plan.render(), nl=False)
     plan.raise_problems()

@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import struct
-import sys
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -153,24 +152,39 @@ def _size(count: int | None) -> str:
     raise AssertionError("unreachable")
 
 
-def plan_backend(board: Board) -> PlannedBackend:
-    """The board's device without importing torch: `auto` is CUDA when the NVIDIA driver lists a GPU."""
+def plan_backend(board: Board, *, load_torch: bool) -> PlannedBackend:
+    """The board's device: `auto` asks torch when it may be loaded, else the NVIDIA driver's list of GPUs."""
     name = board.backend
     device = name if name in DEFAULT_DTYPES else "cpu"
     if name == "auto":
-        gpus = Path("/proc/driver/nvidia/gpus")
-        device = "cuda" if gpus.is_dir() and any(gpus.iterdir()) else "cpu"
+        device = _auto_device(load_torch)
     return PlannedBackend(name, device, board.backend_options.get("dtype", DEFAULT_DTYPES[device]))
 
 
+def _auto_device(load_torch: bool) -> str:
+    if load_torch:
+        import torch
+
+        if torch.cuda.is_available():
+            return "cuda"
+        return "mps" if torch.backends.mps.is_available() else "cpu"
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return "cuda" if gpus.is_dir() and any(gpus.iterdir()) else "cpu"
+
+
 def preflight(
-    host: PluginHost, board: Board, run_dir: Path, *, cache_path: Path | None = None, count_rows: bool = False
+    host: PluginHost, board: Board, run_dir: Path, *, cache_path: Path | None = None, dry_run: bool = False
 ) -> Plan:
-    """Check every part of `board`; with `count_rows`, also read the data through each task to count its rows."""
+    """Check every part of `board`.
+
+    A dry run also reads all the data through each task to count its rows,
+    and never loads torch (so it cannot see the GPU's memory); a preflight
+    before a run reads only the first rows, and asks torch about the device.
+    """
     from harness.runner import build_model
 
     registries = host.registries
-    backend = plan_backend(board)
+    backend = plan_backend(board, load_torch=not dry_run)
     plan = Plan(board.name, run_dir, backend, board.dataset or str(board.data))
     if board.backend not in registries.backends:
         plan.problems.append(registries.backends.unknown_message(board.backend))
@@ -199,8 +213,8 @@ def preflight(
                 plan.problems.append(f"model {entry.display!r} cannot run task {task_name!r}: {_reason(exc)}")
                 continue
             model_plan.checkpoints.extend(needed)
-    _check_checkpoints(plan)
-    _check_data(host, board, tasks, plan, count_rows)
+    _check_checkpoints(plan, load_torch=not dry_run)
+    _check_data(host, board, tasks, plan, dry_run)
     _check_run_dir(board, run_dir, cache_path, plan)
     return plan
 
@@ -245,7 +259,7 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def _check_checkpoints(plan: Plan) -> None:
+def _check_checkpoints(plan: Plan, *, load_torch: bool) -> None:
     """Local paths exist, hub ids are downloaded or the hub answers; counts the parameters of what is here."""
     missing: dict[str, list[str]] = {}
     where: dict[str, Path] = {}
@@ -287,7 +301,7 @@ def _check_checkpoints(plan: Plan) -> None:
         if counts and all(counts):
             model.parameters = sum(c for c in counts if c)
             model.memory_bytes = model.parameters * dtype_bytes
-    _check_memory(plan)
+    _check_memory(plan, load_torch=load_torch)
 
 
 def parameter_count(path: Path) -> int | None:
@@ -359,8 +373,8 @@ def _gguf_parameters(path: Path) -> int | None:
     return total
 
 
-def _check_memory(plan: Plan) -> None:
-    total, available = device_memory(plan.backend.device)
+def _check_memory(plan: Plan, *, load_torch: bool) -> None:
+    total, available = device_memory(plan.backend.device, load_torch=load_torch)
     plan.memory_total = total
     for model in plan.models:
         if model.memory_bytes is None or total is None:
@@ -377,8 +391,8 @@ def _check_memory(plan: Plan) -> None:
             )
 
 
-def device_memory(device: str) -> tuple[int | None, int | None]:
-    """Total and available bytes of the device; GPU memory only where torch is already loaded."""
+def device_memory(device: str, *, load_torch: bool) -> tuple[int | None, int | None]:
+    """Total and available bytes of the device; a GPU's only where torch may be loaded."""
     if device == "cpu":
         total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         available = None
@@ -389,8 +403,11 @@ def device_memory(device: str) -> tuple[int | None, int | None]:
         except OSError:
             pass
         return total, available
-    torch = sys.modules.get("torch")
-    if device == "cuda" and torch is not None and torch.cuda.is_available():
+    if device != "cuda" or not load_torch:
+        return None, None
+    import torch
+
+    if torch.cuda.is_available():
         free, total = torch.cuda.mem_get_info()
         return int(total), int(free)
     return None, None

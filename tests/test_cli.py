@@ -262,3 +262,19 @@ def test_a_plugin_failing_in_strict_mode_is_one_line_with_exit_code_2(tmp_path):
     assert line.startswith("Error: plugin 'broken'") and "cannot import me" in line
     debugged = run_cli("list", "models", env={**env, "HARNESS_DEBUG": "1"})
     assert debugged.returncode == 2 and "Traceback" in debugged.stderr
+
+
+def test_a_full_disk_under_the_cache_ends_the_run_instead_of_failing_each_row(toy_cli, tmp_path, monkeypatch):
+    import sqlite3
+
+    from harness.cache import PredictionCache
+
+    def full(*args, **kwargs):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(PredictionCache, "put_many", full)
+    cache = tmp_path / "shared" / "cache.sqlite"
+    result = toy_cli(tmp_path / "run", "--model", "words", "--model", "words:b", "--cache", str(cache))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"Error: no space left on the device in {cache.parent};" in result.stderr
+    assert not (tmp_path / "run" / "results.json").exists()  # no row was written off as a model error

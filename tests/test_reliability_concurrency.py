@@ -101,3 +101,29 @@ def test_atomic_write_replaces_bytes_and_text_whole(tmp_path):
     atomic_write(target, "text")
     assert target.read_text() == "text"
     assert [p.name for p in tmp_path.iterdir()] == ["board.png"]
+
+
+def test_ctrl_c_exits_130_with_one_line_and_the_rerun_resumes(tmp_path):
+    out = tmp_path / "run"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(install_pacer(tmp_path / "plugins")),
+        "HARNESS_LOAD_PLUGINS": "pacer",
+    }
+    command = [sys.executable, "-m", "harness", "run", "--task", "polarity", "--model", "vader", "--limit", "40",
+               "--out", str(out), "--model-option", "batch_size=1", "--bootstrap", "10", "--backend", "cpu"]  # fmt: skip
+    first = subprocess.Popen(command, env={**env, "PACER_SECONDS": "0.1"}, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while cached_rows(out / "cache.sqlite") < 3:
+        assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+        time.sleep(0.02)
+    first.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    _, stderr = first.communicate(timeout=60)
+    assert first.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1].startswith("Error: interrupted; run the same command again")
+    assert "Traceback" not in stderr and not (out / "results.json").exists()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    [row] = json.loads((out / "results.json").read_text())["rows"]
+    assert row["cached"] >= 3 and row["cached"] + row["computed"] == row["n"] == 40

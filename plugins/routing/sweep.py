@@ -306,11 +306,12 @@ def sweep_location(
 
 
 def _holds_another_run(run_dir: Path, board: Board) -> bool:
+    """True when run_dir holds the results of another command than a sweep (a sweep's own are replaced)."""
     results = run_dir / "results.json"
     if not results.exists():
         return False
     try:
-        return bool(json.loads(results.read_text(encoding="utf-8")).get("config") != board.as_dict())
+        return bool(json.loads(results.read_text(encoding="utf-8")).get("board") != board.name)
     except (OSError, ValueError, AttributeError):
         return True
 
