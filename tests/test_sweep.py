@@ -28,8 +28,8 @@ def unit(text: str) -> float:
 class CountingModel:
     """Toy polarity from the toy source's words; counts every text it is asked to score."""
 
-    def __init__(self, name: str, sharp: bool) -> None:
-        self.name, self.sharp, self.predicted = name, sharp, 0
+    def __init__(self, name: str, sharp: bool, boastful: bool = False) -> None:
+        self.name, self.sharp, self.boastful, self.predicted = name, sharp, boastful, 0
 
     def predict(self, texts, task):
         self.predicted += len(texts)
@@ -38,6 +38,9 @@ class CountingModel:
             u = unit(self.name + text)
             if self.sharp:  # right on every review, never fully sure
                 p = 0.9 if "great" in text else 0.1
+            elif self.boastful:  # over 0.99 sure on most reviews, fully sure on some, right or wrong
+                sure = 1.0 if u < 0.2 else 1.0 - 0.3 * (u - 0.2) ** 5
+                p = sure if ("great" in text) == (u < 0.85) else 1.0 - sure
             elif "great" in text:
                 p = 0.5 + 0.49 * u
             elif "awful" in text:
@@ -57,9 +60,9 @@ class PairPlugin:
     def __init__(self) -> None:
         self.made: list[CountingModel] = []
 
-    def _factory(self, name: str, sharp: bool):
+    def _factory(self, name: str, sharp: bool, boastful: bool = False):
         def make(arg, ctx):
-            self.made.append(CountingModel(name, sharp))
+            self.made.append(CountingModel(name, sharp, boastful))
             return self.made[-1]
 
         return make
@@ -68,6 +71,7 @@ class PairPlugin:
     def register_models(self, register):
         register("cheap", self._factory("cheap", False), description="toy small model")
         register("sharp", self._factory("sharp", True), description="toy large model")
+        register("boastful", self._factory("boastful", False, True), description="over-confident toy model")
 
 
 @pytest.fixture
@@ -115,6 +119,28 @@ def test_escalated_share_is_the_fraction_of_small_confidences_below_each_thresho
     for point in report.curve:
         assert point.share == pytest.approx(np.mean(confidence < point.threshold))
         assert point.escalated == np.sum(confidence < point.threshold)
+
+
+def test_share_grid_spans_0_to_100_percent_escalated_for_an_over_confident_model(host, pair_plugin, tmp_path):
+    board = sweep.board_for_sweep(
+        "boastful", "sharp", "toy", {"data": "toy:300", "backend": "cpu", "bootstrap": 0}
+    )
+    report, _ = sweep.run_sweep(host, board, tmp_path, sweep.SweepSettings(bootstrap=0))
+    confidence = np.array([max(r["probs"]) for r in records(tmp_path, "boastful")])
+    assert np.mean(confidence > 0.99) > 0.6 and np.mean(confidence == 1.0) > 0.1
+    raw, _ = sweep.run_sweep(host, board, tmp_path, settings())  # the old grid of raw thresholds, 0.5 to 0.99
+    assert max(p.share for p in raw.curve) < 0.4
+    shares = [p.share for p in report.curve]
+    assert shares[0] == 0.0 and shares[-1] == 1.0
+    assert report.curve[-1].metrics == report.large_only.metrics
+    tied = np.mean(confidence == 1.0)  # escalated together, by threshold 1 only
+    largest_tie = np.unique(confidence[confidence < 1.0], return_counts=True)[1].max()
+    for share in sweep.SweepSettings().shares:  # each target share is met but for tied scores
+        if share <= 1.0 - tied:
+            assert min(abs(np.array(shares) - share)) <= (largest_tie + 1) / len(confidence)
+    for point in report.curve:  # each point is still the hybrid at a raw threshold
+        expected = np.ones_like(confidence, bool) if point.threshold >= 1 else confidence < point.threshold
+        assert point.escalated == expected.sum()
 
 
 def test_replayed_threshold_equals_a_hybrid_run_by_the_runner(host, pair_plugin, tmp_path):

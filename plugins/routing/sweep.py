@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from harness.runner import ProgressSink
     from harness.types import Task
 
-DEFAULT_THRESHOLDS = "0.5:0.99:0.01"
+DEFAULT_SHARES = "0:1:0.02"
 GAP_FRACTIONS = (0.5, 0.8)
 
 
@@ -69,10 +69,15 @@ def parse_target_metric(text: str) -> tuple[str, float]:
 
 @dataclass
 class SweepSettings:
-    """How to replay: the router, its thresholds, the headline metric and the optional calibration."""
+    """How to replay: the router, its grid, the headline metric and the optional calibration.
+
+    The grid is `shares` (thresholds at those quantiles of the router's score)
+    unless raw `thresholds` are given.
+    """
 
     router: str = "confidence"
-    thresholds: list[float] = field(default_factory=lambda: parse_thresholds(DEFAULT_THRESHOLDS))
+    shares: list[float] = field(default_factory=lambda: parse_thresholds(DEFAULT_SHARES))
+    thresholds: list[float] | None = None
     metric: str | None = None
     target_share: float | None = None
     target_metric: tuple[str, float] | None = None
@@ -132,7 +137,13 @@ def replay_sweep(
         raise HarnessError(
             f"unknown metric {metric!r}; task {task.name!r} reports {', '.join(small_only.metrics)}"
         )
-    curve = replay.router_curve(pair, make_router, settings.thresholds, task.metrics)
+    if settings.thresholds is not None:
+        thresholds = settings.thresholds
+    elif router_score is None:
+        raise HarnessError(f"router {settings.router!r} has no score to take quantiles of: give --thresholds")
+    else:
+        thresholds = calibration.share_thresholds(router_score(pair.small), settings.shares).tolist()
+    curve = replay.router_curve(pair, make_router, thresholds, task.metrics)
     shares = [p.share for p in curve]
     quality = [p.metrics[metric] for p in curve]
     low, high = small_only.metrics[metric], large_only.metrics[metric]
@@ -142,7 +153,7 @@ def replay_sweep(
     if settings.target_share is not None or settings.target_metric is not None:
         target = replay.calibrate_target(
             pair, half, make_router, task.metrics,
-            share=settings.target_share, metric=settings.target_metric, grid=settings.thresholds,
+            share=settings.target_share, metric=settings.target_metric, grid=settings.thresholds or (),
             router_score=router_score, resamples=settings.bootstrap, seed=settings.seed,
         )  # fmt: skip
         if not target.reached:
@@ -344,8 +355,10 @@ def register_commands(cli):
     @click.option("--category-col", help="Column holding the product category (CSV/JSONL).")
     @click.option("--title-col", help="Column holding the review title (CSV/JSONL).")
     @click.option("--router", default="confidence", show_default=True, help="confidence, margin or entropy.")
-    @click.option("--thresholds", default=DEFAULT_THRESHOLDS, show_default=True,
-                  help="START:STOP:STEP (inclusive) or a comma list.")  # fmt: skip
+    @click.option("--shares", default=DEFAULT_SHARES, show_default=True,
+                  help="Shares escalated to put thresholds at (quantiles of the router's score): "
+                       "START:STOP:STEP (inclusive) or a comma list.")  # fmt: skip
+    @click.option("--thresholds", help="Raw thresholds instead of --shares: START:STOP:STEP or a comma list.")
     @click.option("--metric", help="Headline metric for APGR and the plot [default: macro_f1].")
     @click.option("--target-share", type=click.FloatRange(0, 1),
                   help="Pick the threshold escalating this share on a calibration half.")  # fmt: skip
@@ -375,7 +388,8 @@ def register_commands(cli):
         board = board_for_sweep(small, large, opts["task"], opts)
         settings = SweepSettings(
             router=opts["router"],
-            thresholds=parse_thresholds(opts["thresholds"]),
+            shares=parse_thresholds(opts["shares"]),
+            thresholds=parse_thresholds(opts["thresholds"]) if opts["thresholds"] else None,
             metric=opts["metric"],
             target_share=opts["target_share"],
             target_metric=parse_target_metric(opts["target_metric"]) if opts["target_metric"] else None,
