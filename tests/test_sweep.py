@@ -249,6 +249,42 @@ def test_temperature_scaling_reports_ece_before_and_after(host, pair_plugin, tmp
     assert any("temperature" in note for note in report.notes)
 
 
+def test_guarantee_certifies_on_the_calibration_half_and_measures_the_held_out_half(
+    host, pair_plugin, tmp_path
+):
+    from harness.plugins.routing._calibration import calibration_mask
+
+    report, _ = sweep.run_sweep(
+        host, sweep_board(), tmp_path, settings(guarantee=("accuracy", 0.9), deltas=[0.2, 0.05], seed=2)
+    )
+    loose, strict = report.certified
+    assert loose.certificate.threshold is not None and strict.certificate.threshold is not None
+    assert loose.certificate.share <= strict.certificate.share  # a smaller delta escalates more
+    small, large = records(tmp_path, "cheap"), records(tmp_path, "sharp")
+    held = ~calibration_mask([r["id"] for r in small], seed=2)
+    confidence = np.array([max(r["probs"]) for r in small])
+    escalate = confidence < loose.certificate.threshold
+    right = np.where(escalate, [r["correct"] for r in large], [r["correct"] for r in small])
+    assert loose.held_out_quality == pytest.approx(right[held].mean())
+    assert loose.held_out.share == pytest.approx(escalate[held].mean())
+    assert loose.certificate.bound >= 0.9
+    assert (
+        loose.best_on_calibration is not None and loose.best_on_calibration_share <= loose.certificate.share
+    )
+
+
+def test_coverage_counts_misses_over_random_splits(host, pair_plugin, tmp_path):
+    report, _ = sweep.run_sweep(
+        host, sweep_board(), tmp_path,
+        settings(guarantee=("accuracy", 0.93), deltas=[0.1, 0.3], coverage_splits=40),
+    )  # fmt: skip
+    rows = report.coverage
+    assert [row.delta for row in rows] == [0.1, 0.3] and all(row.splits == 40 for row in rows)
+    assert 0 < rows[0].certified <= rows[1].certified <= 40
+    assert rows[0].certified_misses <= rows[0].certified and rows[0].certified_share <= 1.0
+    assert rows[0].best_on_calibration == rows[1].best_on_calibration  # the same splits for every delta
+
+
 def test_outputs_table_csv_json_and_png(host, pair_plugin, tmp_path):
     report, _ = sweep.run_sweep(host, sweep_board(), tmp_path, settings(target_share=0.2))
     csv_path, json_path, png_path = sweep.write_outputs(report, tmp_path)
@@ -279,6 +315,12 @@ def test_sweep_command_end_to_end(host, pair_plugin, tmp_path, monkeypatch):
     for name in ("sweep.csv", "sweep.json", "sweep.png", "results.json", "predictions.jsonl"):
         assert f"wrote {out / name}" in result.output
         assert (out / name).exists()
+    certified = CliRunner().invoke(cli, [*args[:9], "--guarantee", "accuracy>=0.9", "--delta", "0.1",
+                                         "--coverage-splits", "10", "--out", str(out)])  # fmt: skip
+    assert certified.exit_code == 0, certified.output
+    assert "certified threshold" in certified.output and "coverage of accuracy>=0.9" in certified.output
+    refused = CliRunner().invoke(cli, [*args[:9], "--guarantee", "macro_f1>=0.9", "--out", str(out)])
+    assert refused.exit_code != 0 and "ratio of counts" in str(refused.exception)
 
 
 @pytest.mark.slow

@@ -26,6 +26,7 @@ from harness.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from harness.plugin_manager import PluginHost
+    from harness.plugins.routing._guarantee import CertifiedResult, CoverageRow
     from harness.plugins.routing._replay import PairedPredictions, Point, TargetResult, TemperatureResult
     from harness.runner import ProgressSink
     from harness.types import Task
@@ -82,6 +83,9 @@ class SweepSettings:
     target_share: float | None = None
     target_metric: tuple[str, float] | None = None
     temperature: bool = False
+    guarantee: tuple[str, float] | None = None
+    deltas: list[float] = field(default_factory=lambda: [0.1])
+    coverage_splits: int = 0
     seed: int = 0
     bootstrap: int = 1000
 
@@ -104,6 +108,8 @@ class SweepReport:
     share_to_recover: dict[str, float | None]
     target: TargetResult | None = None
     temperature: TemperatureResult | None = None
+    certified: list[CertifiedResult] = field(default_factory=list)
+    coverage: list[CoverageRow] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -158,6 +164,28 @@ def replay_sweep(
         )  # fmt: skip
         if not target.reached:
             notes.append(f"target {target.target} not reached on the calibration half; best threshold used")
+    certified, coverage = [], []
+    if settings.guarantee is not None:
+        from harness.plugins.routing import _guarantee as guarantee
+
+        if router_score is None:
+            raise HarnessError(f"router {settings.router!r} has no score to certify thresholds of")
+        certified = [
+            guarantee.certify_on_halves(
+                pair,
+                half,
+                router_score,
+                settings.guarantee,
+                delta,
+                task.metrics,
+                resamples=settings.bootstrap,
+                seed=settings.seed,
+            )  # fmt: skip
+            for delta in settings.deltas
+        ]
+        if settings.coverage_splits:
+            coverage = guarantee.coverage(pair, router_score, settings.guarantee, settings.deltas,
+                                          settings.coverage_splits, settings.seed)  # fmt: skip
     return SweepReport(
         task=task.name,
         small=small,
@@ -176,6 +204,8 @@ def replay_sweep(
         },
         target=target,
         temperature=temperature,
+        certified=certified,
+        coverage=coverage,
         notes=notes,
     )
 
@@ -231,6 +261,8 @@ def write_outputs(report: SweepReport, run_dir: Path) -> list[Path]:
     atomic_write(csv_path, sweep_csv(report))
     write_json(json_path, asdict(report))
     chosen = report.target.held_out if report.target is not None else None
+    if chosen is None and report.certified:
+        chosen = report.certified[0].held_out
     plot_sweep(png_path, report.metric, report.curve, report.oracle, report.small_only, report.large_only,
                title=f"{report.task}: {report.small} > {report.large} ({report.router}, n = {report.n})",
                chosen=chosen)  # fmt: skip
@@ -271,6 +303,10 @@ def print_report(report: SweepReport, console: Any) -> None:
                       f"NLL {t.nll_before:.4f} -> {t.nll_after:.4f}")  # fmt: skip
     if report.target is not None:
         _print_target(report.target, report.metric, console)
+    for result in report.certified:
+        _print_certified(result, console)
+    if report.coverage:
+        _print_coverage(report.coverage, report.certified[0].certificate, console)
     for note in report.notes:
         console.print(f"note: {note}")
 
@@ -291,6 +327,56 @@ def _print_target(target: TargetResult, metric: str, console: Any) -> None:
         f"{metric} {_fmt(held.metrics[metric])} {interval(metric)}; small-only "
         f"{_fmt(target.held_out_small[metric])}, large-only {_fmt(target.held_out_large[metric])}"
     )
+
+
+def _print_certified(result: CertifiedResult, console: Any) -> None:
+    c = result.certificate
+    name = f"{c.metric}>={c.target:g}"
+    head = f"guarantee {name} with probability {1 - c.delta:g} (delta {c.delta:g}), {c.n_calibration} calibration reviews"
+    if c.threshold is None or result.held_out is None:
+        console.print(f"{head}: nothing can be certified")
+        if c.reviews_needed is None:
+            console.print(f"  escalating every review, the error rate is {c.observed_error:.4f}, not below "
+                          f"{1 - c.target:.4f}: no number of calibration reviews would certify the target")  # fmt: skip
+        else:
+            console.print(f"  escalating every review, the error rate is {c.observed_error:.4f}: about "
+                          f"{c.reviews_needed} calibration reviews would certify it at that rate")  # fmt: skip
+    else:
+        low, high = result.intervals.get("share_escalated", (float("nan"), float("nan")))
+        console.print(f"{head}: certified threshold {c.threshold:.9g}, escalating {c.share:.1%} of the calibration "
+                      f"half ({c.metric} {_fmt(c.calibration_quality)}, lower bound {_fmt(c.bound)}, p = {c.p_value:.3g})")  # fmt: skip
+        spread = result.intervals.get(c.metric)
+        console.print(f"  held-out: {result.held_out.share:.1%} [{_fmt(low, 3)}, {_fmt(high, 3)}] escalated, "
+                      f"{c.metric} {_fmt(result.held_out_quality)}"
+                      + (f" [{_fmt(spread[0])}, {_fmt(spread[1])}]" if spread else ""))  # fmt: skip
+    if result.best_on_calibration is None:
+        console.print(
+            f"  uncertified best on calibration: no threshold reaches {name} on the calibration half"
+        )
+    else:
+        console.print(f"  uncertified best on calibration: threshold {result.best_on_calibration:.9g}, "
+                      f"{result.best_on_calibration_share:.1%} escalated, held-out {c.metric} "
+                      f"{_fmt(result.best_on_calibration_held_out)}")  # fmt: skip
+
+
+def _print_coverage(rows: list[CoverageRow], certificate: Any, console: Any) -> None:
+    from rich.table import Table
+
+    name = f"{certificate.metric}>={certificate.target:g}"
+    table = Table(title=f"coverage of {name} over {rows[0].splits} random calibration/held-out splits")
+    for column in ("delta", "certified", "missed held out", "escalated", "best on calib.", "missed held out ",
+                   "escalated "):  # fmt: skip
+        table.add_column(column, justify="right", no_wrap=True)
+    for row in rows:
+        table.add_row(f"{row.delta:g}", f"{row.certified}/{row.splits}",
+                      f"{row.certified_misses} ({row.certified_misses / row.splits:.1%})",
+                      "n/a" if row.certified_share is None else f"{row.certified_share:.1%}",
+                      f"{row.best_on_calibration}/{row.splits}",
+                      f"{row.best_on_calibration_misses} ({row.best_on_calibration_misses / row.splits:.1%})",
+                      "n/a" if row.best_on_calibration_share is None else f"{row.best_on_calibration_share:.1%}")  # fmt: skip
+    console.print(table)
+    console.print("a miss: the pick promised the target and the held-out half fell short; the certificate "
+                  "allows misses in at most delta of the splits")  # fmt: skip
 
 
 def _default_run_dir(task: str, small: str, large: str) -> Path:
@@ -368,6 +454,12 @@ def register_commands(cli):
     @click.option(
         "--temperature", is_flag=True, help="Temperature-scale the small model on the calibration half."
     )
+    @click.option("--guarantee", help="Certify the least escalating threshold reaching METRIC>=VALUE "
+                  "(accuracy or class_accuracy) on a calibration half, e.g. accuracy>=0.9.")  # fmt: skip
+    @click.option("--delta", "deltas", type=click.FloatRange(0, 1, min_open=True, max_open=True), multiple=True,
+                  help="Allowed chance that a certified threshold misses the target [default: 0.1]; repeatable.")  # fmt: skip
+    @click.option("--coverage-splits", type=click.IntRange(min=0), default=0,
+                  help="With --guarantee: certify on this many random splits and count held-out misses.")  # fmt: skip
     @click.option(
         "--bootstrap", type=click.IntRange(min=0), help="Bootstrap resamples for intervals [default: 1000]."
     )
@@ -381,10 +473,13 @@ def register_commands(cli):
         from rich.console import Console
 
         from harness.plugin_manager import get_host
+        from harness.plugins.routing._certify import parse_guarantee
         from harness.progress import RichProgress
 
         if opts["target_share"] is not None and opts["target_metric"]:
             raise HarnessError("give --target-share or --target-metric, not both")
+        if (opts["deltas"] or opts["coverage_splits"]) and not opts["guarantee"]:
+            raise HarnessError("--delta and --coverage-splits need --guarantee METRIC>=VALUE")
         board = board_for_sweep(small, large, opts["task"], opts)
         settings = SweepSettings(
             router=opts["router"],
@@ -394,6 +489,9 @@ def register_commands(cli):
             target_share=opts["target_share"],
             target_metric=parse_target_metric(opts["target_metric"]) if opts["target_metric"] else None,
             temperature=opts["temperature"],
+            guarantee=parse_guarantee(opts["guarantee"]) if opts["guarantee"] else None,
+            deltas=list(opts["deltas"]) or [0.1],
+            coverage_splits=opts["coverage_splits"],
             seed=board.seed,
             bootstrap=board.bootstrap,
         )
