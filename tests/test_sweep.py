@@ -173,6 +173,16 @@ def test_second_sweep_reruns_nothing(host, pair_plugin, tmp_path):
     assert [p.runtime_s for p in second.curve] == pytest.approx([p.runtime_s for p in first.curve])
 
 
+def test_sweep_from_a_finished_run_builds_no_model(host, pair_plugin, tmp_path):
+    first, _ = sweep.run_sweep(host, sweep_board(), tmp_path, settings())
+    made = len(pair_plugin.made)
+    replayed = sweep.sweep_from_run(host, tmp_path, "toy", {}, "cheap", "sharp", settings())
+    assert len(pair_plugin.made) == made
+    assert [p.metrics for p in replayed.curve] == [p.metrics for p in first.curve]
+    with pytest.raises(HarnessError, match="no predictions.jsonl"):
+        sweep.sweep_from_run(host, tmp_path / "nowhere", "toy", {}, "cheap", "sharp", settings())
+
+
 def test_runtime_is_small_time_for_all_plus_large_time_for_the_escalated(host, pair_plugin, tmp_path):
     report, _ = sweep.run_sweep(host, sweep_board(), tmp_path, settings())
     small, large = records(tmp_path, "cheap"), records(tmp_path, "sharp")

@@ -236,6 +236,21 @@ def run_sweep(
     return replay_sweep(pair, task, host, small, large, settings), results
 
 
+def sweep_from_run(
+    host: PluginHost, run_dir: Path, task_name: str, task_options: dict[str, str], small: str, large: str,
+    settings: SweepSettings,
+) -> SweepReport:  # fmt: skip
+    """Replay the sweep from a finished run's predictions.jsonl: no model is built or run."""
+    from harness.plugins.routing._replay import read_pair
+
+    path = run_dir / "predictions.jsonl"
+    if not path.is_file():
+        raise HarnessError(f"{run_dir} has no predictions.jsonl: run the models there first")
+    task = host.registries.tasks.get(task_name).obj(task_options)
+    pair = read_pair(path, task.name, task.labels, small, large)
+    return replay_sweep(pair, task, host, small, large, settings)
+
+
 CSV_FIELDS = ("curve", "threshold", "share_escalated", "escalated", "runtime_s")
 
 
@@ -426,6 +441,8 @@ def register_commands(cli):
     @click.option("--backend", help="cpu, cuda, mps or auto.")
     @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
                   help="Run directory [default: runs/sweep-TASK-SMALL-LARGE].")  # fmt: skip
+    @click.option("--from-run", type=click.Path(file_okay=False, exists=True, path_type=Path),
+                  help="Replay a finished run's predictions.jsonl instead of running the models.")  # fmt: skip
     @click.option("--cache", "cache_path", type=click.Path(dir_okay=False, path_type=Path),
                   help="Prediction cache file [default: RUN_DIR/cache.sqlite].")  # fmt: skip
     @click.option(
@@ -496,18 +513,28 @@ def register_commands(cli):
             bootstrap=board.bootstrap,
         )
         run_dir = opts["out"] or _default_run_dir(opts["task"], small, large)
-        with RichProgress() as progress:
-            report, results = run_sweep(get_host(), board, run_dir, settings,
-                                        cache_path=opts["cache_path"], progress=progress)  # fmt: skip
         console = Console()
         if not console.is_terminal:
             console.width = 160
-        print_report(report, console)
-        for row in results["rows"]:
-            console.print(f"{row['model']}: {row['computed']} computed, {row['cached']} from the cache")
-        for path in [
-            *write_outputs(report, run_dir),
-            run_dir / "results.json",
-            run_dir / "predictions.jsonl",
-        ]:
+        if opts["from_run"] is not None:
+            task_options = board.task_options[opts["task"]]
+            report = sweep_from_run(
+                get_host(), opts["from_run"], opts["task"], task_options, small, large, settings
+            )
+            run_dir.mkdir(parents=True, exist_ok=True)
+            print_report(report, console)
+            written = write_outputs(report, run_dir)
+        else:
+            with RichProgress() as progress:
+                report, results = run_sweep(get_host(), board, run_dir, settings,
+                                            cache_path=opts["cache_path"], progress=progress)  # fmt: skip
+            print_report(report, console)
+            for row in results["rows"]:
+                console.print(f"{row['model']}: {row['computed']} computed, {row['cached']} from the cache")
+            written = [
+                *write_outputs(report, run_dir),
+                run_dir / "results.json",
+                run_dir / "predictions.jsonl",
+            ]
+        for path in written:
             click.echo(f"wrote {path}")
