@@ -295,6 +295,13 @@ def test_coverage_counts_misses_over_random_splits(host, pair_plugin, tmp_path):
     assert rows[0].best_on_calibration == rows[1].best_on_calibration  # the same splits for every delta
 
 
+def test_compare_routers_scores_every_router_on_the_held_out_half(host, pair_plugin, tmp_path):
+    report, _ = sweep.run_sweep(host, sweep_board(), tmp_path, settings(compare_routers=True))
+    assert [row.router for row in report.routers] == ["confidence", "margin", "entropy", "learned"]
+    for row in report.routers:
+        assert 0.0 < row.apgr <= 1.0 and row.share_for_50 <= row.share_for_80
+
+
 def test_outputs_table_csv_json_and_png(host, pair_plugin, tmp_path):
     report, _ = sweep.run_sweep(host, sweep_board(), tmp_path, settings(target_share=0.2))
     csv_path, json_path, png_path = sweep.write_outputs(report, tmp_path)

@@ -27,6 +27,7 @@ from harness.hookspecs import hookimpl
 if TYPE_CHECKING:
     from harness.plugin_manager import PluginHost
     from harness.plugins.routing._guarantee import CertifiedResult, CoverageRow
+    from harness.plugins.routing._learned import RouterScore
     from harness.plugins.routing._replay import PairedPredictions, Point, TargetResult, TemperatureResult
     from harness.runner import ProgressSink
     from harness.types import Task
@@ -86,6 +87,7 @@ class SweepSettings:
     guarantee: tuple[str, float] | None = None
     deltas: list[float] = field(default_factory=lambda: [0.1])
     coverage_splits: int = 0
+    compare_routers: bool = False
     seed: int = 0
     bootstrap: int = 1000
 
@@ -110,6 +112,7 @@ class SweepReport:
     temperature: TemperatureResult | None = None
     certified: list[CertifiedResult] = field(default_factory=list)
     coverage: list[CoverageRow] = field(default_factory=list)
+    routers: list[RouterScore] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -186,6 +189,11 @@ def replay_sweep(
         if settings.coverage_splits:
             coverage = guarantee.coverage(pair, router_score, settings.guarantee, settings.deltas,
                                           settings.coverage_splits, settings.seed)  # fmt: skip
+    routers = []
+    if settings.compare_routers:
+        from harness.plugins.routing._learned import compare_routers
+
+        routers = compare_routers(pair, half, task.metrics, metric, settings.shares)
     return SweepReport(
         task=task.name,
         small=small,
@@ -206,6 +214,7 @@ def replay_sweep(
         temperature=temperature,
         certified=certified,
         coverage=coverage,
+        routers=routers,
         notes=notes,
     )
 
@@ -322,6 +331,8 @@ def print_report(report: SweepReport, console: Any) -> None:
         _print_certified(result, console)
     if report.coverage:
         _print_coverage(report.coverage, report.certified[0].certificate, console)
+    if report.routers:
+        _print_routers(report.routers, report.metric, console)
     for note in report.notes:
         console.print(f"note: {note}")
 
@@ -392,6 +403,17 @@ def _print_coverage(rows: list[CoverageRow], certificate: Any, console: Any) -> 
     console.print(table)
     console.print("a miss: the pick promised the target and the held-out half fell short; the certificate "
                   "allows misses in at most delta of the splits")  # fmt: skip
+
+
+def _print_routers(rows: list[RouterScore], metric: str, console: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"routers on the held-out half ({metric}; learned: fitted on the calibration half)")
+    for column in ("router", "APGR", "escalated for 50% of the gap", "escalated for 80%"):
+        table.add_column(column, justify="left" if column == "router" else "right", no_wrap=True)
+    for row in rows:
+        table.add_row(row.router, _fmt(row.apgr, 3), _fmt(row.share_for_50, 3), _fmt(row.share_for_80, 3))
+    console.print(table)
 
 
 def _default_run_dir(task: str, small: str, large: str) -> Path:
@@ -477,6 +499,8 @@ def register_commands(cli):
                   help="Allowed chance that a certified threshold misses the target [default: 0.1]; repeatable.")  # fmt: skip
     @click.option("--coverage-splits", type=click.IntRange(min=0), default=0,
                   help="With --guarantee: certify on this many random splits and count held-out misses.")  # fmt: skip
+    @click.option("--compare-routers", is_flag=True, help="Score confidence, margin, entropy and a router "
+                  "learned on the calibration half, on the held-out half.")  # fmt: skip
     @click.option(
         "--bootstrap", type=click.IntRange(min=0), help="Bootstrap resamples for intervals [default: 1000]."
     )
@@ -509,6 +533,7 @@ def register_commands(cli):
             guarantee=parse_guarantee(opts["guarantee"]) if opts["guarantee"] else None,
             deltas=list(opts["deltas"]) or [0.1],
             coverage_splits=opts["coverage_splits"],
+            compare_routers=opts["compare_routers"],
             seed=board.seed,
             bootstrap=board.bootstrap,
         )
