@@ -83,7 +83,7 @@ def pair_plugin(host) -> PairPlugin:
 
 def sweep_board(**opts) -> Board:
     return sweep.board_for_sweep(
-        "cheap", "sharp", "toy", {"data": "toy:300", "backend": "cpu", "bootstrap": 50, **opts}
+        ["cheap", "sharp"], "toy", {"data": "toy:300", "backend": "cpu", "bootstrap": 50, **opts}
     )
 
 
@@ -123,7 +123,7 @@ def test_escalated_share_is_the_fraction_of_small_confidences_below_each_thresho
 
 def test_share_grid_spans_0_to_100_percent_escalated_for_an_over_confident_model(host, pair_plugin, tmp_path):
     board = sweep.board_for_sweep(
-        "boastful", "sharp", "toy", {"data": "toy:300", "backend": "cpu", "bootstrap": 0}
+        ["boastful", "sharp"], "toy", {"data": "toy:300", "backend": "cpu", "bootstrap": 0}
     )
     report, _ = sweep.run_sweep(host, board, tmp_path, sweep.SweepSettings(bootstrap=0))
     confidence = np.array([max(r["probs"]) for r in records(tmp_path, "boastful")])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -219,6 +220,25 @@ def replay_sweep(
     )
 
 
+def run_models(
+    host: PluginHost,
+    board: Board,
+    run_dir: Path,
+    *,
+    cache_path: Path | None = None,
+    progress: ProgressSink | None = None,
+) -> tuple[Task, dict[str, Any]]:
+    """Run (or find in the cache) every model of a one-task board; the task and the run's results."""
+    from harness.runner import run_board
+
+    results = run_board(host, board, run_dir, cache_path=cache_path, progress=progress)
+    for row in results["rows"]:
+        if row["status"] != "ok":
+            raise HarnessError(f"model {row['model']!r} failed on {row['task']!r}: {row['error']}")
+    [task_name] = board.tasks
+    return host.registries.tasks.get(task_name).obj(board.task_options.get(task_name, {})), results
+
+
 def run_sweep(
     host: PluginHost,
     board: Board,
@@ -230,19 +250,21 @@ def run_sweep(
 ) -> tuple[SweepReport, dict[str, Any]]:
     """Run (or find in the cache) both models of a two-model, one-task board, then replay the sweep."""
     from harness.plugins.routing._replay import read_pair
-    from harness.runner import run_board
 
     if len(board.tasks) != 1 or len(board.models) != 2:
         raise HarnessError("a sweep needs exactly one task and two models (small, then large)")
     small, large = (entry.spec for entry in board.models)
-    results = run_board(host, board, run_dir, cache_path=cache_path, progress=progress)
-    for row in results["rows"]:
-        if row["status"] != "ok":
-            raise HarnessError(f"model {row['model']!r} failed on {row['task']!r}: {row['error']}")
-    [task_name] = board.tasks
-    task = host.registries.tasks.get(task_name).obj(board.task_options.get(task_name, {}))
+    task, results = run_models(host, board, run_dir, cache_path=cache_path, progress=progress)
     pair = read_pair(run_dir / "predictions.jsonl", task.name, task.labels, small, large)
     return replay_sweep(pair, task, host, small, large, settings), results
+
+
+def finished_predictions(run_dir: Path) -> Path:
+    """A finished run's predictions.jsonl, or a clear error."""
+    path = run_dir / "predictions.jsonl"
+    if not path.is_file():
+        raise HarnessError(f"{run_dir} has no predictions.jsonl: run the models there first")
+    return path
 
 
 def sweep_from_run(
@@ -252,9 +274,7 @@ def sweep_from_run(
     """Replay the sweep from a finished run's predictions.jsonl: no model is built or run."""
     from harness.plugins.routing._replay import read_pair
 
-    path = run_dir / "predictions.jsonl"
-    if not path.is_file():
-        raise HarnessError(f"{run_dir} has no predictions.jsonl: run the models there first")
+    path = finished_predictions(run_dir)
     task = host.registries.tasks.get(task_name).obj(task_options)
     pair = read_pair(path, task.name, task.labels, small, large)
     return replay_sweep(pair, task, host, small, large, settings)
@@ -416,13 +436,13 @@ def _print_routers(rows: list[RouterScore], metric: str, console: Any) -> None:
     console.print(table)
 
 
-def _default_run_dir(task: str, small: str, large: str) -> Path:
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", f"sweep-{task}-{small}-{large}")
+def _default_run_dir(task: str, models: Sequence[str]) -> Path:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join(["sweep", task, *models]))
     return Path("runs") / slug
 
 
-def board_for_sweep(small: str, large: str, task: str, opts: dict[str, Any]) -> Board:
-    """The two-model, one-task board a sweep runs, from the same options as `harness run`."""
+def board_for_sweep(models: Sequence[str], task: str, opts: dict[str, Any]) -> Board:
+    """The one-task board a sweep runs (two or three models), from the same options as `harness run`."""
     task_options = parse_pairs(opts.get("task_opts", ()), "--task-option")
     if opts.get("categories"):
         task_options["categories"] = opts["categories"]
@@ -430,10 +450,7 @@ def board_for_sweep(small: str, large: str, task: str, opts: dict[str, Any]) -> 
     board = Board(
         name="sweep",
         tasks=[task],
-        models=[
-            ModelEntry(spec=small, options=dict(model_options)),
-            ModelEntry(spec=large, options=dict(model_options)),
-        ],
+        models=[ModelEntry(spec=spec, options=dict(model_options)) for spec in models],
         data=None if opts.get("dataset") else (opts.get("data") or "demo"),
         dataset=opts.get("dataset"),
         task_options={task: task_options},
@@ -451,8 +468,7 @@ def board_for_sweep(small: str, large: str, task: str, opts: dict[str, Any]) -> 
 @hookimpl
 def register_commands(cli):
     @cli.command()
-    @click.argument("small")
-    @click.argument("large")
+    @click.argument("models", nargs=-1, required=True)
     @click.option("--task", required=True, help="Task to sweep, e.g. polarity.")
     @click.option(
         "--data", help="Review file (.tsv[.gz], .jsonl, .csv), a saved dataset directory, or 'demo'."
@@ -462,7 +478,7 @@ def register_commands(cli):
     @click.option("--limit", type=click.IntRange(min=1), help="Score at most N examples.")
     @click.option("--backend", help="cpu, cuda, mps or auto.")
     @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-                  help="Run directory [default: runs/sweep-TASK-SMALL-LARGE].")  # fmt: skip
+                  help="Run directory [default: runs/sweep-TASK-MODELS].")  # fmt: skip
     @click.option("--from-run", type=click.Path(file_okay=False, exists=True, path_type=Path),
                   help="Replay a finished run's predictions.jsonl instead of running the models.")  # fmt: skip
     @click.option("--cache", "cache_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -504,12 +520,14 @@ def register_commands(cli):
     @click.option(
         "--bootstrap", type=click.IntRange(min=0), help="Bootstrap resamples for intervals [default: 1000]."
     )
-    def sweep(small: str, large: str, **opts: Any) -> None:
-        """Sweep the routing thresholds of SMALL>LARGE on one task, replayed from one run of each model.
+    def sweep(models: tuple[str, ...], **opts: Any) -> None:
+        """Sweep the routing thresholds of SMALL>LARGE (or A>B>C) on one task, replayed from one run of each model.
 
         \b
-        Writes sweep.csv, sweep.json and sweep.png into the run directory, e.g.
+        Writes sweep.csv, sweep.json and sweep.png (cascade.* for three models) into the run directory, e.g.
           harness sweep minilm smollm2 --task polarity --target-share 0.2 --temperature
+          harness sweep minilm smollm2 --task polarity --guarantee accuracy>=0.9 --delta 0.1
+          harness sweep minilm distilbert smollm2 --task polarity
         """
         from rich.console import Console
 
@@ -517,11 +535,26 @@ def register_commands(cli):
         from harness.plugins.routing._certify import parse_guarantee
         from harness.progress import RichProgress
 
+        if len(models) not in (2, 3):
+            raise HarnessError(
+                f"a sweep needs two models (small, large) or three (a cascade), got {len(models)}"
+            )
         if opts["target_share"] is not None and opts["target_metric"]:
             raise HarnessError("give --target-share or --target-metric, not both")
         if (opts["deltas"] or opts["coverage_splits"]) and not opts["guarantee"]:
             raise HarnessError("--delta and --coverage-splits need --guarantee METRIC>=VALUE")
-        board = board_for_sweep(small, large, opts["task"], opts)
+        two_only = (
+            "thresholds",
+            "target_share",
+            "target_metric",
+            "temperature",
+            "guarantee",
+            "compare_routers",
+        )
+        if len(models) == 3 and any(opts[name] for name in two_only):
+            raise HarnessError("a three-model sweep takes --shares only: --" + ", --".join(
+                name.replace("_", "-") for name in two_only if opts[name]) + " need two models")  # fmt: skip
+        board = board_for_sweep(models, opts["task"], opts)
         settings = SweepSettings(
             router=opts["router"],
             shares=parse_thresholds(opts["shares"]),
@@ -537,29 +570,37 @@ def register_commands(cli):
             seed=board.seed,
             bootstrap=board.bootstrap,
         )
-        run_dir = opts["out"] or _default_run_dir(opts["task"], small, large)
+        host = get_host()
+        run_dir = opts["out"] or _default_run_dir(opts["task"], models)
         console = Console()
         if not console.is_terminal:
             console.width = 160
         if opts["from_run"] is not None:
-            task_options = board.task_options[opts["task"]]
-            report = sweep_from_run(
-                get_host(), opts["from_run"], opts["task"], task_options, small, large, settings
-            )
+            path = finished_predictions(opts["from_run"])
+            task = host.registries.tasks.get(opts["task"]).obj(board.task_options[opts["task"]])
             run_dir.mkdir(parents=True, exist_ok=True)
-            print_report(report, console)
-            written = write_outputs(report, run_dir)
+            written: list[Path] = []
         else:
             with RichProgress() as progress:
-                report, results = run_sweep(get_host(), board, run_dir, settings,
-                                            cache_path=opts["cache_path"], progress=progress)  # fmt: skip
-            print_report(report, console)
+                task, results = run_models(
+                    host, board, run_dir, cache_path=opts["cache_path"], progress=progress
+                )
             for row in results["rows"]:
                 console.print(f"{row['model']}: {row['computed']} computed, {row['cached']} from the cache")
-            written = [
-                *write_outputs(report, run_dir),
-                run_dir / "results.json",
-                run_dir / "predictions.jsonl",
-            ]
-        for path in written:
-            click.echo(f"wrote {path}")
+            path = run_dir / "predictions.jsonl"
+            written = [run_dir / "results.json", path]
+        if len(models) == 3:
+            from harness.plugins.routing import _cascade as cascade
+
+            three = cascade.cascade_report(path, task, host, models, settings)
+            cascade.print_cascade(three, console)
+            written = [*cascade.write_cascade(three, run_dir), *written]
+        else:
+            from harness.plugins.routing._replay import read_pair
+
+            pair = read_pair(path, task.name, task.labels, models[0], models[1])
+            report = replay_sweep(pair, task, host, models[0], models[1], settings)
+            print_report(report, console)
+            written = [*write_outputs(report, run_dir), *written]
+        for written_path in written:
+            click.echo(f"wrote {written_path}")
