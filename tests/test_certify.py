@@ -75,6 +75,21 @@ def test_certified_threshold_escalates_more_as_delta_shrinks():
     assert shares[0] <= shares[1] <= shares[2] < 1.0
 
 
+def test_a_large_model_worse_overall_is_still_used_where_it_helps():
+    # The large model is 80% right everywhere: worse than the small one on average, better on its unsure reviews.
+    data = population(200_000, seed=5)
+    rng = np.random.default_rng(5)
+    data["large"] = np.where(rng.random(200_000) < 0.8, data["gold"], 1 - data["gold"])
+    grid = certify.threshold_grid()
+    truth = certify.quality("accuracy", data["scores"], data["gold"], data["small"], data["large"], grid, 2)
+    small_only, best = truth[-1], truth.max()
+    assert truth[0] < small_only < best
+    target = (small_only + best) / 2
+    result = certify.certify("accuracy", target, 0.1, *sample(data, np.arange(20_000)), 2)
+    assert result.threshold is not None and 0.0 < result.share < 0.5
+    assert truth[np.flatnonzero(grid == result.threshold)[0]] >= target
+
+
 def periodic(n: int) -> list[np.ndarray]:
     """The small model always wrong, the large one wrong on every 20th review (5%)."""
     gold = np.zeros(n, dtype=np.int64)
@@ -84,10 +99,14 @@ def periodic(n: int) -> list[np.ndarray]:
 
 def test_nothing_certified_says_how_many_reviews_would_do():
     tiny = certify.certify("accuracy", 0.9, 0.1, *periodic(40), 2)
-    assert tiny.threshold is None and tiny.observed_error == 0.05
-    assert tiny.reviews_needed == certify.reviews_needed(0.05, 0.1, 0.1) > 40
-    enough = certify.certify("accuracy", 0.9, 0.1, *periodic(tiny.reviews_needed // 20 * 20 + 20), 2)
-    assert enough.threshold is not None and enough.share == 1.0
+    assert tiny.threshold is None and tiny.start_share == 1.0  # the small model is always wrong
+    testing = 40 - tiny.n_ordering
+    rate = tiny.observed_error
+    assert 0 < rate < 0.1 and (rate * testing).is_integer()
+    per_testing_review = certify.reviews_needed(rate, 0.1, 0.1)
+    assert tiny.reviews_needed == int(np.ceil(per_testing_review / (1 - certify.ORDERING_SHARE))) > 40
+    enough = certify.certify("accuracy", 0.9, 0.1, *periodic(4 * tiny.reviews_needed), 2)
+    assert enough.threshold is not None and enough.bound >= 0.9
     beyond = certify.certify("accuracy", 0.96, 0.1, *periodic(10_000), 2)
     assert beyond.threshold is None and beyond.reviews_needed is None
 
@@ -101,13 +120,14 @@ def test_reviews_needed_is_the_smallest_sample_whose_p_value_passes():
 
 
 def test_class_accuracy_holds_every_class_to_the_target():
-    # Class 1 is rare, and the large model is always wrong on it: overall accuracy can pass, its class cannot.
+    # Class 1 is rare, and the large model is always wrong on it: escalating lifts overall accuracy to 0.95
+    # but no threshold lifts the worse class above the small model's 0.9.
     gold = np.array([0] * 950 + [1] * 50)
     scores = np.linspace(0, 1, 1000)
     small = np.where(np.arange(1000) % 10 == 0, 1 - gold, gold)  # 10% wrong everywhere
     large = np.where(gold == 1, 0, gold)
     overall = certify.certify("accuracy", 0.9, 0.1, scores, gold, small, large, 2)
-    per_class = certify.certify("class_accuracy", 0.85, 0.1, scores, gold, small, large, 2)
+    per_class = certify.certify("class_accuracy", 0.93, 0.1, scores, gold, small, large, 2)
     assert overall.threshold is not None
     assert per_class.threshold is None and per_class.reviews_needed is None
 

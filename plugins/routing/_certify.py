@@ -9,11 +9,15 @@ procedure rejects are certified, so that with probability at least 1 - delta
 over the calibration sample every certified threshold meets the target on
 the population the reviews come from.
 
-The thresholds are tested in a fixed order, most escalated first (the large
-model answers everything), and testing stops at the first that fails; each
-test runs at level delta with no multiplicity penalty, so the grid can be as
+The thresholds are tested in a fixed order by escalation share, from most
+to least escalated, and testing stops at the first that fails; each test
+runs at level delta with no multiplicity penalty, so the grid can be as
 fine as we like. The grid is fixed in advance (it never looks at the
-calibration reviews), which the guarantee requires. A review's loss is 0 or
+calibration reviews), and so is the order: a seeded quarter of the
+calibration reviews only picks where the sequence starts (the threshold
+of best quality there: escalating everything when the large model is the
+better one, less when it is worse overall but better on the small model's
+unsure reviews), and the other three quarters run the tests. A review's loss is 0 or
 1 (the hybrid got it wrong), so the error count at a threshold is binomial
 and P(Binomial(n, alpha) <= errors) is an exact p-value: tighter than
 Hoeffding-Bentkus, which is built for losses in [0, 1].
@@ -35,6 +39,7 @@ import numpy as np
 from harness.errors import HarnessError
 
 METRICS = ("accuracy", "class_accuracy")
+ORDERING_SHARE = 0.25
 
 
 def parse_guarantee(text: str) -> tuple[str, float]:
@@ -160,12 +165,20 @@ def quality(
 
 @dataclass
 class Certificate:
-    """What Learn-then-Test certified on the calibration reviews (threshold None: nothing)."""
+    """What Learn-then-Test certified on the calibration reviews (threshold None: nothing).
+
+    `start` is the threshold the test sequence began at (picked on the
+    ordering reviews); `observed_error` is the testing reviews' error rate
+    there, and `reviews_needed` the calibration reviews that would certify it.
+    """
 
     metric: str
     target: float
     delta: float
     n_calibration: int
+    n_ordering: int
+    start: float
+    start_share: float
     threshold: float | None
     share: float | None
     calibration_quality: float | None
@@ -173,6 +186,13 @@ class Certificate:
     p_value: float | None
     reviews_needed: int | None
     observed_error: float
+
+
+def _split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded quarter of the calibration reviews orders the tests; the rest runs them."""
+    order = np.random.default_rng(seed).permutation(n)
+    cut = int(round(n * ORDERING_SHARE)) if n >= 8 else 0
+    return order[:cut], order[cut:]
 
 
 def certify(
@@ -184,38 +204,60 @@ def certify(
     small_pred: np.ndarray,
     large_pred: np.ndarray,
     n_labels: int,
+    seed: int = 0,
 ) -> Certificate:
     """The least escalating threshold certified to reach `target` with probability 1 - delta.
 
-    When nothing is certified, estimates how many calibration reviews the
-    first threshold of the sequence (escalate everything) would need at its
-    observed error rate, per class for class_accuracy.
+    The sequence starts where the ordering reviews put the best quality and
+    walks down the grid (less and less escalation) on the testing reviews,
+    stopping at the first threshold whose p-value exceeds delta. When
+    nothing is certified, estimates how many calibration reviews the start
+    would need at its observed error rate (per class for class_accuracy).
     """
     if not 0.0 < delta < 1.0:
         raise HarnessError(f"--delta must be between 0 and 1, got {delta}")
     scores, gold = np.asarray(scores, dtype=np.float64), np.asarray(gold)
+    small_pred, large_pred = np.asarray(small_pred), np.asarray(large_pred)
     alpha = 1.0 - target
     grid = threshold_grid()
+    ordering, testing = _split(len(gold), seed)
+    start = 0
+    if len(ordering):
+        found = quality(metric, scores[ordering], gold[ordering], small_pred[ordering], large_pred[ordering],
+                        grid, n_labels)  # fmt: skip
+        start = int(np.argmax(found))  # the first best: on ties, the most escalating
+    sequence = grid[start:]
+    scores, gold, small_pred, large_pred = (
+        scores[testing],
+        gold[testing],
+        small_pred[testing],
+        large_pred[testing],
+    )
     small_right, large_right = small_pred == gold, large_pred == gold
-    counted = []  # (errors at every threshold, reviews) per group
+    counted = []  # (errors at every threshold of the sequence, reviews) per group
     for mask in Groups.of(metric, gold, n_labels).masks:
-        errors = error_counts(scores[mask], small_right[mask], large_right[mask], grid)
+        errors = error_counts(scores[mask], small_right[mask], large_right[mask], sequence)
         counted.append((errors, int(mask.sum())))
     p_value = np.max([binomial_p_value(errors, n, alpha) for errors, n in counted], axis=0)
     failed = np.flatnonzero(p_value > delta)
-    passed = len(grid) if not len(failed) else int(failed[0])
+    passed = len(sequence) if not len(failed) else int(failed[0])
     rates = [float(errors[0]) / n if n else 1.0 for errors, n in counted]
-    base = {"metric": metric, "target": target, "delta": delta, "n_calibration": len(gold),
+    base = {"metric": metric, "target": target, "delta": delta, "n_calibration": len(gold) + len(ordering),
+            "n_ordering": len(ordering), "start": float(grid[start]),
+            "start_share": float(escalated_counts(scores, grid[start : start + 1])[0]) / max(len(gold), 1),
             "observed_error": max(rates)}  # fmt: skip
     if passed == 0:
-        total = _total_needed([reviews_needed(rate, alpha, delta) for rate in rates], [n for _, n in counted])
+        needed = _total_needed(
+            [reviews_needed(rate, alpha, delta) for rate in rates], [n for _, n in counted]
+        )
+        total = None if needed is None else int(np.ceil(needed / (1.0 - ORDERING_SHARE)))
         return Certificate(**base, threshold=None, share=None, calibration_quality=None, bound=None,
                            p_value=float(p_value[0]), reviews_needed=total)  # fmt: skip
     last = passed - 1
-    share = float(escalated_counts(scores, grid[last : last + 1])[0]) / len(gold)
-    value = quality(metric, scores, gold, small_pred, large_pred, grid[last : last + 1], n_labels)[0]
+    share = float(escalated_counts(scores, sequence[last : last + 1])[0]) / len(gold)
+    value = quality(metric, scores, gold, small_pred, large_pred, sequence[last : last + 1], n_labels)[0]
     bound = min(accuracy_lower_bound(int(errors[last]), n, delta) for errors, n in counted)
-    return Certificate(**base, threshold=float(grid[last]), share=share, calibration_quality=float(value),
+    return Certificate(**base, threshold=float(sequence[last]), share=share, calibration_quality=float(value),
                        bound=bound, p_value=float(p_value[last]), reviews_needed=None)  # fmt: skip
 
 

@@ -80,7 +80,7 @@ def certify_on_halves(
     arrays = _Arrays.of(pair, score)
     calib, held = arrays.take(calibration_half), arrays.take(~calibration_half)
     certificate = certify.certify(metric, target, delta, calib.scores, calib.gold, calib.small, calib.large,
-                                  calib.labels)  # fmt: skip
+                                  calib.labels, seed)  # fmt: skip
     naive = certify.best_on_calibration(metric, target, calib.scores, calib.gold, calib.small, calib.large,
                                         calib.labels)  # fmt: skip
     result = CertifiedResult(certificate, None, None, best_on_calibration=naive)

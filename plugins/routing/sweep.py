@@ -381,16 +381,17 @@ def _print_certified(result: CertifiedResult, console: Any) -> None:
     head = f"guarantee {name} with probability {1 - c.delta:g} (delta {c.delta:g}), {c.n_calibration} calibration reviews"
     if c.threshold is None or result.held_out is None:
         console.print(f"{head}: nothing can be certified")
+        where = f"at the best threshold on {c.n_ordering} ordering reviews ({c.start:.9g}, {c.start_share:.1%} escalated)"
         if c.reviews_needed is None:
-            console.print(f"  escalating every review, the error rate is {c.observed_error:.4f}, not below "
-                          f"{1 - c.target:.4f}: no number of calibration reviews would certify the target")  # fmt: skip
+            console.print(f"  {where} the error rate is {c.observed_error:.4f}, not below {1 - c.target:.4f}: "
+                          "no number of calibration reviews would certify the target")  # fmt: skip
         else:
-            console.print(f"  escalating every review, the error rate is {c.observed_error:.4f}: about "
-                          f"{c.reviews_needed} calibration reviews would certify it at that rate")  # fmt: skip
+            console.print(f"  {where} the error rate is {c.observed_error:.4f}: about {c.reviews_needed} "
+                          "calibration reviews would certify it at that rate")  # fmt: skip
     else:
         low, high = result.intervals.get("share_escalated", (float("nan"), float("nan")))
-        console.print(f"{head}: certified threshold {c.threshold:.9g}, escalating {c.share:.1%} of the calibration "
-                      f"half ({c.metric} {_fmt(c.calibration_quality)}, lower bound {_fmt(c.bound)}, p = {c.p_value:.3g})")  # fmt: skip
+        console.print(f"{head}: certified threshold {c.threshold:.9g}, escalating {c.share:.1%} of the testing "
+                      f"reviews ({c.metric} {_fmt(c.calibration_quality)}, lower bound {_fmt(c.bound)}, p = {c.p_value:.3g})")  # fmt: skip
         spread = result.intervals.get(c.metric)
         console.print(f"  held-out: {result.held_out.share:.1%} [{_fmt(low, 3)}, {_fmt(high, 3)}] escalated, "
                       f"{c.metric} {_fmt(result.held_out_quality)}"
