@@ -68,6 +68,31 @@ def test_certified_threshold_holds_in_at_least_1_minus_delta_of_samples_and_beat
     assert naive_misses > max(misses, delta * trials)
 
 
+@pytest.mark.parametrize("delta", [0.2, 0.1, 0.05])
+def test_a_batch_certificate_holds_on_the_held_out_half_of_random_splits(delta):
+    pool = population(1000, seed=11)
+    rng = np.random.default_rng(3)
+    trials, certified, misses, population_misses = 300, 0, 0, 0
+    for _ in range(trials):
+        order = rng.permutation(1000)
+        calibration, held = sample(pool, order[:500]), sample(pool, order[500:])
+        result = certify.certify("accuracy", 0.9, delta, *calibration, 2, batch=500)
+        plain = certify.certify("accuracy", 0.9, delta, *calibration, 2)
+        for found, counter in ((result, "batch"), (plain, "population")):
+            if found.threshold is None:
+                continue
+            quality = certify.quality("accuracy", *held, np.array([found.threshold]), 2)[0]
+            if counter == "batch":
+                certified += 1
+                misses += quality < 0.9
+                assert found.bound >= 0.9
+            else:
+                population_misses += quality < 0.9
+    assert certified > trials // 2
+    assert misses <= delta * trials
+    assert population_misses > misses  # a promise for the population is not one for a finite batch
+
+
 def test_certified_threshold_escalates_more_as_delta_shrinks():
     data = population(2000, seed=3)
     args = (data["scores"], data["gold"], data["small"], data["large"], 2)
@@ -133,6 +158,8 @@ def test_class_accuracy_holds_every_class_to_the_target():
 
 
 def test_guarantee_parsing_refuses_macro_f1_with_the_reason():
+    with pytest.raises(HarnessError, match="accuracy only"):
+        certify.certify("class_accuracy", 0.9, 0.1, *periodic(100), 2, batch=50)
     assert certify.parse_guarantee("accuracy>=0.9") == ("accuracy", 0.9)
     assert certify.parse_guarantee("class_accuracy >= 0.8") == ("class_accuracy", 0.8)
     with pytest.raises(HarnessError, match="ratio of counts"):

@@ -290,9 +290,11 @@ def test_coverage_counts_misses_over_random_splits(host, pair_plugin, tmp_path):
     )  # fmt: skip
     rows = report.coverage
     assert [row.delta for row in rows] == [0.1, 0.3] and all(row.splits == 40 for row in rows)
-    assert 0 < rows[0].certified <= rows[1].certified <= 40
-    assert rows[0].certified_misses <= rows[0].certified and rows[0].certified_share <= 1.0
-    assert rows[0].best_on_calibration == rows[1].best_on_calibration  # the same splits for every delta
+    assert rows[0].batch == report.n - report.n // 2
+    assert 0 < rows[0].certified.promised <= rows[1].certified.promised <= 40
+    assert 0 < rows[0].batch_certified.promised <= rows[0].certified.promised  # a batch promise asks for more
+    assert rows[0].certified.missed <= rows[0].certified.promised and rows[0].certified.share <= 1.0
+    assert rows[0].best_on_calibration is rows[1].best_on_calibration  # the same splits for every delta
 
 
 def test_compare_routers_scores_every_router_on_the_held_out_half(host, pair_plugin, tmp_path):
@@ -332,10 +334,14 @@ def test_sweep_command_end_to_end(host, pair_plugin, tmp_path, monkeypatch):
     for name in ("sweep.csv", "sweep.json", "sweep.png", "results.json", "predictions.jsonl"):
         assert f"wrote {out / name}" in result.output
         assert (out / name).exists()
-    certified = CliRunner().invoke(cli, [*args[:9], "--guarantee", "accuracy>=0.9", "--delta", "0.1",
+    bigger = [*args[:6], "toy:400", *args[7:9]]
+    certified = CliRunner().invoke(cli, [*bigger, "--guarantee", "accuracy>=0.9", "--delta", "0.1", "--batch", "50",
                                          "--coverage-splits", "10", "--out", str(out)])  # fmt: skip
     assert certified.exit_code == 0, certified.output
     assert "certified threshold" in certified.output and "coverage of accuracy>=0.9" in certified.output
+    assert (
+        "certified for a batch of" in certified.output and "on a batch of 50 new reviews" in certified.output
+    )
     refused = CliRunner().invoke(cli, [*args[:9], "--guarantee", "macro_f1>=0.9", "--out", str(out)])
     assert refused.exit_code != 0 and "ratio of counts" in str(refused.exception)
 

@@ -22,6 +22,14 @@ unsure reviews), and the other three quarters run the tests. A review's loss is 
 and P(Binomial(n, alpha) <= errors) is an exact p-value: tighter than
 Hoeffding-Bentkus, which is built for losses in [0, 1].
 
+That promise is about the population: on a finite batch of new reviews
+the accuracy scatters around the population's, so a threshold whose true
+accuracy is just above the target misses it on about half of the batches.
+A promise for a batch of m new reviews ("next month's 5,000") spends half
+of delta on the population, certifying a stricter error rate alpha', and
+half on the batch: alpha' is the largest rate at which a binomial batch of
+m exceeds alpha with probability delta / 2 at most.
+
 Per-class accuracy ("class_accuracy>=0.9": every class's accuracy, i.e. its
 recall) tests each class on its own reviews and takes the largest p-value:
 the null "some class misses" is a union, and the largest p-value is valid
@@ -101,6 +109,28 @@ def binomial_p_value(errors: np.ndarray, n: int, alpha: float) -> np.ndarray:
     return np.asarray(binom.cdf(errors, n, alpha), dtype=np.float64)
 
 
+def batch_alpha(alpha: float, batch: int, delta: float) -> float:
+    """The population error rate at which a batch of `batch` reviews exceeds alpha with probability delta at most.
+
+    The largest a with P(Binomial(batch, a) > alpha * batch) <= delta, by bisection.
+    """
+    from scipy.stats import binom
+
+    allowed = int(np.floor(alpha * batch + 1e-9))
+    low, high = 0.0, alpha
+    for _ in range(60):
+        mid = (low + high) / 2
+        low, high = (mid, high) if binom.sf(allowed, batch, mid) <= delta else (low, mid)
+    return low
+
+
+def batch_bound(population_bound: float, batch: int, level: float) -> float:
+    """The accuracy a batch keeps with probability 1 - level when the population's is at least the bound."""
+    from scipy.stats import binom
+
+    return 1.0 - float(binom.ppf(1.0 - level, batch, 1.0 - population_bound)) / batch
+
+
 def accuracy_lower_bound(errors: int, n: int, delta: float) -> float:
     """One-sided Clopper-Pearson lower bound on accuracy at level 1 - delta."""
     from scipy.stats import beta
@@ -177,6 +207,7 @@ class Certificate:
     delta: float
     n_calibration: int
     n_ordering: int
+    batch: int | None
     start: float
     start_share: float
     threshold: float | None
@@ -205,6 +236,7 @@ def certify(
     large_pred: np.ndarray,
     n_labels: int,
     seed: int = 0,
+    batch: int | None = None,
 ) -> Certificate:
     """The least escalating threshold certified to reach `target` with probability 1 - delta.
 
@@ -213,12 +245,18 @@ def certify(
     stopping at the first threshold whose p-value exceeds delta. When
     nothing is certified, estimates how many calibration reviews the start
     would need at its observed error rate (per class for class_accuracy).
+    With `batch`, the promise is for the accuracy of a batch of that many new
+    reviews (hypergeometric p-values) instead of the population's.
     """
+    if batch is not None and metric != "accuracy":
+        raise HarnessError("a guarantee for a batch of new reviews covers accuracy only")
     if not 0.0 < delta < 1.0:
         raise HarnessError(f"--delta must be between 0 and 1, got {delta}")
+    # For a batch, half of delta covers the population and half the batch's own scatter around it.
+    level = delta if batch is None else delta / 2
+    alpha = 1.0 - target if batch is None else batch_alpha(1.0 - target, batch, level)
     scores, gold = np.asarray(scores, dtype=np.float64), np.asarray(gold)
     small_pred, large_pred = np.asarray(small_pred), np.asarray(large_pred)
-    alpha = 1.0 - target
     grid = threshold_grid()
     ordering, testing = _split(len(gold), seed)
     start = 0
@@ -239,16 +277,16 @@ def certify(
         errors = error_counts(scores[mask], small_right[mask], large_right[mask], sequence)
         counted.append((errors, int(mask.sum())))
     p_value = np.max([binomial_p_value(errors, n, alpha) for errors, n in counted], axis=0)
-    failed = np.flatnonzero(p_value > delta)
+    failed = np.flatnonzero(p_value > level)
     passed = len(sequence) if not len(failed) else int(failed[0])
     rates = [float(errors[0]) / n if n else 1.0 for errors, n in counted]
     base = {"metric": metric, "target": target, "delta": delta, "n_calibration": len(gold) + len(ordering),
-            "n_ordering": len(ordering), "start": float(grid[start]),
+            "n_ordering": len(ordering), "batch": batch, "start": float(grid[start]),
             "start_share": float(escalated_counts(scores, grid[start : start + 1])[0]) / max(len(gold), 1),
             "observed_error": max(rates)}  # fmt: skip
     if passed == 0:
         needed = _total_needed(
-            [reviews_needed(rate, alpha, delta) for rate in rates], [n for _, n in counted]
+            [reviews_needed(rate, alpha, level) for rate in rates], [n for _, n in counted]
         )
         total = None if needed is None else int(np.ceil(needed / (1.0 - ORDERING_SHARE)))
         return Certificate(**base, threshold=None, share=None, calibration_quality=None, bound=None,
@@ -256,7 +294,9 @@ def certify(
     last = passed - 1
     share = float(escalated_counts(scores, sequence[last : last + 1])[0]) / len(gold)
     value = quality(metric, scores, gold, small_pred, large_pred, sequence[last : last + 1], n_labels)[0]
-    bound = min(accuracy_lower_bound(int(errors[last]), n, delta) for errors, n in counted)
+    bound = min(accuracy_lower_bound(int(errors[last]), n, level) for errors, n in counted)
+    if batch is not None:
+        bound = batch_bound(bound, batch, level)
     return Certificate(**base, threshold=float(sequence[last]), share=share, calibration_quality=float(value),
                        bound=bound, p_value=float(p_value[last]), reviews_needed=None)  # fmt: skip
 

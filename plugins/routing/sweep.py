@@ -87,6 +87,7 @@ class SweepSettings:
     temperature: bool = False
     guarantee: tuple[str, float] | None = None
     deltas: list[float] = field(default_factory=lambda: [0.1])
+    batch: int | None = None
     coverage_splits: int = 0
     compare_routers: bool = False
     seed: int = 0
@@ -184,6 +185,7 @@ def replay_sweep(
                 task.metrics,
                 resamples=settings.bootstrap,
                 seed=settings.seed,
+                batch=settings.batch,
             )  # fmt: skip
             for delta in settings.deltas
         ]
@@ -378,7 +380,9 @@ def _print_target(target: TargetResult, metric: str, console: Any) -> None:
 def _print_certified(result: CertifiedResult, console: Any) -> None:
     c = result.certificate
     name = f"{c.metric}>={c.target:g}"
-    head = f"guarantee {name} with probability {1 - c.delta:g} (delta {c.delta:g}), {c.n_calibration} calibration reviews"
+    scope = "the population" if c.batch is None else f"a batch of {c.batch} new reviews"
+    head = (f"guarantee {name} on {scope} with probability {1 - c.delta:g} (delta {c.delta:g}), "
+            f"{c.n_calibration} calibration reviews")  # fmt: skip
     if c.threshold is None or result.held_out is None:
         console.print(f"{head}: nothing can be certified")
         where = f"at the best threshold on {c.n_ordering} ordering reviews ({c.start:.9g}, {c.start_share:.1%} escalated)"
@@ -410,19 +414,24 @@ def _print_coverage(rows: list[CoverageRow], certificate: Any, console: Any) -> 
     from rich.table import Table
 
     name = f"{certificate.metric}>={certificate.target:g}"
-    table = Table(title=f"coverage of {name} over {rows[0].splits} random calibration/held-out splits")
-    for column in ("delta", "certified", "missed held out", "escalated", "best on calib.", "missed held out ",
-                   "escalated "):  # fmt: skip
-        table.add_column(column, justify="right", no_wrap=True)
+    first = rows[0]
+    table = Table(title=f"coverage of {name} over {first.splits} random calibration/held-out splits "
+                        f"({first.batch} held out)")  # fmt: skip
+    for column in ("pick", "delta", "promised", "missed held out", "escalated held out"):
+        table.add_column(column, justify="left" if column == "pick" else "right", no_wrap=True)
+
+    def add(pick: str, delta: str, tally: Any) -> None:
+        table.add_row(pick, delta, f"{tally.promised}/{first.splits}",
+                      f"{tally.missed} ({tally.missed / first.splits:.1%})",
+                      "n/a" if tally.share is None else f"{tally.share:.1%}")  # fmt: skip
+
     for row in rows:
-        table.add_row(f"{row.delta:g}", f"{row.certified}/{row.splits}",
-                      f"{row.certified_misses} ({row.certified_misses / row.splits:.1%})",
-                      "n/a" if row.certified_share is None else f"{row.certified_share:.1%}",
-                      f"{row.best_on_calibration}/{row.splits}",
-                      f"{row.best_on_calibration_misses} ({row.best_on_calibration_misses / row.splits:.1%})",
-                      "n/a" if row.best_on_calibration_share is None else f"{row.best_on_calibration_share:.1%}")  # fmt: skip
+        add("certified for the population", f"{row.delta:g}", row.certified)
+        if row.batch_certified.promised or certificate.metric == "accuracy":
+            add(f"certified for a batch of {row.batch}", f"{row.delta:g}", row.batch_certified)
+    add("best on calibration (uncertified)", "", first.best_on_calibration)
     console.print(table)
-    console.print("a miss: the pick promised the target and the held-out half fell short; the certificate "
+    console.print("a miss: the pick promised the target and the held-out half fell short; a batch certificate "
                   "allows misses in at most delta of the splits")  # fmt: skip
 
 
@@ -514,6 +523,8 @@ def register_commands(cli):
                   "(accuracy or class_accuracy) on a calibration half, e.g. accuracy>=0.9.")  # fmt: skip
     @click.option("--delta", "deltas", type=click.FloatRange(0, 1, min_open=True, max_open=True), multiple=True,
                   help="Allowed chance that a certified threshold misses the target [default: 0.1]; repeatable.")  # fmt: skip
+    @click.option("--batch", type=click.IntRange(min=1),
+                  help="With --guarantee (accuracy): promise it for a batch of this many new reviews.")  # fmt: skip
     @click.option("--coverage-splits", type=click.IntRange(min=0), default=0,
                   help="With --guarantee: certify on this many random splits and count held-out misses.")  # fmt: skip
     @click.option("--compare-routers", is_flag=True, help="Score confidence, margin, entropy and a router "
@@ -542,8 +553,8 @@ def register_commands(cli):
             )
         if opts["target_share"] is not None and opts["target_metric"]:
             raise HarnessError("give --target-share or --target-metric, not both")
-        if (opts["deltas"] or opts["coverage_splits"]) and not opts["guarantee"]:
-            raise HarnessError("--delta and --coverage-splits need --guarantee METRIC>=VALUE")
+        if (opts["deltas"] or opts["coverage_splits"] or opts["batch"]) and not opts["guarantee"]:
+            raise HarnessError("--delta, --batch and --coverage-splits need --guarantee METRIC>=VALUE")
         two_only = (
             "thresholds",
             "target_share",
@@ -555,6 +566,9 @@ def register_commands(cli):
         if len(models) == 3 and any(opts[name] for name in two_only):
             raise HarnessError("a three-model sweep takes --shares only: --" + ", --".join(
                 name.replace("_", "-") for name in two_only if opts[name]) + " need two models")  # fmt: skip
+        guarantee = parse_guarantee(opts["guarantee"]) if opts["guarantee"] else None
+        if opts["batch"] and guarantee is not None and guarantee[0] != "accuracy":
+            raise HarnessError("--batch promises accuracy only: a batch's class mix is not known in advance")
         board = board_for_sweep(models, opts["task"], opts)
         settings = SweepSettings(
             router=opts["router"],
@@ -564,8 +578,9 @@ def register_commands(cli):
             target_share=opts["target_share"],
             target_metric=parse_target_metric(opts["target_metric"]) if opts["target_metric"] else None,
             temperature=opts["temperature"],
-            guarantee=parse_guarantee(opts["guarantee"]) if opts["guarantee"] else None,
+            guarantee=guarantee,
             deltas=list(opts["deltas"]) or [0.1],
+            batch=opts["batch"],
             coverage_splits=opts["coverage_splits"],
             compare_routers=opts["compare_routers"],
             seed=board.seed,
