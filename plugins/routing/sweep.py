@@ -538,7 +538,7 @@ def register_commands(cli):
         \b
         Writes sweep.csv, sweep.json and sweep.png (cascade.* for three models) into the run directory, e.g.
           harness sweep minilm smollm2 --task polarity --target-share 0.2 --temperature
-          harness sweep minilm smollm2 --task polarity --guarantee accuracy>=0.9 --delta 0.1
+          harness sweep minilm smollm2 --task polarity --guarantee 'accuracy>=0.9' --delta 0.1
           harness sweep minilm distilbert smollm2 --task polarity
         """
         from rich.console import Console
