@@ -217,10 +217,10 @@ def print_cascade(report: CascadeReport, console: Any) -> None:
     for name, metrics in report.singles.items():
         console.print(f"{name} alone: {report.metric} {metrics[report.metric]:.4f}, "
                       f"runtime {report.single_runtimes[name]:.2f} s")  # fmt: skip
-    for fraction, p in report.best_for.items():
-        if p is None:
+    for fraction, best in report.best_for.items():
+        if best is None:
             console.print(f"{fraction} of the gap to the best single model: no pair reaches it")
         else:
-            console.print(f"{fraction} of the gap: thresholds {p.first:.6g} and {p.second:.6g} ({p.share_second:.1%} "
-                          f"to {b}, {p.share_third:.1%} to {c}), {report.metric} {p.metrics[report.metric]:.4f}, "
-                          f"runtime {p.runtime_s:.2f} s")  # fmt: skip
+            console.print(f"{fraction} of the gap: thresholds {best.first:.6g} and {best.second:.6g} "
+                          f"({best.share_second:.1%} to {b}, {best.share_third:.1%} to {c}), "
+                          f"{report.metric} {best.metrics[report.metric]:.4f}, runtime {best.runtime_s:.2f} s")  # fmt: skip

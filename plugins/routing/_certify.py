@@ -40,7 +40,7 @@ losses, so no binomial bound applies to it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -280,25 +280,31 @@ def certify(
     failed = np.flatnonzero(p_value > level)
     passed = len(sequence) if not len(failed) else int(failed[0])
     rates = [float(errors[0]) / n if n else 1.0 for errors, n in counted]
-    base = {"metric": metric, "target": target, "delta": delta, "n_calibration": len(gold) + len(ordering),
-            "n_ordering": len(ordering), "batch": batch, "start": float(grid[start]),
-            "start_share": float(escalated_counts(scores, grid[start : start + 1])[0]) / max(len(gold), 1),
-            "observed_error": max(rates)}  # fmt: skip
+    nothing = Certificate(
+        metric=metric, target=target, delta=delta, n_calibration=len(gold) + len(ordering),
+        n_ordering=len(ordering), batch=batch, start=float(grid[start]),
+        start_share=float(escalated_counts(scores, grid[start : start + 1])[0]) / max(len(gold), 1),
+        threshold=None, share=None, calibration_quality=None, bound=None, p_value=float(p_value[0]),
+        reviews_needed=None, observed_error=max(rates),
+    )  # fmt: skip
     if passed == 0:
         needed = _total_needed(
             [reviews_needed(rate, alpha, level) for rate in rates], [n for _, n in counted]
         )
-        total = None if needed is None else int(np.ceil(needed / (1.0 - ORDERING_SHARE)))
-        return Certificate(**base, threshold=None, share=None, calibration_quality=None, bound=None,
-                           p_value=float(p_value[0]), reviews_needed=total)  # fmt: skip
+        return replace(
+            nothing, reviews_needed=None if needed is None else int(np.ceil(needed / (1 - ORDERING_SHARE)))
+        )
     last = passed - 1
-    share = float(escalated_counts(scores, sequence[last : last + 1])[0]) / len(gold)
     value = quality(metric, scores, gold, small_pred, large_pred, sequence[last : last + 1], n_labels)[0]
     bound = min(accuracy_lower_bound(int(errors[last]), n, level) for errors, n in counted)
-    if batch is not None:
-        bound = batch_bound(bound, batch, level)
-    return Certificate(**base, threshold=float(sequence[last]), share=share, calibration_quality=float(value),
-                       bound=bound, p_value=float(p_value[last]), reviews_needed=None)  # fmt: skip
+    return replace(
+        nothing,
+        threshold=float(sequence[last]),
+        share=float(escalated_counts(scores, sequence[last : last + 1])[0]) / len(gold),
+        calibration_quality=float(value),
+        bound=bound if batch is None else batch_bound(bound, batch, level),
+        p_value=float(p_value[last]),
+    )
 
 
 def _total_needed(per_group: list[int | None], sizes: list[int]) -> int | None:
