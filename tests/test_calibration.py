@@ -103,3 +103,12 @@ def test_scale_and_bias_stay_finite_when_a_label_is_missing():
     scores = np.array([[0.0, 1.0, 0.5], [1.0, 0.0, 0.2], [0.2, 0.9, 0.1]])
     scale, bias = calibration.fit_scale_and_bias(scores, np.array([1, 0, 1]))
     assert np.isfinite(scale) and np.isfinite(bias).all()
+
+
+def test_share_thresholds_sit_at_quantiles_and_reach_both_ends():
+    from harness.plugins.routing._calibration import share_thresholds
+
+    scores = np.concatenate([np.linspace(0.5, 0.99, 70), np.ones(30)])
+    thresholds = share_thresholds(scores, [0.0, 0.25, 0.5, 0.7, 0.8, 1.0])
+    shares = [float(np.mean(scores < t)) if t < 1 else 1.0 for t in thresholds]
+    assert shares == [0.0, 0.25, 0.5, 0.7, 1.0]  # 0.8 falls among the tied 1.0s: it is reached only by 1

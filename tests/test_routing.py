@@ -153,3 +153,9 @@ def test_stage_stats_ignore_texts_that_are_not_markers():
     stats = stage_stats(["positive", None, '{"stage":1,"seconds":[0.5,2.0]}', "{broken"], ["s", "l"])
     assert stats["examples"] == 1 and stats["escalated"] == 1
     assert stats["small_s"] == 0.5 and stats["large_s"] == 2.0
+
+
+def test_threshold_1_escalates_even_fully_sure_reviews(routers):
+    probs = np.array([[1.0, 0.0], [0.999999, 0.000001], [0.6, 0.4]])
+    assert routers.get("confidence").obj("1").escalate(probs).tolist() == [True, True, True]
+    assert routers.get("confidence").obj("0.9999999").escalate(probs).tolist() == [False, True, True]

@@ -28,8 +28,8 @@ def unit(text: str) -> float:
 class CountingModel:
     """Toy polarity from the toy source's words; counts every text it is asked to score."""
 
-    def __init__(self, name: str, sharp: bool) -> None:
-        self.name, self.sharp, self.predicted = name, sharp, 0
+    def __init__(self, name: str, sharp: bool, boastful: bool = False) -> None:
+        self.name, self.sharp, self.boastful, self.predicted = name, sharp, boastful, 0
 
     def predict(self, texts, task):
         self.predicted += len(texts)
@@ -38,6 +38,9 @@ class CountingModel:
             u = unit(self.name + text)
             if self.sharp:  # right on every review, never fully sure
                 p = 0.9 if "great" in text else 0.1
+            elif self.boastful:  # over 0.99 sure on most reviews, fully sure on some, right or wrong
+                sure = 1.0 if u < 0.2 else 1.0 - 0.3 * (u - 0.2) ** 5
+                p = sure if ("great" in text) == (u < 0.85) else 1.0 - sure
             elif "great" in text:
                 p = 0.5 + 0.49 * u
             elif "awful" in text:
@@ -57,9 +60,9 @@ class PairPlugin:
     def __init__(self) -> None:
         self.made: list[CountingModel] = []
 
-    def _factory(self, name: str, sharp: bool):
+    def _factory(self, name: str, sharp: bool, boastful: bool = False):
         def make(arg, ctx):
-            self.made.append(CountingModel(name, sharp))
+            self.made.append(CountingModel(name, sharp, boastful))
             return self.made[-1]
 
         return make
@@ -68,6 +71,7 @@ class PairPlugin:
     def register_models(self, register):
         register("cheap", self._factory("cheap", False), description="toy small model")
         register("sharp", self._factory("sharp", True), description="toy large model")
+        register("boastful", self._factory("boastful", False, True), description="over-confident toy model")
 
 
 @pytest.fixture
@@ -79,7 +83,7 @@ def pair_plugin(host) -> PairPlugin:
 
 def sweep_board(**opts) -> Board:
     return sweep.board_for_sweep(
-        "cheap", "sharp", "toy", {"data": "toy:300", "backend": "cpu", "bootstrap": 50, **opts}
+        ["cheap", "sharp"], "toy", {"data": "toy:300", "backend": "cpu", "bootstrap": 50, **opts}
     )
 
 
@@ -117,6 +121,28 @@ def test_escalated_share_is_the_fraction_of_small_confidences_below_each_thresho
         assert point.escalated == np.sum(confidence < point.threshold)
 
 
+def test_share_grid_spans_0_to_100_percent_escalated_for_an_over_confident_model(host, pair_plugin, tmp_path):
+    board = sweep.board_for_sweep(
+        ["boastful", "sharp"], "toy", {"data": "toy:300", "backend": "cpu", "bootstrap": 0}
+    )
+    report, _ = sweep.run_sweep(host, board, tmp_path, sweep.SweepSettings(bootstrap=0))
+    confidence = np.array([max(r["probs"]) for r in records(tmp_path, "boastful")])
+    assert np.mean(confidence > 0.99) > 0.6 and np.mean(confidence == 1.0) > 0.1
+    raw, _ = sweep.run_sweep(host, board, tmp_path, settings())  # the old grid of raw thresholds, 0.5 to 0.99
+    assert max(p.share for p in raw.curve) < 0.4
+    shares = [p.share for p in report.curve]
+    assert shares[0] == 0.0 and shares[-1] == 1.0
+    assert report.curve[-1].metrics == report.large_only.metrics
+    tied = np.mean(confidence == 1.0)  # escalated together, by threshold 1 only
+    largest_tie = np.unique(confidence[confidence < 1.0], return_counts=True)[1].max()
+    for share in sweep.SweepSettings().shares:  # each target share is met but for tied scores
+        if share <= 1.0 - tied:
+            assert min(abs(np.array(shares) - share)) <= (largest_tie + 1) / len(confidence)
+    for point in report.curve:  # each point is still the hybrid at a raw threshold
+        expected = np.ones_like(confidence, bool) if point.threshold >= 1 else confidence < point.threshold
+        assert point.escalated == expected.sum()
+
+
 def test_replayed_threshold_equals_a_hybrid_run_by_the_runner(host, pair_plugin, tmp_path):
     board = Board(name="t", tasks=["toy"], data="toy:300", backend="cpu", bootstrap=0,
                   models=[ModelEntry("cheap"), ModelEntry("sharp"), ModelEntry("hybrid:cheap>sharp@confidence:0.8")])  # fmt: skip
@@ -145,6 +171,16 @@ def test_second_sweep_reruns_nothing(host, pair_plugin, tmp_path):
     assert [m.predicted for m in pair_plugin.made[made:]] == [0, 0]
     assert [p.metrics for p in second.curve] == [p.metrics for p in first.curve]
     assert [p.runtime_s for p in second.curve] == pytest.approx([p.runtime_s for p in first.curve])
+
+
+def test_sweep_from_a_finished_run_builds_no_model(host, pair_plugin, tmp_path):
+    first, _ = sweep.run_sweep(host, sweep_board(), tmp_path, settings())
+    made = len(pair_plugin.made)
+    replayed = sweep.sweep_from_run(host, tmp_path, "toy", {}, "cheap", "sharp", settings())
+    assert len(pair_plugin.made) == made
+    assert [p.metrics for p in replayed.curve] == [p.metrics for p in first.curve]
+    with pytest.raises(HarnessError, match="no predictions.jsonl"):
+        sweep.sweep_from_run(host, tmp_path / "nowhere", "toy", {}, "cheap", "sharp", settings())
 
 
 def test_runtime_is_small_time_for_all_plus_large_time_for_the_escalated(host, pair_plugin, tmp_path):
@@ -223,6 +259,51 @@ def test_temperature_scaling_reports_ece_before_and_after(host, pair_plugin, tmp
     assert any("temperature" in note for note in report.notes)
 
 
+def test_guarantee_certifies_on_the_calibration_half_and_measures_the_held_out_half(
+    host, pair_plugin, tmp_path
+):
+    from harness.plugins.routing._calibration import calibration_mask
+
+    report, _ = sweep.run_sweep(
+        host, sweep_board(), tmp_path, settings(guarantee=("accuracy", 0.9), deltas=[0.2, 0.05], seed=2)
+    )
+    loose, strict = report.certified
+    assert loose.certificate.threshold is not None and strict.certificate.threshold is not None
+    assert loose.certificate.share <= strict.certificate.share  # a smaller delta escalates more
+    small, large = records(tmp_path, "cheap"), records(tmp_path, "sharp")
+    held = ~calibration_mask([r["id"] for r in small], seed=2)
+    confidence = np.array([max(r["probs"]) for r in small])
+    escalate = confidence < loose.certificate.threshold
+    right = np.where(escalate, [r["correct"] for r in large], [r["correct"] for r in small])
+    assert loose.held_out_quality == pytest.approx(right[held].mean())
+    assert loose.held_out.share == pytest.approx(escalate[held].mean())
+    assert loose.certificate.bound >= 0.9
+    assert (
+        loose.best_on_calibration is not None and loose.best_on_calibration_share <= loose.certificate.share
+    )
+
+
+def test_coverage_counts_misses_over_random_splits(host, pair_plugin, tmp_path):
+    report, _ = sweep.run_sweep(
+        host, sweep_board(), tmp_path,
+        settings(guarantee=("accuracy", 0.93), deltas=[0.1, 0.3], coverage_splits=40),
+    )  # fmt: skip
+    rows = report.coverage
+    assert [row.delta for row in rows] == [0.1, 0.3] and all(row.splits == 40 for row in rows)
+    assert rows[0].batch == report.n - report.n // 2
+    assert 0 < rows[0].certified.promised <= rows[1].certified.promised <= 40
+    assert 0 < rows[0].batch_certified.promised <= rows[0].certified.promised  # a batch promise asks for more
+    assert rows[0].certified.missed <= rows[0].certified.promised and rows[0].certified.share <= 1.0
+    assert rows[0].best_on_calibration is rows[1].best_on_calibration  # the same splits for every delta
+
+
+def test_compare_routers_scores_every_router_on_the_held_out_half(host, pair_plugin, tmp_path):
+    report, _ = sweep.run_sweep(host, sweep_board(), tmp_path, settings(compare_routers=True))
+    assert [row.router for row in report.routers] == ["confidence", "margin", "entropy", "learned"]
+    for row in report.routers:
+        assert 0.0 < row.apgr <= 1.0 and row.share_for_50 <= row.share_for_80
+
+
 def test_outputs_table_csv_json_and_png(host, pair_plugin, tmp_path):
     report, _ = sweep.run_sweep(host, sweep_board(), tmp_path, settings(target_share=0.2))
     csv_path, json_path, png_path = sweep.write_outputs(report, tmp_path)
@@ -253,6 +334,16 @@ def test_sweep_command_end_to_end(host, pair_plugin, tmp_path, monkeypatch):
     for name in ("sweep.csv", "sweep.json", "sweep.png", "results.json", "predictions.jsonl"):
         assert f"wrote {out / name}" in result.output
         assert (out / name).exists()
+    bigger = [*args[:6], "toy:400", *args[7:9]]
+    certified = CliRunner().invoke(cli, [*bigger, "--guarantee", "accuracy>=0.9", "--delta", "0.1", "--batch", "50",
+                                         "--coverage-splits", "10", "--out", str(out)])  # fmt: skip
+    assert certified.exit_code == 0, certified.output
+    assert "certified threshold" in certified.output and "coverage of accuracy>=0.9" in certified.output
+    assert (
+        "certified for a batch of" in certified.output and "on a batch of 50 new reviews" in certified.output
+    )
+    refused = CliRunner().invoke(cli, [*args[:9], "--guarantee", "macro_f1>=0.9", "--out", str(out)])
+    assert refused.exit_code != 0 and "ratio of counts" in str(refused.exception)
 
 
 @pytest.mark.slow

@@ -138,6 +138,30 @@ def candidate_thresholds(scores: np.ndarray, extra: Sequence[float] = ()) -> np.
     return np.unique(np.concatenate([points, np.asarray(extra, dtype=np.float64)]))
 
 
+def share_thresholds(scores: np.ndarray, shares: Sequence[float]) -> np.ndarray:
+    """Thresholds at quantiles of the router's scores: one per target share escalated.
+
+    A fine-tuned model is over-confident, so a grid of raw thresholds crowds
+    into the first few percent escalated; quantiles spread the curve from 0%
+    to 100% whatever the calibration (RouteLLM calibrates the same way).
+    Share k/n sits midway between the k-th and (k+1)-th smallest score; tied
+    scores escalate together, so the achieved share can fall short of the
+    target. Share 0 gives threshold 0 and share 1 threshold 1 (every review).
+    """
+    ordered = np.sort(np.clip(np.asarray(scores, dtype=np.float64), 0.0, 1.0))
+    n = len(ordered)
+    thresholds = []
+    for share in shares:
+        k = int(round(float(share) * n))
+        if k <= 0:
+            thresholds.append(0.0)
+        elif k >= n:
+            thresholds.append(1.0)
+        else:
+            thresholds.append(float((ordered[k - 1] + ordered[k]) / 2))
+    return np.unique(np.asarray(thresholds, dtype=np.float64))
+
+
 def pick_for_share(thresholds: np.ndarray, shares: np.ndarray, target: float) -> int:
     """Index of the threshold whose escalated share is closest to `target` (ties: less escalation)."""
     distance = np.abs(np.asarray(shares) - target)

@@ -37,6 +37,9 @@ class PairedPredictions:
     large: np.ndarray
     small_latency: np.ndarray
     large_latency: np.ndarray
+    texts: list[str] = field(
+        default_factory=list
+    )  # as predictions.jsonl keeps them (the first 500 characters)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -49,6 +52,7 @@ class PairedPredictions:
             large=self.large[mask],
             small_latency=self.small_latency[mask],
             large_latency=self.large_latency[mask],
+            texts=[t for t, keep in zip(self.texts, mask, strict=True) if keep] if self.texts else [],
         )
 
 
@@ -81,6 +85,7 @@ def read_pair(path: Path, task: str, labels: Sequence[str], small: str, large: s
         large=np.asarray([r["probs"] for r in large_records], dtype=np.float64),
         small_latency=np.asarray([r["latency_s"] for r in small_records], dtype=np.float64),
         large_latency=np.asarray([r["latency_s"] for r in large_records], dtype=np.float64),
+        texts=[r.get("text", "") for r in small_records],
     )
 
 

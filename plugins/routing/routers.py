@@ -38,7 +38,12 @@ def entropy_confidence(probs: np.ndarray) -> np.ndarray:
 
 
 class ThresholdRouter:
-    """Escalates where score(probs) < threshold."""
+    """Escalates where score(probs) < threshold; threshold 1 escalates every review.
+
+    Scores live in [0, 1], and a fine-tuned model's top probability can round
+    to exactly 1, so without the rule no threshold would reach "always ask
+    the large model" and a sweep's curve could not end at 100% escalated.
+    """
 
     def __init__(self, name: str, score: Callable[[np.ndarray], np.ndarray], threshold: float) -> None:
         if not 0.0 <= threshold <= 1.0:
@@ -48,7 +53,8 @@ class ThresholdRouter:
         self.threshold = threshold
 
     def escalate(self, probs: np.ndarray) -> np.ndarray:
-        return np.asarray(self.score(np.asarray(probs)) < self.threshold)
+        scores = np.asarray(self.score(np.asarray(probs)))
+        return np.ones(len(scores), dtype=bool) if self.threshold >= 1.0 else scores < self.threshold
 
 
 def _factory(name: str, score: Callable[[np.ndarray], np.ndarray], default: float):

@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,11 +28,13 @@ from harness.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from harness.plugin_manager import PluginHost
+    from harness.plugins.routing._guarantee import CertifiedResult, CoverageRow
+    from harness.plugins.routing._learned import RouterScore
     from harness.plugins.routing._replay import PairedPredictions, Point, TargetResult, TemperatureResult
     from harness.runner import ProgressSink
     from harness.types import Task
 
-DEFAULT_THRESHOLDS = "0.5:0.99:0.01"
+DEFAULT_SHARES = "0:1:0.02"
 GAP_FRACTIONS = (0.5, 0.8)
 
 
@@ -70,14 +73,24 @@ def parse_target_metric(text: str) -> tuple[str, float]:
 
 @dataclass
 class SweepSettings:
-    """How to replay: the router, its thresholds, the headline metric and the optional calibration."""
+    """How to replay: the router, its grid, the headline metric and the optional calibration.
+
+    The grid is `shares` (thresholds at those quantiles of the router's score)
+    unless raw `thresholds` are given.
+    """
 
     router: str = "confidence"
-    thresholds: list[float] = field(default_factory=lambda: parse_thresholds(DEFAULT_THRESHOLDS))
+    shares: list[float] = field(default_factory=lambda: parse_thresholds(DEFAULT_SHARES))
+    thresholds: list[float] | None = None
     metric: str | None = None
     target_share: float | None = None
     target_metric: tuple[str, float] | None = None
     temperature: bool = False
+    guarantee: tuple[str, float] | None = None
+    deltas: list[float] = field(default_factory=lambda: [0.1])
+    batch: int | None = None
+    coverage_splits: int = 0
+    compare_routers: bool = False
     seed: int = 0
     bootstrap: int = 1000
 
@@ -100,6 +113,9 @@ class SweepReport:
     share_to_recover: dict[str, float | None]
     target: TargetResult | None = None
     temperature: TemperatureResult | None = None
+    certified: list[CertifiedResult] = field(default_factory=list)
+    coverage: list[CoverageRow] = field(default_factory=list)
+    routers: list[RouterScore] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -133,7 +149,13 @@ def replay_sweep(
         raise HarnessError(
             f"unknown metric {metric!r}; task {task.name!r} reports {', '.join(small_only.metrics)}"
         )
-    curve = replay.router_curve(pair, make_router, settings.thresholds, task.metrics)
+    if settings.thresholds is not None:
+        thresholds = settings.thresholds
+    elif router_score is None:
+        raise HarnessError(f"router {settings.router!r} has no score to take quantiles of: give --thresholds")
+    else:
+        thresholds = calibration.share_thresholds(router_score(pair.small), settings.shares).tolist()
+    curve = replay.router_curve(pair, make_router, thresholds, task.metrics)
     shares = [p.share for p in curve]
     quality = [p.metrics[metric] for p in curve]
     low, high = small_only.metrics[metric], large_only.metrics[metric]
@@ -143,11 +165,39 @@ def replay_sweep(
     if settings.target_share is not None or settings.target_metric is not None:
         target = replay.calibrate_target(
             pair, half, make_router, task.metrics,
-            share=settings.target_share, metric=settings.target_metric, grid=settings.thresholds,
+            share=settings.target_share, metric=settings.target_metric, grid=settings.thresholds or (),
             router_score=router_score, resamples=settings.bootstrap, seed=settings.seed,
         )  # fmt: skip
         if not target.reached:
             notes.append(f"target {target.target} not reached on the calibration half; best threshold used")
+    certified, coverage = [], []
+    if settings.guarantee is not None:
+        from harness.plugins.routing import _guarantee as guarantee
+
+        if router_score is None:
+            raise HarnessError(f"router {settings.router!r} has no score to certify thresholds of")
+        certified = [
+            guarantee.certify_on_halves(
+                pair,
+                half,
+                router_score,
+                settings.guarantee,
+                delta,
+                task.metrics,
+                resamples=settings.bootstrap,
+                seed=settings.seed,
+                batch=settings.batch,
+            )  # fmt: skip
+            for delta in settings.deltas
+        ]
+        if settings.coverage_splits:
+            coverage = guarantee.coverage(pair, router_score, settings.guarantee, settings.deltas,
+                                          settings.coverage_splits, settings.seed)  # fmt: skip
+    routers = []
+    if settings.compare_routers:
+        from harness.plugins.routing._learned import compare_routers
+
+        routers = compare_routers(pair, half, task.metrics, metric, settings.shares)
     return SweepReport(
         task=task.name,
         small=small,
@@ -166,8 +216,31 @@ def replay_sweep(
         },
         target=target,
         temperature=temperature,
+        certified=certified,
+        coverage=coverage,
+        routers=routers,
         notes=notes,
     )
+
+
+def run_models(
+    host: PluginHost,
+    board: Board,
+    run_dir: Path,
+    *,
+    cache_path: Path | None = None,
+    model_dir: Path | None = None,
+    progress: ProgressSink | None = None,
+) -> tuple[Task, dict[str, Any]]:
+    """Run (or find in the cache) every model of a one-task board; the task and the run's results."""
+    from harness.runner import run_board
+
+    results = run_board(host, board, run_dir, cache_path=cache_path, model_dir=model_dir, progress=progress)
+    for row in results["rows"]:
+        if row["status"] != "ok":
+            raise RunFailed(f"model {row['model']!r} failed on {row['task']!r}: {row['error']}")
+    [task_name] = board.tasks
+    return host.registries.tasks.build(task_name, board.task_options.get(task_name, {})), results
 
 
 def run_sweep(
@@ -182,19 +255,36 @@ def run_sweep(
 ) -> tuple[SweepReport, dict[str, Any]]:
     """Run (or find in the cache) both models of a two-model, one-task board, then replay the sweep."""
     from harness.plugins.routing._replay import read_pair
-    from harness.runner import run_board
 
     if len(board.tasks) != 1 or len(board.models) != 2:
         raise HarnessError("a sweep needs exactly one task and two models (small, then large)")
     small, large = (entry.spec for entry in board.models)
-    results = run_board(host, board, run_dir, cache_path=cache_path, model_dir=model_dir, progress=progress)
-    for row in results["rows"]:
-        if row["status"] != "ok":
-            raise RunFailed(f"model {row['model']!r} failed on {row['task']!r}: {row['error']}")
-    [task_name] = board.tasks
-    task = host.registries.tasks.get(task_name).obj(board.task_options.get(task_name, {}))
+    task, results = run_models(
+        host, board, run_dir, cache_path=cache_path, model_dir=model_dir, progress=progress
+    )
     pair = read_pair(run_dir / "predictions.jsonl", task.name, task.labels, small, large)
     return replay_sweep(pair, task, host, small, large, settings), results
+
+
+def finished_predictions(run_dir: Path) -> Path:
+    """A finished run's predictions.jsonl, or a clear error."""
+    path = run_dir / "predictions.jsonl"
+    if not path.is_file():
+        raise HarnessError(f"{run_dir} has no predictions.jsonl: run the models there first")
+    return path
+
+
+def sweep_from_run(
+    host: PluginHost, run_dir: Path, task_name: str, task_options: dict[str, str], small: str, large: str,
+    settings: SweepSettings,
+) -> SweepReport:  # fmt: skip
+    """Replay the sweep from a finished run's predictions.jsonl: no model is built or run."""
+    from harness.plugins.routing._replay import read_pair
+
+    path = finished_predictions(run_dir)
+    task = host.registries.tasks.get(task_name).obj(task_options)
+    pair = read_pair(path, task.name, task.labels, small, large)
+    return replay_sweep(pair, task, host, small, large, settings)
 
 
 CSV_FIELDS = ("curve", "threshold", "share_escalated", "escalated", "runtime_s")
@@ -222,6 +312,8 @@ def write_outputs(report: SweepReport, run_dir: Path) -> list[Path]:
     atomic_write(csv_path, sweep_csv(report))
     write_json(json_path, asdict(report))
     chosen = report.target.held_out if report.target is not None else None
+    if chosen is None and report.certified:
+        chosen = report.certified[0].held_out
     plot_sweep(png_path, report.metric, report.curve, report.oracle, report.small_only, report.large_only,
                title=f"{report.task}: {report.small} > {report.large} ({report.router}, n = {report.n})",
                chosen=chosen)  # fmt: skip
@@ -262,6 +354,12 @@ def print_report(report: SweepReport, console: Any) -> None:
                       f"NLL {t.nll_before:.4f} -> {t.nll_after:.4f}")  # fmt: skip
     if report.target is not None:
         _print_target(report.target, report.metric, console)
+    for result in report.certified:
+        _print_certified(result, console)
+    if report.coverage:
+        _print_coverage(report.coverage, report.certified[0].certificate, console)
+    if report.routers:
+        _print_routers(report.routers, report.metric, console)
     for note in report.notes:
         console.print(f"note: {note}")
 
@@ -284,8 +382,77 @@ def _print_target(target: TargetResult, metric: str, console: Any) -> None:
     )
 
 
-def _default_run_dir(task: str, small: str, large: str) -> Path:
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", f"sweep-{task}-{small}-{large}")
+def _print_certified(result: CertifiedResult, console: Any) -> None:
+    c = result.certificate
+    name = f"{c.metric}>={c.target:g}"
+    scope = "the population" if c.batch is None else f"a batch of {c.batch} new reviews"
+    head = (f"guarantee {name} on {scope} with probability {1 - c.delta:g} (delta {c.delta:g}), "
+            f"{c.n_calibration} calibration reviews")  # fmt: skip
+    if c.threshold is None or result.held_out is None:
+        console.print(f"{head}: nothing can be certified")
+        where = f"at the best threshold on {c.n_ordering} ordering reviews ({c.start:.9g}, {c.start_share:.1%} escalated)"
+        if c.reviews_needed is None:
+            console.print(f"  {where} the error rate is {c.observed_error:.4f}, not below {1 - c.target:.4f}: "
+                          "no number of calibration reviews would certify the target")  # fmt: skip
+        else:
+            console.print(f"  {where} the error rate is {c.observed_error:.4f}: about {c.reviews_needed} "
+                          "calibration reviews would certify it at that rate")  # fmt: skip
+    else:
+        low, high = result.intervals.get("share_escalated", (float("nan"), float("nan")))
+        console.print(f"{head}: certified threshold {c.threshold:.9g}, escalating {c.share:.1%} of the testing "
+                      f"reviews ({c.metric} {_fmt(c.calibration_quality)}, lower bound {_fmt(c.bound)}, p = {c.p_value:.3g})")  # fmt: skip
+        spread = result.intervals.get(c.metric)
+        console.print(f"  held-out: {result.held_out.share:.1%} [{_fmt(low, 3)}, {_fmt(high, 3)}] escalated, "
+                      f"{c.metric} {_fmt(result.held_out_quality)}"
+                      + (f" [{_fmt(spread[0])}, {_fmt(spread[1])}]" if spread else ""))  # fmt: skip
+    if result.best_on_calibration is None:
+        console.print(
+            f"  uncertified best on calibration: no threshold reaches {name} on the calibration half"
+        )
+    else:
+        console.print(f"  uncertified best on calibration: threshold {result.best_on_calibration:.9g}, "
+                      f"{result.best_on_calibration_share:.1%} escalated, held-out {c.metric} "
+                      f"{_fmt(result.best_on_calibration_held_out)}")  # fmt: skip
+
+
+def _print_coverage(rows: list[CoverageRow], certificate: Any, console: Any) -> None:
+    from rich.table import Table
+
+    name = f"{certificate.metric}>={certificate.target:g}"
+    first = rows[0]
+    table = Table(title=f"coverage of {name} over {first.splits} random calibration/held-out splits "
+                        f"({first.batch} held out)")  # fmt: skip
+    for column in ("pick", "delta", "promised", "missed held out", "escalated held out"):
+        table.add_column(column, justify="left" if column == "pick" else "right", no_wrap=True)
+
+    def add(pick: str, delta: str, tally: Any) -> None:
+        table.add_row(pick, delta, f"{tally.promised}/{first.splits}",
+                      f"{tally.missed} ({tally.missed / first.splits:.1%})",
+                      "n/a" if tally.share is None else f"{tally.share:.1%}")  # fmt: skip
+
+    for row in rows:
+        add("certified for the population", f"{row.delta:g}", row.certified)
+        if row.batch_certified.promised or certificate.metric == "accuracy":
+            add(f"certified for a batch of {row.batch}", f"{row.delta:g}", row.batch_certified)
+    add("best on calibration (uncertified)", "", first.best_on_calibration)
+    console.print(table)
+    console.print("a miss: the pick promised the target and the held-out half fell short; a batch certificate "
+                  "allows misses in at most delta of the splits")  # fmt: skip
+
+
+def _print_routers(rows: list[RouterScore], metric: str, console: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"routers on the held-out half ({metric}; learned: fitted on the calibration half)")
+    for column in ("router", "APGR", "escalated for 50% of the gap", "escalated for 80%"):
+        table.add_column(column, justify="left" if column == "router" else "right", no_wrap=True)
+    for row in rows:
+        table.add_row(row.router, _fmt(row.apgr, 3), _fmt(row.share_for_50, 3), _fmt(row.share_for_80, 3))
+    console.print(table)
+
+
+def _default_run_dir(task: str, models: Sequence[str]) -> Path:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join(["sweep", task, *models]))
     return Path("runs") / slug
 
 
@@ -300,8 +467,7 @@ def sweep_location(
     """
     if not _holds_another_run(run_dir, board):
         return run_dir, cache_path, None
-    small, large = (entry.spec for entry in board.models)
-    own = run_dir / _default_run_dir(board.tasks[0], small, large).name
+    own = run_dir / _default_run_dir(board.tasks[0], [entry.spec for entry in board.models]).name
     return own, cache_path or run_dir / "cache.sqlite", run_dir / "models"
 
 
@@ -316,8 +482,8 @@ def _holds_another_run(run_dir: Path, board: Board) -> bool:
         return True
 
 
-def board_for_sweep(small: str, large: str, task: str, opts: dict[str, Any]) -> Board:
-    """The two-model, one-task board a sweep runs, from the same options as `harness run`."""
+def board_for_sweep(models: Sequence[str], task: str, opts: dict[str, Any]) -> Board:
+    """The one-task board a sweep runs (two or three models), from the same options as `harness run`."""
     task_options = parse_pairs(opts.get("task_opts", ()), "--task-option")
     if opts.get("categories"):
         task_options["categories"] = opts["categories"]
@@ -325,7 +491,7 @@ def board_for_sweep(small: str, large: str, task: str, opts: dict[str, Any]) -> 
     board = Board(
         name="sweep",
         tasks=[task],
-        models=[ModelEntry(spec=small), ModelEntry(spec=large)],
+        models=[ModelEntry(spec=spec) for spec in models],
         model_options=model_options,
         data=None if opts.get("dataset") else (opts.get("data") or "demo"),
         dataset=opts.get("dataset"),
@@ -344,8 +510,7 @@ def board_for_sweep(small: str, large: str, task: str, opts: dict[str, Any]) -> 
 @hookimpl
 def register_commands(cli):
     @cli.command(epilog=EXIT_CODES)
-    @click.argument("small")
-    @click.argument("large")
+    @click.argument("models", nargs=-1, required=True)
     @click.option("--task", required=True, help="Task to sweep, e.g. polarity.")
     @click.option(
         "--data", help="Review file (.tsv[.gz], .jsonl, .csv), a saved dataset directory, or 'demo'."
@@ -355,7 +520,9 @@ def register_commands(cli):
     @click.option("--limit", type=click.IntRange(min=1), help="Score at most N examples.")
     @click.option("--backend", help="cpu, cuda, mps or auto.")
     @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-                  help="Run directory [default: runs/sweep-TASK-SMALL-LARGE].")  # fmt: skip
+                  help="Run directory [default: runs/sweep-TASK-MODELS].")  # fmt: skip
+    @click.option("--from-run", type=click.Path(file_okay=False, exists=True, path_type=Path),
+                  help="Replay a finished run's predictions.jsonl instead of running the models.")  # fmt: skip
     @click.option("--cache", "cache_path", type=click.Path(dir_okay=False, path_type=Path),
                   help="Prediction cache file [default: RUN_DIR/cache.sqlite].")  # fmt: skip
     @click.option(
@@ -371,8 +538,10 @@ def register_commands(cli):
     @click.option("--category-col", help="Column holding the product category (CSV/JSONL).")
     @click.option("--title-col", help="Column holding the review title (CSV/JSONL).")
     @click.option("--router", default="confidence", show_default=True, help="confidence, margin or entropy.")
-    @click.option("--thresholds", default=DEFAULT_THRESHOLDS, show_default=True,
-                  help="START:STOP:STEP (inclusive) or a comma list.")  # fmt: skip
+    @click.option("--shares", default=DEFAULT_SHARES, show_default=True,
+                  help="Shares escalated to put thresholds at (quantiles of the router's score): "
+                       "START:STOP:STEP (inclusive) or a comma list.")  # fmt: skip
+    @click.option("--thresholds", help="Raw thresholds instead of --shares: START:STOP:STEP or a comma list.")
     @click.option("--metric", help="Headline metric for APGR and the plot [default: macro_f1].")
     @click.option("--target-share", type=click.FloatRange(0, 1),
                   help="Pick the threshold escalating this share on a calibration half.")  # fmt: skip
@@ -382,51 +551,108 @@ def register_commands(cli):
     @click.option(
         "--temperature", is_flag=True, help="Temperature-scale the small model on the calibration half."
     )
+    @click.option("--guarantee", help="Certify the least escalating threshold reaching METRIC>=VALUE "
+                  "(accuracy or class_accuracy) on a calibration half, e.g. accuracy>=0.9.")  # fmt: skip
+    @click.option("--delta", "deltas", type=click.FloatRange(0, 1, min_open=True, max_open=True), multiple=True,
+                  help="Allowed chance that a certified threshold misses the target [default: 0.1]; repeatable.")  # fmt: skip
+    @click.option("--batch", type=click.IntRange(min=1),
+                  help="With --guarantee (accuracy): promise it for a batch of this many new reviews.")  # fmt: skip
+    @click.option("--coverage-splits", type=click.IntRange(min=0), default=0,
+                  help="With --guarantee: certify on this many random splits and count held-out misses.")  # fmt: skip
+    @click.option("--compare-routers", is_flag=True, help="Score confidence, margin, entropy and a router "
+                  "learned on the calibration half, on the held-out half.")  # fmt: skip
     @click.option(
         "--bootstrap", type=click.IntRange(min=0), help="Bootstrap resamples for intervals [default: 1000]."
     )
-    def sweep(small: str, large: str, **opts: Any) -> None:
-        """Sweep the routing thresholds of SMALL>LARGE on one task, replayed from one run of each model.
+    def sweep(models: tuple[str, ...], **opts: Any) -> None:
+        """Sweep the routing thresholds of SMALL>LARGE (or A>B>C) on one task, replayed from one run of each model.
 
         \b
-        Writes sweep.csv, sweep.json and sweep.png into the run directory, e.g.
+        Writes sweep.csv, sweep.json and sweep.png (cascade.* for three models) into the run directory, e.g.
           harness sweep minilm smollm2 --task polarity --target-share 0.2 --temperature
+          harness sweep minilm smollm2 --task polarity --guarantee 'accuracy>=0.9' --delta 0.1
+          harness sweep minilm distilbert smollm2 --task polarity
         """
         from rich.console import Console
 
         from harness.plugin_manager import get_host
+        from harness.plugins.routing._certify import parse_guarantee
         from harness.preflight import preflight
         from harness.progress import progress_for_stderr
 
+        if len(models) not in (2, 3):
+            raise HarnessError(
+                f"a sweep needs two models (small, large) or three (a cascade), got {len(models)}"
+            )
         if opts["target_share"] is not None and opts["target_metric"]:
             raise HarnessError("give --target-share or --target-metric, not both")
-        board = board_for_sweep(small, large, opts["task"], opts)
+        if (opts["deltas"] or opts["coverage_splits"] or opts["batch"]) and not opts["guarantee"]:
+            raise HarnessError("--delta, --batch and --coverage-splits need --guarantee METRIC>=VALUE")
+        two_only = (
+            "thresholds",
+            "target_share",
+            "target_metric",
+            "temperature",
+            "guarantee",
+            "compare_routers",
+        )
+        if len(models) == 3 and any(opts[name] for name in two_only):
+            raise HarnessError("a three-model sweep takes --shares only: --" + ", --".join(
+                name.replace("_", "-") for name in two_only if opts[name]) + " need two models")  # fmt: skip
+        guarantee = parse_guarantee(opts["guarantee"]) if opts["guarantee"] else None
+        if opts["batch"] and guarantee is not None and guarantee[0] != "accuracy":
+            raise HarnessError("--batch promises accuracy only: a batch's class mix is not known in advance")
+        board = board_for_sweep(models, opts["task"], opts)
         settings = SweepSettings(
             router=opts["router"],
-            thresholds=parse_thresholds(opts["thresholds"]),
+            shares=parse_thresholds(opts["shares"]),
+            thresholds=parse_thresholds(opts["thresholds"]) if opts["thresholds"] else None,
             metric=opts["metric"],
             target_share=opts["target_share"],
             target_metric=parse_target_metric(opts["target_metric"]) if opts["target_metric"] else None,
             temperature=opts["temperature"],
+            guarantee=guarantee,
+            deltas=list(opts["deltas"]) or [0.1],
+            batch=opts["batch"],
+            coverage_splits=opts["coverage_splits"],
+            compare_routers=opts["compare_routers"],
             seed=board.seed,
             bootstrap=board.bootstrap,
         )
+        host = get_host()
         run_dir, cache_path, model_dir = sweep_location(
-            opts["out"] or _default_run_dir(opts["task"], small, large), board, opts["cache_path"]
+            opts["out"] or _default_run_dir(opts["task"], models), board, opts["cache_path"]
         )
-        preflight(get_host(), board, run_dir, cache_path=cache_path).raise_problems()
-        with progress_for_stderr() as progress:
-            report, results = run_sweep(get_host(), board, run_dir, settings, cache_path=cache_path,
-                                        model_dir=model_dir, progress=progress)  # fmt: skip
         console = Console()
         if not console.is_terminal:
             console.width = 160
-        print_report(report, console)
-        for row in results["rows"]:
-            console.print(f"{row['model']}: {row['computed']} computed, {row['cached']} from the cache")
-        for path in [
-            *write_outputs(report, run_dir),
-            run_dir / "results.json",
-            run_dir / "predictions.jsonl",
-        ]:
-            click.echo(f"wrote {path}")
+        if opts["from_run"] is not None:
+            path = finished_predictions(opts["from_run"])
+            task = host.registries.tasks.build(opts["task"], board.task_options[opts["task"]])
+            run_dir.mkdir(parents=True, exist_ok=True)
+            written: list[Path] = []
+        else:
+            preflight(host, board, run_dir, cache_path=cache_path).raise_problems()
+            with progress_for_stderr() as progress:
+                task, results = run_models(
+                    host, board, run_dir, cache_path=cache_path, model_dir=model_dir, progress=progress
+                )
+            for row in results["rows"]:
+                console.print(f"{row['model']}: {row['computed']} computed, {row['cached']} from the cache")
+            path = run_dir / "predictions.jsonl"
+            written = [run_dir / "results.json", path]
+        if len(models) == 3:
+            from harness.plugins.routing import _cascade as cascade
+
+            three = cascade.cascade_report(path, task, host, models, settings)
+            cascade.print_cascade(three, console)
+            written = [*cascade.write_cascade(three, run_dir), *written]
+        else:
+            from harness.plugins.routing._replay import read_pair
+
+            pair = read_pair(path, task.name, task.labels, models[0], models[1])
+            report = replay_sweep(pair, task, host, models[0], models[1], settings)
+            print_report(report, console)
+            written = [*write_outputs(report, run_dir), *written]
+        for written_path in written:
+            click.echo(f"wrote {written_path}")

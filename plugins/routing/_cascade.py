@@ -1,0 +1,226 @@
+"""Cascades of three replayed from stored predictions: two thresholds over a grid, and their frontier.
+
+`hybrid:A>B>C` lets A answer, escalates A's unsure reviews to B, and B's
+unsure ones among those to C. With all three models' per-review
+probabilities and latencies every pair of thresholds is exact arithmetic,
+as for two models, so a grid of pairs costs no model run. The frontier is
+the pairs no other pair beats on both quality and runtime; the cheapest
+pair reaching each share of the gap between A alone and the best single
+model is the one to use for that target.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from harness.plugins.routing import _calibration as calibration
+from harness.plugins.routing._replay import MetricFn, read_pair
+
+if TYPE_CHECKING:
+    from harness.plugin_manager import PluginHost
+    from harness.plugins.routing.sweep import SweepSettings
+    from harness.types import Task
+
+GAP_TARGETS = (0.5, 0.8, 0.95)
+
+
+@dataclass
+class Cascade:
+    """Three models' predictions on the same reviews, first model's order."""
+
+    gold: np.ndarray
+    probs: list[np.ndarray]
+    latency: list[np.ndarray]
+
+
+def read_cascade(path: Path, task: str, labels: Sequence[str], specs: Sequence[str]) -> Cascade:
+    """The three models' records for `task`, aligned on the first model's reviews."""
+    first, second = (
+        read_pair(path, task, labels, specs[0], specs[1]),
+        read_pair(path, task, labels, specs[0], specs[2]),
+    )
+    return Cascade(first.gold, [first.small, first.large, second.large],
+                   [first.small_latency, first.large_latency, second.large_latency])  # fmt: skip
+
+
+@dataclass
+class CascadePoint:
+    """One pair of thresholds: the shares reaching the second and third model, runtime and metrics."""
+
+    first: float
+    second: float
+    share_second: float
+    share_third: float
+    runtime_s: float
+    metrics: dict[str, float]
+    frontier: bool = False
+
+
+@dataclass
+class CascadeReport:
+    """Everything a three-model sweep found, as written to cascade.json."""
+
+    task: str
+    models: list[str]
+    router: str
+    metric: str
+    n: int
+    singles: dict[str, dict[str, float]]
+    single_runtimes: dict[str, float]
+    points: list[CascadePoint]
+    best_for: dict[str, CascadePoint | None] = field(default_factory=dict)
+
+
+def cascade_point(
+    cascade: Cascade, scores: Sequence[np.ndarray], first: float, second: float, metric_fn: MetricFn
+) -> CascadePoint:
+    """A answers unless its score is below `first`; then B, unless B's is below `second`; then C."""
+    from harness.plugins.routing._guarantee import escalate_at
+
+    to_second = escalate_at(scores[0], first)
+    to_third = to_second & escalate_at(scores[1], second)
+    probs = np.where(to_third[:, None], cascade.probs[2],
+                     np.where(to_second[:, None], cascade.probs[1], cascade.probs[0]))  # fmt: skip
+    runtime = (
+        cascade.latency[0].sum() + cascade.latency[1][to_second].sum() + cascade.latency[2][to_third].sum()
+    )
+    return CascadePoint(first, second, float(to_second.mean()), float(to_third.mean()), float(runtime),
+                        metric_fn(cascade.gold, probs))  # fmt: skip
+
+
+def replay_cascade(
+    cascade: Cascade,
+    score: Callable[[np.ndarray], np.ndarray],
+    metric_fn: MetricFn,
+    metric: str,
+    shares: Sequence[float],
+) -> tuple[list[CascadePoint], dict[str, CascadePoint | None]]:
+    """Every pair of thresholds at the grid's quantiles of each model's score; the frontier and best pairs."""
+    scores = [score(probs) for probs in cascade.probs[:2]]
+    grids = [calibration.share_thresholds(s, shares) for s in scores]
+    points = [cascade_point(cascade, scores, float(first), float(second), metric_fn)
+              for first in grids[0] for second in grids[1]]  # fmt: skip
+    best = -np.inf
+    for point in sorted(points, key=lambda p: (p.runtime_s, -p.metrics[metric])):
+        if point.metrics[metric] > best:
+            point.frontier, best = True, point.metrics[metric]
+    low = metric_fn(cascade.gold, cascade.probs[0])[metric]
+    high = max(metric_fn(cascade.gold, probs)[metric] for probs in cascade.probs)
+    best_for: dict[str, CascadePoint | None] = {}
+    for fraction in GAP_TARGETS:
+        goal = low + fraction * (high - low)
+        reaching = [p for p in points if p.metrics[metric] >= goal - 1e-12]
+        best_for[f"{fraction:.0%}"] = (
+            min(reaching, key=lambda p: p.runtime_s) if reaching and high > low else None
+        )
+    return points, best_for
+
+
+def cascade_csv(report: CascadeReport) -> str:
+    """One row per pair of thresholds, the frontier flagged."""
+    metrics = list(next(iter(report.singles.values())))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["first_threshold", "second_threshold", "share_to_second", "share_to_third", "runtime_s",
+                     "frontier", *metrics])  # fmt: skip
+    for p in report.points:
+        writer.writerow([f"{p.first:.9g}", f"{p.second:.9g}", f"{p.share_second:.6f}", f"{p.share_third:.6f}",
+                         f"{p.runtime_s:.6f}", int(p.frontier), *(f"{p.metrics[m]:.6f}" for m in metrics)])  # fmt: skip
+    return out.getvalue()
+
+
+def plot_cascade(path: Path, report: CascadeReport) -> Path:
+    """Quality against runtime: every pair, the frontier, and each model alone."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7, 4.5), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
+    axes.plot([p.runtime_s for p in report.points], [p.metrics[report.metric] for p in report.points], ".",
+              color="lightgrey", label="threshold pairs")  # fmt: skip
+    frontier = sorted((p for p in report.points if p.frontier), key=lambda p: p.runtime_s)
+    axes.plot([p.runtime_s for p in frontier], [p.metrics[report.metric] for p in frontier], "o-", markersize=3,
+              label="frontier")  # fmt: skip
+    for (name, metrics), colour in zip(
+        report.singles.items(), ("tab:green", "tab:orange", "tab:purple"), strict=False
+    ):
+        axes.plot(
+            report.single_runtimes[name], metrics[report.metric], "s", color=colour, label=f"{name} alone"
+        )
+    axes.set_xlabel("runtime (s, summed per-review model time)")
+    axes.set_ylabel(report.metric)
+    axes.legend(loc="lower right", fontsize="small")
+    figure.suptitle(f"{report.task}: {' > '.join(report.models)} ({report.router}, n = {report.n})")
+    figure.savefig(path, dpi=110)
+    return path
+
+
+def cascade_report(
+    path: Path, task: Task, host: PluginHost, specs: Sequence[str], settings: SweepSettings
+) -> CascadeReport:
+    """Replay every pair of thresholds of A>B>C from the predictions at `path`."""
+    from harness.errors import HarnessError
+
+    router = host.registries.routers.get(settings.router).obj(None)
+    score = getattr(router, "score", None)
+    if score is None:
+        raise HarnessError(f"router {settings.router!r} has no score to take quantiles of")
+    cascade = read_cascade(path, task.name, task.labels, specs)
+    singles = {
+        spec: task.metrics(cascade.gold, probs) for spec, probs in zip(specs, cascade.probs, strict=True)
+    }
+    first = singles[specs[0]]
+    metric = settings.metric or ("macro_f1" if "macro_f1" in first else next(iter(first)))
+    if metric not in first:
+        raise HarnessError(f"unknown metric {metric!r}; task {task.name!r} reports {', '.join(first)}")
+    points, best_for = replay_cascade(cascade, score, task.metrics, metric, settings.shares)
+    return CascadeReport(
+        task=task.name, models=list(specs), router=settings.router, metric=metric, n=len(cascade.gold),
+        singles=singles, single_runtimes={s: float(t.sum()) for s, t in zip(specs, cascade.latency, strict=True)},
+        points=points, best_for=best_for,
+    )  # fmt: skip
+
+
+def write_cascade(report: CascadeReport, run_dir: Path) -> list[Path]:
+    """cascade.csv, cascade.json and cascade.png in the run directory; returns their paths."""
+    from dataclasses import asdict
+
+    from harness.files import atomic_write, write_json
+
+    csv_path, json_path, png_path = run_dir / "cascade.csv", run_dir / "cascade.json", run_dir / "cascade.png"
+    atomic_write(csv_path, cascade_csv(report))
+    write_json(json_path, asdict(report))
+    plot_cascade(png_path, report)
+    return [csv_path, json_path, png_path]
+
+
+def print_cascade(report: CascadeReport, console: Any) -> None:
+    """The frontier, each model alone, and the cheapest pair for each share of the gap."""
+    from rich.table import Table
+
+    a, b, c = report.models
+    table = Table(title=f"{report.task}: {a} > {b} > {c}, router {report.router}, n = {report.n}: frontier")
+    for column in ("first threshold", f"to {b}", "second threshold", f"to {c}", "runtime s", report.metric):
+        table.add_column(column, justify="right", no_wrap=True)
+    for p in sorted((p for p in report.points if p.frontier), key=lambda p: p.runtime_s):
+        table.add_row(f"{p.first:.6g}", f"{p.share_second:.1%}", f"{p.second:.6g}", f"{p.share_third:.1%}",
+                      f"{p.runtime_s:.2f}", f"{p.metrics[report.metric]:.4f}")  # fmt: skip
+    console.print(table)
+    for name, metrics in report.singles.items():
+        console.print(f"{name} alone: {report.metric} {metrics[report.metric]:.4f}, "
+                      f"runtime {report.single_runtimes[name]:.2f} s")  # fmt: skip
+    for fraction, best in report.best_for.items():
+        if best is None:
+            console.print(f"{fraction} of the gap to the best single model: no pair reaches it")
+        else:
+            console.print(f"{fraction} of the gap: thresholds {best.first:.6g} and {best.second:.6g} "
+                          f"({best.share_second:.1%} to {b}, {best.share_third:.1%} to {c}), "
+                          f"{report.metric} {best.metrics[report.metric]:.4f}, runtime {best.runtime_s:.2f} s")  # fmt: skip

@@ -1,0 +1,83 @@
+"""Three-model sweeps: replayed pairs of thresholds match a nested hybrid, and no model runs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import click
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from harness import plugin_manager
+from harness.boards import Board, ModelEntry
+from harness.plugins.routing import _cascade as cascade
+from harness.plugins.routing import sweep
+from harness.plugins.routing.routers import max_probability
+from harness.runner import run_board
+from tests.test_sweep import PairPlugin, records
+
+MODELS = ["cheap", "boastful", "sharp"]
+
+
+@pytest.fixture
+def pair_plugin(host) -> PairPlugin:
+    plugin = PairPlugin()
+    host.register(plugin, "pair-plugin")
+    return plugin
+
+
+def test_a_replayed_pair_equals_the_nested_hybrid_the_runner_builds(host, pair_plugin, tmp_path):
+    nested = "hybrid:cheap>boastful>sharp@confidence:0.95"
+    board = Board(name="t", tasks=["toy"], data="toy:300", backend="cpu", bootstrap=0,
+                  models=[ModelEntry(spec) for spec in [*MODELS, nested]])  # fmt: skip
+    run_board(host, board, tmp_path)
+    task = host.registries.tasks.get("toy").obj({})
+    three = cascade.read_cascade(tmp_path / "predictions.jsonl", "toy", task.labels, MODELS)
+    scores = [max_probability(probs) for probs in three.probs[:2]]
+    point = cascade.cascade_point(three, scores, 0.95, 0.95, task.metrics)
+    hybrid = np.array([r["probs"] for r in records(tmp_path, nested)])
+    assert 0 < point.share_third < point.share_second < 1
+    assert point.metrics == pytest.approx(task.metrics(three.gold, hybrid))
+
+
+def test_three_model_sweep_from_a_finished_run_calls_no_model_and_writes_its_frontier(host, pair_plugin, tmp_path,
+                                                                                      monkeypatch):  # fmt: skip
+    run_board(host, Board(name="t", tasks=["toy"], data="toy:300", backend="cpu", bootstrap=0,
+                          models=[ModelEntry(spec) for spec in MODELS]), tmp_path)  # fmt: skip
+    made = len(pair_plugin.made)
+    monkeypatch.setattr(plugin_manager, "_host", host)
+
+    @click.group()
+    def cli():
+        pass
+
+    sweep.register_commands(cli)
+    out = tmp_path / "cascade"
+    args = [
+        "sweep",
+        *MODELS,
+        "--task",
+        "toy",
+        "--from-run",
+        str(tmp_path),
+        "--shares",
+        "0:1:0.1",
+        "--out",
+        str(out),
+    ]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert len(pair_plugin.made) == made  # not one model built, so none called
+    assert "frontier" in result.output and "of the gap" in result.output
+    rows = list(csv.DictReader(io.StringIO((out / "cascade.csv").read_text())))
+    assert len(rows) > 50  # up to 11 x 11 pairs, fewer where ties merge thresholds
+    frontier = sorted((r for r in rows if r["frontier"] == "1"), key=lambda r: float(r["runtime_s"]))
+    quality = [float(r["accuracy"]) for r in frontier]
+    assert len(frontier) >= 2 and quality == sorted(quality)
+    assert json.loads((out / "cascade.json").read_text())["models"] == MODELS
+    assert (out / "cascade.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    refused = CliRunner().invoke(cli, [*args, "--guarantee", "accuracy>=0.9"])
+    assert refused.exit_code != 0 and "need two models" in str(refused.exception)
