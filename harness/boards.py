@@ -16,6 +16,7 @@ from harness.errors import HarnessError
 BOARD_KEYS = {
     "name", "description", "tasks", "models", "data", "dataset", "backend", "backend_options",
     "limit", "seed", "task_options", "model_options", "source_options", "sort", "bootstrap", "metrics",
+    "price_per_hour",
 }  # fmt: skip
 MODEL_KEYS = {"spec", "label", "options", "tasks"}
 
@@ -60,6 +61,8 @@ class Board:
     sort: str | None = None
     bootstrap: int = 1000
     metrics: list[str] = field(default_factory=list)
+    # Dollars per hour of the hardware; None: the packaged list price of the detected device.
+    price_per_hour: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -115,6 +118,7 @@ def board_from_dict(raw: dict[str, Any], origin: str) -> Board:
         sort=raw.get("sort"),
         bootstrap=int(raw.get("bootstrap", 1000)),
         metrics=[str(m) for m in raw.get("metrics", [])],
+        price_per_hour=float(raw["price_per_hour"]) if "price_per_hour" in raw else None,
     )
 
 

@@ -131,6 +131,11 @@ def _resolve_board(name_or_path: str) -> Board:
 @click.option(
     "--dry-run", is_flag=True, help="Check everything and print the plan (rows, memory, disk); run nothing."
 )
+@click.option(
+    "--price-per-hour",
+    type=click.FloatRange(min=0),
+    help="Dollars per hour of this hardware, for the cost columns [default: list price of the detected device].",
+)
 def run(**opts: Any) -> None:
     """Run a board (default: `default`) or the tasks x models given by flags, and print the leaderboard.
 
@@ -186,7 +191,7 @@ def _board_from_options(opts: dict[str, Any]) -> Board:
         board.data, board.dataset = opts["data"], None
     if opts["dataset"]:
         board.dataset, board.data = opts["dataset"], None
-    for key in ("backend", "limit", "seed", "bootstrap"):
+    for key in ("backend", "limit", "seed", "bootstrap", "price_per_hour"):
         if opts[key] is not None:
             setattr(board, key, opts[key])
     for task in board.tasks:

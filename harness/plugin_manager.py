@@ -37,6 +37,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "harness.plugins.models.baselines",
     "harness.plugins.models.seq2seq",
     "harness.plugins.models.causal_lm",
+    "harness.plugins.models.openai_endpoint",
     "harness.plugins.routing.sweep",
     "harness.plugins.bench.command",
     "harness.tasks.sources",

@@ -27,6 +27,7 @@ import numpy as np
 from harness import provenance
 from harness.boards import Board, ModelEntry
 from harness.cache import CachedPrediction, PredictionCache, text_key
+from harness.cost import hourly_price, latency_summary, row_cost
 from harness.errors import HarnessError
 from harness.files import RunDirLock, out_of_space, storage_error, write_json
 from harness.intervals import bootstrap_intervals
@@ -95,6 +96,8 @@ class Row:
     notes: list[str] = field(default_factory=list)
     backend: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    cost: dict[str, Any] = field(default_factory=dict)
+    latency: dict[str, Any] = field(default_factory=dict)
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:
@@ -256,6 +259,7 @@ class Runner:
         self.progress = progress
         self.backend: Backend = self.registries.backends.build(board.backend, board.backend_options)
         self.requested_metrics = resolve(board.metrics, self.registries.metrics)
+        self.price = hourly_price(self.backend.describe(), board.price_per_hour)
 
     # building things from names -------------------------------------------------
     def make_task(self, name: str) -> Task:
@@ -325,6 +329,7 @@ class Runner:
             "config": self.board.as_dict(),
             "backend": self.backend.describe(),
             "provenance": provenance.collect(),
+            "pricing": asdict(self.price) if self.price is not None else None,
             "rows": [asdict(row) for row in rows],
         }
         write_json(self.run_dir / "results.json", results)
@@ -349,12 +354,14 @@ class Runner:
                 row.fit_s = time.perf_counter() - start
                 if self.progress is not None:
                     self.progress.stop()
-            raw_texts = self.score(task, model, entry, splits, cache, out, row, info)
+            raw_texts, latencies = self.score(task, model, entry, splits, cache, out, row, info)
             row.counts = dict(splits.counts)
             if isinstance(model, SummarisesRawText):  # covers cached predictions, never counts the warm-up
                 row.extra.update(model.stats_from_raw(raw_texts))
             elif isinstance(model, ReportsRunStats):
                 row.extra.update(model.run_stats())
+            row.latency = latency_summary(latencies, row.extra)
+            row.cost = row_cost(row.n, row.fit_s + row.runtime_s, row.extra, self.price)
             row.notes.extend(splits.notes)
         except Exception as exc:  # one model's failure must not end the board; a full disk ends it
             if out_of_space(exc):
@@ -383,8 +390,9 @@ class Runner:
         out: IO[str],
         row: Row,
         info: RunInfo,
-    ) -> list[str | None]:
-        """Score every example into `row`; returns the stored raw texts of models that summarise them."""
+    ) -> tuple[list[str | None], list[float]]:
+        """Score every example into `row`; returns the stored raw texts of models that summarise them,
+        and every example's latency (its batch's seconds shared by the batch's examples)."""
         k = len(task.labels)
         raw_texts: list[str | None] = []
         keep_raw = isinstance(model, SummarisesRawText)
@@ -396,6 +404,7 @@ class Runner:
             batch_size = self.runner_options(entry)["batch_size"] or DEFAULT_BATCH_SIZE
         gold: list[int] = []
         probs_parts: list[np.ndarray] = []
+        latencies: list[float] = []
         warmed = False
         if self.progress is not None:
             self.progress.start(f"{task.name} · {entry.display}", self.board.limit)
@@ -446,6 +455,7 @@ class Runner:
             for ex, key, p in zip(chunk, keys, chunk_probs, strict=True):
                 hit = found[key]
                 row.runtime_s += hit.latency_s
+                latencies.append(hit.latency_s)
                 row.truncated += int(hit.truncated)
                 if keep_raw:
                     raw_texts.append(hit.raw_text)
@@ -473,7 +483,7 @@ class Runner:
             ).items()
         }
         row.reviews_per_s = row.n / row.runtime_s if row.runtime_s > 0 else None
-        return raw_texts
+        return raw_texts, latencies
 
     def timed_predict(
         self, model: Model, texts: list[str], task: Task, entry: ModelEntry, *, warm: bool

@@ -145,6 +145,13 @@ def number(value: Any, digits: int) -> Cell:
     return Cell(f"{float(value):.{digits}f}", float(value))
 
 
+def dollars(value: Any) -> Cell:
+    """Dollars with three significant digits: a thousand reviews can cost a tenth of a cent."""
+    if value is None:
+        return Cell("")
+    return Cell(f"{float(value):.3g}", float(value))
+
+
 def dominates(a: tuple[float, float], b: tuple[float, float]) -> bool:
     """(quality, runtime): a is at least as good on both and strictly better on one."""
     return a[0] >= b[0] and a[1] <= b[1] and (a[0] > b[0] or a[1] < b[1])
@@ -226,6 +233,13 @@ def build_table(task: str, rows: Sequence[Row]) -> Table:
     else:
         columns.append(Column(f"runtime_{kinds[0]}", "runtime (s)", False))
     columns.append(Column("reviews_per_s", "reviews/s", True))
+    if any((e.row.get("cost") or {}).get("usd") is not None for e in entries):  # runs before costs: none
+        columns += [
+            Column("cost_usd", "cost ($)", False),
+            Column("usd_per_1000", "$ per 1,000 reviews", False),
+        ]
+    if any(e.row.get("latency") for e in entries):
+        columns.append(Column("latency", "latency p50/p95 (s)", None))
     if hybrid:
         columns.append(Column("escalated_share", "to large model", None))
     columns.append(Column("pareto", "Pareto", None))
@@ -253,6 +267,14 @@ def entry_cells(entry: Entry, columns: Sequence[Column]) -> list[Cell]:
             cells.append(number(entry.runtimes.get(key.removeprefix("runtime_")), 2))
         elif key == "reviews_per_s":
             cells.append(number(row.get("reviews_per_s"), 1))
+        elif key == "cost_usd":
+            cells.append(dollars((row.get("cost") or {}).get("usd")))
+        elif key == "usd_per_1000":
+            cells.append(dollars((row.get("cost") or {}).get("usd_per_1000_reviews")))
+        elif key == "latency":
+            latency = row.get("latency") or {}
+            p50, p95 = latency.get("p50_s"), latency.get("p95_s")
+            cells.append(Cell("" if p50 is None else f"{p50:.3g} / {p95:.3g}", p50))
         elif key == "escalated_share":
             share = (row.get("extra") or {}).get("escalated_share")
             cells.append(Cell("" if share is None else f"{100 * share:.1f}%", share))

@@ -10,7 +10,7 @@ from typing import Any
 
 from harness.leaderboard._table import Table, build_tables
 
-WIDTH = 200
+WIDTH = 240  # the study's columns, runtime, cost, latency and Pareto without folding
 # Control characters, and the bidi controls that can make a terminal show text other than it is: review
 # text (quoted in error messages) and labels must never move the cursor, retitle the window or reorder text.
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]+")

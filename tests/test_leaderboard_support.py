@@ -44,6 +44,8 @@ def polarity_row(
         "notes": [],
         "backend": backend,
         "extra": {},
+        "cost": {},
+        "latency": {},
     }
     row.update(extra)
     return row

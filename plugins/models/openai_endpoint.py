@@ -1,0 +1,373 @@
+"""Any OpenAI-compatible endpoint (llama.cpp's server, vLLM, SGLang, Ollama, a hosted API) as a classifier.
+
+Labels are scored the way the in-process LLMs score them, with the task's
+prompt and label words, by the best means the endpoint offers (`mode=auto`
+finds it with one probe request and records it in the row):
+- `logprobs`: on `/completions` with `echo` and `logprobs`, the
+  log-likelihood of each label word after the prompt, as the in-process
+  causal LMs compute it (one request per label);
+- `top_logprobs`: on `/chat/completions`, the first answer token's
+  `top_logprobs`; a label scores the best shown token that starts it and
+  no other label (a label not shown gets the lowest shown log-probability),
+  so the label words should differ in their first token;
+- `generate`: the answer generated on `/chat/completions`, parsed; an
+  answer that names no label is counted as unparseable and scored wrong
+  (a uniform row), never dropped.
+
+Reviews are sent by `concurrency` worker threads, and the runner is asked
+for batches of that size, so every batch's answers reach the prediction
+cache as soon as it ends: a run stopped by a dead server resumes from what
+it had. Each prediction's raw text is a small JSON record (mode, answer,
+tokens, seconds), so token counts, latency and cost are summarised from the
+cache as well as from fresh answers. The API key is read from the
+environment variable `api_key_env` names and is never written anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from harness.errors import HarnessError
+from harness.hookspecs import hookimpl
+from harness.options import Option, OptionError, OptionSet
+from harness.plugins.models._endpoint_client import EndpointClient, EndpointError
+from harness.plugins.models._finetune import digest
+from harness.plugins.models._label_scoring import (
+    answers_to_probs,
+    parse_answer,
+    prompt_parts,
+    scores_to_probs,
+)
+from harness.plugins.models._truncation import fit_tokens
+from harness.types import ModelContext, ModelOutput, Task
+
+if TYPE_CHECKING:
+    import numpy as np
+
+MODES = ("auto", "logprobs", "top_logprobs", "generate")
+PROBE_PROMPT = "Is the review positive or negative?\nReview: Great.\nAnswer:"
+PROBE_LABEL = " positive"
+OPTIONS = OptionSet(
+    Option("base_url", str, "http://127.0.0.1:8080/v1", "the endpoint's URL, up to and including /v1"),
+    Option(
+        "api_key_env",
+        str,
+        None,
+        "name of the environment variable holding the API key (the key is never written)",
+        affects_output=False,
+    ),
+    Option(
+        "mode",
+        str,
+        "auto",
+        "logprobs: label likelihoods on /completions; top_logprobs: the first answer token's; generate: "
+        "parse the answer; auto: the first the endpoint offers",
+        choices=MODES,
+    ),
+    Option("answer_prefix", str, "\nAnswer:", "text between the prompt and the label word (logprobs mode)"),
+    Option("max_chars", int, 6000, "review characters sent (head and tail kept beyond that)", minimum=1),
+    Option("max_new_tokens", int, 20, "answer length in generate mode", minimum=1),
+    Option("top_logprobs", int, 20, "answer tokens listed in top_logprobs mode", minimum=1),
+    Option("concurrency", int, 4, "requests in flight at once", minimum=1, affects_output=False),
+    Option("request_timeout", float, 60.0, "seconds one request may take", minimum=0.1, affects_output=False),
+    Option(
+        "max_retries",
+        int,
+        5,
+        "retries on 429, 5xx, timeouts and refused connections",
+        minimum=0,
+        affects_output=False,
+    ),  # fmt: skip
+    Option(
+        "requests_per_minute", float, 0.0, "request rate limit (0: none)", minimum=0, affects_output=False
+    ),
+    Option("price_in", float, 0.0, "dollars per million prompt tokens", minimum=0, affects_output=False),
+    Option("price_out", float, 0.0, "dollars per million completion tokens", minimum=0, affects_output=False),
+)
+
+
+class EndpointModel:
+    """A served model scoring the task's labels over HTTP."""
+
+    def __init__(self, model_name: str, ctx: ModelContext) -> None:
+        self.model_name = model_name
+        self.name = f"openai:{model_name}"
+        self.options = values = OPTIONS.parse(ctx.options)
+        self.requested_mode: str = values["mode"]
+        self.batch_size: int = values["concurrency"]
+        self.price_in: float = values["price_in"]
+        self.price_out: float = values["price_out"]
+        self.client = EndpointClient(
+            values["base_url"],
+            _api_key(values["api_key_env"]),
+            timeout=values["request_timeout"],
+            max_retries=values["max_retries"],
+            requests_per_minute=values["requests_per_minute"],
+        )
+        self._mode: str | None = None if self.requested_mode == "auto" else self.requested_mode
+        self._pool: ThreadPoolExecutor | None = None
+        self._last: dict[tuple[str, str], tuple[Any, dict[str, Any], bool]] = {}
+
+    @property
+    def mode(self) -> str:
+        """The scoring mode in use; `auto` is settled by probing the endpoint once."""
+        if self._mode is None:
+            self._mode = self.probe()
+        return self._mode
+
+    def fingerprint(self) -> str:
+        """Model name, base URL, the mode in use and every output-affecting option; never the key."""
+        values = {**OPTIONS.fingerprinted(self.options), "mode": self.mode}
+        return f"openai|model={self.model_name}|options={digest(values)}"
+
+    def probe(self) -> str:
+        """The first mode the endpoint answers usefully; wrong keys and unknown models fail here, in one line."""
+        completion = {"prompt": PROBE_PROMPT + PROBE_LABEL, "max_tokens": 1, "echo": True, "logprobs": 1}
+        try:
+            answer, _ = self._post("/completions", completion, retries=0)
+            if _echoed_logprobs(answer):
+                return "logprobs"
+        except EndpointError as error:
+            if error.status in (None, 401, 403):
+                raise
+        chat = {"messages": [{"role": "user", "content": PROBE_PROMPT}], "max_tokens": 1}
+        try:
+            answer, _ = self._post(
+                "/chat/completions", {**chat, "logprobs": True, "top_logprobs": 5}, retries=0
+            )
+            if _top_logprobs(answer):
+                return "top_logprobs"
+        except EndpointError as error:
+            if error.status in (None, 401, 403, 404):
+                raise self._unknown_model(error) from None
+        try:
+            self._post("/chat/completions", chat)
+        except EndpointError as error:
+            raise self._unknown_model(error) from None
+        return "generate"
+
+    def _unknown_model(self, error: EndpointError) -> EndpointError:
+        if error.status != 404:
+            return error
+        served = self.client.model_names()
+        listed = f"; it serves: {', '.join(served)}" if served else ""
+        return EndpointError(
+            f"{self.client.base_url}: no model {self.model_name!r} (HTTP 404){listed}", status=404
+        )
+
+    def _post(
+        self, path: str, body: dict[str, Any], retries: int | None = None
+    ) -> tuple[dict[str, Any], float]:
+        return self.client.post(path, {"model": self.model_name, "temperature": 0, **body}, retries=retries)
+
+    def predict(self, texts: Sequence[str], task: Task) -> ModelOutput:
+        """A row and a raw JSON record per review, from `concurrency` requests in flight."""
+        import numpy as np
+
+        mode = self.mode
+        key = task.fingerprint()
+        todo = [text for text in dict.fromkeys(texts) if (key, text) not in self._last]
+        known = dict(self._last)
+        if todo:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.batch_size, thread_name_prefix="endpoint")
+            scored = self._pool.map(lambda text: self.score_one(text, task, mode), todo)
+            known.update({(key, text): result for text, result in zip(todo, scored, strict=True)})
+        results = [known[(key, text)] for text in texts]
+        # The runner's untimed warm-up sends a batch's first reviews again: kept here, they are not re-sent.
+        self._last = {(key, text): result for text, result in zip(texts, results, strict=True)}
+        return ModelOutput(
+            probs=np.stack([row for row, _, _ in results]),
+            truncated=[cut for _, _, cut in results],
+            raw_text=[json.dumps(record, ensure_ascii=False) for _, record, _ in results],
+        )
+
+    def score_one(self, text: str, task: Task, mode: str) -> tuple[np.ndarray, dict[str, Any], bool]:
+        """One review's probability row, its record (mode, answer, tokens, seconds) and truncation flag."""
+        import numpy as np
+
+        before, after = prompt_parts(task.prompt, task.label_words)
+        (kept,), cut = fit_tokens(list(text), self.options["max_chars"], "head+tail")
+        prompt = before + "".join(kept) + after
+        record: dict[str, Any] = {"mode": mode, "prompt_tokens": 0, "completion_tokens": 0, "seconds": 0.0}
+        if mode == "logprobs":
+            scores = []
+            for word in task.label_words:
+                continuation = " " + word
+                body = {
+                    "prompt": prompt + self.options["answer_prefix"] + continuation,
+                    "max_tokens": 1,
+                    "echo": True,
+                    "logprobs": 1,
+                }
+                answer = self._request("/completions", body, record)
+                scores.append(label_logprob(answer, continuation))
+            return scores_to_probs(np.asarray([scores])).reshape(-1), record, cut
+        messages = [{"role": "user", "content": prompt}]
+        if mode == "top_logprobs":
+            body = {"messages": messages, "max_tokens": 1, "logprobs": True,
+                    "top_logprobs": self.options["top_logprobs"]}  # fmt: skip
+            top = _top_logprobs(self._request("/chat/completions", body, record))
+            record["answer"] = top[0][0] if top else ""
+            label_scores = scores_from_top_logprobs(top, task.label_words)
+            record["parsed"] = label_scores is not None
+            if label_scores is None:
+                return np.full(len(task.label_words), 1.0 / len(task.label_words)), record, cut
+            return scores_to_probs(label_scores[None, :]).reshape(-1), record, cut
+        body = {"messages": messages, "max_tokens": self.options["max_new_tokens"]}
+        answer = self._request("/chat/completions", body, record)
+        text_out = _message_text(answer)
+        record["answer"] = text_out
+        record["parsed"] = parse_answer(text_out, task.label_words) is not None
+        return answers_to_probs([text_out], task.label_words)[0], record, cut
+
+    def _request(self, path: str, body: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+        """One request; its tokens and seconds are added to the review's record."""
+        answer, seconds = self._post(path, body)
+        usage = answer.get("usage") or {}
+        record["prompt_tokens"] += int(usage.get("prompt_tokens") or 0)
+        record["completion_tokens"] += int(usage.get("completion_tokens") or 0)
+        record["seconds"] = round(record["seconds"] + seconds, 6)
+        return answer
+
+    def stats_from_raw(self, raw_texts: Sequence[str | None]) -> dict[str, Any]:
+        """Mode, unparseable answers, tokens, request latency and token cost, from stored records too."""
+        return endpoint_stats(raw_texts, self.price_in, self.price_out)
+
+
+def endpoint_stats(raw_texts: Sequence[str | None], price_in: float, price_out: float) -> dict[str, Any]:
+    """What the row records about a served model's answers (records that are not this model's are skipped)."""
+    import numpy as np
+
+    records = [record for record in map(_record, raw_texts) if record is not None]
+    if not records:
+        return {}
+    prompt_tokens = sum(int(r.get("prompt_tokens", 0)) for r in records)
+    completion_tokens = sum(int(r.get("completion_tokens", 0)) for r in records)
+    seconds = np.asarray([float(r.get("seconds", 0.0)) for r in records])
+    stats: dict[str, Any] = {
+        "scoring_mode": sorted({str(r.get("mode")) for r in records}),
+        "unparseable": sum(1 for r in records if r.get("parsed") is False),
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "request_latency_p50_s": round(float(np.percentile(seconds, 50)), 6),
+        "request_latency_p95_s": round(float(np.percentile(seconds, 95)), 6),
+    }
+    if price_in or price_out:
+        stats["token_cost_usd"] = (prompt_tokens * price_in + completion_tokens * price_out) / 1e6
+    return stats
+
+
+def label_logprob(answer: dict[str, Any], continuation: str) -> float:
+    """Log-likelihood of the label text at the end of an echoed prompt.
+
+    The echoed tokens end with the label, then the generated tokens
+    (`usage.completion_tokens`, at least one, as `max_tokens: 0` crashes
+    some servers); walking back from the label's end over token texts
+    avoids relying on `text_offset`, which servers count in bytes or
+    characters differently.
+    """
+    logprobs = (answer.get("choices") or [{}])[0].get("logprobs") or {}
+    tokens, values = logprobs.get("tokens") or [], logprobs.get("token_logprobs") or []
+    generated = max(1, int((answer.get("usage") or {}).get("completion_tokens") or 1))
+    if len(tokens) != len(values) or len(tokens) <= generated:
+        raise EndpointError("the endpoint's /completions answer has no echoed prompt log-probabilities")
+    end = len(tokens) - generated
+    total, covered, index = 0.0, 0, end
+    while covered < len(continuation.strip()) and index > 0:
+        index -= 1
+        if values[index] is None:
+            break
+        total += float(values[index])
+        covered += len(str(tokens[index]).strip())
+    if covered < len(continuation.strip()):
+        raise EndpointError("the endpoint's echoed log-probabilities do not cover the label word")
+    return total
+
+
+def scores_from_top_logprobs(
+    top: Sequence[tuple[str, float]], label_words: Sequence[str]
+) -> np.ndarray | None:
+    """A score per label from the first answer token's alternatives, or None when none names a label.
+
+    A shown token counts for a label when, stripped, it starts that label
+    word and no other (case ignored); a label no token names gets the
+    lowest log-probability shown, a bound on the mass the list leaves out.
+    """
+    import numpy as np
+
+    words = [word.strip().casefold() for word in label_words]
+    best: dict[int, float] = {}
+    for token, logprob in top:
+        piece = token.strip().casefold()
+        starts = [i for i, word in enumerate(words) if piece and word.startswith(piece)]
+        if len(starts) == 1:
+            best[starts[0]] = max(best.get(starts[0], -np.inf), logprob)
+    if not best:
+        return None
+    floor = min(logprob for _, logprob in top)
+    return np.asarray([best.get(i, floor) for i in range(len(words))], dtype=np.float64)
+
+
+def _echoed_logprobs(answer: dict[str, Any]) -> bool:
+    try:
+        label_logprob(answer, PROBE_LABEL)
+    except (EndpointError, TypeError, ValueError):
+        return False
+    return True
+
+
+def _top_logprobs(answer: dict[str, Any]) -> list[tuple[str, float]]:
+    """The first answer token's alternatives as (token, logprob), empty when the endpoint gave none."""
+    try:
+        first = answer["choices"][0]["logprobs"]["content"][0]
+        return [(str(item["token"]), float(item["logprob"])) for item in first["top_logprobs"]]
+    except (KeyError, IndexError, TypeError, ValueError):
+        return []
+
+
+def _message_text(answer: dict[str, Any]) -> str:
+    try:
+        return str(answer["choices"][0]["message"]["content"] or "")
+    except (KeyError, IndexError, TypeError):
+        raise EndpointError("the endpoint's /chat/completions answer has no message") from None
+
+
+def _record(raw: str | None) -> dict[str, Any] | None:
+    if not raw or not raw.startswith("{"):
+        return None
+    try:
+        record = json.loads(raw)
+    except json.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) and "mode" in record and "seconds" in record else None
+
+
+def _api_key(variable: str | None) -> str | None:
+    """The key from the named environment variable; naming one that is unset is an error, not a silent 401."""
+    if variable is None:
+        return None
+    key = os.environ.get(variable)
+    if not key:
+        raise OptionError(f"api_key_env={variable}, but the environment variable {variable} is not set")
+    return key
+
+
+def make_endpoint(arg: str | None, ctx: ModelContext) -> EndpointModel:
+    if not arg:
+        raise HarnessError("openai needs the served model's name: --model openai:MODEL_NAME")
+    return EndpointModel(arg, ctx)
+
+
+@hookimpl
+def register_models(register: Any) -> None:
+    register(
+        "openai",
+        make_endpoint,
+        options=OPTIONS,
+        description="a model behind an OpenAI-compatible endpoint (openai:MODEL_NAME, option base_url)",
+    )
