@@ -72,3 +72,19 @@ def test_every_row_and_the_table_carry_cost_and_latency(host, tmp_path):
     headers = [c.header for c in table.columns]
     assert {"cost ($)", "$ per 1,000 reviews", "latency p50/p95 (s)"} <= set(headers)
     assert table.rows[0][headers.index("cost ($)")].value == pytest.approx(row["cost"]["usd"])
+
+
+def test_price_per_hour_on_the_command_line_prices_the_printed_table(tmp_path):
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+
+    run_dir = tmp_path / "run"
+    args = ["run", "--task", "polarity", "--model", "vader", "--data", "demo", "--limit", "20",
+            "--task-option", "train_size=0", "--bootstrap", "0", "--price-per-hour", "3600", "--out", str(run_dir)]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "cost ($)" in result.output and "$ per 1,000 reviews" in result.output
+    saved = json.loads((run_dir / "results.json").read_text())
+    assert saved["pricing"]["source"] == "--price-per-hour" and saved["config"]["price_per_hour"] == 3600.0
+    assert saved["rows"][0]["cost"]["source"] == "--price-per-hour"
