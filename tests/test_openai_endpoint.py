@@ -130,6 +130,24 @@ def test_an_unreachable_server_is_one_line_and_the_other_models_still_run(host, 
     assert words["status"] == "ok"
 
 
+def test_the_preflight_finds_an_unreachable_server_before_any_model_runs(
+    host, toy_plugin, tmp_path, monkeypatch
+):
+    from click.testing import CliRunner
+
+    from harness import cli as cli_module
+    from harness import plugin_manager
+
+    monkeypatch.setattr(plugin_manager, "_host", host)
+    port = free_port()
+    args = ["run", "--backend", "cpu", "--task", "toy", "--data", "toy:10", "--model", "words", "--model", "openai:m",
+            "--model-option", f"base_url=http://127.0.0.1:{port}/v1", "--out", str(tmp_path / "run")]  # fmt: skip
+    result = CliRunner().invoke(cli_module.cli, args)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"cannot reach http://127.0.0.1:{port}/v1" in result.stderr
+    assert all(model.predicted == 0 for model in toy_plugin.models)
+
+
 def test_naming_an_unset_key_variable_is_an_option_error(tmp_path, monkeypatch):
     monkeypatch.delenv("HARNESS_TEST_NO_SUCH_KEY", raising=False)
     with pytest.raises(OptionError, match="HARNESS_TEST_NO_SUCH_KEY is not set"):

@@ -124,6 +124,12 @@ class EndpointModel:
         values = {**OPTIONS.fingerprinted(self.options), "mode": self.mode}
         return f"openai|model={self.model_name}|options={digest(values)}"
 
+    def checkpoints(self, task: Task) -> list[str]:
+        """No weights to fetch; asked by the preflight, it probes the server, so that an unreachable
+        server, a wrong key or an unknown model stops the run before any model has run."""
+        _ = self.mode
+        return []
+
     def probe(self) -> str:
         """The first mode the endpoint answers usefully; wrong keys and unknown models fail here, in one line."""
         completion = {"prompt": PROBE_PROMPT + PROBE_LABEL, "max_tokens": 1, "echo": True, "logprobs": 1}
