@@ -1,18 +1,27 @@
-"""Bootstrap confidence intervals for any task's metrics, so a leaderboard shows its uncertainty."""
+"""Bootstrap confidence intervals for any task's metrics, so a leaderboard shows its uncertainty.
+
+One run's interval resamples its reviews. A multi-seed run adds a second
+source of variation, the seed (split, fine-tuning, demonstrations,
+calibration), and its combined interval comes from a two-level bootstrap:
+resample the seeds with replacement, then the reviews (once for all seeds
+when they scored the same reviews, else within each seed drawn); the mean
+over the seeds drawn is one draw.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import statistics
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 MetricFn = Callable[[np.ndarray, np.ndarray], dict[str, float]]
 
 
-def bootstrap_intervals(
+def bootstrap_samples(
     metric_fn: MetricFn, gold: np.ndarray, probs: np.ndarray, *, resamples: int = 1000, seed: int = 0
-) -> dict[str, tuple[float, float]]:
-    """95% percentile intervals of every metric over resampled examples (with replacement)."""
+) -> dict[str, np.ndarray]:
+    """Every metric on `resamples` resamples of the examples (with replacement); empty below two examples."""
     n = len(gold)
     if n < 2 or resamples < 1:
         return {}
@@ -22,7 +31,64 @@ def bootstrap_intervals(
         index = rng.integers(0, n, size=n)
         for name, value in metric_fn(gold[index], probs[index]).items():
             samples.setdefault(name, []).append(value)
+    return {name: np.asarray(values, dtype=np.float64) for name, values in samples.items()}
+
+
+def percentile_interval(draws: np.ndarray) -> tuple[float, float]:
+    """The central 95% of the draws (NaN draws, from resamples where a metric is undefined, left out)."""
+    return float(np.nanpercentile(draws, 2.5)), float(np.nanpercentile(draws, 97.5))
+
+
+def bootstrap_intervals(
+    metric_fn: MetricFn, gold: np.ndarray, probs: np.ndarray, *, resamples: int = 1000, seed: int = 0
+) -> dict[str, tuple[float, float]]:
+    """95% percentile intervals of every metric over resampled examples (with replacement)."""
+    samples = bootstrap_samples(metric_fn, gold, probs, resamples=resamples, seed=seed)
+    return {name: percentile_interval(draws) for name, draws in samples.items()}
+
+
+def two_level_draws(
+    measure: Callable[[int, np.ndarray], dict[str, float]],
+    sizes: Sequence[int],
+    *,
+    same_reviews: bool,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Draws of every measure's mean over the seeds, varying both the seed and the reviews.
+
+    `measure(s, index)` is seed s's figures on its reviews `index` (a resample
+    of range(sizes[s])). Each draw picks len(sizes) seeds with replacement and
+    averages their figures on resampled reviews. When every seed scored the
+    same reviews (`same_reviews`, the split held fixed) one resample of them
+    serves every seed picked, so seeds that agree add no spread; otherwise
+    every pick resamples its own seed's reviews.
+    """
+    rng = np.random.default_rng(seed)
+    count = len(sizes)
+    draws: dict[str, list[float]] = {}
+    for _ in range(resamples):
+        picks = rng.integers(0, count, size=count)
+        totals: dict[str, float] = {}
+        if same_reviews:
+            index = rng.integers(0, sizes[0], size=sizes[0])
+            weights = np.bincount(picks, minlength=count)
+            parts = [(weight, measure(s, index)) for s, weight in enumerate(weights) if weight]
+        else:
+            parts = [(1, measure(s, rng.integers(0, sizes[s], size=sizes[s]))) for s in picks]
+        for weight, values in parts:
+            for name, value in values.items():
+                totals[name] = totals.get(name, 0.0) + weight * value
+        for name, total in totals.items():
+            draws.setdefault(name, []).append(total / count)
+    return {name: np.asarray(values, dtype=np.float64) for name, values in draws.items()}
+
+
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """Mean, sample standard deviation (n - 1), minimum and maximum of one metric over the seeds."""
     return {
-        name: (float(np.nanpercentile(values, 2.5)), float(np.nanpercentile(values, 97.5)))
-        for name, values in samples.items()
+        "mean": statistics.fmean(values),
+        "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "min": min(values),
+        "max": max(values),
     }
