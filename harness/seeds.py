@@ -35,7 +35,7 @@ COMBINED_INTERVAL = (
     "and takes the mean over the seeds drawn"
 )
 # Row fields that describe the row rather than measure it: taken from the first seed.
-DESCRIPTIVE = ("task", "model", "label", "counts", "load_issues", "backend")
+DESCRIPTIVE = ("task", "model", "label", "added_metrics", "counts", "load_issues", "backend")
 
 
 def seed_dir(run_dir: Path, seed: int) -> Path:

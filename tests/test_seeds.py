@@ -228,3 +228,14 @@ def test_repeats_counts_from_the_seed_and_seed_alone_runs_one_seed():
     assert board.seeds == [5, 6, 7]
     cli_module._seed_options(board, {"seeds": None, "repeats": None, "vary": None, "seed": 5})
     assert board.seeds == []
+
+
+def test_metrics_added_to_a_board_are_pooled_over_the_seeds_too(host, tmp_path):
+    board = seed_board(tasks=["polarity"], data="demo", limit=40, metrics=["ece"], seeds=[0, 1])
+    [row] = run_board(host, board, tmp_path)["rows"]
+    assert {"name": "ece", "higher_is_better": False} in row["added_metrics"]
+    per_seed = row["seed_stats"]["metrics"]["ece"]["values"]
+    assert row["metrics"]["ece"] == pytest.approx(sum(per_seed) / 2)
+    low, high = row["intervals"]["ece"]
+    assert low <= row["metrics"]["ece"] <= high
+    assert "ece" in render_markdown(leaderboard_rows([tmp_path]))
