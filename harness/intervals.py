@@ -3,8 +3,8 @@
 One run's interval resamples its reviews. A multi-seed run adds a second
 source of variation, the seed (split, fine-tuning, demonstrations,
 calibration), and its combined interval comes from a two-level bootstrap:
-resample the seeds with replacement, then the reviews (once for all seeds
-when they scored the same reviews, else within each seed drawn); the mean
+resample the seeds with replacement and, once per draw, every review any seed
+scored; each seed drawn is measured on its own reviews' copies, and the mean
 over the seeds drawn is one draw.
 """
 
@@ -49,36 +49,38 @@ def bootstrap_intervals(
 
 def two_level_draws(
     measure: Callable[[int, np.ndarray], dict[str, float]],
-    sizes: Sequence[int],
+    ids: Sequence[Sequence[str]],
     *,
-    same_reviews: bool,
     resamples: int = 1000,
     seed: int = 0,
 ) -> dict[str, np.ndarray]:
     """Draws of every measure's mean over the seeds, varying both the seed and the reviews.
 
-    `measure(s, index)` is seed s's figures on its reviews `index` (a resample
-    of range(sizes[s])). Each draw picks len(sizes) seeds with replacement and
-    averages their figures on resampled reviews. When every seed scored the
-    same reviews (`same_reviews`, the split held fixed) one resample of them
-    serves every seed picked, so seeds that agree add no spread; otherwise
-    every pick resamples its own seed's reviews.
+    `ids[s]` names the reviews seed s scored, in the order of its arrays, and
+    `measure(s, index)` is seed s's figures on its reviews `index`. Each draw
+    picks len(ids) seeds with replacement and resamples, once, every review
+    any seed scored (with replacement); each seed picked is measured on the
+    copies drawn of its own reviews, and the draw is the mean over the seeds
+    picked. Seeds that scored the same reviews thus see the same resample
+    (seeds that agree add no spread), and seeds whose reviews overlap share
+    the overlap's resample. A seed picked twice counts its one resample twice,
+    which makes the interval somewhat wider (never narrower) than resampling
+    each pick's reviews afresh would when seeds scored different reviews.
     """
     rng = np.random.default_rng(seed)
-    count = len(sizes)
+    universe: dict[str, int] = {}
+    members = [np.array([universe.setdefault(i, len(universe)) for i in seed_ids]) for seed_ids in ids]
+    count = len(ids)
     draws: dict[str, list[float]] = {}
     for _ in range(resamples):
         picks = rng.integers(0, count, size=count)
+        copies = np.bincount(rng.integers(0, len(universe), size=len(universe)), minlength=len(universe))
         totals: dict[str, float] = {}
-        if same_reviews:
-            index = rng.integers(0, sizes[0], size=sizes[0])
-            weights = np.bincount(picks, minlength=count)
-            parts = [(weight, measure(s, index)) for s, weight in enumerate(weights) if weight]
-        else:
-            parts = [(1, measure(s, rng.integers(0, sizes[s], size=sizes[s]))) for s in picks]
-        for weight, values in parts:
-            for name, value in values.items():
-                totals[name] = totals.get(name, 0.0) + weight * value
+        for s, weight in enumerate(np.bincount(picks, minlength=count)):
+            if weight:
+                index = np.repeat(np.arange(len(members[s])), copies[members[s]])
+                for name, value in measure(s, index).items():
+                    totals[name] = totals.get(name, 0.0) + weight * value
         for name, total in totals.items():
             draws.setdefault(name, []).append(total / count)
     return {name: np.asarray(values, dtype=np.float64) for name, values in draws.items()}

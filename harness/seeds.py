@@ -30,9 +30,9 @@ from harness.runner import ProgressSink, Runner, Scored, now
 from harness.types import RunInfo
 
 COMBINED_INTERVAL = (
-    "two-level bootstrap, 95%: each draw resamples the seeds with replacement, then the reviews (one "
-    "resample for every seed when all seeds scored the same reviews, else one within each seed drawn), "
-    "and takes the mean over the seeds drawn"
+    "two-level bootstrap, 95%: each draw resamples the seeds with replacement and, once, every review any "
+    "seed scored; each seed drawn is measured on the copies of its own reviews, and the draw is the mean "
+    "over the seeds drawn"
 )
 # Row fields that describe the row rather than measure it: taken from the first seed.
 DESCRIPTIVE = ("task", "model", "label", "added_metrics", "counts", "load_issues", "backend")
@@ -140,15 +140,11 @@ def combined_intervals(board: Board, scored: list[Scored]) -> dict[str, list[flo
     """The two-level bootstrap 95% interval of each metric's mean over the seeds."""
     if board.bootstrap < 1 or min(len(s.gold) for s in scored) < 2:
         return {}
-    same_reviews = all(s.ids == scored[0].ids for s in scored)
 
     def measure(s: int, index: np.ndarray) -> dict[str, float]:
         return scored[s].metrics(scored[s].gold[index], scored[s].probs[index])
 
-    draws = two_level_draws(
-        measure, [len(s.gold) for s in scored], same_reviews=same_reviews, resamples=board.bootstrap,
-        seed=board.seed,
-    )  # fmt: skip
+    draws = two_level_draws(measure, [s.ids for s in scored], resamples=board.bootstrap, seed=board.seed)
     return {name: list(percentile_interval(values)) for name, values in draws.items()}
 
 

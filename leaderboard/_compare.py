@@ -198,7 +198,7 @@ class SeedComparison:
     n: list[int]
     metrics: list[SeedDiff]
     mcnemar_p: list[float]
-    interval: str = ""
+    interval: str
 
 
 def seed_runs(run_dir: Path) -> dict[int, Path] | None:
@@ -232,8 +232,7 @@ def compare_seed_runs(
     """Pair two multi-seed runs seed by seed (each seed's reviews by id) and pool the differences.
 
     The interval is a two-level bootstrap of the mean difference: seeds
-    resampled, then paired reviews (one resample for all seeds when they
-    scored the same reviews). So a difference that changes sign from seed
+    resampled, then the paired reviews (see `harness.intervals.two_level_draws`). So a difference that changes sign from seed
     to seed is not called significant on the strength of many reviews; the
     t-test over the per-seed differences asks the same of the seed spread alone.
     """
@@ -290,12 +289,10 @@ def pool_seeds(
         before, after = paired_metrics(gold, pred_a, len(labels)), paired_metrics(gold, pred_b, len(labels))
         return {shown_name(name, labels): float(after[name][0] - before[name][0]) for name in before}
 
-    ids = [[str(pair[0]["id"]) for pair in seed_pairs] for seed_pairs in pairs]
-    same_reviews = all(seed_ids == ids[0] for seed_ids in ids)
     draws = {}
     if resamples > 0:
-        sizes = [len(seed_pairs) for seed_pairs in pairs]
-        draws = two_level_draws(measure, sizes, same_reviews=same_reviews, resamples=resamples, seed=seed)
+        ids = [[str(pair[0]["id"]) for pair in seed_pairs] for seed_pairs in pairs]
+        draws = two_level_draws(measure, ids, resamples=resamples, seed=seed)
     metrics = []
     for first in per_seed[0].metrics:
         found = [m for c in per_seed for m in c.metrics if m.name == first.name]
@@ -307,9 +304,8 @@ def pool_seeds(
             first.name, float(np.mean([m.a for m in found])), float(np.mean([m.b for m in found])),
             diffs, float(np.std(diffs, ddof=1)), low, high, t_test_over_seeds(diffs),
         ))  # fmt: skip
-    how = "the same reviews resampled for every seed" if same_reviews else "each seed's reviews resampled"
-    return SeedComparison(key[0], key[1], seeds, [c.n for c in per_seed], metrics,
-                          [c.p_value for c in per_seed], f"two-level bootstrap, 95%: seeds resampled, then {how}")  # fmt: skip
+    return SeedComparison(key[0], key[1], seeds, [c.n for c in per_seed], metrics, [c.p_value for c in per_seed],
+                          "two-level bootstrap, 95%: seeds resampled, then the paired reviews of all seeds once")  # fmt: skip
 
 
 def shown_name(name: str, labels: Sequence[str]) -> str:

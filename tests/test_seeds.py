@@ -65,13 +65,15 @@ def test_spread_and_combined_interval_match_a_hand_computation(host, tmp_path):
     seed_rows = [json.loads((tmp_path / f"seed-{s}" / "results.json").read_text()) for s in (0, 1, 2)]
     assert stats["intervals"] == [row_of(r, "seeded-words")["intervals"]["accuracy"] for r in seed_rows]
     # The combined interval by hand: the toy task scores the same reviews for every seed, so each draw
-    # picks three seeds with replacement, resamples the reviews once, and averages the picked seeds' accuracy.
+    # picks three seeds with replacement, draws the reviews once with replacement, and averages the picked
+    # seeds' accuracy on that draw.
     answers = [scored(tmp_path / f"seed-{s}", "seeded-words") for s in (0, 1, 2)]
+    n = len(answers[0][0])
     rng = np.random.default_rng(0)
     by_hand = []
     for _ in range(200):
         picks = rng.integers(0, 3, size=3)
-        index = rng.integers(0, len(answers[0][0]), size=len(answers[0][0]))
+        index = rng.integers(0, n, size=n)
         by_hand.append(
             np.mean([np.mean(answers[p][1][index].argmax(1) == answers[p][0][index]) for p in picks])
         )
@@ -82,25 +84,27 @@ def test_spread_and_combined_interval_match_a_hand_computation(host, tmp_path):
 def test_two_level_draws_mix_seeds_and_reviews_as_computed_by_hand():
     # Two seeds whose figure never moves with the reviews (0.8 and 0.9): the mean of two seeds drawn with
     # replacement is 0.8, 0.85 or 0.9 with probabilities 1/4, 1/2, 1/4.
-    draws = two_level_draws(lambda s, index: {"m": (0.8, 0.9)[s]}, [10, 10], same_reviews=False,
-                            resamples=4000, seed=1)["m"]  # fmt: skip
+    ids = [[f"r{i}" for i in range(10)]] * 2
+    draws = two_level_draws(lambda s, index: {"m": (0.8, 0.9)[s]}, ids, resamples=4000, seed=1)["m"]
     shares = [np.mean(np.isclose(draws, v)) for v in (0.8, 0.85, 0.9)]
     assert shares == pytest.approx([0.25, 0.5, 0.25], abs=0.03)
     assert percentile_interval(draws) == pytest.approx((0.8, 0.9))
-    # Accuracy of 8 seeds with rates p_s on their own 400 reviews: the mean of 8 seeds picked, each on
-    # resampled reviews, has variance var_pop(p) / 8 + mean(p (1 - p) / 400) / 8.
+    # Accuracy of 8 seeds with rates p_s, each on 400 reviews of its own. A draw is sum_s w_s m_s / 8 with
+    # w ~ Multinomial(8, 1/8) and m_s the accuracy on seed s's resampled reviews (variance p_s (1 - p_s) / 400,
+    # the same resample however often s is picked), so its variance is
+    # var_pop(p) / 8 + E[w_s^2] mean(p (1 - p) / 400) / 8, with E[w_s^2] = 2 - 1/8.
     rng = np.random.default_rng(2)
     rates = np.linspace(0.70, 0.84, 8)
     hits = [rng.permutation(np.arange(400) < round(400 * p)) for p in rates]
     exact = np.array([h.mean() for h in hits])
-    draws = two_level_draws(lambda s, index: {"m": hits[s][index].mean()}, [400] * 8, same_reviews=False,
-                            resamples=5000, seed=3)["m"]  # fmt: skip
-    expected_sd = np.sqrt(np.var(exact) / 8 + np.mean(exact * (1 - exact) / 400) / 8)
+    own = [[f"s{s}-r{i}" for i in range(400)] for s in range(8)]
+    draws = two_level_draws(lambda s, index: {"m": hits[s][index].mean()}, own, resamples=5000, seed=3)["m"]
+    expected_sd = np.sqrt(np.var(exact) / 8 + (2 - 1 / 8) * np.mean(exact * (1 - exact) / 400) / 8)
     assert np.std(draws) == pytest.approx(expected_sd, rel=0.05)
-    # Seeds that scored the same reviews the same way add nothing: one shared review resample gives
-    # the plain review bootstrap, sd sqrt(p (1 - p) / n), not that divided by sqrt(8).
-    same = two_level_draws(lambda s, index: {"m": hits[0][index].mean()}, [400] * 8, same_reviews=True,
-                           resamples=5000, seed=3)["m"]  # fmt: skip
+    # Seeds that scored the same reviews the same way add nothing: the shared review resample gives the
+    # plain review bootstrap, sd sqrt(p (1 - p) / n), not that divided by sqrt(8).
+    shared = [own[0]] * 8
+    same = two_level_draws(lambda s, index: {"m": hits[0][index].mean()}, shared, resamples=5000, seed=3)["m"]
     assert np.std(same) == pytest.approx(np.sqrt(exact[0] * (1 - exact[0]) / 400), rel=0.05)
 
 
