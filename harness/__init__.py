@@ -11,6 +11,7 @@ from harness.metrics import Metric
 from harness.options import Option, OptionError, OptionSet
 from harness.registry import ContractError, Register
 from harness.types import (
+    SEED_COMPONENTS,
     Backend,
     BackendFactory,
     BatchStats,
@@ -69,6 +70,7 @@ __all__ = [
     "Router",
     "RouterFactory",
     "RunInfo",
+    "SEED_COMPONENTS",
     "Source",
     "SourceOptions",
     "Splits",

@@ -7,16 +7,17 @@ runs the `default` board; flags build an ad-hoc board of the same shape.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.types import SEED_COMPONENTS
 
 BOARD_KEYS = {
     "name", "description", "tasks", "models", "data", "dataset", "backend", "backend_options",
-    "limit", "seed", "task_options", "model_options", "source_options", "sort", "bootstrap", "metrics",
-    "price_per_hour",
+    "limit", "seed", "seeds", "vary", "task_options", "model_options", "source_options", "sort", "bootstrap",
+    "metrics", "price_per_hour",
 }  # fmt: skip
 MODEL_KEYS = {"spec", "label", "options", "tasks"}
 
@@ -63,9 +64,45 @@ class Board:
     metrics: list[str] = field(default_factory=list)
     # Dollars per hour of the hardware; None: the packaged list price of the detected device.
     price_per_hour: float | None = None
+    # A multi-seed run: the board runs once per seed; the components in `vary` take that seed, the
+    # others keep `seed`. Each seed's run gets `component_seeds` for the components held fixed.
+    seeds: list[int] = field(default_factory=list)
+    vary: list[str] = field(default_factory=lambda: list(SEED_COMPONENTS))
+    component_seeds: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def seed_for(self, component: str) -> int:
+        """The seed of one source of randomness (see `SEED_COMPONENTS`): held fixed, or the run's seed."""
+        return self.component_seeds.get(component, self.seed)
+
+    def for_seed(self, seed: int) -> Board:
+        """The single-seed board one seed of a multi-seed run executes."""
+        fixed = {component: self.seed for component in SEED_COMPONENTS if component not in self.vary}
+        return replace(self, seed=seed, seeds=[], component_seeds=fixed)
+
+
+def check_seeds(seeds: list[int], where: str) -> list[int]:
+    """A multi-seed run needs two or more distinct seeds."""
+    if len(seeds) < 2:
+        raise HarnessError(f"{where}: a multi-seed run needs at least two seeds (one seed is --seed N)")
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise HarnessError(f"{where}: seed(s) {repeated} given twice")
+    return seeds
+
+
+def check_vary(components: list[str], where: str) -> list[str]:
+    """Component names from `SEED_COMPONENTS` ('all' for every one), in their canonical order."""
+    if components == ["all"]:
+        return list(SEED_COMPONENTS)
+    unknown = [c for c in components if c not in SEED_COMPONENTS]
+    if unknown or not components:
+        raise HarnessError(
+            f"{where}: unknown seed component(s) {unknown}; choose from {', '.join(SEED_COMPONENTS)} or all"
+        )
+    return [c for c in SEED_COMPONENTS if c in components]
 
 
 def _strings(mapping: Any, where: str) -> dict[str, str]:
@@ -119,6 +156,8 @@ def board_from_dict(raw: dict[str, Any], origin: str) -> Board:
         bootstrap=int(raw.get("bootstrap", 1000)),
         metrics=[str(m) for m in raw.get("metrics", [])],
         price_per_hour=float(raw["price_per_hour"]) if "price_per_hour" in raw else None,
+        seeds=check_seeds([int(s) for s in raw["seeds"]], f"{origin}: seeds") if "seeds" in raw else [],
+        vary=check_vary([str(c) for c in raw.get("vary", ["all"])], f"{origin}: vary"),
     )
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from harness.boards import Board, ModelEntry, load_board
+from harness.boards import Board, ModelEntry, check_seeds, check_vary, load_board
 from harness.command_helpers import EXIT_CODES, parse_pairs, quiet_model_libraries
 from harness.errors import HarnessError, RunFailed
 from harness.files import storage_error
@@ -103,6 +103,11 @@ def _resolve_board(name_or_path: str) -> Board:
     "--out", type=click.Path(file_okay=False, path_type=Path), help="Run directory [default: runs/BOARD]."
 )
 @click.option("--seed", type=int, help="Seed for splits and fine-tuning [default: 0].")
+@click.option(
+    "--seeds", help="Run once per seed (e.g. 0,1,2) and show means, spreads and combined intervals."
+)
+@click.option("--repeats", type=click.IntRange(min=2), help="Like --seeds, with N seeds from --seed on.")
+@click.option("--vary", help="What --seeds varies: split,finetune,demos,calibration or all [default: all].")
 @click.option("--categories", help="Category labels: 'study' (the 11), a comma list, or auto:N.")
 @click.option(
     "--task-option", "task_opts", multiple=True, help="KEY=VALUE passed to every task (repeatable)."
@@ -143,7 +148,9 @@ def run(**opts: Any) -> None:
     their options, data and columns, checkpoints, run directory, memory) and
     reports every problem at once. A run that is interrupted resumes where it
     stopped when started again with the same command: every prediction is
-    cached in the run directory.
+    cached in the run directory. With --seeds 0,1,2 the board runs once per seed
+    (RUN_DIR/seed-N/, one shared cache) and the leaderboard shows each row's
+    mean over the seeds.
     """
     quiet_model_libraries()
     from harness.preflight import preflight
@@ -172,6 +179,8 @@ def run(**opts: Any) -> None:
     click.echo("\nfiles:")
     for path in sorted(p for p in run_dir.iterdir() if p.is_file() and not p.name.startswith(".")):
         click.echo(f"  {path}")
+    if board.seeds:
+        click.echo(f"  {run_dir}/seed-N/: each seed's own run ({', '.join(map(str, board.seeds))})")
     errors = sum(r["status"] == "error" for r in results["rows"])
     if errors:
         raise RunFailed(f"{errors} row(s) failed; their errors are shown above")
@@ -194,6 +203,7 @@ def _board_from_options(opts: dict[str, Any]) -> Board:
     for key in ("backend", "limit", "seed", "bootstrap", "price_per_hour"):
         if opts[key] is not None:
             setattr(board, key, opts[key])
+    _seed_options(board, opts)
     for task in board.tasks:
         board.task_options[task] = {**board.task_options.get(task, {}), **_task_options(opts, task)}
     board.metrics = list(dict.fromkeys([*board.metrics, *opts["metrics"]]))
@@ -203,6 +213,28 @@ def _board_from_options(opts: dict[str, Any]) -> Board:
         if opts[column]:
             board.source_options[column] = opts[column]
     return board
+
+
+def _seed_options(board: Board, opts: dict[str, Any]) -> None:
+    """--seeds/--repeats make a multi-seed run; --seed alone makes a single-seed run, whatever the board says."""
+    if opts["seeds"] and opts["repeats"]:
+        raise HarnessError("give --seeds or --repeats, not both")
+    if opts["seeds"]:
+        try:
+            seeds = [int(part) for part in opts["seeds"].split(",")]
+        except ValueError:
+            raise HarnessError(
+                f"--seeds takes whole numbers separated by commas, not {opts['seeds']!r}"
+            ) from None
+        board.seeds = check_seeds(seeds, "--seeds")
+    elif opts["repeats"]:
+        board.seeds = list(range(board.seed, board.seed + opts["repeats"]))
+    elif opts["seed"] is not None:
+        board.seeds = []
+    if opts["vary"]:
+        if not board.seeds:
+            raise HarnessError("--vary needs a multi-seed run: give --seeds or --repeats")
+        board.vary = check_vary(opts["vary"].split(","), "--vary")
 
 
 def _task_options(opts: dict[str, Any], task: str) -> dict[str, str]:

@@ -1,18 +1,27 @@
-"""Bootstrap confidence intervals for any task's metrics, so a leaderboard shows its uncertainty."""
+"""Bootstrap confidence intervals for any task's metrics, so a leaderboard shows its uncertainty.
+
+One run's interval resamples its reviews. A multi-seed run adds a second
+source of variation, the seed (split, fine-tuning, demonstrations,
+calibration), and its combined interval comes from a two-level bootstrap:
+resample the seeds with replacement and, once per draw, every review any seed
+scored; each seed drawn is measured on its own reviews' copies, and the mean
+over the seeds drawn is one draw.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import statistics
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 MetricFn = Callable[[np.ndarray, np.ndarray], dict[str, float]]
 
 
-def bootstrap_intervals(
+def bootstrap_samples(
     metric_fn: MetricFn, gold: np.ndarray, probs: np.ndarray, *, resamples: int = 1000, seed: int = 0
-) -> dict[str, tuple[float, float]]:
-    """95% percentile intervals of every metric over resampled examples (with replacement)."""
+) -> dict[str, np.ndarray]:
+    """Every metric on `resamples` resamples of the examples (with replacement); empty below two examples."""
     n = len(gold)
     if n < 2 or resamples < 1:
         return {}
@@ -22,7 +31,66 @@ def bootstrap_intervals(
         index = rng.integers(0, n, size=n)
         for name, value in metric_fn(gold[index], probs[index]).items():
             samples.setdefault(name, []).append(value)
+    return {name: np.asarray(values, dtype=np.float64) for name, values in samples.items()}
+
+
+def percentile_interval(draws: np.ndarray) -> tuple[float, float]:
+    """The central 95% of the draws (NaN draws, from resamples where a metric is undefined, left out)."""
+    return float(np.nanpercentile(draws, 2.5)), float(np.nanpercentile(draws, 97.5))
+
+
+def bootstrap_intervals(
+    metric_fn: MetricFn, gold: np.ndarray, probs: np.ndarray, *, resamples: int = 1000, seed: int = 0
+) -> dict[str, tuple[float, float]]:
+    """95% percentile intervals of every metric over resampled examples (with replacement)."""
+    samples = bootstrap_samples(metric_fn, gold, probs, resamples=resamples, seed=seed)
+    return {name: percentile_interval(draws) for name, draws in samples.items()}
+
+
+def two_level_draws(
+    measure: Callable[[int, np.ndarray], dict[str, float]],
+    ids: Sequence[Sequence[str]],
+    *,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Draws of every measure's mean over the seeds, varying both the seed and the reviews.
+
+    `ids[s]` names the reviews seed s scored, in the order of its arrays, and
+    `measure(s, index)` is seed s's figures on its reviews `index`. Each draw
+    picks len(ids) seeds with replacement and resamples, once, every review
+    any seed scored (with replacement); each seed picked is measured on the
+    copies drawn of its own reviews, and the draw is the mean over the seeds
+    picked. Seeds that scored the same reviews thus see the same resample
+    (seeds that agree add no spread), and seeds whose reviews overlap share
+    the overlap's resample. A seed picked twice counts its one resample twice,
+    which makes the interval somewhat wider (never narrower) than resampling
+    each pick's reviews afresh would when seeds scored different reviews.
+    """
+    rng = np.random.default_rng(seed)
+    universe: dict[str, int] = {}
+    members = [np.array([universe.setdefault(i, len(universe)) for i in seed_ids]) for seed_ids in ids]
+    count = len(ids)
+    draws: dict[str, list[float]] = {}
+    for _ in range(resamples):
+        picks = rng.integers(0, count, size=count)
+        copies = np.bincount(rng.integers(0, len(universe), size=len(universe)), minlength=len(universe))
+        totals: dict[str, float] = {}
+        for s, weight in enumerate(np.bincount(picks, minlength=count)):
+            if weight:
+                index = np.repeat(np.arange(len(members[s])), copies[members[s]])
+                for name, value in measure(s, index).items():
+                    totals[name] = totals.get(name, 0.0) + weight * value
+        for name, total in totals.items():
+            draws.setdefault(name, []).append(total / count)
+    return {name: np.asarray(values, dtype=np.float64) for name, values in draws.items()}
+
+
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """Mean, sample standard deviation (n - 1), minimum and maximum of one metric over the seeds."""
     return {
-        name: (float(np.nanpercentile(values, 2.5)), float(np.nanpercentile(values, 97.5)))
-        for name, values in samples.items()
+        "mean": statistics.fmean(values),
+        "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "min": min(values),
+        "max": max(values),
     }

@@ -30,12 +30,13 @@ from harness.cache import CachedPrediction, PredictionCache, text_key
 from harness.cost import hourly_price, latency_summary, row_cost
 from harness.errors import HarnessError
 from harness.files import RunDirLock, out_of_space, storage_error, write_json
-from harness.intervals import bootstrap_intervals
+from harness.intervals import MetricFn, bootstrap_intervals
 from harness.metrics import report, resolve, row_metrics
 from harness.plan import RUNNER_OPTIONS, plan_problems
 from harness.plugin_manager import PluginHost, get_host
 from harness.registry import Registries
 from harness.types import (
+    SEED_COMPONENTS,
     Backend,
     BatchStats,
     ChoosesBatchSize,
@@ -98,6 +99,16 @@ class Row:
     extra: dict[str, Any] = field(default_factory=dict)
     cost: dict[str, Any] = field(default_factory=dict)
     latency: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Scored:
+    """What one row scored: example ids, gold label indices [n], probabilities [n, k], and its metrics."""
+
+    ids: list[str]
+    gold: np.ndarray
+    probs: np.ndarray
+    metrics: MetricFn
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:
@@ -175,13 +186,15 @@ def build_model(
     backend_name: str = "cpu",
     backend_options: Mapping[str, str] | None = None,
     host: PluginHost | None = None,
+    seeds: Mapping[str, int] | None = None,
 ) -> Model:
     """Build a model from its spec outside a run, as the runner does inside one.
 
     A worker process holding a model replica (the Ray backend's actors) calls
-    this with the run's spec, options, seed and workdir, so every replica is
+    this with the run's spec, options, seeds and workdir, so every replica is
     the model the runner would have built. Nested specs (hybrids) are built
-    with the same backend and options.
+    with the same backend and options. `seeds` maps seed components to their
+    seeds (see `ModelContext.seed_for`); a missing component takes `seed`.
     """
     host = host or get_host()
     registries = host.registries
@@ -202,6 +215,7 @@ def build_model(
             options=options,
             build_model=make,
             build_router=make_router,
+            seeds=dict(seeds or {}),
         )
         model: Model = registries.models.build(name, arg, context)
         return model
@@ -256,6 +270,9 @@ class Runner:
         self.run_dir = run_dir
         self.cache_path = cache_path or run_dir / "cache.sqlite"
         self.model_dir = model_dir or run_dir / "models"
+        self.scored: dict[
+            tuple[str, str, str], Scored
+        ] = {}  # (task, spec, label): what a multi-seed run pools
         self.progress = progress
         self.backend: Backend = self.registries.backends.build(board.backend, board.backend_options)
         self.requested_metrics = resolve(board.metrics, self.registries.metrics)
@@ -273,10 +290,12 @@ class Runner:
 
     def make_model(self, spec: str, options: dict[str, str]) -> Model:
         """Build the model here, or let a backend that distributes models (Ray) build its replicas."""
-        workdir = self.model_dir
+        workdir, seeds = self.model_dir, {c: self.board.seed_for(c) for c in SEED_COMPONENTS}
         if isinstance(self.backend, DistributesModels):
-            return self.backend.distribute(spec, options, self.board.seed, workdir)
-        return build_model(spec, options, self.board.seed, workdir, backend=self.backend, host=self.host)
+            return self.backend.distribute(spec, options, self.board.seed, workdir, seeds)
+        return build_model(
+            spec, options, self.board.seed, workdir, backend=self.backend, host=self.host, seeds=seeds
+        )
 
     def runner_options(self, entry: ModelEntry) -> dict[str, Any]:
         """The options the runner itself reads for a model (batch size, timeout)."""
@@ -284,7 +303,7 @@ class Runner:
 
     def open_splits(self, task: Task, issues: IssueLog) -> Splits:
         reviews = open_reviews(self.registries, self.board, issues)
-        return task.split(reviews, limit=self.board.limit, seed=self.board.seed)
+        return task.split(reviews, limit=self.board.limit, seed=self.board.seed_for("split"))
 
     # running ----------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -403,6 +422,7 @@ class Runner:
         else:
             batch_size = self.runner_options(entry)["batch_size"] or DEFAULT_BATCH_SIZE
         gold: list[int] = []
+        ids: list[str] = []
         probs_parts: list[np.ndarray] = []
         latencies: list[float] = []
         warmed = False
@@ -463,6 +483,7 @@ class Runner:
                     json.dumps(self.prediction_record(task, entry, ex, p, hit), ensure_ascii=False) + "\n"
                 )
             gold.extend(ex.label for ex in chunk)
+            ids.extend(ex.id for ex in chunk)
             probs_parts.append(chunk_probs)
         row.n = len(gold)
         if not gold:  # an empty, header-only or unreadable file must not look like a finished row
@@ -482,6 +503,7 @@ class Runner:
                 plan, gold_array, probs, resamples=self.board.bootstrap, seed=self.board.seed
             ).items()
         }
+        self.scored[(task.name, entry.spec, entry.display)] = Scored(ids, gold_array, probs, plan)
         row.reviews_per_s = row.n / row.runtime_s if row.runtime_s > 0 else None
         return raw_texts, latencies
 
@@ -530,6 +552,11 @@ def run_board(
     model_dir: Path | None = None,
     progress: ProgressSink | None = None,
 ) -> dict[str, Any]:
-    """Run `board` into `run_dir`; the cache and fine-tuned weights may live elsewhere (a sweep reusing a run's)."""
-    runner = Runner(host, board, run_dir, cache_path=cache_path, model_dir=model_dir, progress=progress)
-    return runner.run()
+    """Run `board` into `run_dir`; the cache and fine-tuned weights may live elsewhere (a sweep reusing a
+    run's); a board with `seeds` runs once per seed (see `harness.seeds`)."""
+    from harness.seeds import refuse_mixed_run_dir, run_seeds
+
+    refuse_mixed_run_dir(run_dir, multi_seed=bool(board.seeds))
+    if board.seeds:
+        return run_seeds(host, board, run_dir, cache_path=cache_path, model_dir=model_dir, progress=progress)
+    return Runner(host, board, run_dir, cache_path=cache_path, model_dir=model_dir, progress=progress).run()

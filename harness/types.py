@@ -237,7 +237,11 @@ class Backend(Protocol):
 class DistributesModels(Protocol):
     """A backend that builds model replicas itself (Ray's actors) instead of one in-process model."""
 
-    def distribute(self, spec: str, options: Mapping[str, str], seed: int, workdir: Path) -> Model: ...
+    def distribute(
+        self, spec: str, options: Mapping[str, str], seed: int, workdir: Path, seeds: Mapping[str, int]
+    ) -> Model:
+        """Replicas of `spec` built as `build_model` would build it, with the run's component `seeds`."""
+        ...
 
 
 @runtime_checkable
@@ -251,13 +255,22 @@ class Router(Protocol):
         ...
 
 
+# The sources of randomness a seed controls, each of which a multi-seed run can vary or hold fixed
+# (`harness run --seeds 0,1,2 --vary demos`): the task's train/test split, fine-tuning (initialisation
+# and data order), the choice of few-shot demonstrations, and the sample a calibration is fitted on.
+SEED_COMPONENTS = ("split", "finetune", "demos", "calibration")
+
+
 @dataclass
 class ModelContext:
     """What a model factory gets besides its argument.
 
     `build_model` builds another model from a spec, so hybrids can nest;
     `workdir` is where a model keeps what it makes (fine-tuned weights) so a
-    later run with the same config reuses it.
+    later run with the same config reuses it. `seed` is the run's seed;
+    `seeds` holds the seed of each of `SEED_COMPONENTS` (read it with
+    `seed_for`), which differ from `seed` when a multi-seed run holds some
+    components fixed.
     """
 
     backend: Backend
@@ -266,6 +279,13 @@ class ModelContext:
     options: Mapping[str, str]
     build_model: Callable[[str], Model]
     build_router: Callable[[str], Router]
+    seeds: Mapping[str, int] = field(default_factory=dict)
+
+    def seed_for(self, component: str) -> int:
+        """The seed of one component of randomness; a model's fingerprint names only the ones it uses."""
+        if component not in SEED_COMPONENTS:
+            raise ValueError(f"unknown seed component {component!r}; known: {', '.join(SEED_COMPONENTS)}")
+        return self.seeds.get(component, self.seed)
 
 
 ModelFactory = Callable[[str | None, ModelContext], Model]

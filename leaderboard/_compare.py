@@ -17,6 +17,7 @@ import numpy as np
 
 from harness.errors import HarnessError
 from harness.leaderboard._predictions import group_predictions, iter_predictions
+from harness.results import read_results
 
 
 @dataclass
@@ -125,8 +126,7 @@ def compare_records(
         low = high = None
         if name in samples and not np.all(np.isnan(samples[name])):
             low, high = (float(x) for x in np.nanpercentile(samples[name], [2.5, 97.5]))
-        shown = f"accuracy[{labels[int(name[9:-1])]}]" if name.startswith("accuracy[") else name
-        diffs.append(MetricDiff(shown, value_a, value_b, low, high))
+        diffs.append(MetricDiff(shown_name(name, labels), value_a, value_b, low, high))
     right_a, right_b = pred_a == gold, pred_b == gold
     only_a, only_b = int((right_a & ~right_b).sum()), int((right_b & ~right_a).sum())
     disagree = [(ra, rb) for ra, rb in pairs if ra["pred"] != rb["pred"]]
@@ -168,3 +168,146 @@ def compare_runs(
         )
         for key in shared
     ]
+
+
+@dataclass
+class SeedDiff:
+    """One metric's B-minus-A difference, seed by seed and as a mean over the seeds both runs ran."""
+
+    name: str
+    a: float
+    b: float
+    diffs: list[float]
+    sd: float
+    low: float | None
+    high: float | None
+    t_p_value: float | None
+
+    @property
+    def diff(self) -> float:
+        return self.b - self.a
+
+
+@dataclass
+class SeedComparison:
+    """Run B minus run A for one (task, model) over the seeds of two multi-seed runs."""
+
+    task: str
+    model: str
+    seeds: list[int]
+    n: list[int]
+    metrics: list[SeedDiff]
+    mcnemar_p: list[float]
+    interval: str
+
+
+def seed_runs(run_dir: Path) -> dict[int, Path] | None:
+    """Seed -> run directory of a multi-seed run; None for a single-seed run."""
+    block = read_results(run_dir).get("seeds")
+    if not block:
+        return None
+    return {int(seed): run_dir / name for seed, name in block["runs"].items()}
+
+
+def t_test_over_seeds(diffs: Sequence[float]) -> float | None:
+    """Two-sided one-sample t-test of the per-seed differences against 0; None without seed spread."""
+    from scipy import stats
+
+    sd = float(np.std(diffs, ddof=1)) if len(diffs) > 1 else 0.0
+    if sd == 0 or math.isnan(sd):
+        return None
+    t = float(np.mean(diffs)) / (sd / math.sqrt(len(diffs)))
+    return float(2 * stats.t.sf(abs(t), df=len(diffs) - 1))
+
+
+def compare_seed_runs(
+    run_a: Path,
+    run_b: Path,
+    *,
+    task: str | None = None,
+    model: str | None = None,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> list[SeedComparison]:
+    """Pair two multi-seed runs seed by seed (each seed's reviews by id) and pool the differences.
+
+    The interval is a two-level bootstrap of the mean difference: seeds
+    resampled, then the paired reviews (see `harness.intervals.two_level_draws`). So a difference that changes sign from seed
+    to seed is not called significant on the strength of many reviews; the
+    t-test over the per-seed differences asks the same of the seed spread alone.
+    """
+    seeds_a, seeds_b = seed_runs(run_a), seed_runs(run_b)
+    if seeds_a is None or seeds_b is None:
+        single = run_a if seeds_a is None else run_b
+        raise HarnessError(
+            f"{single} is a single-seed run; compare it with one seed of the other (RUN_DIR/seed-N)"
+        )
+    shared = sorted(set(seeds_a) & set(seeds_b))
+    if len(shared) < 2:
+        raise HarnessError(
+            f"the runs share seeds {shared or 'none'} (A ran {sorted(seeds_a)}, B ran {sorted(seeds_b)}); "
+            "pooling over seeds needs two or more seeds run by both"
+        )
+    groups = [
+        (group_predictions(iter_predictions(seeds_a[s], task=task, model=model)),
+         group_predictions(iter_predictions(seeds_b[s], task=task, model=model)))
+        for s in shared
+    ]  # fmt: skip
+    keys = [key for key in groups[0][0] if all(key in a and key in b for a, b in groups)]
+    if not keys:
+        raise HarnessError("no (task, model) is in every shared seed of both runs")
+    return [
+        pool_seeds(key, shared, [(a[key], b[key]) for a, b in groups], resamples=resamples, seed=seed)
+        for key in keys
+    ]
+
+
+def pool_seeds(
+    key: tuple[str, str],
+    seeds: list[int],
+    records: Sequence[tuple[Sequence[dict[str, Any]], Sequence[dict[str, Any]]]],
+    *,
+    resamples: int,
+    seed: int,
+) -> SeedComparison:
+    """One (task, model): each seed's paired comparison, and their differences pooled over the seeds."""
+    from harness.intervals import percentile_interval, two_level_draws
+
+    per_seed = [compare_records(*key, a, b, resamples=0, show=0) for a, b in records]
+    pairs = [pair_by_id(a, b) for a, b in records]
+    labels = sorted({str(r[k]) for seed_pairs in pairs for pair in seed_pairs for r in pair
+                     for k in ("gold", "pred")})  # fmt: skip
+    index = {label: i for i, label in enumerate(labels)}
+    arrays = [
+        [np.array([index[str(pair[side][field])] for pair in seed_pairs])
+         for side, field in ((0, "gold"), (0, "pred"), (1, "pred"))]
+        for seed_pairs in pairs
+    ]  # fmt: skip
+
+    def measure(s: int, rows: np.ndarray) -> dict[str, float]:
+        gold, pred_a, pred_b = (column[rows][None] for column in arrays[s])
+        before, after = paired_metrics(gold, pred_a, len(labels)), paired_metrics(gold, pred_b, len(labels))
+        return {shown_name(name, labels): float(after[name][0] - before[name][0]) for name in before}
+
+    draws = {}
+    if resamples > 0:
+        ids = [[str(pair[0]["id"]) for pair in seed_pairs] for seed_pairs in pairs]
+        draws = two_level_draws(measure, ids, resamples=resamples, seed=seed)
+    metrics = []
+    for first in per_seed[0].metrics:
+        found = [m for c in per_seed for m in c.metrics if m.name == first.name]
+        if len(found) < len(per_seed):
+            continue
+        diffs = [m.diff for m in found]
+        low, high = percentile_interval(draws[first.name]) if first.name in draws else (None, None)
+        metrics.append(SeedDiff(
+            first.name, float(np.mean([m.a for m in found])), float(np.mean([m.b for m in found])),
+            diffs, float(np.std(diffs, ddof=1)), low, high, t_test_over_seeds(diffs),
+        ))  # fmt: skip
+    return SeedComparison(key[0], key[1], seeds, [c.n for c in per_seed], metrics, [c.p_value for c in per_seed],
+                          "two-level bootstrap, 95%: seeds resampled, then the paired reviews of all seeds once")  # fmt: skip
+
+
+def shown_name(name: str, labels: Sequence[str]) -> str:
+    """`accuracy[1]` -> `accuracy[positive]`; other metric names unchanged."""
+    return f"accuracy[{labels[int(name[9:-1])]}]" if name.startswith("accuracy[") else name

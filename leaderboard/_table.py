@@ -26,6 +26,8 @@ TASK_METRICS: dict[str, tuple[tuple[str, str], ...]] = {
 HEADLINE = {"polarity": "macro_f1", "category": "top1"}
 LOWER_IS_BETTER = {"ece"}
 DEVICE_HEADERS = {"cpu": "CPU runtime (s)", "gpu": "GPU runtime (s)"}
+# The headline metric over the seeds of a multi-seed run, beside its mean ± combined interval.
+SEED_COLUMNS = (("seed_sd", "seed sd"), ("seed_range", "seed min-max"), ("seed_reviews", "± reviews"))
 
 
 @dataclass
@@ -204,6 +206,38 @@ def summary_line(rows: Sequence[Row]) -> str:
     return " · ".join(parts)
 
 
+def seed_cell(row: Row, key: str, metric: str) -> Cell:
+    """Standard deviation or range of the headline metric over the seeds, or a seed's mean review ±.
+
+    A row whose predictions were the same in every seed (nothing it depends on
+    was varied) shows `fixed` rather than a spread of zero.
+    """
+    stats = row.get("seed_stats") or {}
+    values = (stats.get("metrics") or {}).get(metric)
+    if not values:
+        return Cell("")
+    if key == "seed_sd":
+        return Cell("fixed") if stats.get("same_predictions") else Cell(f"{values['sd']:.3f}", values["sd"])
+    if key == "seed_range":
+        return Cell(f"{values['min']:.3f}-{values['max']:.3f}")
+    widths = [(hi - lo) / 2 for lo, hi in (i for i in values["intervals"] if i and None not in i)]
+    return Cell(f"{sum(widths) / len(widths):.3f}") if widths else Cell("")
+
+
+def seed_summary(task: str, rows: Sequence[Row]) -> str:
+    """Which seeds, what they varied, and what the ± and the seed columns mean."""
+    stats = next(r["seed_stats"] for r in rows if r.get("seed_stats"))
+    varied = stats.get("vary")
+    metric = dict(metric_columns(task, rows)).get(headline_metric(task, rows) or "", "")
+    return (
+        f"mean over seeds {', '.join(map(str, stats['seeds']))}"
+        + (f" (varying {', '.join(varied)})" if varied else "")
+        + f"; ± is the half-width of the 95% interval over seeds and reviews; seed sd, seed min-max and "
+        f"± reviews (a seed's own review bootstrap, averaged) are of {metric}; fixed: nothing the row "
+        "depends on was varied"
+    )
+
+
 def device_kinds(entries: Sequence[Entry]) -> list[str]:
     return [k for k in ("cpu", "gpu") if any(k in e.runtimes for e in entries)] or ["cpu"]
 
@@ -228,6 +262,9 @@ def build_table(task: str, rows: Sequence[Row]) -> Table:
     hybrid = any("escalated_share" in (e.row.get("extra") or {}) for e in entries)
     columns = [Column("task", "task"), Column("model", "model"), Column("n", "n")]
     columns += [Column(k, h, higher_is_better(k, rows)) for k, h in metric_columns(task, rows)]
+    seeded = any(e.row.get("seed_stats") for e in entries)
+    if seeded:
+        columns += [Column(key, header, None) for key, header in SEED_COLUMNS]
     if len(kinds) == 2:
         columns += [Column(f"runtime_{k}", DEVICE_HEADERS[k], False) for k in kinds]
     else:
@@ -246,7 +283,10 @@ def build_table(task: str, rows: Sequence[Row]) -> Table:
     body = [entry_cells(e, columns) for e in entries]
     highlight_best(columns, [r for r, e in zip(body, entries, strict=True) if e in ok_entries])
     errors = [f"{e.label}: {e.row.get('error')}" for e in entries if e.row.get("status", "ok") != "ok"]
-    return Table(task, columns, body, [e.label for e in entries], summary_line(rows), errors)
+    summary = summary_line(rows)
+    if seeded:
+        summary += " · " + seed_summary(task, rows)
+    return Table(task, columns, body, [e.label for e in entries], summary, errors)
 
 
 def entry_cells(entry: Entry, columns: Sequence[Column]) -> list[Cell]:
@@ -280,6 +320,8 @@ def entry_cells(entry: Entry, columns: Sequence[Column]) -> list[Cell]:
             cells.append(Cell("" if share is None else f"{100 * share:.1f}%", share))
         elif key == "pareto":
             cells.append(Cell(entry.pareto))
+        elif key.startswith("seed_"):
+            cells.append(seed_cell(row, key, headline_metric(entry.task, [row]) or ""))
         else:
             cells.append(format_metric(row, key))
     return cells

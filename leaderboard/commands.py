@@ -39,6 +39,25 @@ def format_comparisons(comparisons: list[Any]) -> str:
     return "\n".join(lines)
 
 
+def format_seed_comparisons(comparisons: list[Any]) -> str:
+    lines = []
+    for c in comparisons:
+        lines.append(
+            f"{c.task} · {c.model}: seeds {', '.join(map(str, c.seeds))}, {'/'.join(map(str, c.n))} paired "
+            f"examples (B minus A, means over seeds; interval: {c.interval})"
+        )
+        for m in c.metrics:
+            interval = f"[{m.low:+.3f}, {m.high:+.3f}]" if m.low is not None else "(no interval)"
+            t_test = f"p = {m.t_p_value:.3g}" if m.t_p_value is not None else "no seed spread"
+            lines.append(
+                f"  {m.name:<24} A {m.a:.3f}  B {m.b:.3f}  diff {m.diff:+.3f} {interval}  per seed "
+                f"{' '.join(f'{d:+.3f}' for d in m.diffs)} (sd {m.sd:.3f}; t-test over seeds: {t_test})"
+            )
+        lines.append("  McNemar exact test per seed: " + ", ".join(f"p = {p:.3g}" for p in c.mcnemar_p))
+        lines.append("")
+    return "\n".join(lines)
+
+
 @hookimpl
 def register_commands(cli: Any) -> None:
     @cli.command()
@@ -54,9 +73,20 @@ def register_commands(cli: Any) -> None:
     @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
     def compare(run_a: Path, run_b: Path, task: str | None, model: str | None, show: int, resamples: int,
                 seed: int, as_json: bool) -> None:  # fmt: skip
-        """Paired comparison of two runs on the same reviews: differences, intervals, McNemar, disagreements."""
-        from harness.leaderboard._compare import compare_runs
+        """Paired comparison of two runs on the same reviews: differences, intervals, McNemar, disagreements.
 
+        Two multi-seed runs (`harness run --seeds`) are paired seed by seed and
+        the differences pooled: their interval and t-test include the seed spread.
+        """
+        from harness.leaderboard._compare import compare_runs, compare_seed_runs, seed_runs
+
+        if seed_runs(run_a) is not None or seed_runs(run_b) is not None:
+            pooled = compare_seed_runs(run_a, run_b, task=task, model=model, resamples=resamples, seed=seed)
+            if as_json:
+                click.echo(json.dumps([asdict(c) for c in pooled], indent=2, ensure_ascii=False))
+            else:
+                click.echo(format_seed_comparisons(pooled), nl=False)
+            return
         comparisons = compare_runs(
             run_a, run_b, task=task, model=model, resamples=resamples, seed=seed, show=show
         )

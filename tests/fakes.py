@@ -121,6 +121,27 @@ WORD_OPTIONS = OptionSet(
     Option("hang_on", str, None, "sleep on texts containing this"),
     Option("interrupt_on", str, None, "raise KeyboardInterrupt on texts containing this"),
 )
+SEEDED_OPTIONS = OptionSet(Option("fail_on_seed", int, None, "fail to build with this seed"))
+
+
+class SeededWordModel(WordModel):
+    """The word model, except that a seed picks about a third of the texts whose answer it flips.
+
+    `component` names the seed it reads (`ctx.seed_for`), and its fingerprint
+    carries that seed, as a model that fine-tunes or picks demonstrations does.
+    """
+
+    def __init__(self, seed: int, component: str) -> None:
+        super().__init__(name=f"seeded-words:{component}")
+        self.seed, self.component = seed, component
+
+    def predict(self, texts, task):
+        probs = super().predict(texts, task)
+        flip = [hashlib.sha256(f"{self.seed}|{t}".encode()).digest()[0] < 86 for t in texts]
+        return np.where(np.array(flip)[:, None], probs[:, ::-1], probs)
+
+    def fingerprint(self) -> str:
+        return f"{super().fingerprint()}-{self.component}-{self.seed}"
 
 
 class ToyPlugin:
@@ -142,9 +163,19 @@ class ToyPlugin:
         self.models.append(model)
         return model
 
+    def _make_seeded(self, arg, ctx) -> SeededWordModel:
+        component = arg or "finetune"
+        if ctx.options.get("fail_on_seed") == str(ctx.seed_for(component)):
+            raise RuntimeError(f"cannot build with seed {ctx.seed_for(component)}")
+        model = SeededWordModel(ctx.seed_for(component), component)
+        self.models.append(model)
+        return model
+
     @hookimpl
     def register_models(self, register):
         register("words", self._make, options=WORD_OPTIONS, description="toy word model")
+        register("seeded-words", self._make_seeded, options=SEEDED_OPTIONS,
+                 description="toy word model whose answers a seed flips")  # fmt: skip
 
     @hookimpl
     def register_tasks(self, register):

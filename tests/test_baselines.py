@@ -105,3 +105,12 @@ def test_vader_scores_a_huge_review_quickly_by_its_head_and_tail():
     assert output.truncated == [True, False]
     assert output.probs[0, 0] > 0.5  # the verdict at the end is what was scored
     assert len(huge) > 100 * VADER_MAX_CHARS
+
+
+def test_tfidf_logreg_depends_on_the_seed_only_through_its_train_data(tmp_path: Path) -> None:
+    train = [Example("a", "great value", 1), Example("b", "broke at once", 0)]
+    first = baselines.make_tfidf_logreg(None, make_ctx(tmp_path, seed=0))
+    other = baselines.make_tfidf_logreg(None, make_ctx(tmp_path, seed=9))
+    for model in (first, other):
+        model.fit(train, FakeTask())
+    assert first.fingerprint() == other.fingerprint()

@@ -308,3 +308,27 @@ def test_packaged_smollm2_with_demonstrations_and_train_calibration(tmp_path):
     out = model.predict([text for text, _ in reviews], task)
     np.testing.assert_allclose(out.probs.sum(axis=1), 1.0, atol=1e-9)
     assert int((out.probs.argmax(axis=1) == [gold for _, gold in reviews]).sum()) >= 3
+
+
+def test_demonstration_and_calibration_seeds_are_separate_and_only_their_choices_fingerprint(
+    llama_dir, tmp_path
+):
+    import dataclasses
+
+    def seeded(seed: int, demos: int, calibration: int, **options: str) -> causal_lm.CausalScorer:
+        context = make_context(tmp_path / f"{seed}-{demos}-{calibration}", **options)
+        context = dataclasses.replace(context, seed=seed, seeds={"demos": demos, "calibration": calibration})
+        scorer = causal_lm.make_causal_lm(str(llama_dir), context)
+        scorer.fit(TRAIN, TASK)
+        return scorer
+
+    options = {"shots": "2", "calibration_size": "4"}
+    base = seeded(0, 0, 0, **options)
+    other_calibration = seeded(0, 0, 5, **options)
+    other_demos = seeded(0, 5, 0, **options)
+    key = TASK.fingerprint()
+    assert other_calibration._demos[key] == base._demos[key]
+    assert _calibration_ids(tmp_path / "0-0-5") != _calibration_ids(tmp_path / "0-0-0")
+    assert other_demos._demos[key] != base._demos[key]
+    zero_shot = {"shots": "0", "calibrate": "none"}
+    assert seeded(0, 0, 0, **zero_shot).fingerprint() == seeded(3, 3, 3, **zero_shot).fingerprint()

@@ -160,3 +160,26 @@ def test_packaged_minilm_finetunes_and_predicts(tmp_path: Path) -> None:
     assert out.probs.shape == (2, 2)
     np.testing.assert_allclose(out.probs.sum(axis=1), 1.0, atol=1e-5)
     assert model.finetuned(FakeTask()) is not None
+
+
+def test_finetuning_follows_the_finetune_seed_and_a_ready_checkpoint_ignores_seeds(
+    encoder_dir: Path, distilbert_dir: Path, tmp_path: Path
+) -> None:
+    import dataclasses
+
+    task = FakeTask()
+    first = fitted(str(encoder_dir), tmp_path)
+    context = make_ctx(tmp_path, QUICK, seed=4)
+    held = classifiers.make_hf_classifier(
+        str(encoder_dir), dataclasses.replace(context, seeds={"finetune": 0})
+    )
+    held.fit(polarity_train(), task)
+    result = held.finetuned(task)
+    assert result is not None and not result.trained, "seed 4 with the fine-tuning held at 0 reuses it"
+    assert held.fingerprint() == first.fingerprint()
+    ready = [
+        classifiers.make_hf_classifier(str(distilbert_dir), make_ctx(tmp_path, seed=seed)) for seed in (0, 4)
+    ]
+    for model in ready:
+        model.fit(polarity_train(), task)
+    assert ready[0].fingerprint() == ready[1].fingerprint()

@@ -43,7 +43,7 @@ def test_a_second_run_in_the_same_directory_is_refused_and_the_first_finishes_in
     }
     command = [sys.executable, "-m", "harness", "run", "--task", "polarity", "--model", "vader", "--limit", "40",
                "--out", str(out), "--model-option", "batch_size=1", "--bootstrap", "10", "--backend", "cpu"]  # fmt: skip
-    first = subprocess.Popen(command, env={**env, "PACER_SECONDS": "0.1"}, stdout=subprocess.PIPE,
+    first = subprocess.Popen(command, env={**env, "PACER_SECONDS": "0.5"}, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)  # fmt: skip
     deadline = time.monotonic() + 120
     while cached_rows(out / "cache.sqlite") < 2:  # the first run holds the lock and is scoring
@@ -112,7 +112,7 @@ def test_ctrl_c_exits_130_with_one_line_and_the_rerun_resumes(tmp_path):
     }
     command = [sys.executable, "-m", "harness", "run", "--task", "polarity", "--model", "vader", "--limit", "40",
                "--out", str(out), "--model-option", "batch_size=1", "--bootstrap", "10", "--backend", "cpu"]  # fmt: skip
-    first = subprocess.Popen(command, env={**env, "PACER_SECONDS": "0.1"}, stdout=subprocess.PIPE,
+    first = subprocess.Popen(command, env={**env, "PACER_SECONDS": "0.5"}, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)  # fmt: skip
     deadline = time.monotonic() + 120
     while cached_rows(out / "cache.sqlite") < 3:

@@ -43,13 +43,14 @@ class Replica:
         seed: int,
         workdir: str,
         backend_options: Mapping[str, str],
+        seeds: Mapping[str, int],
     ) -> None:
         from harness.plugins.backends.torch_devices import make_cpu
         from harness.runner import build_model
 
         backend = make_cpu(backend_options)
         backend.setup()
-        self.model: Model = build_model(spec, options, seed, Path(workdir), backend=backend)
+        self.model: Model = build_model(spec, options, seed, Path(workdir), backend=backend, seeds=seeds)
 
     def has(self, name: str) -> bool:
         return callable(getattr(self.model, name, None))
@@ -202,7 +203,9 @@ class RayBackend:
             "address": self.address or "local",
         }
 
-    def distribute(self, spec: str, options: Mapping[str, str], seed: int, workdir: Path) -> DistributedModel:
+    def distribute(
+        self, spec: str, options: Mapping[str, str], seed: int, workdir: Path, seeds: Mapping[str, int]
+    ) -> DistributedModel:
         """Start `actors` replicas of `spec`; the previous model's actors are stopped first."""
         import ray
 
@@ -212,7 +215,7 @@ class RayBackend:
         actor_class = ray.remote(num_cpus=self.threads_per_actor)(Replica)
         backend_options = {"threads": str(self.threads_per_actor), "dtype": self.dtype}
         actors = [
-            actor_class.remote(spec, dict(options), seed, str(workdir), backend_options)
+            actor_class.remote(spec, dict(options), seed, str(workdir), backend_options, dict(seeds))
             for _ in range(self.actors)
         ]
         self._current = DistributedModel(spec, actors)

@@ -127,7 +127,8 @@ class CausalScorer:
         self.shots: int = values["shots"]
         self.calibration_size: int = values["calibration_size"]
         self.workdir = ctx.workdir
-        self.seed = ctx.seed
+        self.demo_seed = ctx.seed_for("demos")
+        self.calibration_seed = ctx.seed_for("calibration")
         self._demos: dict[str, tuple[Example, ...]] = {}
         self._fitted: dict[str, tuple[float, np.ndarray]] = {}
         self._priors: dict[tuple[str, tuple[str, ...]], np.ndarray] = {}
@@ -136,7 +137,11 @@ class CausalScorer:
         self._tokenizer: Any = None
 
     def fingerprint(self) -> str:
-        """Weights and every output-affecting option; after `fit`, also the demonstrations and fitted scale."""
+        """Weights and every output-affecting option; after `fit`, also the demonstrations and fitted scale.
+
+        The seeds are not part of it: what they chose (the demonstrations, the fitted
+        scale and bias) is, so a zero-shot model keeps one fingerprint across seeds.
+        """
         weights = str(Path(self.checkpoint) / self.gguf_file) if self.gguf_file else self.checkpoint
         fitted = {
             key: {
@@ -147,7 +152,7 @@ class CausalScorer:
         }
         return (
             f"causal|family={self.family}|checkpoint={checkpoint_identity(weights)}|"
-            f"options={digest(OPTIONS.fingerprinted(self.options))}|seed={self.seed}|"
+            f"options={digest(OPTIONS.fingerprinted(self.options))}|"
             f"dtype={self.backend.dtype}|fitted={digest(fitted)}"
         )
 
@@ -166,7 +171,9 @@ class CausalScorer:
             return
         shown = {d.id for d in demos}
         rest = sorted((e for e in train if e.id not in shown), key=lambda e: e.id)
-        sample = random.Random(f"{self.seed}:calibration").sample(rest, min(self.calibration_size, len(rest)))
+        sample = random.Random(f"{self.calibration_seed}:calibration").sample(
+            rest, min(self.calibration_size, len(rest))
+        )
         if sample:
             self._fitted[key] = self._fit_scale_and_bias(sample, task)
 
@@ -179,7 +186,7 @@ class CausalScorer:
         for example in sorted(train, key=lambda e: e.id):
             if low <= len(self._encode(example.text)) <= high:
                 by_label.setdefault(example.label, []).append(example)
-        rng = random.Random(f"{self.seed}:demonstrations")
+        rng = random.Random(f"{self.demo_seed}:demonstrations")
         for examples in by_label.values():
             rng.shuffle(examples)
         labels = sorted(by_label)

@@ -285,13 +285,16 @@ class HFClassifier:
         return ModelOutput(probs.astype(np.float32), truncated=truncated)
 
     def fingerprint(self) -> str:
-        """Family, checkpoint, output-affecting options, seed and dtype; after ``fit``, also the weights used."""
+        """Family, checkpoint, output-affecting options and dtype; after ``fit``, also the weights used.
+
+        The fine-tuning seed is part of a fine-tuned model's identity only, so a
+        ready checkpoint keeps one fingerprint (and its cached predictions) across seeds.
+        """
         options = OPTIONS.fingerprinted(self.options)
         static = {
             "family": [self.family.name, dict(self.family.ready), self.family.base, self.family.finetune],
             "arg": checkpoint_identity(self.arg) if self.arg else None,
             "options": options,
-            "seed": self.ctx.seed,
             "dtype": self.ctx.backend.dtype,
         }
         prepared = {key: state.identity for key, state in sorted(self._states.items())}
@@ -341,7 +344,7 @@ class HFClassifier:
             batch_size=self.train_batch_size,
             max_length=self.train_max_length,
             truncation=self.policy,
-            seed=self.ctx.seed,
+            seed=self.ctx.seed_for("finetune"),
         )
         result = finetune(
             config,
