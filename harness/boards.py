@@ -17,8 +17,16 @@ BOARD_KEYS = {
     "name", "description", "tasks", "models", "data", "dataset", "backend", "backend_options",
     "limit", "seed", "task_options", "model_options", "source_options", "sort", "bootstrap", "metrics",
     "price_per_hour",
+    "reported",
 }  # fmt: skip
-MODEL_KEYS = {"spec", "label", "options", "tasks"}
+MODEL_KEYS = {"spec", "label", "options", "tasks", "in_training"}
+# Other names a task is known by: the study calls its category task "correlation analysis".
+TASK_ALIASES = {"correlation": "category"}
+
+
+def task_name(name: str) -> str:
+    """The registered name of a task given by any of its names (`correlation` is `category`)."""
+    return TASK_ALIASES.get(name, name)
 
 
 @dataclass
@@ -29,6 +37,9 @@ class ModelEntry:
     label: str = ""
     options: dict[str, str] = field(default_factory=dict)
     tasks: list[str] | None = None
+    # Tasks whose data is in the model's training mixture (Flan saw amazon_polarity): its rows on them are
+    # in-domain, not zero-shot, and every format marks them.
+    in_training: list[str] = field(default_factory=list)
 
     @property
     def display(self) -> str:
@@ -63,6 +74,8 @@ class Board:
     metrics: list[str] = field(default_factory=list)
     # Dollars per hour of the hardware; None: the packaged list price of the detected device.
     price_per_hour: float | None = None
+    # A TOML file of figures a study reported, shown beside the measured rows (see harness/reported.py).
+    reported: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,7 +100,8 @@ def _model_entry(raw: Any, where: str) -> ModelEntry:
         spec=str(raw["spec"]),
         label=str(raw.get("label", "")),
         options=_strings(raw.get("options", {}), f"{where}.options"),
-        tasks=[str(t) for t in tasks] if tasks is not None else None,
+        tasks=[task_name(str(t)) for t in tasks] if tasks is not None else None,
+        in_training=[task_name(str(t)) for t in raw.get("in_training", [])],
     )
 
 
@@ -102,7 +116,7 @@ def board_from_dict(raw: dict[str, Any], origin: str) -> Board:
     return Board(
         name=str(raw.get("name", Path(origin).stem)),
         description=str(raw.get("description", "")),
-        tasks=[str(t) for t in raw["tasks"]],
+        tasks=[task_name(str(t)) for t in raw["tasks"]],
         models=[_model_entry(m, f"{origin}: models[{i}]") for i, m in enumerate(raw["models"])],
         data=raw.get("data", None if raw.get("dataset") else "demo"),
         dataset=raw.get("dataset"),
@@ -111,7 +125,8 @@ def board_from_dict(raw: dict[str, Any], origin: str) -> Board:
         limit=int(limit) if limit else None,
         seed=int(raw.get("seed", 0)),
         task_options={
-            str(t): _strings(o, f"{origin}: task_options.{t}") for t, o in raw.get("task_options", {}).items()
+            task_name(str(t)): _strings(o, f"{origin}: task_options.{t}")
+            for t, o in raw.get("task_options", {}).items()
         },
         model_options=_strings(raw.get("model_options", {}), f"{origin}: model_options"),
         source_options=_strings(raw.get("source_options", {}), f"{origin}: source_options"),
@@ -119,6 +134,7 @@ def board_from_dict(raw: dict[str, Any], origin: str) -> Board:
         bootstrap=int(raw.get("bootstrap", 1000)),
         metrics=[str(m) for m in raw.get("metrics", [])],
         price_per_hour=float(raw["price_per_hour"]) if "price_per_hour" in raw else None,
+        reported=str(Path(origin).parent / raw["reported"]) if raw.get("reported") else None,
     )
 
 

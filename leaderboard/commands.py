@@ -1,4 +1,4 @@
-"""The `harness compare` and `harness errors` commands, added to the CLI through `register_commands`."""
+"""The `harness compare`, `harness errors` and `harness slices` commands, added to the CLI through `register_commands`."""
 
 from __future__ import annotations
 
@@ -77,3 +77,16 @@ def register_commands(cli: Any) -> None:
         from harness.leaderboard._misclassified import format_groups, misclassified
 
         click.echo(format_groups(misclassified(run_dir, model, task=task, limit=limit)), nl=False)
+
+    @cli.command()
+    @click.argument("run_dir", type=RUN_DIR)
+    @click.option(
+        "--by", help="Only this dimension: length, negation, category, stars, or a --slice-col column."
+    )
+    @click.option("--task", help="Only this task.")
+    @click.option("--model", help="Only this model (spec or display label).")
+    def slices(run_dir: Path, by: str | None, task: str | None, model: str | None) -> None:
+        """Quality per slice of the scored reviews (length, negation, category, stars), with 95% intervals."""
+        from harness.leaderboard._slices import format_slice_tables, run_slice_tables
+
+        click.echo(format_slice_tables(run_slice_tables(run_dir, by=by, task=task, model=model)), nl=False)

@@ -103,6 +103,7 @@ class PolarityTask:
         self.markup: str = values["markup"]
         self.train_size: int = values["train_size"]
         self.sample: str = values["sample"]
+        self.slice_col: str | None = values["slice_col"]
         self.label_words = common.label_words_option(values["label_words"], LABELS)
         self.prompt = common.prompt_option(values["prompt"], PROMPT)
 
@@ -144,7 +145,8 @@ class PolarityTask:
             if not text.strip():
                 counts["empty_text"] += 1
             counts["kept"] += 1
-            yield Example(review.id, text, 0 if review.stars <= 2 else 1)
+            label = 0 if review.stars <= 2 else 1
+            yield Example(review.id, text, label, common.facets(review, self.slice_col))
 
     def metrics(self, gold: np.ndarray, probs: np.ndarray) -> dict[str, float]:
         """The registered metrics that name this task (the built-in ones: harness.tasks.metrics)."""
