@@ -19,7 +19,7 @@ BOARD_KEYS = {
     "price_per_hour",
     "reported",
 }  # fmt: skip
-MODEL_KEYS = {"spec", "label", "options", "tasks", "in_training"}
+MODEL_KEYS = {"spec", "name", "label", "options", "tasks", "in_training"}
 # Other names a task is known by: the study calls its category task "correlation analysis".
 TASK_ALIASES = {"correlation": "category"}
 
@@ -31,7 +31,12 @@ def task_name(name: str) -> str:
 
 @dataclass
 class ModelEntry:
-    """One row of a board: a model spec, its display label, options, and the tasks it runs on."""
+    """One row of a board: a model spec, its display label, options, and the tasks it runs on.
+
+    `name` tells rows and predictions apart when a board runs one spec twice
+    with different options (Flan scoring labels and Flan generating answers);
+    it defaults to the spec.
+    """
 
     spec: str
     label: str = ""
@@ -40,10 +45,16 @@ class ModelEntry:
     # Tasks whose data is in the model's training mixture (Flan saw amazon_polarity): its rows on them are
     # in-domain, not zero-shot, and every format marks them.
     in_training: list[str] = field(default_factory=list)
+    name: str = ""
 
     @property
     def display(self) -> str:
         return self.label or self.spec
+
+    @property
+    def key(self) -> str:
+        """What results.json and predictions.jsonl call this model."""
+        return self.name or self.spec
 
     def runs_on(self, task: str) -> bool:
         return self.tasks is None or task in self.tasks
@@ -98,6 +109,7 @@ def _model_entry(raw: Any, where: str) -> ModelEntry:
     tasks = raw.get("tasks")
     return ModelEntry(
         spec=str(raw["spec"]),
+        name=str(raw.get("name", "")),
         label=str(raw.get("label", "")),
         options=_strings(raw.get("options", {}), f"{where}.options"),
         tasks=[task_name(str(t)) for t in tasks] if tasks is not None else None,

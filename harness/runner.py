@@ -344,7 +344,7 @@ class Runner:
     def run_one(
         self, task: Task, entry: ModelEntry, cache: PredictionCache, out: IO[str], info: RunInfo
     ) -> Row:
-        row = Row(task=task.name, model=entry.spec, label=entry.display, backend=self.backend.describe())
+        row = Row(task=task.name, model=entry.key, label=entry.display, backend=self.backend.describe())
         row.in_training = task.name in entry.in_training
         issues = IssueLog()
         try:
@@ -453,7 +453,7 @@ class Runner:
                     "on_batch_end",
                     run=info,
                     task=task.name,
-                    model=entry.spec,
+                    model=entry.key,
                     batch=BatchStats(len(batch), seconds, row.computed + row.cached),
                 )
                 if self.progress is not None:
@@ -519,7 +519,7 @@ class Runner:
         pred = int(np.argmax(probs))
         record = {
             "task": task.name,
-            "model": entry.spec,
+            "model": entry.key,
             "id": ex.id,
             "text": ex.text[:PREDICTION_TEXT_CHARS],
             "gold": task.labels[ex.label],
