@@ -21,11 +21,14 @@ NEGATIVE = ("terrible, it broke after a day", "do not buy this, it doesn't work"
 
 
 def write_reviews(path: Path, n: int = 80) -> Path:
-    """Reviews of two categories and four star ratings, short and long, with a `shop` column."""
+    """Reviews of two categories and four star ratings, short and long, with a `shop` column; every fifth one
+    says the opposite of its stars, so that every model gets some wrong."""
     with open(path, "w", encoding="utf-8") as out:
         for i in range(n):
             stars = (1, 2, 4, 5)[i % 4]
-            pool = NEGATIVE if stars <= 2 else POSITIVE
+            pool = (
+                NEGATIVE if (stars <= 2) != (i % 5 == 0) else POSITIVE
+            )  # every fifth text contradicts its stars
             words = " ".join(pool[(i // 4) % 3] for _ in range(1 + (i % 7) * 12))
             row = {
                 "review_id": f"r{i}",
