@@ -165,3 +165,30 @@ def test_reported_rows_stand_beside_measured_ones_never_ranked(seed_run):
             assert "training mixture" in rendered.output, fmt
     html = (out / "leaderboard.html").read_text()
     assert "Flan-UL2 (20B), reported †" in html and ">reported</td>" in html
+
+
+def test_a_broken_reported_file_is_a_one_line_error(tmp_path):
+    from harness.errors import HarnessError
+    from harness.reported import reported_rows
+
+    bad = tmp_path / "reported.toml"
+    bad.write_text(
+        '[[rows]]\ntask = "polarity"\nlabel = "X"\nmetrics = { macro_f1 = 0.9 }\nruntimes = { tpu = 1.0 }\n'
+    )
+    with pytest.raises(HarnessError, match="runtimes are keyed by cpu and gpu"):
+        reported_rows(bad, ["polarity"])
+    with pytest.raises(HarnessError, match="not found"):
+        reported_rows(tmp_path / "missing.toml", ["polarity"])
+    bad.write_text('[[rows]]\ntask = "correlation"\nlabel = "X"\nmetrics = { top1 = 0.5 }\n')
+    [row] = reported_rows(bad, ["category"])
+    assert row["task"] == "category" and row["status"] == "reported" and row["label"] == "X, reported"
+
+
+def test_model_entries_with_one_spec_are_told_apart_by_name():
+    from harness.boards import board_from_dict
+
+    board = board_from_dict(
+        {"tasks": ["correlation"], "models": [{"spec": "flan-t5", "name": "flan-t5#generate"}, "flan-t5"]},
+        "b",
+    )
+    assert [m.key for m in board.models] == ["flan-t5#generate", "flan-t5"] and board.tasks == ["category"]
