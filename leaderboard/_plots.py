@@ -87,8 +87,11 @@ def slice_figure(task: str, dimension: str, rows: Sequence[Mapping[str, Any]]) -
     None when no row of the task recorded that dimension.
     """
     metric = headline_metric(task, rows)
-    lines = [(str(r.get("label") or r.get("model")), (r.get("slices") or {}).get(dimension)) for r in rows]
-    lines = [(label, slices) for label, slices in lines if slices and has_metric(slices, metric)]
+    lines: list[tuple[str, list[Mapping[str, Any]]]] = []
+    for row in rows:
+        slices = (row.get("slices") or {}).get(dimension) or []
+        if any(metric in (s.get("metrics") or {}) for s in slices):
+            lines.append((str(row.get("label") or row.get("model")), slices))
     if not lines or metric is None:
         return None
     names = list(dict.fromkeys(str(s["slice"]) for _, slices in lines for s in slices))
@@ -113,10 +116,6 @@ def slice_figure(task: str, dimension: str, rows: Sequence[Mapping[str, Any]]) -
     axes.legend(fontsize=7)
     axes.grid(alpha=0.3)
     return figure
-
-
-def has_metric(slices: Sequence[Mapping[str, Any]], metric: str | None) -> bool:
-    return any(metric in (s.get("metrics") or {}) for s in slices)
 
 
 def confusion_counts(records: Sequence[Mapping[str, Any]], labels: Sequence[str]) -> list[list[int]]:
