@@ -83,8 +83,8 @@ def html_cell(column: Column, cell: Cell) -> str:
     classes = []
     if column.key not in ("task", "model", "pareto"):
         classes.append("num")
-    elif column.key != "task":
-        classes.append("label")
+    elif column.key == "model" or (column.key == "pareto" and cell.text != "front"):
+        classes.append("label")  # long labels wrap, so the table fits the screen
     if cell.best:
         classes.append("best")
     if column.key == "pareto" and cell.text == "front":
