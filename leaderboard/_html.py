@@ -20,13 +20,13 @@ table { border-collapse: collapse; margin: .5em 0 .3em; max-width: 100%; }
 th, td { padding: .25em .45em; border-bottom: 1px solid #d8dde3; vertical-align: top; }
 table.board { font-size: 13px; }
 table.board th { white-space: normal; }
-td.num { white-space: nowrap; }
 td.label { min-width: 9em; overflow-wrap: anywhere; }
 td.slice { text-align: right; font-variant-numeric: tabular-nums; }
 td.slice small { color: #56606b; }
 th { cursor: pointer; background: #f1f4f7; text-align: left; user-select: none; }
 th[aria-sort=ascending]::after { content: " \\25B2"; }
 th[aria-sort=descending]::after { content: " \\25BC"; }
+/* numbers wrap only when the table needs the room (a value over its interval), so it fits the screen */
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.best { font-weight: 700; color: #11702c; background: #e7f6ea; }
 td.front { color: #0b5c8a; font-weight: 700; }
