@@ -17,23 +17,44 @@ from harness.types import SEED_COMPONENTS
 BOARD_KEYS = {
     "name", "description", "tasks", "models", "data", "dataset", "backend", "backend_options",
     "limit", "seed", "seeds", "vary", "task_options", "model_options", "source_options", "sort", "bootstrap",
-    "metrics", "price_per_hour",
+    "metrics", "price_per_hour", "reported",
 }  # fmt: skip
-MODEL_KEYS = {"spec", "label", "options", "tasks"}
+MODEL_KEYS = {"spec", "name", "label", "options", "tasks", "in_training"}
+# Other names a task is known by: the study calls its category task "correlation analysis".
+TASK_ALIASES = {"correlation": "category"}
+
+
+def task_name(name: str) -> str:
+    """The registered name of a task given by any of its names (`correlation` is `category`)."""
+    return TASK_ALIASES.get(name, name)
 
 
 @dataclass
 class ModelEntry:
-    """One row of a board: a model spec, its display label, options, and the tasks it runs on."""
+    """One row of a board: a model spec, its display label, options, and the tasks it runs on.
+
+    `name` tells rows and predictions apart when a board runs one spec twice
+    with different options (Flan scoring labels and Flan generating answers);
+    it defaults to the spec.
+    """
 
     spec: str
     label: str = ""
     options: dict[str, str] = field(default_factory=dict)
     tasks: list[str] | None = None
+    # Tasks whose data is in the model's training mixture (Flan saw amazon_polarity): its rows on them are
+    # in-domain, not zero-shot, and every format marks them.
+    in_training: list[str] = field(default_factory=list)
+    name: str = ""
 
     @property
     def display(self) -> str:
         return self.label or self.spec
+
+    @property
+    def key(self) -> str:
+        """What results.json and predictions.jsonl call this model."""
+        return self.name or self.spec
 
     def runs_on(self, task: str) -> bool:
         return self.tasks is None or task in self.tasks
@@ -69,6 +90,8 @@ class Board:
     seeds: list[int] = field(default_factory=list)
     vary: list[str] = field(default_factory=lambda: list(SEED_COMPONENTS))
     component_seeds: dict[str, int] = field(default_factory=dict)
+    # A TOML file of figures a study reported, shown beside the measured rows (see harness/reported.py).
+    reported: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,9 +145,11 @@ def _model_entry(raw: Any, where: str) -> ModelEntry:
     tasks = raw.get("tasks")
     return ModelEntry(
         spec=str(raw["spec"]),
+        name=str(raw.get("name", "")),
         label=str(raw.get("label", "")),
         options=_strings(raw.get("options", {}), f"{where}.options"),
-        tasks=[str(t) for t in tasks] if tasks is not None else None,
+        tasks=[task_name(str(t)) for t in tasks] if tasks is not None else None,
+        in_training=[task_name(str(t)) for t in raw.get("in_training", [])],
     )
 
 
@@ -139,7 +164,7 @@ def board_from_dict(raw: dict[str, Any], origin: str) -> Board:
     return Board(
         name=str(raw.get("name", Path(origin).stem)),
         description=str(raw.get("description", "")),
-        tasks=[str(t) for t in raw["tasks"]],
+        tasks=[task_name(str(t)) for t in raw["tasks"]],
         models=[_model_entry(m, f"{origin}: models[{i}]") for i, m in enumerate(raw["models"])],
         data=raw.get("data", None if raw.get("dataset") else "demo"),
         dataset=raw.get("dataset"),
@@ -148,7 +173,8 @@ def board_from_dict(raw: dict[str, Any], origin: str) -> Board:
         limit=int(limit) if limit else None,
         seed=int(raw.get("seed", 0)),
         task_options={
-            str(t): _strings(o, f"{origin}: task_options.{t}") for t, o in raw.get("task_options", {}).items()
+            task_name(str(t)): _strings(o, f"{origin}: task_options.{t}")
+            for t, o in raw.get("task_options", {}).items()
         },
         model_options=_strings(raw.get("model_options", {}), f"{origin}: model_options"),
         source_options=_strings(raw.get("source_options", {}), f"{origin}: source_options"),
@@ -158,6 +184,7 @@ def board_from_dict(raw: dict[str, Any], origin: str) -> Board:
         price_per_hour=float(raw["price_per_hour"]) if "price_per_hour" in raw else None,
         seeds=check_seeds([int(s) for s in raw["seeds"]], f"{origin}: seeds") if "seeds" in raw else [],
         vary=check_vary([str(c) for c in raw.get("vary", ["all"])], f"{origin}: vary"),
+        reported=str(Path(origin).parent / raw["reported"]) if raw.get("reported") else None,
     )
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from harness.boards import Board, ModelEntry, check_seeds, check_vary, load_board
+from harness.boards import Board, ModelEntry, check_seeds, check_vary, load_board, task_name
 from harness.command_helpers import EXIT_CODES, parse_pairs, quiet_model_libraries
 from harness.errors import HarnessError, RunFailed
 from harness.files import storage_error
@@ -122,6 +122,7 @@ def _resolve_board(name_or_path: str) -> Board:
 @click.option("--stars-col", help="Column holding the star rating (CSV/JSONL).")
 @click.option("--category-col", help="Column holding the product category (CSV/JSONL).")
 @click.option("--title-col", help="Column holding the review title (CSV/JSONL).")
+@click.option("--slice-col", help="Column to report quality by, beside length, negation, category and stars.")
 @click.option("--cache", "cache_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Prediction cache file [default: RUN_DIR/cache.sqlite]; share one across runs to reuse predictions.")  # fmt: skip
 @click.option(
@@ -193,7 +194,7 @@ def _board_from_options(opts: dict[str, Any]) -> Board:
         if not opts["board_name"]:
             board.name = "adhoc"
     if opts["tasks"]:
-        board.tasks = list(opts["tasks"])
+        board.tasks = [task_name(t) for t in opts["tasks"]]
         if not opts["board_name"]:
             board.name = "adhoc"
     if opts["data"]:
@@ -238,16 +239,19 @@ def _seed_options(board: Board, opts: dict[str, Any]) -> None:
 
 
 def _task_options(opts: dict[str, Any], task: str) -> dict[str, str]:
-    """`--task-option KEY=VALUE` goes to every task, `TASK.KEY=VALUE` to one; --categories to `category`."""
+    """`--task-option KEY=VALUE` goes to every task, `TASK.KEY=VALUE` to one; --categories to `category`,
+    --slice-col to every task."""
     chosen: dict[str, str] = {}
     for key, value in parse_pairs(opts["task_opts"], "--task-option").items():
         prefix, dot, name = key.partition(".")
         if not dot:
             chosen[key] = value
-        elif prefix == task:
+        elif task_name(prefix) == task:
             chosen[name] = value
     if opts["categories"] and task == "category":
         chosen["categories"] = opts["categories"]
+    if opts["slice_col"]:
+        chosen["slice_col"] = opts["slice_col"]
     return chosen
 
 

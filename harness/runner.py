@@ -35,6 +35,8 @@ from harness.metrics import report, resolve, row_metrics
 from harness.plan import RUNNER_OPTIONS, plan_problems
 from harness.plugin_manager import PluginHost, get_host
 from harness.registry import Registries
+from harness.reported import reported_rows
+from harness.slices import BUILTIN_DIMENSIONS, slice_report, text_features
 from harness.types import (
     SEED_COMPONENTS,
     Backend,
@@ -99,6 +101,8 @@ class Row:
     extra: dict[str, Any] = field(default_factory=dict)
     cost: dict[str, Any] = field(default_factory=dict)
     latency: dict[str, Any] = field(default_factory=dict)
+    in_training: bool = False  # the task's data is in the model's training mixture (the board says so)
+    slices: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -322,6 +326,7 @@ class Runner:
         problems = plan_problems(self.board, self.registries)
         if problems:
             raise HarnessError("; ".join(problems) if len(problems) == 1 else "\n".join(problems))
+        reported = reported_rows(Path(self.board.reported), self.board.tasks) if self.board.reported else []
         info = RunInfo(self.run_dir, self.board, now())
         self.backend.setup()
         self.host.notify("on_run_start", run=info)
@@ -349,7 +354,7 @@ class Runner:
             "backend": self.backend.describe(),
             "provenance": provenance.collect(),
             "pricing": asdict(self.price) if self.price is not None else None,
-            "rows": [asdict(row) for row in rows],
+            "rows": [asdict(row) for row in rows] + reported,
         }
         write_json(self.run_dir / "results.json", results)
         self.host.notify("on_run_end", run=info, results=results)
@@ -358,7 +363,8 @@ class Runner:
     def run_one(
         self, task: Task, entry: ModelEntry, cache: PredictionCache, out: IO[str], info: RunInfo
     ) -> Row:
-        row = Row(task=task.name, model=entry.spec, label=entry.display, backend=self.backend.describe())
+        row = Row(task=task.name, model=entry.key, label=entry.display, backend=self.backend.describe())
+        row.in_training = task.name in entry.in_training
         issues = IssueLog()
         try:
             model = self.make_model(entry.spec, entry.options_with(self.board.model_options))
@@ -425,6 +431,7 @@ class Runner:
         ids: list[str] = []
         probs_parts: list[np.ndarray] = []
         latencies: list[float] = []
+        sliced: list[dict[str, Any]] = []  # what slicing reads of each scored example
         warmed = False
         if self.progress is not None:
             self.progress.start(f"{task.name} · {entry.display}", self.board.limit)
@@ -466,7 +473,7 @@ class Runner:
                     "on_batch_end",
                     run=info,
                     task=task.name,
-                    model=entry.spec,
+                    model=entry.key,
                     batch=BatchStats(len(batch), seconds, row.computed + row.cached),
                 )
                 if self.progress is not None:
@@ -479,9 +486,9 @@ class Runner:
                 row.truncated += int(hit.truncated)
                 if keep_raw:
                     raw_texts.append(hit.raw_text)
-                out.write(
-                    json.dumps(self.prediction_record(task, entry, ex, p, hit), ensure_ascii=False) + "\n"
-                )
+                record = self.prediction_record(task, entry, ex, p, hit)
+                sliced.append({k: record.get(k) for k in ("features", "facets", "raw_text")})
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
             gold.extend(ex.label for ex in chunk)
             ids.extend(ex.id for ex in chunk)
             probs_parts.append(chunk_probs)
@@ -505,6 +512,12 @@ class Runner:
         }
         self.scored[(task.name, entry.spec, entry.display)] = Scored(ids, gold_array, probs, plan)
         row.reviews_per_s = row.n / row.runtime_s if row.runtime_s > 0 else None
+        facet_names = dict.fromkeys(name for r in sliced for name in (r.get("facets") or {}))
+        dimensions = [d for d in BUILTIN_DIMENSIONS if d in ("length", "negation") or d in facet_names]
+        dimensions += [d for d in facet_names if d not in BUILTIN_DIMENSIONS]
+        row.slices = slice_report(
+            sliced, gold_array, probs, plan, dimensions, resamples=self.board.bootstrap, seed=self.board.seed
+        )
         return raw_texts, latencies
 
     def timed_predict(
@@ -528,7 +541,7 @@ class Runner:
         pred = int(np.argmax(probs))
         record = {
             "task": task.name,
-            "model": entry.spec,
+            "model": entry.key,
             "id": ex.id,
             "text": ex.text[:PREDICTION_TEXT_CHARS],
             "gold": task.labels[ex.label],
@@ -537,7 +550,10 @@ class Runner:
             "probs": [round(float(p), 6) for p in probs],
             "latency_s": round(hit.latency_s, 6),
             "truncated": hit.truncated,
+            "features": text_features(ex.text),
         }
+        if ex.facets:
+            record["facets"] = dict(ex.facets)
         if hit.raw_text is not None:
             record["raw_text"] = hit.raw_text
         return record

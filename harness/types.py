@@ -33,11 +33,16 @@ class Review:
 
 @dataclass(frozen=True, slots=True)
 class Example:
-    """A review turned into a task input: the text a model sees and the gold label index."""
+    """A review turned into a task input: the text a model sees and the gold label index.
+
+    `facets` are what slicing reads besides the text (stars, category and a
+    user's `slice_col`), as strings; models never see them.
+    """
 
     id: str
     text: str
     label: int
+    facets: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass

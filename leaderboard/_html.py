@@ -15,17 +15,30 @@ from typing import Any
 from harness.leaderboard._table import Cell, Column, Table, build_tables
 
 STYLE = """
-body { font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #1d2329; }
-table { border-collapse: collapse; margin: .5em 0 .3em; }
-th, td { padding: .3em .7em; border-bottom: 1px solid #d8dde3; white-space: nowrap; }
+body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #1d2329; max-width: 100%; }
+table { border-collapse: collapse; margin: .5em 0 .3em; max-width: 100%; }
+th, td { padding: .25em .45em; border-bottom: 1px solid #d8dde3; vertical-align: top; }
+table.board { font-size: 13px; }
+table.board th { white-space: normal; }
+td.label { min-width: 9em; overflow-wrap: anywhere; }
+td.slice { text-align: right; font-variant-numeric: tabular-nums; }
+td.slice small { color: #56606b; }
 th { cursor: pointer; background: #f1f4f7; text-align: left; user-select: none; }
 th[aria-sort=ascending]::after { content: " \\25B2"; }
 th[aria-sort=descending]::after { content: " \\25BC"; }
+/* numbers wrap only when the table needs the room (a value over its interval), so it fits the screen */
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.best { font-weight: 700; color: #11702c; background: #e7f6ea; }
 td.front { color: #0b5c8a; font-weight: 700; }
 p.summary { color: #56606b; margin: 0 0 .3em; }
 p.error { color: #a31b1b; margin: 0; }
+figure { display: inline-block; margin: .5em 1em .5em 0; vertical-align: top; }
+figure img { max-width: min(100%, 620px); height: auto; border: 1px solid #d8dde3; }
+figcaption { color: #56606b; font-size: 12px; }
+table.reviews { font-size: 13px; width: 100%; }
+table.reviews td.text { overflow-wrap: anywhere; }
+details { margin: .3em 0; }
+summary { cursor: pointer; }
 """
 
 # Sorting: numbers by their data-value, text by locale; empty cells always last.
@@ -51,6 +64,18 @@ document.querySelectorAll("table.board").forEach(function (table) {
     });
   });
 });
+// Review lists: show only the reviews in the chosen slice (a "dimension=value" option).
+var sliceFilter = document.getElementById("slice-filter");
+if (sliceFilter) {
+  sliceFilter.addEventListener("change", function () {
+    var chosen = sliceFilter.value, cut = chosen.indexOf("=");
+    var dimension = chosen.slice(0, cut), value = chosen.slice(cut + 1);
+    document.querySelectorAll("tr.review").forEach(function (tr) {
+      var slices = JSON.parse(tr.getAttribute("data-slices"));
+      tr.hidden = chosen !== "" && slices[dimension] !== value;
+    });
+  });
+}
 """
 
 
@@ -58,6 +83,8 @@ def html_cell(column: Column, cell: Cell) -> str:
     classes = []
     if column.key not in ("task", "model", "pareto"):
         classes.append("num")
+    elif column.key == "model" or (column.key == "pareto" and cell.text != "front"):
+        classes.append("label")  # long labels wrap, so the table fits the screen
     if cell.best:
         classes.append("best")
     if column.key == "pareto" and cell.text == "front":
@@ -93,13 +120,17 @@ def page(title: str, sections: Sequence[str]) -> str:
         f"<title>{escape(title)}</title>\n<style>{STYLE}</style></head>\n<body>\n"
         f"<h1>{escape(title)}</h1>\n"
         "<p>Click a column header to sort. Bold green: best in its column. "
-        "Pareto: on the quality-runtime front, or the row that beats it on both.</p>\n"
+        "Pareto: on the quality-runtime front, or the row that beats it on both. "
+        "Below the tables: plots, quality by slice, and the reviews behind the numbers.</p>\n"
         + "\n".join(sections)
         + f"\n<script>{SCRIPT}</script>\n</body></html>\n"
     )
 
 
 def render_html(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The tables, then for every run the rows come from: its plots, slices and reviews to read."""
+    from harness.leaderboard._report import report_sections
+
     boards = list(dict.fromkeys(str(r.get("board")) for r in rows if r.get("board")))
     title = "Leaderboard" + (f": {', '.join(boards)}" if boards else "")
-    return page(title, [html_table(t) for t in build_tables(rows)])
+    return page(title, [html_table(t) for t in build_tables(rows)] + report_sections(rows))

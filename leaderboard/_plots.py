@@ -81,6 +81,43 @@ def pareto_figure(task: str, rows: Sequence[Mapping[str, Any]]) -> Any | None:
     return figure
 
 
+def slice_figure(task: str, dimension: str, rows: Sequence[Mapping[str, Any]]) -> Any | None:
+    """The headline metric per slice of one dimension (length buckets...), one line per model, with intervals.
+
+    None when no row of the task recorded that dimension.
+    """
+    metric = headline_metric(task, rows)
+    lines: list[tuple[str, list[Mapping[str, Any]]]] = []
+    for row in rows:
+        slices = (row.get("slices") or {}).get(dimension) or []
+        if any(metric in (s.get("metrics") or {}) for s in slices):
+            lines.append((str(row.get("label") or row.get("model")), slices))
+    if not lines or metric is None:
+        return None
+    names = list(dict.fromkeys(str(s["slice"]) for _, slices in lines for s in slices))
+    figure = new_figure(7, 4.5)
+    axes = figure.add_subplot()
+    for offset, (label, slices) in enumerate(lines):
+        points = [(names.index(str(s["slice"])), s) for s in slices if metric in (s.get("metrics") or {})]
+        xs = [x + 0.06 * (offset - (len(lines) - 1) / 2) for x, _ in points]
+        ys, low, high = [], [], []
+        for _, entry in points:
+            y = float(entry["metrics"][metric])
+            bounds = (entry.get("intervals") or {}).get(metric) or [y, y]
+            ys.append(y)
+            low.append(y - bounds[0])
+            high.append(bounds[1] - y)
+        axes.errorbar(xs, ys, yerr=[low, high], marker="o", capsize=3, label=plain(label))
+    counts = {str(s["slice"]): s["n"] for s in lines[0][1]}
+    axes.set_xticks(range(len(names)), [plain(f"{n}\n(n={counts.get(n, '?')})") for n in names], fontsize=8)
+    axes.set_xlabel(dimension)
+    axes.set_ylabel(metric)
+    axes.set_title(plain(f"{task}: {metric} by {dimension}, bootstrap 95% intervals"))
+    axes.legend(fontsize=7)
+    axes.grid(alpha=0.3)
+    return figure
+
+
 def confusion_counts(records: Sequence[Mapping[str, Any]], labels: Sequence[str]) -> list[list[int]]:
     """counts[gold][pred] over the records, rows and columns in `labels` order."""
     index = {label: i for i, label in enumerate(labels)}
@@ -157,6 +194,9 @@ def write_plots(run_dir: Path, rows: Sequence[Mapping[str, Any]], out_dir: Path 
         figure = pareto_figure(task, [r for r in rows if str(r.get("task")) == task])
         if figure is not None:
             save(f"pareto_{slug(task)}.png", figure)
+        figure = slice_figure(task, "length", [r for r in rows if str(r.get("task")) == task])
+        if figure is not None:
+            save(f"slices_length_{slug(task)}.png", figure)
     if (run_dir / "predictions.jsonl").exists():
         labels = {str(r.get("model")): str(r.get("label") or r.get("model")) for r in rows}
         groups = group_predictions(iter_predictions(run_dir, task="category"))

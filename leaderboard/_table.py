@@ -28,6 +28,11 @@ LOWER_IS_BETTER = {"ece"}
 DEVICE_HEADERS = {"cpu": "CPU runtime (s)", "gpu": "GPU runtime (s)"}
 # The headline metric over the seeds of a multi-seed run, beside its mean ± combined interval.
 SEED_COLUMNS = (("seed_sd", "seed sd"), ("seed_range", "seed min-max"), ("seed_reviews", "± reviews"))
+IN_TRAINING_MARK = "†"
+IN_TRAINING_NOTE = (
+    f"{IN_TRAINING_MARK} the task's data is in the model's training mixture: in-domain, not zero-shot"
+)
+REPORTED = "reported"
 
 
 @dataclass
@@ -84,12 +89,17 @@ def merge_runs(rows: Sequence[Row]) -> list[Entry]:
     index: dict[tuple[str, str], list[Entry]] = {}
     for row in rows:
         key = (str(row.get("task")), str(row.get("model")))
+        if row.get("status") == REPORTED:  # a study's figures: their own entry, with the runtimes it gave
+            entries.append(
+                Entry(key[0], key[1], model_label(row), row, dict(row.get("reported_runtimes") or {}))
+            )
+            continue
         kind = device_kind(row)
         ok = row.get("status", "ok") == "ok"
         target = next((e for e in index.get(key, []) if ok and e.row.get("status", "ok") == "ok"
                        and kind not in e.runtimes), None)  # fmt: skip
         if target is None:
-            label = str(row.get("label") or row.get("model"))
+            label = model_label(row)
             if index.get(key):
                 label = f"{label} [{row.get('run', len(index[key]))}]"
             target = Entry(task=key[0], model=key[1], label=label, row=row)
@@ -154,6 +164,12 @@ def dollars(value: Any) -> Cell:
     return Cell(f"{float(value):.3g}", float(value))
 
 
+def model_label(row: Row) -> str:
+    """The row's display label, marked when the task's data is in the model's training mixture."""
+    label = str(row.get("label") or row.get("model"))
+    return f"{label} {IN_TRAINING_MARK}" if row.get("in_training") else label
+
+
 def dominates(a: tuple[float, float], b: tuple[float, float]) -> bool:
     """(quality, runtime): a is at least as good on both and strictly better on one."""
     return a[0] >= b[0] and a[1] <= b[1] and (a[0] > b[0] or a[1] < b[1])
@@ -200,6 +216,8 @@ def summary_line(rows: Sequence[Row]) -> str:
     parts.append(f"truncated: {total_truncated}" + (f" ({detail})" if detail else ""))
     malformed = max((int((r.get("load_issues") or {}).get("total") or 0) for r in rows), default=0)
     parts.append(f"malformed rows: {malformed}")
+    if any(r.get("in_training") for r in rows):
+        parts.append(IN_TRAINING_NOTE)
     three_star = max((int((r.get("counts") or {}).get("dropped_3star") or 0) for r in ok), default=0)
     if three_star:
         parts.append(f"3-star reviews left out by the task: {three_star}")
@@ -282,7 +300,7 @@ def build_table(task: str, rows: Sequence[Row]) -> Table:
     columns.append(Column("pareto", "Pareto", None))
     body = [entry_cells(e, columns) for e in entries]
     highlight_best(columns, [r for r, e in zip(body, entries, strict=True) if e in ok_entries])
-    errors = [f"{e.label}: {e.row.get('error')}" for e in entries if e.row.get("status", "ok") != "ok"]
+    errors = [f"{e.label}: {e.row.get('error')}" for e in entries if e.row.get("status", "ok") == "error"]
     summary = summary_line(rows)
     if seeded:
         summary += " · " + seed_summary(task, rows)
@@ -291,7 +309,7 @@ def build_table(task: str, rows: Sequence[Row]) -> Table:
 
 def entry_cells(entry: Entry, columns: Sequence[Column]) -> list[Cell]:
     row = entry.row
-    failed = row.get("status", "ok") != "ok"
+    failed = row.get("status", "ok") == "error"
     cells = []
     for column in columns:
         key = column.key
@@ -319,7 +337,7 @@ def entry_cells(entry: Entry, columns: Sequence[Column]) -> list[Cell]:
             share = (row.get("extra") or {}).get("escalated_share")
             cells.append(Cell("" if share is None else f"{100 * share:.1f}%", share))
         elif key == "pareto":
-            cells.append(Cell(entry.pareto))
+            cells.append(Cell(REPORTED if row.get("status") == REPORTED else entry.pareto))
         elif key.startswith("seed_"):
             cells.append(seed_cell(row, key, headline_metric(entry.task, [row]) or ""))
         else:

@@ -1,4 +1,4 @@
-"""The `harness compare` and `harness errors` commands, added to the CLI through `register_commands`."""
+"""The `harness compare`, `harness errors` and `harness slices` commands, added to the CLI through `register_commands`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from harness.boards import task_name
 from harness.hookspecs import hookimpl
 
 RUN_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
@@ -88,7 +89,13 @@ def register_commands(cli: Any) -> None:
                 click.echo(format_seed_comparisons(pooled), nl=False)
             return
         comparisons = compare_runs(
-            run_a, run_b, task=task, model=model, resamples=resamples, seed=seed, show=show
+            run_a,
+            run_b,
+            task=task and task_name(task),
+            model=model,
+            resamples=resamples,
+            seed=seed,
+            show=show,
         )
         if as_json:
             click.echo(json.dumps([asdict(c) for c in comparisons], indent=2, ensure_ascii=False))
@@ -106,4 +113,22 @@ def register_commands(cli: Any) -> None:
         """The misclassified reviews of one model, most confident first (false positives / false negatives)."""
         from harness.leaderboard._misclassified import format_groups, misclassified
 
-        click.echo(format_groups(misclassified(run_dir, model, task=task, limit=limit)), nl=False)
+        click.echo(
+            format_groups(misclassified(run_dir, model, task=task and task_name(task), limit=limit)), nl=False
+        )
+
+    @cli.command()
+    @click.argument("run_dir", type=RUN_DIR)
+    @click.option(
+        "--by", help="Only this dimension: length, negation, category, stars, or a --slice-col column."
+    )
+    @click.option("--task", help="Only this task.")
+    @click.option("--model", help="Only this model (spec or display label).")
+    def slices(run_dir: Path, by: str | None, task: str | None, model: str | None) -> None:
+        """Quality per slice of the scored reviews (length, negation, category, stars), with 95% intervals."""
+        from harness.leaderboard._slices import format_slice_tables, run_slice_tables
+
+        click.echo(
+            format_slice_tables(run_slice_tables(run_dir, by=by, task=task and task_name(task), model=model)),
+            nl=False,
+        )

@@ -13,7 +13,8 @@ from harness.results import leaderboard_rows
 def write_run_outputs(run_dir: Path) -> list[Path]:
     """leaderboard.md, leaderboard.html and the plots of one run; returns the paths written.
 
-    The text formats come first, so a plotting failure still leaves the tables.
+    The text formats come first, so a plotting failure still leaves the tables;
+    the HTML page is written again once the plots exist, to embed them.
     """
     from harness.leaderboard._html import render_html
     from harness.leaderboard._plots import write_plots
@@ -24,7 +25,9 @@ def write_run_outputs(run_dir: Path) -> list[Path]:
     for name, render in (("leaderboard.md", render_markdown), ("leaderboard.html", render_html)):
         atomic_write(run_dir / name, render(rows))
         written.append(run_dir / name)
-    return written + write_plots(run_dir, rows)
+    plots = write_plots(run_dir, rows)
+    atomic_write(run_dir / "leaderboard.html", render_html(rows))
+    return written + plots
 
 
 @hookimpl

@@ -29,6 +29,7 @@ SHARED_OPTIONS = OptionSet(
     ),
     Option("prompt", str, None, "instruction template with {text} and {options} for LLMs"),
     Option("label_words", str, None, "comma-separated words LLMs answer with, one per label"),
+    Option("slice_col", str, None, "a data column to report quality by (beside length, stars, category...)"),
 )
 
 
@@ -48,6 +49,18 @@ def review_input(review: Review, mode: str, markup: str = "clean") -> str:
     if mode == "title+body" and review.title.strip():
         text = f"{review.title.strip()}\n{text}"
     return clean_markup(text) if markup == "clean" else text
+
+
+def facets(review: Review, slice_col: str | None) -> dict[str, str]:
+    """What slicing reads of a review besides its text: stars, category and the user's column if any."""
+    found: dict[str, str] = {}
+    if review.stars is not None:
+        found["stars"] = str(review.stars)
+    if review.category:
+        found["category"] = review.category
+    if slice_col and review.extra.get(slice_col) not in (None, ""):
+        found[slice_col] = review.extra[slice_col]
+    return found
 
 
 def label_words_option(raw: str | None, default: Sequence[str]) -> tuple[str, ...]:

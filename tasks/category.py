@@ -57,8 +57,9 @@ PROMPT = (
     "Customer review:\n{text}"
 )
 
-# A sampled review: (negated seeded hash, arrival number, id, text); the heap keeps the smallest hashes.
-Sampled = tuple[float, int, str, str]
+# A sampled review: (negated seeded hash, arrival number, id, text, facets); the heap keeps the smallest
+# hashes (arrival numbers are unique, so facets are never compared).
+Sampled = tuple[float, int, str, str, dict[str, str]]
 
 
 def _parse_categories(spec: str) -> tuple[tuple[str, ...], int | None]:
@@ -111,6 +112,7 @@ class CategoryTask:
         self.balance: bool = values["balance"]
         self.input: str = values["input"]
         self.markup: str = values["markup"]
+        self.slice_col: str | None = values["slice_col"]
         self.prompt = common.prompt_option(values["prompt"], PROMPT)
         self._set_labels(labels)
 
@@ -147,8 +149,9 @@ class CategoryTask:
         for index, (label, sample, (n_train, n_test)) in enumerate(
             zip(self.labels, samples, sizes, strict=True)
         ):
-            for position, (negated, _, review_id, text) in enumerate(sample[: n_train + n_test]):
-                (train if position < n_train else test).append((-negated, Example(review_id, text, index)))
+            for position, (negated, _, review_id, text, facets) in enumerate(sample[: n_train + n_test]):
+                example = Example(review_id, text, index, facets)
+                (train if position < n_train else test).append((-negated, example))
             counts["kept"] += frequency[label]
         counts["train"] = len(train)
         counts["not_sampled"] = counts["kept"] - len(train) - len(test)
@@ -196,7 +199,8 @@ class CategoryTask:
                 counts["too_short"] += 1
                 continue
             frequency[label] += 1
-            item = (-common.unit_hash(seed, review.id), counts["read"], review.id, text)
+            facets = common.facets(review, self.slice_col)
+            item = (-common.unit_hash(seed, review.id), counts["read"], review.id, text, facets)
             pool = pools.setdefault(label, [])
             if len(pool) < quota:
                 heapq.heappush(pool, item)

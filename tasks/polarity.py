@@ -10,6 +10,8 @@ Options (all strings):
   seeded hash of the review id picks them from the whole file, so a file
   sorted by stars still gives both labels) or `first` (the first N, as the
   study did);
+- `rows`: read only the first N rows of the data, whatever they hold (the
+  study read 1,000 rows and scored the 953 that were not 3-star);
 - `prompt`, `label_words`: overrides for generative models.
 
 The train split is drawn in one streaming pass: each kept review goes to train
@@ -51,6 +53,7 @@ OPTIONS = common.SHARED_OPTIONS + OptionSet(
         "with --limit: a seeded sample, or the first rows (the study's)",
         choices=SAMPLES,
     ),
+    Option("rows", int, None, "read only the first N rows of the data (the study read 1,000)", minimum=1),
 )
 
 # The study's zero-shot prompt, with the label list taken from the label words.
@@ -103,6 +106,8 @@ class PolarityTask:
         self.markup: str = values["markup"]
         self.train_size: int = values["train_size"]
         self.sample: str = values["sample"]
+        self.rows: int | None = values["rows"]
+        self.slice_col: str | None = values["slice_col"]
         self.label_words = common.label_words_option(values["label_words"], LABELS)
         self.prompt = common.prompt_option(values["prompt"], PROMPT)
 
@@ -132,7 +137,7 @@ class PolarityTask:
         return Splits(test=_test_stream(rest, limit, counts), train=train, counts=counts)
 
     def _labelled(self, reviews: Iterable[Review], counts: Counter[str]) -> Iterator[Example]:
-        for review in reviews:
+        for review in reviews if self.rows is None else islice(reviews, self.rows):
             counts["read"] += 1
             if review.stars is None:
                 counts["no_stars"] += 1
@@ -144,7 +149,8 @@ class PolarityTask:
             if not text.strip():
                 counts["empty_text"] += 1
             counts["kept"] += 1
-            yield Example(review.id, text, 0 if review.stars <= 2 else 1)
+            label = 0 if review.stars <= 2 else 1
+            yield Example(review.id, text, label, common.facets(review, self.slice_col))
 
     def metrics(self, gold: np.ndarray, probs: np.ndarray) -> dict[str, float]:
         """The registered metrics that name this task (the built-in ones: harness.tasks.metrics)."""

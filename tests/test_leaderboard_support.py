@@ -46,6 +46,8 @@ def polarity_row(
         "extra": {},
         "cost": {},
         "latency": {},
+        "in_training": False,
+        "slices": {},
     }
     row.update(extra)
     return row

@@ -24,6 +24,7 @@ import numpy as np
 
 from harness.errors import HarnessError
 from harness.hookspecs import hookimpl
+from harness.stages import parse_stage_marker
 from harness.types import Example, Model, ModelContext, ModelOutput, Task
 
 DEFAULT_ROUTER = "confidence:0.9"
@@ -42,19 +43,6 @@ def parse_hybrid(arg: str) -> tuple[str, str, str]:
     if ">" in large and not large.startswith("hybrid:"):
         large = f"hybrid:{large}@{router}"
     return small, large, router
-
-
-def parse_stage_marker(raw: str | None) -> dict[str, Any] | None:
-    """The stage marker in a hybrid prediction's raw text, or None when the text is not one."""
-    if not raw or not raw.startswith("{"):
-        return None
-    try:
-        marker = json.loads(raw)
-    except json.JSONDecodeError:
-        return None
-    if not isinstance(marker, dict) or not isinstance(marker.get("stage"), int):
-        return None
-    return marker
 
 
 class StageTally:

@@ -1,0 +1,149 @@
+"""Quality on slices of the scored reviews: by length, by density of negative words, by category, by stars.
+
+The study found that small models fail on long reviews and on reviews full of
+negative words while LLMs judge the whole context; one number over all reviews
+cannot show that. Every scored review gets its features here (recorded in
+predictions.jsonl), and every row gets its metrics with bootstrap intervals per
+slice (recorded in results.json), plus the share a hybrid escalated per slice.
+
+Length is counted in word tokens: runs of letters and digits (with an inner
+apostrophe, so "don't" is one) and single punctuation marks, the pieces BERT's
+basic tokenizer splits text into before WordPiece. It needs no model and
+counts the same for every model; WordPiece counts come out somewhat higher
+(a rare word splits into several pieces), so the "over 512" bucket holds
+fewer reviews than a model's 512-token window truncates.
+
+Negation density is the number of words from `NEGATIVE_WORDS` (or ending in
+"n't") per 100 words of the review.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from harness.intervals import MetricFn, bootstrap_intervals
+from harness.stages import parse_stage_marker
+
+TOKEN = re.compile(r"[^\W_]+(?:['’][^\W_]+)?|[^\w\s]|_")
+
+# Negations and the negative words reviews use most; every word is matched lower-cased and whole.
+NEGATIONS = ("not", "no", "never", "none", "nobody", "nothing", "neither", "nor", "nowhere", "cannot",
+             "without", "hardly", "barely")  # fmt: skip
+NEGATIVES = ("bad", "worse", "worst", "poor", "poorly", "terrible", "horrible", "awful", "disappointing",
+             "disappointed", "disappointment", "waste", "wasted", "useless", "broken", "broke", "junk", "crap",
+             "boring", "annoying", "cheap", "defective", "refund", "return", "returned", "fail", "failed",
+             "fails", "failure", "problem", "problems", "unfortunately", "hate", "hated", "mediocre",
+             "flimsy")  # fmt: skip
+NEGATIVE_WORDS = frozenset(NEGATIONS + NEGATIVES)
+
+LENGTH_BUCKETS = ((64, "up to 64"), (128, "65-128"), (256, "129-256"), (512, "257-512"))
+LENGTH_OVER = "over 512"
+NEGATION_BUCKETS = ((0.0, "none"), (2.0, "under 2"), (4.0, "2-4"))
+NEGATION_OVER = "4 and over"
+MISSING = "(none)"
+BUILTIN_DIMENSIONS = ("length", "negation", "category", "stars")
+
+
+def text_features(text: str) -> dict[str, float]:
+    """The features slicing reads from a review's text: `tokens` and `negation` (negative words per 100)."""
+    tokens = TOKEN.findall(text.lower())
+    words = [t for t in tokens if t[0].isalnum()]
+    negative = sum(1 for w in words if w in NEGATIVE_WORDS or w.endswith(("n't", "n’t")))
+    density = 100.0 * negative / len(words) if words else 0.0
+    return {"tokens": len(tokens), "negation": round(density, 3)}
+
+
+def length_bucket(tokens: float) -> str:
+    for bound, name in LENGTH_BUCKETS:
+        if tokens <= bound:
+            return name
+    return LENGTH_OVER
+
+
+def negation_bucket(density: float) -> str:
+    if density <= 0:
+        return NEGATION_BUCKETS[0][1]
+    for bound, name in NEGATION_BUCKETS[1:]:
+        if density < bound:
+            return name
+    return NEGATION_OVER
+
+
+def slice_of(record: Mapping[str, Any], dimension: str) -> str:
+    """The slice a prediction record falls in along one dimension (a built-in one or a data column)."""
+    features = record.get("features") or {}
+    if dimension == "length":
+        return length_bucket(float(features.get("tokens", 0)))
+    if dimension == "negation":
+        return negation_bucket(float(features.get("negation", 0.0)))
+    value = (record.get("facets") or {}).get(dimension)
+    return MISSING if value in (None, "") else str(value)
+
+
+def slice_order(dimension: str, names: set[str]) -> list[str]:
+    """Buckets in their natural order; categories and columns by name, stars by number."""
+    if dimension == "length":
+        fixed = [name for _, name in LENGTH_BUCKETS] + [LENGTH_OVER]
+    elif dimension == "negation":
+        fixed = [name for _, name in NEGATION_BUCKETS] + [NEGATION_OVER]
+    else:
+        return sorted(names, key=lambda n: (n == MISSING, len(n) if n.isdigit() else 0, n))
+    return [name for name in fixed if name in names]
+
+
+def escalated(raw_text: str | None) -> bool | None:
+    """For a hybrid's prediction (its raw text is a stage marker), whether a later stage answered it."""
+    marker = parse_stage_marker(raw_text)
+    return None if marker is None else bool(marker["stage"] > 0)
+
+
+def slice_report(
+    records: Sequence[Mapping[str, Any]],
+    gold: np.ndarray,
+    probs: np.ndarray,
+    metric_fn: MetricFn,
+    dimensions: Sequence[str],
+    *,
+    resamples: int,
+    seed: int,
+) -> dict[str, list[dict[str, Any]]]:
+    """Per dimension, per slice: n, metrics, bootstrap 95% intervals and (hybrids) the share escalated.
+
+    `records` are the prediction records in the order of `gold` and `probs`.
+    """
+    stages = [escalated(r.get("raw_text")) for r in records]
+    is_hybrid = any(s is not None for s in stages)
+    report: dict[str, list[dict[str, Any]]] = {}
+    for dimension in dimensions:
+        names = [slice_of(r, dimension) for r in records]
+        rows = []
+        for name in slice_order(dimension, set(names)):
+            index = np.flatnonzero(np.asarray(names) == name)
+            # A metric a slice cannot define (accuracy on positives among 1-star reviews) is left out.
+            values = {k: v for k, v in metric_fn(gold[index], probs[index]).items() if np.isfinite(v)}
+            defined = _only(metric_fn, set(values))
+            intervals = bootstrap_intervals(
+                defined, gold[index], probs[index], resamples=resamples, seed=seed
+            )
+            entry: dict[str, Any] = {
+                "slice": name,
+                "n": len(index),
+                "metrics": values,
+                "intervals": {metric: [low, high] for metric, (low, high) in intervals.items()},
+            }
+            if is_hybrid:
+                entry["escalated_share"] = float(np.mean([bool(stages[i]) for i in index]))
+            rows.append(entry)
+        report[dimension] = rows
+    return report
+
+
+def _only(metric_fn: MetricFn, names: set[str]) -> MetricFn:
+    def metrics(gold: np.ndarray, probs: np.ndarray) -> dict[str, float]:
+        return {k: v for k, v in metric_fn(gold, probs).items() if k in names}
+
+    return metrics
