@@ -162,6 +162,19 @@ def test_register_commands_adds_bench() -> None:
     assert "bench" in group.commands
 
 
+def test_missing_data_is_a_one_line_error(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from harness.cli import HarnessGroup
+
+    group = HarnessGroup()
+    bench.register_commands(group)
+    missing = tmp_path / "missing.jsonl"
+    result = CliRunner().invoke(group, ["bench", "--data", str(missing), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1 and f"no review data at {missing}" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "out").exists()
+
+
 @needs_data
 def test_tsv_copies_keep_the_release_format_with_new_ids(tmp_path: Path) -> None:
     path = bench_memory.write_tsv(GIFT_CARDS, tmp_path / "rows.tsv", 2000)
