@@ -287,6 +287,13 @@ def test_fast_path_is_the_fastest_path_within_the_agreement_bar() -> None:
     assert bench_small.choose_fast({"fp32-b1"}, {})[0].key == "fp32-b1"
 
 
+def test_agreement_with_a_classifier_no_better_than_chance_picks_no_path() -> None:
+    rows = {"int8-b1": {"passes": False}, "bf16-b8": {"passes": True}}
+    quality = {"accuracy": {"better_than_chance": True}, "by_variant": rows}
+    assert bench_small.passing_paths(quality) == {bench_small.REFERENCE, "bf16-b8"}
+    assert bench_small.passing_paths({**quality, "accuracy": {"better_than_chance": False}}) is None
+
+
 def quality_report(fast: str, agreement: float) -> dict:
     row = {
         "argmax_agreement": agreement,
@@ -355,7 +362,7 @@ def test_quality_check_fails_for_a_damaged_path_on_balanced_data(
     report = bench_small.quality(sample, tmp_path, tiny_dir)
     damaged = report["by_variant"]["fp32-b1"]
     assert not damaged["passes"] and damaged["flipped"] > 0.005 * report["reviews"]
-    passing = {key for key, row in report["by_variant"].items() if row["passes"]} | {bench_small.REFERENCE}
+    passing = {bench_small.REFERENCE, *(key for key, row in report["by_variant"].items() if row["passes"])}
     assert bench_small.choose_fast(passing, {"fp32-b1": 9.0, bench_small.REFERENCE: 8.0})[0].key != "fp32-b1"
     forced = {"fast_path": {"key": "fp32-b1"}, "quality": report}
     assert [c.passed for c in bench.checks_for(forced) if "agreement" in c.figure] == [False]

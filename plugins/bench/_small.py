@@ -262,21 +262,34 @@ def agreement(reference: Any, other: Any) -> float:
     return float((reference.argmax(1) == other.argmax(1)).mean())
 
 
+def passing_paths(quality: Mapping[str, Any]) -> set[str] | None:
+    """The paths within the agreement bar, the reference among them.
+
+    None when the fine-tuned classifier is no better than chance: its
+    answers barely depend on the review, so agreement with them shows nothing.
+    """
+    if not quality["accuracy"]["better_than_chance"]:
+        return None
+    return {REFERENCE, *(key for key, row in quality["by_variant"].items() if row["passes"])}
+
+
 def choose_fast(passing: Collection[str] | None, speeds: Mapping[str, float]) -> tuple[Variant, str]:
     """The fast path and why: the fastest timed variant among those that keep fp32's answers.
 
     `passing` holds the variants within the agreement bar on the fine-tuned
-    MiniLM (None when the quality part did not run: then only the fallback
-    path, within the bar on the development machine, is a candidate). Without
-    timings of the candidates: the fallback path if it passes, else fp32.
+    MiniLM; None when the run measured no agreement that means something (no
+    quality part, or a classifier no better than chance): then the fallback
+    path, within the bar on the development machine, is the only candidate.
+    Without timings: the fallback path if it passes, else fp32.
     """
-    candidates = [FALLBACK_FAST] if passing is None else [key for key in VARIANTS if key in passing]
-    timed = [key for key in candidates if key in speeds]
-    if timed and passing is not None:
+    if passing is None:
+        return VARIANTS[FALLBACK_FAST], "the fallback path (no agreement measured in this run)"
+    timed = [key for key in VARIANTS if key in passing and key in speeds]
+    if timed:
         return VARIANTS[max(timed, key=lambda key: speeds[key])], "the fastest timed path within the bar"
-    if FALLBACK_FAST in candidates:
-        return VARIANTS[FALLBACK_FAST], "the fallback path (no agreement or timings measured in this run)"
-    return VARIANTS["fp32-b1"], "fp32: the fallback path fails the agreement bar and no path was timed"
+    if FALLBACK_FAST in passing:
+        return VARIANTS[FALLBACK_FAST], "the fallback path, within the bar (no path timed in this run)"
+    return VARIANTS["fp32-b1"], "fp32: the fallback path fails the agreement bar (no path timed in this run)"
 
 
 def speed(
@@ -289,7 +302,7 @@ def speed(
     checkpoint = build_distilbert_base(workdir / "distilbert-base")
     base_probs, base_s = pipeline_way(checkpoint, texts)
     base_rate = len(texts) / base_s
-    variants = []
+    variants: list[dict[str, Any]] = []
     for variant in VARIANTS.values():
         subset = texts[:variant_reviews]
         model = classifier(checkpoint, variant, workdir)

@@ -50,10 +50,12 @@ def checks_for(report: dict[str, Any]) -> list[Check]:
     target fails too.
     """
     checks = []
-    quality = report.get("quality")
+    quality: dict[str, Any] = report.get("quality", {})
     fast_key = report.get("fast_path", {}).get("key", "")
-    fast_row = quality["by_variant"].get(fast_key, {"argmax_agreement": 1.0}) if quality else None
-    keeps_answers = fast_row is None or fast_row["argmax_agreement"] >= quality["agreement_bar"]
+    fast_agreement = (
+        quality["by_variant"].get(fast_key, {"argmax_agreement": 1.0})["argmax_agreement"] if quality else 1.0
+    )
+    keeps_answers = not quality or fast_agreement >= quality["agreement_bar"]
     if small := report.get("small"):
         checks += [
             Check("small", f"reviews/s, harness ({small['fast_path']}) / study's pipeline", small["speedup"],
@@ -63,12 +65,12 @@ def checks_for(report: dict[str, Any]) -> list[Check]:
             Check("small", "fp32 harness argmax = study's", small["fp32_harness_agrees_with_study"], "100%",
                   small["fp32_harness_agrees_with_study"] == 1.0),
         ]  # fmt: skip
-    if quality and fast_row is not None:
+    if quality:
         accuracy = quality["accuracy"]
         checks += [
             Check("quality", "fine-tuned MiniLM accuracy, 95% interval low", accuracy["interval"][0],
                   "> 50%", accuracy["better_than_chance"]),
-            Check("quality", f"fast path ({fast_key}) argmax agreement with fp32", fast_row["argmax_agreement"],
+            Check("quality", f"fast path ({fast_key}) argmax agreement with fp32", fast_agreement,
                   ">= 99.5%", keeps_answers),
         ]  # fmt: skip
     if scoring := report.get("scoring"):
@@ -149,7 +151,7 @@ def run_parts(options: dict[str, Any], workdir: Path, echo: Callable[[str], None
     report: dict[str, Any] = {"parts": parts, "data": options["data"], "seed": options["seed"]}
     report["sample"] = sample.counts()
     texts = [e.text for e in sample.scored]
-    passing = None
+    passing: set[str] | None = None
     if "quality" in parts:
         quality = report["quality"] = bench_small.quality(sample, workdir, options["minilm_dir"])
         accuracy = quality["accuracy"]
@@ -158,9 +160,7 @@ def run_parts(options: dict[str, Any], workdir: Path, echo: Callable[[str], None
             f"(95% interval {accuracy['interval'][0]:.3f}-{accuracy['interval'][1]:.3f}; "
             f"negative {accuracy['per_label']['negative']:.3f}, positive {accuracy['per_label']['positive']:.3f})"
         )
-        passing = {key for key, row in quality["by_variant"].items() if row["passes"]} | {
-            bench_small.REFERENCE
-        }
+        passing = bench_small.passing_paths(quality)
 
     def choose(speeds: Mapping[str, float]) -> tuple[bench_small.Variant, str]:
         if options["fast"] != bench_small.AUTO:
