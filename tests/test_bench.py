@@ -10,6 +10,7 @@ import pytest
 
 from harness.errors import HarnessError
 from harness.plugins.bench import _memory as bench_memory
+from harness.plugins.bench import _sample as bench_sample
 from harness.plugins.bench import _small as bench_small
 from harness.plugins.bench import command as bench
 from harness.plugins.models.classifiers import make_hf_classifier
@@ -53,8 +54,8 @@ def test_speed_up_switches_stay_close_to_float32(tiny_dir: Path, tmp_path: Path)
 
 
 def test_variants_pass_streams_and_compile_to_the_classifier() -> None:
-    fast = bench_small.VARIANTS[bench_small.DEFAULT_FAST]
-    assert fast.options()["streams"] == "2" and fast.quantize == "int8" and fast.batch_size == 1
+    streams = bench_small.VARIANTS["int8-b1-s2"]
+    assert streams.options()["streams"] == "2" and streams.quantize == "int8" and streams.batch_size == 1
     assert bench_small.VARIANTS["fp32-b1"].options()["streams"] == "1"
     compiled = {
         key for key, variant in bench_small.VARIANTS.items() if variant.options()["compile"] == "true"
@@ -116,7 +117,12 @@ def test_peak_is_taken_on_the_kernel_the_fast_path_runs(monkeypatch: pytest.Monk
 
 
 def test_share_of_peak_names_its_kernel() -> None:
-    small = {"speedup": 4.5, "share_of_peak": 0.6, "fp32_harness_agrees_with_study": 1.0}
+    small = {
+        "fast_path": "int8-b1",
+        "speedup": 4.5,
+        "share_of_peak": 0.6,
+        "fp32_harness_agrees_with_study": 1.0,
+    }
     checks = bench.checks_for({"small": {**small, "peak_kernel": "int8 dynamic linear"}})
     assert checks[1].figure == "GFLOP/s share of int8 dynamic linear peak" and checks[1].passed
     table = bench.render(checks)
@@ -127,12 +133,17 @@ def test_share_of_peak_names_its_kernel() -> None:
 
 def test_checks_and_table_flag_each_target() -> None:
     report = {
-        "small": {"speedup": 4.5, "share_of_peak": 0.4, "fp32_harness_agrees_with_study": 1.0},
+        "small": {
+            "fast_path": "bf16-b8",
+            "speedup": 4.5,
+            "share_of_peak": 0.4,
+            "fp32_harness_agrees_with_study": 1.0,
+        },
         "scoring": {"speedup": 2.0, "max_abs_loglik_diff": 1e-6},
         "memory": {"difference_mb": 12.0},
     }
     checks = {check.figure: check.passed for check in bench.checks_for(report)}
-    assert checks["reviews/s, harness / study's pipeline"] is True
+    assert checks["reviews/s, harness (bf16-b8) / study's pipeline"] is True
     assert checks["GFLOP/s share of matmul peak"] is False
     assert checks["shared encoder / full pass per label"] is False
     assert checks["max |log-likelihood difference|"] is True
@@ -151,6 +162,19 @@ def test_register_commands_adds_bench() -> None:
     assert "bench" in group.commands
 
 
+def test_missing_data_is_a_one_line_error(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from harness.cli import HarnessGroup
+
+    group = HarnessGroup()
+    bench.register_commands(group)
+    missing = tmp_path / "missing.jsonl"
+    result = CliRunner().invoke(group, ["bench", "--data", str(missing), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1 and f"no review data at {missing}" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "out").exists()
+
+
 @needs_data
 def test_tsv_copies_keep_the_release_format_with_new_ids(tmp_path: Path) -> None:
     path = bench_memory.write_tsv(GIFT_CARDS, tmp_path / "rows.tsv", 2000)
@@ -164,11 +188,181 @@ def test_tsv_copies_keep_the_release_format_with_new_ids(tmp_path: Path) -> None
 @needs_data
 def test_small_part_harness_fp32_matches_the_study_pipeline(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(bench_small, "build_distilbert_base", lambda d, seed=0: build_distilbert(d))
-    report = bench_small.speed(BLITZER, 6, 6, tmp_path, bench_small.VARIANTS[bench_small.DEFAULT_FAST])
+    sample = bench_sample.draw(str(BLITZER), 6, 0, 0, tmp_path)
+    passing = set(bench_small.VARIANTS) - {"int8-b1-s2"}
+    report = bench_small.speed(
+        [e.text for e in sample.scored], 6, tmp_path, lambda speeds: bench_small.choose_fast(passing, speeds)
+    )
     assert report["reviews"] == 6 and len(report["variants"]) == len(bench_small.VARIANTS)
     assert report["fp32_harness_agrees_with_study"] == 1.0
-    assert report["speedup"] > 0 and report["share_of_peak"] > 0
-    assert report["peak_kernel"] == "int8 dynamic linear" and report["fp32_matmul_peak_gflops"] > 0
+    assert report["speedup"] > 0 and report["share_of_peak"] > 0 and report["fp32_matmul_peak_gflops"] > 0
+    assert report["fast_path"] in passing
     assert {v["variant"] for v in report["variants"]} == {v.name for v in bench_small.VARIANTS.values()}
     compiled = [v for v in report["variants"] if "torch.compile" in v["variant"]]
     assert len(compiled) == 2 and all("graphs_compiled_while_timed" in v for v in compiled)
+
+
+def sorted_reviews(path: Path, per_label: int) -> Path:
+    """A JSON-lines file stored in blocks by label, as the Blitzer file is: all negatives, then positives."""
+    import json
+
+    with open(path, "w", encoding="utf-8") as out:
+        for label, stars in enumerate((1, 5)):
+            for index in range(per_label):
+                words = ("awful", "lovely")[label]
+                record = {
+                    "review_id": f"r{label}-{index}",
+                    "review_body": f"{words} {index}",
+                    "star_rating": stars,
+                }
+                out.write(json.dumps(record) + "\n")
+    return path
+
+
+def test_samples_are_balanced_seeded_and_keep_train_apart(tmp_path: Path) -> None:
+    data = str(sorted_reviews(tmp_path / "sorted.jsonl", 60))
+    sample = bench_sample.draw(data, 20, 30, 0, tmp_path)
+    assert sample.counts() == {
+        "scored": {"negative": 10, "positive": 10},
+        "train": {"negative": 15, "positive": 15},
+        "available": {"negative": 60, "positive": 60},
+    }
+    assert [e.label for e in sample.scored[:4]] == [0, 1, 0, 1]
+    assert not {e.id for e in sample.scored} & {e.id for e in sample.train}
+    assert sample == bench_sample.draw(data, 20, 30, 0, tmp_path)
+    assert sample.scored != bench_sample.draw(data, 20, 30, 1, tmp_path).scored
+    smaller = bench_sample.draw(data, 10, 0, 0, tmp_path)
+    assert {e.id for e in smaller.scored} <= {e.id for e in sample.scored} and smaller.train == []
+    assert "10 negative + 10 positive scored, 15 negative + 15 positive train" in sample.describe()
+
+
+def test_a_small_file_shrinks_both_splits_alike(tmp_path: Path) -> None:
+    demo = bench_sample.draw("demo", 1000, 500, 0, tmp_path)
+    counts = demo.counts()
+    negatives = counts["available"]["negative"]
+    assert negatives < counts["available"]["positive"]
+    assert counts["scored"]["negative"] == counts["scored"]["positive"] == round(negatives * 500 / 750)
+    assert (
+        counts["train"]["negative"] == counts["train"]["positive"] == negatives - counts["scored"]["negative"]
+    )
+
+
+def test_data_without_both_labels_or_missing_is_refused(tmp_path: Path) -> None:
+    path = sorted_reviews(tmp_path / "sorted.jsonl", 5)
+    one_label = tmp_path / "negative.jsonl"
+    one_label.write_text("".join(path.read_text().splitlines(keepends=True)[:5]))
+    with pytest.raises(HarnessError, match="holds no positive reviews"):
+        bench_sample.draw(str(one_label), 4, 0, 0, tmp_path)
+    with pytest.raises(HarnessError, match="no review data at"):
+        bench_sample.draw(str(tmp_path / "missing.jsonl"), 4, 0, 0, tmp_path)
+
+
+def test_scored_reviews_written_for_a_run_read_back_unchanged(tmp_path: Path) -> None:
+    sample = bench_sample.draw("demo", 12, 0, 0, tmp_path)
+    path = sample.write_scored(tmp_path / "scored.jsonl")
+    again = bench_sample.draw(str(path), 12, 0, 0, tmp_path)
+    assert sorted(again.scored, key=lambda e: e.id) == sorted(sample.scored, key=lambda e: e.id)
+
+
+def test_accuracy_of_a_one_label_classifier_is_not_better_than_chance() -> None:
+    gold = np.array([0, 1] * 50)
+    one_label = np.tile([0.2, 0.8], (100, 1))
+    result = bench_small.accuracy(gold, one_label)
+    assert result["accuracy"] == 0.5 and result["per_label"] == {"negative": 0.0, "positive": 1.0}
+    assert result["answers"] == {"negative": 0, "positive": 100}
+    assert not result["better_than_chance"]
+    assert bench_small.accuracy(gold, np.eye(2)[gold])["better_than_chance"]
+
+
+def test_fast_path_is_the_fastest_path_within_the_agreement_bar() -> None:
+    speeds = {"int8-b1-s2": 30.0, "bf16-b8": 20.0, "bf16-b1": 18.0, "fp32-b1": 9.0}
+    chosen, why = bench_small.choose_fast({"bf16-b8", "bf16-b1", "fp32-b1"}, speeds)
+    assert chosen.key == "bf16-b8" and "fastest" in why
+    assert bench_small.choose_fast({"int8-b1-s2", "fp32-b1"}, speeds)[0].key == "int8-b1-s2"
+    assert bench_small.choose_fast(None, speeds)[0].key == bench_small.FALLBACK_FAST
+    assert (
+        bench_small.choose_fast({"fp32-b1", bench_small.FALLBACK_FAST}, {})[0].key
+        == bench_small.FALLBACK_FAST
+    )
+    assert bench_small.choose_fast({"fp32-b1"}, {})[0].key == "fp32-b1"
+
+
+def test_agreement_with_a_classifier_no_better_than_chance_picks_no_path() -> None:
+    rows = {"int8-b1": {"passes": False}, "bf16-b8": {"passes": True}}
+    quality = {"accuracy": {"better_than_chance": True}, "by_variant": rows}
+    assert bench_small.passing_paths(quality) == {bench_small.REFERENCE, "bf16-b8"}
+    assert bench_small.passing_paths({**quality, "accuracy": {"better_than_chance": False}}) is None
+
+
+def quality_report(fast: str, agreement: float) -> dict:
+    row = {
+        "argmax_agreement": agreement,
+        "flipped": round((1 - agreement) * 1000),
+        "passes": agreement >= 0.995,
+    }
+    return {
+        "fast_path": {"key": fast},
+        "small": {
+            "fast_path": fast,
+            "speedup": 4.5,
+            "share_of_peak": 0.6,
+            "fp32_harness_agrees_with_study": 1.0,
+        },
+        "quality": {
+            "reviews": 1000,
+            "agreement_bar": 0.995,
+            "accuracy": {"interval": [0.8, 0.86], "better_than_chance": True},
+            "by_variant": {fast: row},
+        },
+    }
+
+
+def test_speed_target_fails_on_a_path_that_flips_answers() -> None:
+    checks = {c.figure: c.passed for c in bench.checks_for(quality_report("int8-b1-s2", 0.917))}
+    assert checks["fast path (int8-b1-s2) argmax agreement with fp32"] is False
+    assert checks["reviews/s, harness (int8-b1-s2) / study's pipeline"] is False
+    assert checks["fine-tuned MiniLM accuracy, 95% interval low"] is True
+    kept = {c.figure: c.passed for c in bench.checks_for(quality_report("bf16-b8", 1.0))}
+    assert all(kept.values())
+
+
+def perturbed_fast_layers(use_inference_layers):
+    """The fast encoder layers with every linear weight perturbed by noise of a tenth of its spread: a damaged path."""
+    import torch
+
+    def damaged(model):
+        converted = use_inference_layers(model)
+        generator = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for module in model.modules():
+                if isinstance(module, torch.nn.Linear):
+                    weight = module.weight
+                    weight += 0.1 * weight.std() * torch.randn(weight.shape, generator=generator)
+        return converted
+
+    return damaged
+
+
+def test_quality_check_fails_for_a_damaged_path_on_balanced_data(
+    tiny_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harness.plugins.models import classifiers
+
+    sample = bench_sample.draw("demo", 24, 0, 0, tmp_path)
+    paths = {key: bench_small.VARIANTS[key] for key in (bench_small.REFERENCE, "fp32-b1")}
+    monkeypatch.setattr(bench_small, "VARIANTS", paths)
+    intact = bench_small.quality(sample, tmp_path, tiny_dir)
+    assert sum(e.label for e in sample.scored) == 12
+    assert min(intact["accuracy"]["answers"].values()) > 0  # the reference answers both labels
+    assert intact["by_variant"]["fp32-b1"]["passes"] and intact["by_variant"]["fp32-b1"]["flipped"] == 0
+
+    monkeypatch.setattr(
+        classifiers, "use_inference_layers", perturbed_fast_layers(classifiers.use_inference_layers)
+    )
+    report = bench_small.quality(sample, tmp_path, tiny_dir)
+    damaged = report["by_variant"]["fp32-b1"]
+    assert not damaged["passes"] and damaged["flipped"] > 0.005 * report["reviews"]
+    passing = {bench_small.REFERENCE, *(key for key, row in report["by_variant"].items() if row["passes"])}
+    assert bench_small.choose_fast(passing, {"fp32-b1": 9.0, bench_small.REFERENCE: 8.0})[0].key != "fp32-b1"
+    forced = {"fast_path": {"key": "fp32-b1"}, "quality": report}
+    assert [c.passed for c in bench.checks_for(forced) if "agreement" in c.figure] == [False]
