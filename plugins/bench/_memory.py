@@ -51,8 +51,8 @@ print(json.dumps({"n": row["n"], "status": row["status"], "error": row["error"],
 def write_tsv(source: Path, target: Path, rows: int) -> Path:
     """`rows` rows of the release TSV format: the source's rows repeated, each with a new review id."""
     with open(source, encoding="utf-8") as handle:
-        header, *body = handle.read().splitlines()
-    body = [line.split("\t") for line in body if line.count("\t") == 14]
+        header, *lines = handle.read().splitlines()
+    body = [line.split("\t") for line in lines if line.count("\t") == 14]
     with open(target, "w", encoding="utf-8") as out:
         out.write(header + "\n")
         for index in range(rows):

@@ -28,12 +28,16 @@ def build_t5_base_shape(directory: Path, seed: int = 0) -> Path:
     only token ids matter for timing and for comparing two ways of scoring.
     """
     import torch
-    from transformers import BertTokenizerFast, T5Config, T5ForConditionalGeneration
+    from transformers import (  # type: ignore[attr-defined]  # BertTokenizerFast is exported lazily
+        BertTokenizerFast,
+        T5Config,
+        T5ForConditionalGeneration,
+    )
 
     from harness.plugins.models.classifiers import _minilm_path
 
     tokenizer = BertTokenizerFast(vocab_file=str(Path(_minilm_path()) / "vocab.txt"), model_max_length=512)
-    config = T5Config(
+    config = T5Config(  # type: ignore[call-arg]  # the T5-specific keywords are typed as **kwargs
         vocab_size=len(tokenizer), d_model=768, d_kv=64, d_ff=2048, num_layers=12, num_decoder_layers=12,
         num_heads=12, feed_forward_proj="gated-gelu", tie_word_embeddings=False,
         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.sep_token_id, decoder_start_token_id=0,

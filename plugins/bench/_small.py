@@ -22,6 +22,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from harness.errors import HarnessError
 from harness.plugins.bench._sample import LABELS, Sample
 from harness.types import ModelContext
 
@@ -87,8 +88,8 @@ class BinaryTask:
     """Polarity as the benchmark needs it: labels and a fingerprint (examples come from the bench)."""
 
     name = "bench-polarity"
-    labels = LABELS
-    label_words = LABELS
+    labels: tuple[str, ...] = LABELS
+    label_words: tuple[str, ...] = LABELS
     prompt = "{text}"
 
     def split(self, reviews: Any, *, limit: int | None, seed: int) -> Any:
@@ -104,7 +105,11 @@ class BinaryTask:
 def build_distilbert_base(directory: Path, seed: int = 0) -> Path:
     """DistilBERT-base (6 layers, hidden 768) with random weights and the uncased WordPiece vocabulary."""
     import torch
-    from transformers import BertTokenizerFast, DistilBertConfig, DistilBertForSequenceClassification
+    from transformers import (  # type: ignore[attr-defined]  # BertTokenizerFast is exported lazily
+        BertTokenizerFast,
+        DistilBertConfig,
+        DistilBertForSequenceClassification,
+    )
 
     from harness.plugins.models.classifiers import _minilm_path
 
@@ -349,6 +354,8 @@ def finetuned_minilm(sample: Sample, workdir: Path) -> Path:
     model = make_minilm(None, context(workdir, "float32", options))
     model.fit(sample.train, BinaryTask())
     result = model.finetuned(BinaryTask())
+    if result is None:
+        raise HarnessError("MiniLM was not fine-tuned for the bench; its labels should not have fitted")
     return Path(result.path)
 
 

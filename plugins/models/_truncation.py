@@ -14,13 +14,17 @@ scored under an explicit policy:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
 POLICIES = ("head", "head+tail", "window")
 
 
+Token = TypeVar("Token")  # token ids, or characters for a served model
+
+
 def fit_tokens(
-    ids: Sequence[int], budget: int, policy: str = "head+tail", stride: int | None = None
-) -> tuple[list[list[int]], bool]:
+    ids: Sequence[Token], budget: int, policy: str = "head+tail", stride: int | None = None
+) -> tuple[list[list[Token]], bool]:
     """Return the token windows to score for one text and whether anything was cut.
 
     `budget` counts content tokens only (leave room for special tokens). Every
