@@ -171,7 +171,7 @@ def test_missing_data_is_a_one_line_error(tmp_path: Path) -> None:
     bench.register_commands(group)
     missing = tmp_path / "missing.jsonl"
     result = CliRunner().invoke(group, ["bench", "--data", str(missing), "--out", str(tmp_path / "out")])
-    assert result.exit_code == 1 and f"no review data at {missing}" in result.output
+    assert result.exit_code == 2 and f"no review data at {missing}" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "out").exists()
 
 

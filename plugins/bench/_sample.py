@@ -53,14 +53,20 @@ class Sample:
         return f"{line} (the data holds {available})"
 
     def write_scored(self, path: Path) -> Path:
-        """The scored examples as JSON lines with the release's field names (1 or 5 stars), for a run to read."""
+        """The scored examples as JSON lines with the release's field names, for a run to read.
+
+        The review's own stars and category go with it (1 or 5 stars where the
+        example has none), so the run reads the same examples, slices included.
+        """
         with open(path, "w", encoding="utf-8") as out:
             for example in self.scored:
                 record = {
                     "review_id": example.id,
                     "review_body": example.text,
-                    "star_rating": 1 + 4 * example.label,
+                    "star_rating": int(example.facets.get("stars", 1 + 4 * example.label)),
                 }
+                if "category" in example.facets:
+                    record["product_category"] = example.facets["category"]
                 out.write(json.dumps(record) + "\n")
         return path
 
