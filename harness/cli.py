@@ -23,6 +23,7 @@ from harness.errors import HarnessError, RunFailed
 from harness.files import storage_error
 from harness.plugin_manager import get_host
 from harness.registry import KINDS, Entry
+from harness.types import SEED_COMPONENTS
 
 DEFAULT_RUNS = Path("runs")
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command ended by Ctrl-C
@@ -204,6 +205,9 @@ def _board_from_options(opts: dict[str, Any]) -> Board:
     for key in ("backend", "limit", "seed", "bootstrap", "price_per_hour"):
         if opts[key] is not None:
             setattr(board, key, opts[key])
+    if board.name == "adhoc":
+        # The default board's seeds suit its own rows; a board built from flags runs once unless asked.
+        board.seeds, board.vary = [], list(SEED_COMPONENTS)
     _seed_options(board, opts)
     for task in board.tasks:
         board.task_options[task] = {**board.task_options.get(task, {}), **_task_options(opts, task)}

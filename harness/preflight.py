@@ -28,7 +28,7 @@ from harness.boards import Board
 from harness.errors import HarnessError
 from harness.plan import plan_problems
 from harness.plugin_manager import PluginHost
-from harness.types import IssueLog, NamesCheckpoints, Task
+from harness.types import SEED_COMPONENTS, IssueLog, NamesCheckpoints, Task
 
 FIRST_ROWS = 200  # enough to see a missing column or an unreadable file, cheap on any file
 HUB_PROBE_TIMEOUT_S = 3.0
@@ -90,6 +90,8 @@ class Plan:
     run_dir: Path
     backend: PlannedBackend
     data: str
+    # A multi-seed run: its seeds, and the line saying which sources of randomness they vary.
+    seeds: str = ""
     models: list[ModelPlan] = field(default_factory=list)
     rows: list[TaskRows] = field(default_factory=list)
     disk_bytes: int | None = None
@@ -112,6 +114,8 @@ class Plan:
             f"board {self.board} -> {self.run_dir}",
             f"backend {backend.name} (device {backend.device}, dtype {backend.dtype}); data {self.data}",
         ]
+        if self.seeds:
+            out.append(self.seeds)
         for rows in self.rows:
             dropped = ", ".join(f"{k} {v}" for k, v in sorted(rows.dropped.items()) if v)
             out.append(
@@ -134,6 +138,15 @@ class Plan:
         out.extend(f"note: {note}" for note in self.notes)
         out.append(f"{len(self.problems)} problem(s), listed below" if self.problems else "no problems found")
         return "\n".join(out) + "\n"
+
+
+def _seeds_line(board: Board) -> str:
+    """What a multi-seed run repeats, so a reader of the plan knows what its spread measures."""
+    if not board.seeds:
+        return ""
+    fixed = [c for c in SEED_COMPONENTS if c not in board.vary]
+    held = f"; {', '.join(fixed)} held at seed {board.seed}" if fixed else ""
+    return f"seeds {', '.join(map(str, board.seeds))}: varying {', '.join(board.vary)}{held}"
 
 
 def _reason(exc: Exception) -> str:
@@ -185,7 +198,7 @@ def preflight(
 
     registries = host.registries
     backend = plan_backend(board, load_torch=not dry_run)
-    plan = Plan(board.name, run_dir, backend, board.dataset or str(board.data))
+    plan = Plan(board.name, run_dir, backend, board.dataset or str(board.data), _seeds_line(board))
     if board.backend not in registries.backends:
         plan.problems.append(registries.backends.unknown_message(board.backend))
     plan.problems.extend(plan_problems(board, registries))

@@ -166,7 +166,24 @@ def test_dry_run_of_the_default_board_never_loads_torch(tmp_path):
     assert "heavy: []" in out.stdout
     assert "task polarity: read" in out.stdout and "task category: read" in out.stdout
     assert "SmolLM2-135M (label scoring): polarity, category;" in out.stdout
+    assert "seeds 0, 1, 2: varying demos, calibration; split, finetune held at seed 0" in out.stdout
     assert not (tmp_path / "run").exists()
+
+
+def test_a_board_built_from_flags_runs_one_seed_unless_asked(tmp_path):
+    def plan_of(*flags: str) -> str:
+        result = CliRunner().invoke(
+            cli_module.cli, ["run", "--dry-run", "--out", str(tmp_path / "r"), *flags]
+        )
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    assert "seeds 0, 1, 2" in plan_of()
+    assert "seeds" not in plan_of("--model", "vader", "--task", "polarity")
+    assert "seeds" not in plan_of("--seed", "3")
+    assert "seeds 3, 4: varying split, finetune, demos, calibration" in plan_of(
+        "--model", "vader", "--task", "polarity", "--repeats", "2", "--seed", "3"
+    )
 
 
 def test_everything_downloaded_and_the_hub_silent_runs_offline(host, tmp_path, monkeypatch):
