@@ -114,7 +114,10 @@ def _resolve_board(name_or_path: str) -> Board:
     "--task-option", "task_opts", multiple=True, help="KEY=VALUE passed to every task (repeatable)."
 )
 @click.option(
-    "--model-option", "model_opts", multiple=True, help="KEY=VALUE passed to every model (repeatable)."
+    "--model-option",
+    "model_opts",
+    multiple=True,
+    help="KEY=VALUE passed to every model, FAMILY.KEY=VALUE to one family (repeatable).",
 )
 @click.option(
     "--backend-option", "backend_opts", multiple=True, help="KEY=VALUE for the backend, e.g. threads=2."

@@ -131,3 +131,18 @@ def unknown_option_message(name: str, known: Sequence[str], owner: str) -> str:
 
 
 NO_OPTIONS = OptionSet()
+
+
+def scoped_options(options: Mapping[str, str], *names: str) -> dict[str, str]:
+    """The options one model reads: those given to every model, then those scoped to one of its names.
+
+    `smollm2.engine=llama.cpp` reaches SmolLM2 only, also inside a hybrid, so two
+    families can read one option name with values only one of them accepts.
+    A model name may hold dots (`openai:gpt-4.1`), an option name never does.
+    """
+    chosen = {key: value for key, value in options.items() if "." not in key}
+    for key, value in options.items():
+        scope, dot, name = key.rpartition(".")
+        if dot and scope in names:
+            chosen[name] = value
+    return chosen

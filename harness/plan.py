@@ -24,6 +24,7 @@ RUNNER_OPTIONS = OptionSet(
     ),
 )
 _SPEC_TOKEN = re.compile(r"[^>@:,\s]+")
+_NESTED_SPEC = re.compile(r"[^>@\s]+")
 
 
 def spec_families(spec: str, models: Registry[ModelFactory]) -> list[str]:
@@ -52,24 +53,51 @@ def plan_problems(board: Board, registries: Registries) -> list[str]:
     problems: list[str] = []
     board_names: set[str] = set(RUNNER_OPTIONS.names())
     every_option = False
+    # Scope -> option names a scoped option (`smollm2.engine`) may name: a family's, or a whole spec's.
+    scopes: dict[str, set[str] | None] = {}
     for entry in board.models:
         families = spec_families(entry.spec, models)
         if not families or families[0] != entry.spec.partition(":")[0]:
             continue  # an unknown family: the row reports it with a did-you-mean
         problems.extend(_task_problems(entry, board.tasks, families[0], registries))
+        for family in families:
+            scopes[family] = declared_options([family], models)
+        for nested in _NESTED_SPEC.findall(entry.spec.partition(":")[2]):  # a hybrid's stages, `words:b`
+            if nested.partition(":")[0] in models:
+                scopes[nested] = declared_options([nested.partition(":")[0]], models)
         known = declared_options(families, models)
+        scopes[entry.spec] = known
         if known is None:
             every_option = True
             continue
         board_names |= known
         for key in entry.options:
-            if key not in known:
+            if "." not in key and key not in known:
                 problems.append(unknown_option_message(key, sorted(known), f"model {entry.display!r}"))
+    given = [*board.model_options, *(key for entry in board.models for key in entry.options)]
+    problems.extend(_scoped_problems([key for key in given if "." in key], scopes))
     if not every_option:
         for key in board.model_options:
-            if key not in board_names:
+            if "." not in key and key not in board_names:
                 owner = "no model of this board (" + ", ".join(e.display for e in board.models) + ")"
                 problems.append(unknown_option_message(key, sorted(board_names), owner))
+    return problems
+
+
+def _scoped_problems(keys: list[str], scopes: dict[str, set[str] | None]) -> list[str]:
+    """`FAMILY.KEY` options whose family is not on the board, or does not declare KEY."""
+    problems = []
+    for key in dict.fromkeys(keys):
+        scope, _, name = key.rpartition(".")
+        if scope not in scopes:
+            problems.append(
+                f"model option {key!r}: no model {scope!r} on this board (families and specs: "
+                f"{', '.join(sorted(scopes))})"
+            )
+            continue
+        known = scopes[scope]
+        if known is not None and name not in known:
+            problems.append(unknown_option_message(name, sorted(known), f"model {scope!r}"))
     return problems
 
 

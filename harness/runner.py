@@ -32,6 +32,7 @@ from harness.errors import HarnessError
 from harness.files import RunDirLock, out_of_space, storage_error, write_json
 from harness.intervals import MetricFn, bootstrap_intervals
 from harness.metrics import report, resolve, row_metrics
+from harness.options import scoped_options
 from harness.plan import RUNNER_OPTIONS, plan_problems
 from harness.plugin_manager import PluginHost, get_host
 from harness.registry import Registries
@@ -216,7 +217,7 @@ def build_model(
             backend=backend,
             workdir=workdir,
             seed=seed,
-            options=options,
+            options=scoped_options(options, name, model_spec),
             build_model=make,
             build_router=make_router,
             seeds=dict(seeds or {}),
@@ -303,7 +304,8 @@ class Runner:
 
     def runner_options(self, entry: ModelEntry) -> dict[str, Any]:
         """The options the runner itself reads for a model (batch size, timeout)."""
-        return RUNNER_OPTIONS.parse(entry.options_with(self.board.model_options))
+        options = entry.options_with(self.board.model_options)
+        return RUNNER_OPTIONS.parse(scoped_options(options, split_spec(entry.spec)[0], entry.spec))
 
     def open_splits(self, task: Task, issues: IssueLog) -> Splits:
         reviews = open_reviews(self.registries, self.board, issues)

@@ -166,6 +166,40 @@ def test_an_option_for_one_model_of_the_board_reaches_the_model_that_declares_it
     assert {model.max_batch for model in toy.models} == {64}
 
 
+def test_an_option_scoped_to_a_family_or_spec_reaches_only_it_also_inside_a_hybrid(tmp_path):
+    toy = ToyPlugin()
+    host = PluginHost(env={"HARNESS_LOAD_PLUGINS": ""})
+    host.register(toy, "toy")
+    board = Board(
+        name="t",
+        tasks=["toy"],
+        models=[ModelEntry("seeded-words"), ModelEntry("hybrid:seeded-words>words:b@confidence:0.9")],
+        data="toy:20",
+        # `fail_on` would be refused by seeded-words, which declares no such option, if it reached it.
+        model_options={"words:b.max_batch": "64", "words.fail_on": "no such text"},
+    )
+    rows = run_board(host, board, tmp_path)["rows"]
+    assert [row["status"] for row in rows] == ["ok", "ok"]
+    [words] = [model for model in toy.models if model.name == "words:b"]
+    assert (words.max_batch, words.fail_on) == (64, "no such text")
+
+
+def test_an_option_scoped_to_a_model_not_on_the_board_or_not_declared_is_refused(tmp_path):
+    toy = ToyPlugin()
+    host = PluginHost(env={"HARNESS_LOAD_PLUGINS": ""})
+    host.register(toy, "toy")
+    for options, message in [
+        ({"wrods.fail_on": "x"}, r"model option 'wrods.fail_on': no model 'wrods' on this board"),
+        ({"words.fail_no": "x"}, r"model 'words' has no option 'fail_no'; did you mean 'fail_on'"),
+    ]:
+        board = Board(
+            name="t", tasks=["toy"], models=[ModelEntry("words")], data="toy:20", model_options=options
+        )
+        with pytest.raises(HarnessError, match=message):
+            run_board(host, board, tmp_path)
+    assert toy.models == []
+
+
 def test_strict_mode_cli_exits_non_zero_with_one_line_and_no_traceback(tmp_path):
     site = tmp_path / "site"
     site.mkdir()
