@@ -24,6 +24,7 @@ from harness.boards import Board
 from harness.errors import HarnessError
 from harness.files import RunDirLock, write_json
 from harness.intervals import percentile_interval, spread, two_level_draws
+from harness.metrics import resolve
 from harness.plugin_manager import PluginHost
 from harness.results import RESULTS_FILE
 from harness.runner import ProgressSink, Runner, Scored, now
@@ -85,6 +86,9 @@ def run_seeds(
     progress: ProgressSink | None = None,
 ) -> dict[str, Any]:
     """Run `board` once per seed in `board.seeds` and write the pooled results.json into `run_dir`."""
+    resolve(
+        board.metrics, host.registries.metrics
+    )  # a wrong metric name is refused before the run dir exists
     with RunDirLock(run_dir):
         info = RunInfo(run_dir, board, now())
         host.notify("on_run_start", run=info)
