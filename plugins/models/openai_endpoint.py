@@ -12,7 +12,7 @@ finds it with one probe request and records it in the row):
   so the label words should differ in their first token;
 - `generate`: the answer generated on `/chat/completions`, parsed; an
   answer that names no label is counted as unparseable and scored wrong
-  (a uniform row), never dropped.
+  (an all-zero row, predicting no label), never dropped.
 
 Reviews are sent by `concurrency` worker threads, and the runner is asked
 for batches of that size, so every batch's answers reach the prediction
