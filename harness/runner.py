@@ -543,7 +543,7 @@ class Runner:
         task: Task, entry: ModelEntry, ex: Example, probs: np.ndarray, hit: CachedPrediction
     ) -> dict[str, Any]:
         pred = int(predictions(probs[None, :])[0])
-        record = {
+        record: dict[str, Any] = {
             "task": task.name,
             "model": entry.key,
             "id": ex.id,
