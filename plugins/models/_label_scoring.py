@@ -55,6 +55,15 @@ def answers_to_probs(answers: Sequence[str], label_words: Sequence[str]) -> np.n
     return probs
 
 
+def generated_rows_mark(mode: str) -> str:
+    """What a generate-mode fingerprint carries since an unparseable answer became a row of zeros.
+
+    Predictions cached before that hold uniform rows that count as the first
+    label; the mark keeps them from being read back.
+    """
+    return "|unparseable=no-label" if mode == "generate" else ""
+
+
 def scores_to_probs(scores: np.ndarray) -> np.ndarray:
     """Softmax over label log-likelihoods [n, k], computed stably in float64."""
     import numpy as np

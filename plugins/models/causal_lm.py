@@ -49,6 +49,7 @@ from harness.plugins.models._label_scoring import (
     answers_to_probs,
     average_windows,
     encode_reviews,
+    generated_rows_mark,
     length_sorted_batches,
     lm_options,
     pad_batch,
@@ -177,6 +178,7 @@ class CausalScorer:
             f"dtype={self.backend.dtype}|fitted={digest(fitted)}"
             # transformers was the only engine before llama.cpp; its fingerprints stay as they were.
             + ("|engine=llama.cpp" if self.engine == "llama.cpp" else "")
+            + generated_rows_mark(self.settings.mode)
         )
 
     def run_stats(self) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from harness.plugins.models._endpoint_client import EndpointClient, EndpointErro
 from harness.plugins.models._finetune import digest
 from harness.plugins.models._label_scoring import (
     answers_to_probs,
+    generated_rows_mark,
     parse_answer,
     prompt_parts,
     scores_to_probs,
@@ -122,7 +123,7 @@ class EndpointModel:
     def fingerprint(self) -> str:
         """Model name, base URL, the mode in use and every output-affecting option; never the key."""
         values = {**OPTIONS.fingerprinted(self.options), "mode": self.mode}
-        return f"openai|model={self.model_name}|options={digest(values)}"
+        return f"openai|model={self.model_name}|options={digest(values)}" + generated_rows_mark(self.mode)
 
     def checkpoints(self, task: Task) -> list[str]:
         """No weights to fetch; asked by the preflight, it probes the server, so that an unreachable
