@@ -27,6 +27,23 @@ EVALUATE_PREFIX = "evaluate:"
 ComputeFn = Callable[["np.ndarray", "np.ndarray", Sequence[str]], float]
 
 
+# The prediction of a row that names no label (an unparseable generated answer): wrong for every gold label.
+NO_LABEL = -1
+
+
+def predictions(probs: np.ndarray) -> np.ndarray:
+    """The argmax label of each row (ties go to the lower label index); NO_LABEL for an all-zero row.
+
+    A generated answer that names no label is an all-zero row: it must count as
+    wrong whatever the gold label, never as the first label a uniform row's
+    argmax would give.
+    """
+    import numpy as np
+
+    probs = np.asarray(probs)
+    return np.where(probs.max(axis=1) > 0, probs.argmax(axis=1), NO_LABEL)
+
+
 @dataclass(frozen=True)
 class Metric:
     """One number from gold label indices [n], probabilities [n, k] and the task's label names.
@@ -173,7 +190,7 @@ def evaluate_metric(path_or_name: str) -> Metric:
     name = EVALUATE_PREFIX + module.name
 
     def compute(gold: np.ndarray, probs: np.ndarray, labels: Sequence[str]) -> float:
-        result = module.compute(predictions=probs.argmax(axis=1).tolist(), references=gold.tolist())
+        result = module.compute(predictions=predictions(probs).tolist(), references=gold.tolist())
         return _one_number(result, module.name, spec)
 
     description = (module.description or "").strip().split("\n\n")[0].replace("\n", " ")

@@ -31,7 +31,7 @@ from harness.cost import hourly_price, latency_summary, row_cost
 from harness.errors import HarnessError
 from harness.files import RunDirLock, out_of_space, storage_error, write_json
 from harness.intervals import MetricFn, bootstrap_intervals
-from harness.metrics import report, resolve, row_metrics
+from harness.metrics import NO_LABEL, predictions, report, resolve, row_metrics
 from harness.options import scoped_options
 from harness.plan import RUNNER_OPTIONS, plan_problems
 from harness.plugin_manager import PluginHost, get_host
@@ -137,8 +137,10 @@ def probabilities(output: np.ndarray | ModelOutput, n: int, k: int, model: str) 
     if not np.all(np.isfinite(probs)) or np.any(probs < 0):
         raise HarnessError(f"model {model!r} returned non-finite or negative probabilities")
     sums = probs.sum(axis=1)
-    if not np.allclose(sums, 1.0, atol=1e-3):
-        raise HarnessError(f"model {model!r} returned rows that do not sum to 1 (e.g. {sums[0]:.4f})")
+    answered = sums > 0  # an all-zero row is an answer that names no label (see ModelOutput)
+    if not np.allclose(sums[answered], 1.0, atol=1e-3):
+        bad = sums[answered & ~np.isclose(sums, 1.0, atol=1e-3)][0]
+        raise HarnessError(f"model {model!r} returned rows that do not sum to 1 (e.g. {bad:.4f})")
     result.probs = probs
     return result
 
@@ -501,6 +503,8 @@ class Runner:
             raise HarnessError(f"no examples to score ({seen}); see the load issues for unreadable rows")
         gold_array = np.asarray(gold, dtype=np.int64)
         probs = np.concatenate(probs_parts)
+        if unparseable := int(np.sum(predictions(probs) == NO_LABEL)):
+            row.extra["unparseable"] = unparseable
         own = task.metrics(gold_array, probs)
         plan = row_metrics(task, self.registries.metrics, self.requested_metrics, own)
         row.metrics = {**own, **report(plan.added, gold_array, probs, task.labels)}
@@ -540,14 +544,14 @@ class Runner:
     def prediction_record(
         task: Task, entry: ModelEntry, ex: Example, probs: np.ndarray, hit: CachedPrediction
     ) -> dict[str, Any]:
-        pred = int(np.argmax(probs))
-        record = {
+        pred = int(predictions(probs[None, :])[0])
+        record: dict[str, Any] = {
             "task": task.name,
             "model": entry.key,
             "id": ex.id,
             "text": ex.text[:PREDICTION_TEXT_CHARS],
             "gold": task.labels[ex.label],
-            "pred": task.labels[pred],
+            "pred": task.labels[pred] if pred != NO_LABEL else None,
             "correct": pred == ex.label,
             "probs": [round(float(p), 6) for p in probs],
             "latency_s": round(hit.latency_s, 6),

@@ -16,20 +16,17 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from harness.hookspecs import hookimpl
-from harness.metrics import Metric
+from harness.metrics import NO_LABEL, Metric, predictions
 
 NAN = float("nan")
 
 
-def predictions(probs: np.ndarray) -> np.ndarray:
-    """The argmax label of each row (ties go to the lower label index)."""
-    return np.asarray(probs).argmax(axis=1)
-
-
 def confusion_matrix(gold: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
-    """Counts [k, k]: row = gold label, column = predicted label."""
+    """Counts [k, k]: row = gold label, column = predicted label; a NO_LABEL prediction is in no column."""
+    gold, pred = np.asarray(gold, dtype=np.int64), np.asarray(pred, dtype=np.int64)
+    answered = pred != NO_LABEL
     matrix = np.zeros((n_classes, n_classes), dtype=np.int64)
-    np.add.at(matrix, (np.asarray(gold, dtype=np.int64), np.asarray(pred, dtype=np.int64)), 1)
+    np.add.at(matrix, (gold[answered], pred[answered]), 1)
     return matrix
 
 
@@ -44,7 +41,7 @@ def per_class_accuracy(gold: np.ndarray, pred: np.ndarray, n_classes: int) -> np
     For polarity this is the study's "accuracy on positives / negatives".
     """
     matrix = confusion_matrix(gold, pred, n_classes)
-    support = matrix.sum(axis=1)
+    support = np.bincount(np.asarray(gold, dtype=np.int64), minlength=n_classes)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(support > 0, np.diag(matrix) / support, np.nan)
 
@@ -55,7 +52,7 @@ def precision_recall_f1(
     """Per-class precision, recall, F1 and support; an undefined ratio counts as 0, as in scikit-learn."""
     matrix = confusion_matrix(gold, pred, n_classes)
     true_pos = np.diag(matrix).astype(float)
-    support = matrix.sum(axis=1)
+    support = np.bincount(np.asarray(gold, dtype=np.int64), minlength=n_classes)
     predicted = matrix.sum(axis=0)
     precision = np.divide(true_pos, predicted, out=np.zeros(n_classes), where=predicted > 0)
     recall = np.divide(true_pos, support, out=np.zeros(n_classes), where=support > 0)
@@ -75,7 +72,7 @@ def macro_f1(gold: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
     if not gold.size:
         return NAN
     _, _, f1, support = precision_recall_f1(gold, pred, n_classes)
-    seen = (support > 0) | (np.bincount(pred, minlength=n_classes) > 0)
+    seen = (support > 0) | (np.bincount(pred[pred != NO_LABEL], minlength=n_classes) > 0)
     return float(f1[seen].mean())
 
 
@@ -85,7 +82,7 @@ def top_k_accuracy(gold: np.ndarray, probs: np.ndarray, k: int) -> float:
     if not gold.size:
         return NAN
     ranked = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-    return float(np.mean((ranked == gold[:, None]).any(axis=1)))
+    return float(np.mean((ranked == gold[:, None]).any(axis=1) & (probs.max(axis=1) > 0)))
 
 
 def average_precision(positive: np.ndarray, scores: np.ndarray) -> float:
@@ -127,7 +124,7 @@ def expected_calibration_error(gold: np.ndarray, probs: np.ndarray, n_bins: int 
     if not gold.size:
         return NAN
     confidence = probs.max(axis=1)
-    correct = probs.argmax(axis=1) == gold
+    correct = predictions(probs) == gold
     bins = np.clip(np.ceil(confidence * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
     count = np.bincount(bins, minlength=n_bins)
     gap = np.abs(

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from harness.hookspecs import hookimpl
+from harness.metrics import predictions
 from harness.options import Option, OptionSet
 from harness.types import Example, IssueLog, Review, SourceOptions, Splits
 
@@ -43,7 +44,7 @@ class ToyTask:
         return Splits(test=test(), train=train, counts=counts)
 
     def metrics(self, gold: np.ndarray, probs: np.ndarray) -> dict[str, float]:
-        return {"accuracy": float(np.mean(probs.argmax(axis=1) == gold))}
+        return {"accuracy": float(np.mean(predictions(probs) == gold))}
 
     def fingerprint(self) -> str:
         return "toy-task-1"

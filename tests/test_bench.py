@@ -366,3 +366,16 @@ def test_quality_check_fails_for_a_damaged_path_on_balanced_data(
     assert bench_small.choose_fast(passing, {"fp32-b1": 9.0, bench_small.REFERENCE: 8.0})[0].key != "fp32-b1"
     forced = {"fast_path": {"key": "fp32-b1"}, "quality": report}
     assert [c.passed for c in bench.checks_for(forced) if "agreement" in c.figure] == [False]
+
+
+def test_llama_part_checks_category_speed_and_agreement_per_task() -> None:
+    figures = {"speedup": 3.2, "argmax_agreement": 0.98, "reviews_per_s": {}, "labels": 11}
+    report = {"llama": {"by_task": {"category": figures, "polarity": {**figures, "speedup": 0.9}}}}
+    checks = {check.figure: check.passed for check in bench.checks_for(report)}
+    assert checks == {
+        "category: reviews/s, llama.cpp / transformers": True,
+        "category: argmax agreement with transformers": False,
+        "polarity: reviews/s, llama.cpp / transformers": False,
+        "polarity: argmax agreement with transformers": False,
+    }
+    assert bench.parse_parts(None, None, "llama") == ["llama"]  # type: ignore[arg-type]

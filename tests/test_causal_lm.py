@@ -332,3 +332,11 @@ def test_demonstration_and_calibration_seeds_are_separate_and_only_their_choices
     assert other_demos._demos[key] != base._demos[key]
     zero_shot = {"shots": "0", "calibrate": "none"}
     assert seeded(0, 0, 0, **zero_shot).fingerprint() == seeded(3, 3, 3, **zero_shot).fingerprint()
+
+
+def test_generate_mode_fingerprint_keeps_rows_cached_before_unparseable_answers_named_no_label(
+    llama_dir, tmp_path
+):
+    generated = build(llama_dir, tmp_path, mode="generate").fingerprint()
+    scored = build(llama_dir, tmp_path).fingerprint()
+    assert "unparseable=no-label" in generated and "unparseable" not in scored

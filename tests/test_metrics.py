@@ -124,3 +124,19 @@ def test_macro_f1_counts_a_wrongly_predicted_absent_class() -> None:
     gold, pred = np.array([0, 0, 1, 1]), np.array([0, 2, 1, 1])
     assert metrics.macro_f1(gold, pred, 4) == pytest.approx(skm.f1_score(gold, pred, average="macro"))
     assert metrics.macro_f1(gold, pred, 4) == pytest.approx((2 / 3 + 1 + 0) / 3)
+
+
+def test_a_row_that_names_no_label_is_wrong_for_every_metric_whatever_the_gold():
+    gold = np.array([0, 0, 1, 1])
+    probs = np.array([[0.0, 0.0], [0.8, 0.2], [0.3, 0.7], [0.0, 0.0]])  # rows 0 and 3: unparseable
+    pred = metrics.predictions(probs)
+    np.testing.assert_array_equal(pred, [metrics.NO_LABEL, 0, 1, metrics.NO_LABEL])
+    assert metrics.accuracy(gold, pred) == 0.5
+    np.testing.assert_array_equal(metrics.per_class_accuracy(gold, pred, 2), [0.5, 0.5])
+    # scikit-learn with an extra "no label" class it is told to leave out of the average
+    expected = skm.f1_score(gold, pred, labels=[0, 1], average="macro")
+    assert metrics.macro_f1(gold, pred, 2) == pytest.approx(expected)
+    assert metrics.top_k_accuracy(gold, probs, 2) == 0.5
+    assert metrics.expected_calibration_error(gold, probs) == pytest.approx(
+        (abs(0 - 0) * 2 + abs(1 - 0.8) + abs(1 - 0.7)) / 4
+    )

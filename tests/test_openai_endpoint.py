@@ -257,9 +257,9 @@ def test_generate_and_parse_through_a_server_without_logprobs(host, server, tmp_
     assert row["extra"]["unparseable"] == len(unparseable)
     for record, parsed in zip(
         records, raw, strict=True
-    ):  # an unparseable answer is a uniform row, scored wrong
+    ):  # an unparseable answer names no label and is scored wrong
         if not parsed["parsed"]:
-            assert record["probs"] == [0.5, 0.5]
+            assert record["probs"] == [0.0, 0.0] and record["pred"] is None and not record["correct"]
     # the key is read from the environment and written nowhere
     for path in run_dir.rglob("*"):
         if path.is_file():

@@ -10,6 +10,7 @@ import pytest
 from harness.boards import Board, ModelEntry
 from harness.errors import HarnessError
 from harness.runner import run_board
+from harness.types import ModelOutput
 
 
 def toy_board(**overrides) -> Board:
@@ -150,6 +151,26 @@ def test_malformed_model_output_is_refused(host, tmp_path, monkeypatch):
     monkeypatch.setattr(WordModel, "predict", lambda self, texts, task: np.full((len(texts), 2), 0.7))
     [row] = run_board(host, toy_board(), tmp_path)["rows"]
     assert row["status"] == "error" and "do not sum to 1" in row["error"]
+
+
+def test_an_answer_that_names_no_label_is_counted_wrong_never_as_the_first_label(host, tmp_path, monkeypatch):
+    import numpy as np
+
+    from tests.fakes import WordModel
+
+    def no_label_for_fine(self, texts, task):  # what a generate-and-parse model returns for "no idea"
+        probs = np.array([[0.1, 0.9]] * len(texts))
+        probs[["fine" in text for text in texts]] = 0.0
+        return ModelOutput(probs, raw_text=["no idea" if "fine" in t else "positive" for t in texts])
+
+    monkeypatch.setattr(WordModel, "predict", no_label_for_fine)
+    [row] = run_board(host, toy_board(), tmp_path)["rows"]
+    records = read_predictions(tmp_path)
+    unanswered = [r for r in records if r["raw_text"] == "no idea"]
+    assert row["status"] == "ok" and unanswered and any(r["gold"] == "negative" for r in unanswered)
+    assert all(r["pred"] is None and r["correct"] is False for r in unanswered)
+    assert row["extra"]["unparseable"] == len(unanswered)
+    assert row["metrics"]["accuracy"] == pytest.approx(sum(r["correct"] for r in records) / len(records))
 
 
 def test_out_of_memory_halves_the_batch_and_records_it(host, tmp_path):

@@ -197,9 +197,9 @@ def test_prompt_parts_follow_format_rules():
     assert (before, after) == ("Pick {one} of [bad, good]: ", ".")
 
 
-def test_unparseable_answers_get_uniform_rows():
+def test_unparseable_answers_get_rows_that_name_no_label():
     probs = answers_to_probs(["positive", "no idea"], ("negative", "positive"))
-    np.testing.assert_array_equal(probs, [[0.0, 1.0], [0.5, 0.5]])
+    np.testing.assert_array_equal(probs, [[0.0, 1.0], [0.0, 0.0]])
 
 
 def test_float16_becomes_bfloat16_for_t5(t5_dir, tmp_path, caplog):

@@ -9,7 +9,8 @@ runs: int8 dynamic linear or matrix multiply),
 ``quality`` (each speed-up path's argmax agreement with float32 on a MiniLM
 fine-tuned to better than chance), ``scoring`` (shared-encoder label scoring
 against a full pass per label), ``overhead`` (a run's time outside forward
-passes) and ``memory`` (peak RSS of a 1,000,000-row TSV against 10,000 rows).
+passes), ``memory`` (peak RSS of a 1,000,000-row TSV against 10,000 rows) and ``llama``
+(the SmolLM2 GGUF scored by llama.cpp against transformers, polarity and category).
 
 Every part scores one balanced, seeded sample of the data (``_sample``), and
 the fast path is the fastest path that keeps fp32's answers (``_small.choose_fast``).
@@ -28,7 +29,7 @@ import click
 
 from harness.hookspecs import hookimpl
 
-PARTS = ("small", "quality", "scoring", "overhead", "memory")
+PARTS = ("small", "quality", "scoring", "overhead", "memory", "llama")
 
 
 @dataclass
@@ -86,6 +87,14 @@ def checks_for(report: dict[str, Any]) -> list[Check]:
     if memory := report.get("memory"):
         diff = memory["difference_mb"]
         checks.append(Check("memory", "peak RSS, 1M rows - 10k rows (MB)", diff, "<= 300", diff <= 300))
+    for task, figures in report.get("llama", {}).get("by_task", {}).items():
+        speedup, agreement = figures["speedup"], figures["argmax_agreement"]
+        checks += [
+            Check("llama", f"{task}: reviews/s, llama.cpp / transformers", speedup,
+                  ">= 3x" if task == "category" else "> 1x", speedup >= (3 if task == "category" else 1)),
+            Check("llama", f"{task}: argmax agreement with transformers", agreement, ">= 99%",
+                  agreement >= 0.99),
+        ]  # fmt: skip
     return checks
 
 
@@ -188,6 +197,12 @@ def run_parts(options: dict[str, Any], workdir: Path, echo: Callable[[str], None
         report["memory"] = bench_memory.memory(
             options["tsv"], workdir, options["memory_small_rows"], options["memory_rows"]
         )
+    if "llama" in parts:
+        from harness.plugins.bench import _llama as bench_llama
+
+        report["llama"] = bench_llama.llama(texts[: options["llama_reviews"]], workdir)
+        if "skipped" in report["llama"]:
+            echo(f"llama: skipped, {report['llama']['skipped']}")
     return report
 
 
@@ -279,6 +294,13 @@ def register_commands(cli: Any) -> None:
         default=12,
         show_default=True,
         help="Reviews the label-scoring part scores both ways (the first of the balanced sample).",
+    )
+    @click.option(
+        "--llama-reviews",
+        type=click.IntRange(min=1),
+        default=200,
+        show_default=True,
+        help="Reviews the llama part scores with each engine, per task (the first of the balanced sample).",
     )
     @click.option("--memory-rows", type=click.IntRange(min=1), default=1_000_000, show_default=True)
     @click.option("--memory-small-rows", type=click.IntRange(min=1), default=10_000, show_default=True)

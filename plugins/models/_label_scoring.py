@@ -3,8 +3,9 @@
 Large models classify by scoring every label word (rank classification), so
 each review yields a real probability row. The study's generate-and-parse
 behaviour is kept for fidelity: answers are parsed here, and an answer that
-names no label still gets a row (uniform) and keeps its raw text, so a
-review is never dropped and the runner can count it as unparseable.
+names no label still gets a row (all zeros: no label, counted wrong) and
+keeps its raw text, so a review is never dropped and the runner counts it
+as unparseable.
 """
 
 from __future__ import annotations
@@ -39,22 +40,28 @@ def parse_answer(text: str, label_words: Sequence[str]) -> int | None:
 
 
 def answers_to_probs(answers: Sequence[str], label_words: Sequence[str]) -> np.ndarray:
-    """Rows for generated answers: all mass on the parsed label, uniform when unparseable.
+    """Rows for generated answers: all mass on the parsed label, none when unparseable.
 
-    A uniform row keeps the [n, k] shape with rows summing to 1; whether an
-    answer parsed is read from the raw text with `parse_answer`, never from
-    the row.
+    An all-zero row predicts no label, so the metrics count it wrong whatever
+    the gold label (a uniform row's argmax would make it the first label).
     """
     import numpy as np
 
-    k = len(label_words)
-    probs = np.full((len(answers), k), 1.0 / k)
+    probs = np.zeros((len(answers), len(label_words)))
     for row, answer in enumerate(answers):
         index = parse_answer(answer, label_words)
         if index is not None:
-            probs[row] = 0.0
             probs[row, index] = 1.0
     return probs
+
+
+def generated_rows_mark(mode: str) -> str:
+    """What a generate-mode fingerprint carries since an unparseable answer became a row of zeros.
+
+    Predictions cached before that hold uniform rows that count as the first
+    label; the mark keeps them from being read back.
+    """
+    return "|unparseable=no-label" if mode == "generate" else ""
 
 
 def scores_to_probs(scores: np.ndarray) -> np.ndarray:

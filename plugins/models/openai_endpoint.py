@@ -12,7 +12,7 @@ finds it with one probe request and records it in the row):
   so the label words should differ in their first token;
 - `generate`: the answer generated on `/chat/completions`, parsed; an
   answer that names no label is counted as unparseable and scored wrong
-  (a uniform row), never dropped.
+  (an all-zero row, predicting no label), never dropped.
 
 Reviews are sent by `concurrency` worker threads, and the runner is asked
 for batches of that size, so every batch's answers reach the prediction
@@ -38,6 +38,7 @@ from harness.plugins.models._endpoint_client import EndpointClient, EndpointErro
 from harness.plugins.models._finetune import digest
 from harness.plugins.models._label_scoring import (
     answers_to_probs,
+    generated_rows_mark,
     parse_answer,
     prompt_parts,
     scores_to_probs,
@@ -122,7 +123,7 @@ class EndpointModel:
     def fingerprint(self) -> str:
         """Model name, base URL, the mode in use and every output-affecting option; never the key."""
         values = {**OPTIONS.fingerprinted(self.options), "mode": self.mode}
-        return f"openai|model={self.model_name}|options={digest(values)}"
+        return f"openai|model={self.model_name}|options={digest(values)}" + generated_rows_mark(self.mode)
 
     def checkpoints(self, task: Task) -> list[str]:
         """No weights to fetch; asked by the preflight, it probes the server, so that an unreachable

@@ -21,6 +21,7 @@ from harness.plugins.models._label_scoring import (
     answers_to_probs,
     average_windows,
     encode_reviews,
+    generated_rows_mark,
     length_sorted_batches,
     lm_options,
     pad_batch,
@@ -65,6 +66,7 @@ class Seq2SeqScorer:
         return (
             f"seq2seq|family={self.family}|checkpoint={checkpoint_identity(self.checkpoint)}|"
             f"options={digest(OPTIONS.fingerprinted(self.options))}|dtype={self.backend.dtype}"
+            + generated_rows_mark(self.settings.mode)
         )
 
     def checkpoints(self, task: Task) -> list[str]:

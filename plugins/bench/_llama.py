@@ -1,0 +1,76 @@
+"""`harness bench` part `llama`: the packaged SmolLM2 GGUF scored by llama.cpp against transformers.
+
+Both engines score the same reviews with the same prompts, token ids and
+label words (the polarity task's 2 and the category task's 11), zero-shot
+and uncalibrated, so that the figures compare the forward passes alone.
+The reviews are taken in chunks, each chunk timed on one engine and then on
+the other, so that a load change on a shared machine falls on both.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+CHUNKS = 4
+
+
+def llama(texts: Sequence[str], workdir: Path) -> dict[str, Any]:
+    """Reviews/s of each engine and their agreement, per task; model loading is not timed."""
+    from harness.plugins.models._llama_cpp import available
+    from harness.tasks.category import CategoryTask
+    from harness.tasks.polarity import PolarityTask
+
+    reason = available()
+    if reason:
+        return {"skipped": reason}
+    report: dict[str, Any] = {"reviews": len(texts), "by_task": {}}
+    for task in (PolarityTask(), CategoryTask()):
+        report["by_task"][task.name] = _compare(texts, task, workdir)
+    return report
+
+
+def _compare(texts: Sequence[str], task: Any, workdir: Path) -> dict[str, Any]:
+    import numpy as np
+
+    from harness.plugins.models._label_scoring import scores_to_probs
+
+    scorers = {engine: _scorer(engine, workdir) for engine in ("transformers", "llama.cpp")}
+    prompts = {engine: model.prompts(texts, task) for engine, model in scorers.items()}
+    seconds = dict.fromkeys(scorers, 0.0)
+    scores: dict[str, list[Any]] = {engine: [] for engine in scorers}
+    for engine, model in scorers.items():  # warm-up: loads the weights and the prompt head's cache
+        head, suffixes, _, delimiter = prompts[engine]
+        model.continuation_scores(head, suffixes[:2], model._continuations(task, delimiter))
+    size = -(-len(texts) // CHUNKS)
+    for start in range(0, len(texts), size):
+        for engine, model in scorers.items():
+            head, suffixes, _, delimiter = prompts[engine]
+            began = time.perf_counter()
+            scores[engine].append(
+                model.continuation_scores(
+                    head, suffixes[start : start + size], model._continuations(task, delimiter)
+                )
+            )
+            seconds[engine] += time.perf_counter() - began
+    reference, ours = (np.concatenate(scores[engine]) for engine in ("transformers", "llama.cpp"))
+    rates = {engine: len(texts) / seconds[engine] for engine in scorers}
+    return {
+        "labels": len(task.label_words),
+        "reviews_per_s": rates,
+        "speedup": rates["llama.cpp"] / rates["transformers"],
+        "argmax_agreement": float((ours.argmax(axis=1) == reference.argmax(axis=1)).mean()),
+        "max_abs_prob_diff": float(np.abs(scores_to_probs(ours) - scores_to_probs(reference)).max()),
+        "mean_abs_loglik_diff": float(np.abs(ours - reference).mean()),
+    }
+
+
+def _scorer(engine: str, workdir: Path) -> Any:
+    from harness.plugins.bench._small import context
+    from harness.plugins.models.causal_lm import make_smollm2
+
+    return make_smollm2(
+        None, context(workdir, "float32", {"engine": engine, "shots": "0", "calibrate": "none"})
+    )
