@@ -61,11 +61,13 @@ def test_engine_llama_cpp_needs_a_local_gguf(tmp_path):
 
 @llama_cpp_missing
 def test_auto_picks_llama_cpp_for_a_gguf_and_the_engine_enters_the_fingerprint(tmp_path):
-    auto = causal_lm.make_smollm2(None, make_context(tmp_path))
+    default = causal_lm.make_smollm2(None, make_context(tmp_path))
+    auto = causal_lm.make_smollm2(None, make_context(tmp_path, engine="auto"))
     explicit = causal_lm.make_smollm2(None, make_context(tmp_path, engine="llama.cpp"))
     transformers = causal_lm.make_smollm2(None, make_context(tmp_path, engine="transformers"))
     assert auto.engine == "llama.cpp" and auto.run_stats() == {"engine": "llama.cpp"}
     assert auto.fingerprint() == explicit.fingerprint() != transformers.fingerprint()
+    assert default.engine == "transformers" and default.fingerprint() == transformers.fingerprint()
     assert "engine" not in transformers.fingerprint()  # transformers fingerprints predate the engines
 
 
