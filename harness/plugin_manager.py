@@ -38,6 +38,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "harness.plugins.models.seq2seq",
     "harness.plugins.models.causal_lm",
     "harness.plugins.models.openai_endpoint",
+    "harness.plugins.models.distill",
     "harness.plugins.routing.sweep",
     "harness.plugins.bench.command",
     "harness.tasks.sources",

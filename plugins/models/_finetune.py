@@ -8,6 +8,9 @@ cache, so predictions of two differently trained models never mix.
 
 Training is a plain PyTorch loop (AdamW, linear warm-up and decay, length-
 grouped batches with dynamic padding) so it runs on CPU without extra packages.
+Its loss is cross-entropy against a probability row per example: the one-hot
+gold label, or a teacher's probabilities when a small model is distilled from
+a large one (``targets``), so a teacher's doubt is taught along with its answer.
 """
 
 from __future__ import annotations
@@ -71,11 +74,24 @@ def train_data_hash(train: Sequence[Example]) -> str:
     return sha.hexdigest()[:16]
 
 
-def finetune_fingerprint(config: FinetuneConfig, task_fingerprint: str, train: Sequence[Example]) -> str:
-    """Identity of a fine-tuned model: base weights, task, train data, hyper-parameters and seed."""
+def targets_hash(targets: Sequence[Sequence[float]]) -> str:
+    """Hash of soft targets, rounded so that the float noise of a recomputed teacher changes nothing."""
+    return digest([[round(float(p), 6) for p in row] for row in targets])
+
+
+def finetune_fingerprint(
+    config: FinetuneConfig,
+    task_fingerprint: str,
+    train: Sequence[Example],
+    targets: Sequence[Sequence[float]] | None = None,
+) -> str:
+    """Identity of a fine-tuned model: base weights, task, train data, soft targets, hyper-parameters, seed."""
     settings = asdict(config)
     settings["base"] = checkpoint_identity(config.base)
-    return digest({"config": settings, "task": task_fingerprint, "train": train_data_hash(train)})
+    identity = {"config": settings, "task": task_fingerprint, "train": train_data_hash(train)}
+    if targets is not None:
+        identity["targets"] = targets_hash(targets)
+    return digest(identity)
 
 
 def special_token_frame(tokenizer: Any) -> tuple[list[int], list[int]]:
@@ -161,11 +177,14 @@ def finetune(
     task_fingerprint: str,
     workdir: Path,
     *,
+    targets: Sequence[Sequence[float]] | None = None,
     device: str = "cpu",
     load_kwargs: Mapping[str, Any] | None = None,
 ) -> FinetuneResult:
     """Fine-tune `config.base` on `train`, or reuse the checkpoint an identical earlier run saved.
 
+    `targets` gives each train example a probability row over the labels to
+    learn instead of its one-hot label (distillation's soft targets).
     `load_kwargs` go to every ``from_pretrained`` call (``trust_remote_code``,
     ``use_safetensors``). The checkpoint is written to a temporary directory and
     renamed when complete, so an interrupted run never leaves a half-saved model
@@ -178,15 +197,29 @@ def finetune(
     bad = sorted({e.label for e in train if not 0 <= e.label < len(config.labels)})
     if bad:
         raise HarnessError(f"train labels {bad} are outside the task's {len(config.labels)} labels")
-    fingerprint = finetune_fingerprint(config, task_fingerprint, train)
+    if targets is not None and (
+        len(targets) != len(train) or any(len(row) != len(config.labels) for row in targets)
+    ):
+        raise HarnessError(
+            f"soft targets must give {len(config.labels)} probabilities for each train example"
+        )
+    rows = (
+        [list(map(float, row)) for row in targets] if targets is not None else one_hot(train, config.labels)
+    )
+    fingerprint = finetune_fingerprint(config, task_fingerprint, train, targets)
     target = Path(workdir) / "finetuned" / fingerprint
     if (target / DONE_FILE).is_file():
         return FinetuneResult(target, fingerprint, trained=False)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.parent / f".{fingerprint}.partial"
     shutil.rmtree(staging, ignore_errors=True)
-    report = _train(config, train, staging, device, dict(load_kwargs or {}))
-    report.update(fingerprint=fingerprint, task=task_fingerprint, config=asdict(config))
+    report = _train(config, train, rows, staging, device, dict(load_kwargs or {}))
+    report.update(
+        fingerprint=fingerprint,
+        task=task_fingerprint,
+        config=asdict(config),
+        soft_targets=targets is not None,
+    )
     (staging / DONE_FILE).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     if target.exists():
         shutil.rmtree(target)
@@ -194,8 +227,18 @@ def finetune(
     return FinetuneResult(target, fingerprint, trained=True)
 
 
+def one_hot(train: Sequence[Example], labels: Sequence[str]) -> list[list[float]]:
+    """Each example's gold label as a probability row: the targets of ordinary fine-tuning."""
+    return [[float(i == example.label) for i in range(len(labels))] for example in train]
+
+
 def _train(
-    config: FinetuneConfig, train: Sequence[Example], out_dir: Path, device: str, load_kwargs: dict[str, Any]
+    config: FinetuneConfig,
+    train: Sequence[Example],
+    targets: Sequence[Sequence[float]],
+    out_dir: Path,
+    device: str,
+    load_kwargs: dict[str, Any],
 ) -> dict[str, Any]:
     """The training loop proper; saves model and tokenizer to `out_dir` and returns a short report."""
     import torch
@@ -224,7 +267,7 @@ def _train(
     max_length = window_limit(model.config, tokenizer, config.max_length)
     windows, _ = encode_windows(tokenizer, [e.text for e in train], max_length, config.truncation)
     sequences = [w for text_windows in windows for w in text_windows]
-    labels = [e.label for e, text_windows in zip(train, windows, strict=True) for _ in text_windows]
+    rows = [row for row, text_windows in zip(targets, windows, strict=True) for _ in text_windows]
     lengths = [len(s) for s in sequences]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
@@ -249,8 +292,9 @@ def _train(
         total, count = 0.0, 0
         for batch in _shuffled_batches(lengths, config.batch_size, rng):
             inputs = pad_batch([sequences[i] for i in batch], pad_id, device)
-            target = torch.tensor([labels[i] for i in batch], dtype=torch.long, device=device)
-            loss = model(**inputs, labels=target).loss
+            target = torch.tensor([rows[i] for i in batch], dtype=torch.float32, device=device)
+            log_probs = torch.log_softmax(model(**inputs).logits.float(), dim=-1)
+            loss = -(target * log_probs).sum(dim=-1).mean()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()

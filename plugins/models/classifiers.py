@@ -335,6 +335,23 @@ class HFClassifier:
                     raise
             else:
                 return self._load(checkpoint, columns, {"checkpoint": checkpoint_identity(checkpoint)})
+        return self._finetuned(task, train, None)[0]
+
+    def distil(
+        self, train: Sequence[Example], targets: Sequence[Sequence[float]], task: Task
+    ) -> FinetuneResult:
+        """Fine-tune the family's base on a teacher's probabilities (`targets`, one row per train example).
+
+        The weights are saved and reused like any fine-tuning, keyed by the
+        targets too, so another teacher or pool trains another model.
+        """
+        state, result = self._finetuned(task, train, targets)
+        self._states[task.fingerprint()] = state
+        return result
+
+    def _finetuned(
+        self, task: Task, train: Sequence[Example], targets: Sequence[Sequence[float]] | None
+    ) -> tuple[_State, FinetuneResult]:
         config = FinetuneConfig(
             base=self._base(),
             labels=tuple(task.labels),
@@ -351,6 +368,7 @@ class HFClassifier:
             train,
             task.fingerprint(),
             self.ctx.workdir,
+            targets=targets,
             device=self.ctx.backend.device,
             load_kwargs=self.load_kwargs,
         )
@@ -358,7 +376,7 @@ class HFClassifier:
         columns = map_labels(self._id2label(path), task.labels, checkpoint=path)
         state = self._load(path, columns, {"finetuned": result.fingerprint})
         state.finetuned = result
-        return state
+        return state, result
 
     def _id2label(self, checkpoint: str) -> Mapping[int, str]:
         from transformers import AutoConfig
