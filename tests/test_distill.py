@@ -51,7 +51,7 @@ def cli() -> click.Group:
 
 def run_distill(encoder: Path, data: Path, out: Path, *extra: str) -> click.testing.Result:
     args = ["distill", "vader", f"hf-classifier:{encoder}", "--task", "polarity", "--data", str(data)]
-    args += ["--limit", "30", "--gold-size", "20", "--pool", "40", "--out", str(out)]
+    args += ["--limit", "30", "--gold-size", "20", "--pool", "40", "--out", str(out), "--bootstrap", "0"]
     for option in STUDENT_OPTIONS:
         args += ["--model-option", option]
     result = CliRunner().invoke(cli(), [*args, *extra])
@@ -166,3 +166,15 @@ def test_no_pool_without_a_limit_and_no_writing_over_another_commands_results(
     refused = CliRunner().invoke(cli(), [*args, "--limit", "30", "--out", str(other)])
     assert "holds another command's results" in str(refused.exception)
     assert json.loads((other / "results.json").read_text())["board"] == "default"
+
+
+def test_gold_size_is_the_tasks_train_size_and_is_refused_where_the_task_has_none() -> None:
+    from harness.boards import Board
+
+    board = Board(name="distill", tasks=["polarity"], models=[])
+    distill.gold_size_option(board, "polarity", 100, get_host())
+    assert board.task_options["polarity"]["train_size"] == "100"
+    with pytest.raises(HarnessError, match="--gold-size sets the task option train_size"):
+        distill.gold_size_option(
+            Board(name="distill", tasks=["category"], models=[]), "category", 5, get_host()
+        )

@@ -85,9 +85,8 @@ class PoolRunner(Runner):
 
     def open_splits(self, task: Task, issues: IssueLog) -> Splits:
         train, pool = self.draw(task)
-        drawn = self.pools[task.name][
-            2
-        ]  # the rows the data could not give, as a run of the board reports them
+        # The rows the data could not give, reported in the row as a run of the board reports them.
+        drawn = self.pools[task.name][2]
         issues.issues.extend(drawn.issues)
         issues.counts.update(drawn.counts)
         counts = Counter(train=len(train), pool=len(pool))

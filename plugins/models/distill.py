@@ -121,6 +121,9 @@ def register_commands(cli: Any) -> None:
                   help="Run directory [default: runs/distill-TASK-SMALL-from-LARGE].")  # fmt: skip
     @click.option("--cache", "cache_path", type=click.Path(dir_okay=False, path_type=Path),
                   help="Prediction cache file [default: RUN_DIR/cache.sqlite].")  # fmt: skip
+    @click.option(
+        "--bootstrap", type=click.IntRange(min=0), help="Bootstrap resamples for intervals [default: 1000]."
+    )
     @click.option("--task-option", "task_opts", multiple=True, help="KEY=VALUE for the task (repeatable).")
     @click.option(
         "--model-option", "model_opts", multiple=True, help="KEY=VALUE for both models (repeatable)."
