@@ -6,6 +6,11 @@ Options (all strings):
   decoded) or `keep` (the text exactly as the file has it, as the study did);
 - `train_size`: at most this many reviews (default 2000) form the train split
   for models that fine-tune; they are never scored;
+- `train_sample`: `stream` (default: drawn while reading, see below) or
+  `seeded` (the `train_size` reviews with the lowest seeded hash of their id
+  in the whole file: a few gold labels that represent a file sorted by stars,
+  where the streamed draw takes its first rows; the reviews not drawn are
+  held in memory until the file ends);
 - `sample`: with a limit, which test reviews are scored: `seeded` (default; a
   seeded hash of the review id picks them from the whole file, so a file
   sorted by stars still gives both labels) or `first` (the first N, as the
@@ -44,6 +49,7 @@ LABELS = ("negative", "positive")
 TRAIN_SHARE = 0.5
 DEFAULT_TRAIN_SIZE = 2000
 SAMPLES = ("seeded", "first")
+TRAIN_SAMPLES = ("stream", "seeded")
 OPTIONS = common.SHARED_OPTIONS + OptionSet(
     Option("train_size", int, DEFAULT_TRAIN_SIZE, "train reviews drawn (seeded) before scoring", minimum=0),
     Option(
@@ -54,6 +60,13 @@ OPTIONS = common.SHARED_OPTIONS + OptionSet(
         choices=SAMPLES,
     ),
     Option("rows", int, None, "read only the first N rows of the data (the study read 1,000)", minimum=1),
+    Option(
+        "train_sample",
+        str,
+        "stream",
+        "stream: drawn while reading; seeded: the lowest seeded hashes of the whole file",
+        choices=TRAIN_SAMPLES,
+    ),
 )
 
 # The study's zero-shot prompt, with the label list taken from the label words.
@@ -94,6 +107,21 @@ def _seeded_sample(
         yield example
 
 
+def _lowest_hashes(examples: Iterator[Example], size: int, seed: int) -> tuple[list[Example], list[Example]]:
+    """The `size` examples with the lowest seeded hash of their ids, and all the others, each in file order."""
+    heap: list[tuple[float, int, Example]] = []
+    rest: list[tuple[float, int, Example]] = []
+    for position, example in enumerate(examples):
+        entry = (-common.unit_hash(seed, example.id), position, example)
+        if len(heap) < size:
+            heapq.heappush(heap, entry)
+        else:
+            rest.append(heapq.heappushpop(heap, entry))
+    return [e for _, _, e in sorted(heap, key=lambda x: x[1])], [
+        e for _, _, e in sorted(rest, key=lambda x: x[1])
+    ]
+
+
 class PolarityTask:
     """Binary sentiment from star ratings; labels in order `negative`, `positive`."""
 
@@ -107,6 +135,7 @@ class PolarityTask:
         self.train_size: int = values["train_size"]
         self.sample: str = values["sample"]
         self.rows: int | None = values["rows"]
+        self.train_sample: str = values["train_sample"]
         self.slice_col: str | None = values["slice_col"]
         self.label_words = common.label_words_option(values["label_words"], LABELS)
         self.prompt = common.prompt_option(values["prompt"], PROMPT)
@@ -122,7 +151,10 @@ class PolarityTask:
         examples = self._labelled(reviews, counts)
         train: list[Example] = []
         held: list[Example] = []
-        if self.train_size > 0:
+        if self.train_size > 0 and self.train_sample == "seeded":
+            train, held = _lowest_hashes(examples, self.train_size, seed)
+            examples = iter(())
+        elif self.train_size > 0:
             for example in examples:
                 if common.unit_hash(seed, example.id) < TRAIN_SHARE:
                     train.append(example)

@@ -83,6 +83,22 @@ def test_train_size_caps_train_and_limit_caps_only_test() -> None:
     assert not {e.id for e in splits.train} & {e.id for e in test}
 
 
+def test_a_seeded_train_sample_represents_a_file_sorted_by_stars() -> None:
+    """The streamed draw takes a small train split from the first rows: all 1-star in a sorted file."""
+    data = sorted(reviews(2000, stars=(1, 2, 4, 5)), key=lambda r: r.stars or 0)
+    streamed = PolarityTask({"train_size": "100"}).split(data, limit=200, seed=0)
+    seeded = PolarityTask({"train_size": "100", "train_sample": "seeded"}).split(data, limit=200, seed=0)
+    assert {e.label for e in streamed.train} == {0}
+    assert 30 < sum(e.label for e in seeded.train) < 70
+    test = list(seeded.test)
+    assert len(seeded.train) == 100 and len(test) == 200
+    assert not {e.id for e in seeded.train} & {e.id for e in test}
+    everything = PolarityTask({"train_size": "100", "train_sample": "seeded"}).split(data, limit=None, seed=0)
+    position = {review.id: i for i, review in enumerate(data)}
+    order = [position[e.id] for e in everything.test]
+    assert len(order) == 1900 and order == sorted(order)
+
+
 def test_the_test_set_is_streamed_not_read_up_front() -> None:
     consumed = 0
 
