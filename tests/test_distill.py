@@ -78,7 +78,7 @@ def test_soft_targets_are_learned_as_probabilities_not_as_their_argmax(encoder_d
 
     train = polarity_train()
     soft = [[0.3, 0.7]] * len(train)
-    options = {"epochs": "30", "learning_rate": "3e-3", "train_batch_size": "4"}
+    options = {"epochs": "12", "learning_rate": "5e-3", "train_batch_size": "6"}
     soft_model = HFClassifier(Family("hf-classifier"), str(encoder_dir), make_ctx(tmp_path, options))
     result = soft_model.distil(train, soft, FakeTask())
     hard_model = HFClassifier(Family("hf-classifier"), str(encoder_dir), make_ctx(tmp_path, options))
