@@ -51,5 +51,5 @@ def test_learned_router_beats_confidence_where_errors_hide_in_the_text():
 def test_learned_router_without_both_outcomes_escalates_by_order_only():
     pair = negation_blind_pair(200)
     pair.large = pair.small.copy()  # escalating never helps
-    router = learned.LearnedRouter(pair)
-    assert router.model is None and (router.score(pair) == 1.0).all()
+    router = learned.fit_on_pair(pair)
+    assert router.model is None and (router.score(pair.texts, pair.small, None) == 1.0).all()

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.cache import embedding_from_text
 from harness.errors import HarnessError
 from harness.intervals import bootstrap_intervals
 from harness.plugins.routing import _calibration as calibration
@@ -40,6 +41,7 @@ class PairedPredictions:
     texts: list[str] = field(
         default_factory=list
     )  # as predictions.jsonl keeps them (the first 500 characters)
+    small_embeddings: np.ndarray | None = None  # [n, d] where the small model returns embeddings
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -53,6 +55,7 @@ class PairedPredictions:
             small_latency=self.small_latency[mask],
             large_latency=self.large_latency[mask],
             texts=[t for t, keep in zip(self.texts, mask, strict=True) if keep] if self.texts else [],
+            small_embeddings=None if self.small_embeddings is None else self.small_embeddings[mask],
         )
 
 
@@ -86,7 +89,15 @@ def read_pair(path: Path, task: str, labels: Sequence[str], small: str, large: s
         small_latency=np.asarray([r["latency_s"] for r in small_records], dtype=np.float64),
         large_latency=np.asarray([r["latency_s"] for r in large_records], dtype=np.float64),
         texts=[r.get("text", "") for r in small_records],
+        small_embeddings=_embeddings(small_records),
     )
+
+
+def _embeddings(records: Sequence[dict[str, Any]]) -> np.ndarray | None:
+    """The records' embeddings [n, d], or None unless every record has one."""
+    if not all("embedding" in r for r in records):
+        return None
+    return np.stack([embedding_from_text(r["embedding"]) for r in records])
 
 
 @dataclass

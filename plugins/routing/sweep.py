@@ -125,12 +125,17 @@ def replay_sweep(
     """Replay every threshold, the oracle and the optional calibration from paired predictions."""
     from harness.plugins.routing import _calibration as calibration
     from harness.plugins.routing import _replay as replay
+    from harness.types import LearnsToRoute
 
     factory = host.registries.routers.get(settings.router).obj
     try:
-        router_score = getattr(factory(None), "score", None)
+        default = factory(None)
     except HarnessError:  # a router without a default threshold: calibrate over the grid only
-        router_score = None
+        default = None
+    if isinstance(default, LearnsToRoute):
+        raise HarnessError(f"router {settings.router!r} learns on calibration reviews: compare it with "
+                           "--compare-routers, which fits it on the calibration half")  # fmt: skip
+    router_score = getattr(default, "score", None)
 
     def make_router(threshold: float) -> Any:
         return factory(repr(float(threshold)))
@@ -198,6 +203,8 @@ def replay_sweep(
         from harness.plugins.routing._learned import compare_routers
 
         routers = compare_routers(pair, half, task.metrics, metric, settings.shares)
+        if pair.small_embeddings is None:
+            notes.append(f"no embedding router: {small}'s predictions carry no review embeddings")
     return SweepReport(
         task=task.name,
         small=small,
@@ -443,7 +450,9 @@ def _print_coverage(rows: list[CoverageRow], certificate: Any, console: Any) -> 
 def _print_routers(rows: list[RouterScore], metric: str, console: Any) -> None:
     from rich.table import Table
 
-    table = Table(title=f"routers on the held-out half ({metric}; learned: fitted on the calibration half)")
+    table = Table(
+        title=f"routers on the held-out half ({metric}; learned, embedding: fitted on the calibration half)"
+    )
     for column in ("router", "APGR", "escalated for 50% of the gap", "escalated for 80%"):
         table.add_column(column, justify="left" if column == "router" else "right", no_wrap=True)
     for row in rows:
@@ -559,8 +568,9 @@ def register_commands(cli):
                   help="With --guarantee (accuracy): promise it for a batch of this many new reviews.")  # fmt: skip
     @click.option("--coverage-splits", type=click.IntRange(min=0), default=0,
                   help="With --guarantee: certify on this many random splits and count held-out misses.")  # fmt: skip
-    @click.option("--compare-routers", is_flag=True, help="Score confidence, margin, entropy and a router "
-                  "learned on the calibration half, on the held-out half.")  # fmt: skip
+    @click.option("--compare-routers", is_flag=True, help="Score confidence, margin, entropy and the routers "
+                  "learned on the calibration half (embedding too, where the small model gives embeddings), "
+                  "on the held-out half.")  # fmt: skip
     @click.option(
         "--bootstrap", type=click.IntRange(min=0), help="Bootstrap resamples for intervals [default: 1000]."
     )
