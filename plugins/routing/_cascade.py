@@ -6,7 +6,8 @@ probabilities and latencies every pair of thresholds is exact arithmetic,
 as for two models, so a grid of pairs costs no model run. The frontier is
 the pairs no other pair beats on both quality and runtime; the cheapest
 pair reaching each share of the gap between A alone and the best single
-model is the one to use for that target.
+model is the one to use for that target; `--write-board` writes a board
+running those cascades (`hybrid:A>B>C@R:T1>R:T2`) on the sweep's data.
 """
 
 from __future__ import annotations
@@ -224,3 +225,53 @@ def print_cascade(report: CascadeReport, console: Any) -> None:
             console.print(f"{fraction} of the gap: thresholds {best.first:.6g} and {best.second:.6g} "
                           f"({best.share_second:.1%} to {b}, {best.share_third:.1%} to {c}), "
                           f"{report.metric} {best.metrics[report.metric]:.4f}, runtime {best.runtime_s:.2f} s")  # fmt: skip
+
+
+BOARD_SETTINGS = ("data", "dataset", "backend", "limit", "seed", "bootstrap", "price_per_hour")
+BOARD_TABLES = ("task_options", "model_options", "source_options", "backend_options")
+
+
+def _toml(value: Any) -> str:
+    """A TOML value: JSON's strings, numbers and booleans are TOML's; tables are written inline."""
+    import json
+
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(str(k))} = {_toml(v)}" for k, v in value.items()) + " }"
+    return json.dumps(value)
+
+
+def cascade_specs(report: CascadeReport) -> dict[str, str]:
+    """The nested hybrid running each target's best pair of thresholds, by target (targets no pair reaches
+    are left out; targets sharing a pair share an entry)."""
+    specs: dict[str, str] = {}
+    for fraction, best in report.best_for.items():
+        if best is None:
+            continue
+        steps = f"{report.router}:{best.first:.10g}>{report.router}:{best.second:.10g}"
+        spec = f"hybrid:{'>'.join(report.models)}@{steps}"
+        if spec not in specs.values():
+            specs[fraction] = spec
+    return specs
+
+
+def board_toml(report: CascadeReport, config: dict[str, Any]) -> str:
+    """A board (TOML) with each model alone and the cascades the sweep picked, on the sweep's data.
+
+    `config` is the board the predictions came from (results.json's `config`),
+    so `harness run` on the written board scores the same reviews.
+    """
+    about = "three-model cascades at the thresholds a sweep picked for each share of the gap"
+    lines = [f"name = {_toml('cascade-' + report.task)}", f"description = {_toml(about)}",
+             f"tasks = {_toml([report.task])}"]  # fmt: skip
+    lines += [f"{key} = {_toml(config[key])}" for key in BOARD_SETTINGS if config.get(key) is not None]
+    tables = {key: dict(config.get(key) or {}) for key in BOARD_TABLES}
+    own = tables["task_options"].get(report.task)
+    tables["task_options"] = {report.task: own} if own else {}
+    lines += [f"{key} = {_toml(value)}" for key, value in tables.items() if value]
+    for spec in report.models:
+        lines += ["", "[[models]]", f"spec = {_toml(spec)}"]
+    chain = " > ".join(report.models)
+    for fraction, spec in cascade_specs(report).items():
+        label = f"{chain} for {fraction} of the gap"
+        lines += ["", "[[models]]", f"spec = {_toml(spec)}", f"label = {_toml(label)}"]
+    return "\n".join(lines) + "\n"

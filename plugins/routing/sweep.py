@@ -571,6 +571,8 @@ def register_commands(cli):
     @click.option("--compare-routers", is_flag=True, help="Score confidence, margin, entropy and the routers "
                   "learned on the calibration half (embedding too, where the small model gives embeddings), "
                   "on the held-out half.")  # fmt: skip
+    @click.option("--write-board", is_flag=True, help="Three models: also write cascade-board.toml, a board "
+                  "running the cascade at the pair of thresholds picked for each share of the gap.")  # fmt: skip
     @click.option(
         "--bootstrap", type=click.IntRange(min=0), help="Bootstrap resamples for intervals [default: 1000]."
     )
@@ -581,7 +583,7 @@ def register_commands(cli):
         Writes sweep.csv, sweep.json and sweep.png (cascade.* for three models) into the run directory, e.g.
           harness sweep minilm smollm2 --task polarity --target-share 0.2 --temperature
           harness sweep minilm smollm2 --task polarity --guarantee 'accuracy>=0.9' --delta 0.1
-          harness sweep minilm distilbert smollm2 --task polarity
+          harness sweep minilm distilbert smollm2 --task polarity --write-board
         """
         from rich.console import Console
 
@@ -606,6 +608,8 @@ def register_commands(cli):
             "guarantee",
             "compare_routers",
         )
+        if opts["write_board"] and len(models) != 3:
+            raise HarnessError("--write-board writes the cascades of a three-model sweep: give three models")
         if len(models) == 3 and any(opts[name] for name in two_only):
             raise HarnessError("a three-model sweep takes --shares only: --" + ", --".join(
                 name.replace("_", "-") for name in two_only if opts[name]) + " need two models")  # fmt: skip
@@ -657,6 +661,15 @@ def register_commands(cli):
             three = cascade.cascade_report(path, task, host, models, settings)
             cascade.print_cascade(three, console)
             written = [*cascade.write_cascade(three, run_dir), *written]
+            if opts["write_board"]:
+                from harness.files import atomic_write
+                from harness.results import read_results
+
+                config = read_results(path.parent)["config"]
+                board_path = run_dir / "cascade-board.toml"
+                atomic_write(board_path, cascade.board_toml(three, config))
+                console.print(f"run the picked cascades with: harness run --board {board_path}")
+                written.insert(3, board_path)
         else:
             from harness.plugins.routing._replay import read_pair
 
