@@ -46,6 +46,11 @@ def test_learned_router_beats_confidence_where_errors_hide_in_the_text():
     assert set(rows) == {"confidence", "margin", "entropy", "learned"}
     assert rows["learned"].apgr > rows["confidence"].apgr + 0.1
     assert rows["learned"].share_for_80 < rows["confidence"].share_for_80
+    held = pair.subset(~half)
+    x, y = learned.held_out_curve(
+        held, learned.max_probability(held.small), accuracy, "accuracy", np.linspace(0, 1, 51)
+    )
+    assert rows["confidence"].best_quality == max(y) and rows["confidence"].best_share == x[int(np.argmax(y))]
 
 
 def test_learned_router_without_both_outcomes_escalates_by_order_only():

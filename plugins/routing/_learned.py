@@ -170,12 +170,18 @@ class LearnedRouter:
 
 @dataclass
 class RouterScore:
-    """A router's held-out APGR and the share it escalates for 50% and 80% of the gap."""
+    """A router's held-out APGR, the share it escalates for 50% and 80% of the gap, and its best point.
+
+    The best point still compares routers when the large model is worse
+    overall and there is no gap to recover, but better on some reviews.
+    """
 
     router: str
     apgr: float | None
     share_for_50: float | None
     share_for_80: float | None
+    best_quality: float
+    best_share: float
 
 
 def held_out_curve(
@@ -214,9 +220,11 @@ def compare_routers(
     rows = []
     for name, score in scores.items():
         x, y = held_out_curve(held, score, metric_fn, metric, shares)
+        best = int(np.argmax(y))  # the first best: on ties, the least escalating
         rows.append(RouterScore(
             router=name, apgr=calibration.apgr(x, y, low, high),
             share_for_50=calibration.share_to_recover(x, y, low, high, 0.5),
             share_for_80=calibration.share_to_recover(x, y, low, high, 0.8),
+            best_quality=float(y[best]), best_share=float(x[best]),
         ))  # fmt: skip
     return rows

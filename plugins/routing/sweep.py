@@ -511,10 +511,12 @@ def _print_routers(rows: list[RouterScore], metric: str, console: Any) -> None:
     table = Table(
         title=f"routers on the held-out half ({metric}; learned, embedding: fitted on the calibration half)"
     )
-    for column in ("router", "APGR", "escalated for 50% of the gap", "escalated for 80%"):
+    for column in ("router", "APGR", "escalated for 50% of the gap", "escalated for 80%", f"best {metric}",
+                   "escalated there"):  # fmt: skip
         table.add_column(column, justify="left" if column == "router" else "right", no_wrap=True)
     for row in rows:
-        table.add_row(row.router, _fmt(row.apgr, 3), _fmt(row.share_for_50, 3), _fmt(row.share_for_80, 3))
+        table.add_row(row.router, _fmt(row.apgr, 3), _fmt(row.share_for_50, 3), _fmt(row.share_for_80, 3),
+                      _fmt(row.best_quality), f"{row.best_share:.1%}")  # fmt: skip
     console.print(table)
 
 
