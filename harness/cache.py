@@ -122,7 +122,8 @@ class PredictionCache:
         """Rows of (key, probs, latency, truncated, raw text), with the embedding sixth where there is one."""
         with self._conn:
             self._conn.executemany(
-                "INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO predictions (model_fp, task_fp, text_key, probs, latency_s, truncated, "
+                "raw_text, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (model_fp, task_fp, key, np.asarray(p, dtype=np.float32).tobytes(), lat, int(tr), raw,
                      None if not rest or rest[0] is None else np.asarray(rest[0], dtype=np.float16).tobytes())

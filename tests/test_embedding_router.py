@@ -173,3 +173,26 @@ def test_malformed_embeddings_are_refused_naming_the_model() -> None:
     for bad in (np.ones((3, 4)), np.ones(2), np.array([[1.0, np.nan], [0.0, 0.0]])):
         with pytest.raises(HarnessError, match="model 'm' returned embeddings"):
             probabilities(ModelOutput(probs, embeddings=bad), 2, 2, "m")
+
+
+def test_a_cache_written_before_embeddings_were_kept_gains_the_column_and_keeps_its_rows(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    from harness.cache import PredictionCache
+
+    path = tmp_path / "cache.sqlite"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE predictions (model_fp TEXT NOT NULL, task_fp TEXT NOT NULL, text_key TEXT NOT NULL, "
+                "probs BLOB NOT NULL, latency_s REAL NOT NULL, truncated INTEGER NOT NULL, raw_text TEXT, "
+                "PRIMARY KEY (model_fp, task_fp, text_key))")  # fmt: skip
+    probs = np.array([0.25, 0.75], dtype=np.float32)
+    old.execute("INSERT INTO predictions VALUES ('m', 't', 'old', ?, 0.1, 0, NULL)", (probs.tobytes(),))
+    old.commit()
+    old.close()
+    cache = PredictionCache(path)
+    cache.put_many("m", "t", [("new", probs, 0.1, False, None, np.arange(4, dtype=np.float32))])
+    found = cache.get_many("m", "t", ["old", "new"], 2)
+    assert found["old"].embedding is None and found["old"].probs.tolist() == [0.25, 0.75]
+    assert found["new"].embedding.tolist() == [0, 1, 2, 3]
