@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import HarnessError
+from harness.metrics import predictions
 from harness.plugins.routing import _calibration as calibration
 from harness.plugins.routing._replay import MetricFn, PairedPredictions, hybrid_probs
 from harness.plugins.routing.routers import entropy_confidence, max_probability, top_two_margin
@@ -49,7 +50,7 @@ def review_features(texts: Sequence[str], probs: np.ndarray) -> np.ndarray:
 
 def escalation_helps(gold: np.ndarray, small: np.ndarray, large: np.ndarray) -> np.ndarray:
     """True where the small model is wrong and the large one right."""
-    return (small.argmax(axis=1) != gold) & (large.argmax(axis=1) == gold)
+    return (predictions(small) != gold) & (predictions(large) == gold)
 
 
 class HelpPredictor:

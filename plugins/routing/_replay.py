@@ -21,6 +21,7 @@ import numpy as np
 from harness.cache import embedding_from_text
 from harness.errors import HarnessError
 from harness.intervals import bootstrap_intervals
+from harness.metrics import predictions
 from harness.plugins.routing import _calibration as calibration
 from harness.types import Router
 
@@ -217,8 +218,8 @@ def oracle_order(pair: PairedPredictions) -> np.ndarray:
     both get wrong, then those both get right, and last those only the small
     model gets right (escalating them can only hurt).
     """
-    small_right = pair.small.argmax(axis=1) == pair.gold
-    large_right = pair.large.argmax(axis=1) == pair.gold
+    small_right = predictions(pair.small) == pair.gold
+    large_right = predictions(pair.large) == pair.gold
     return np.lexsort((~large_right, small_right))
 
 
@@ -229,7 +230,7 @@ def oracle_curve(pair: PairedPredictions, metric_fn: MetricFn, steps: int = 50) 
     """
     n = len(pair)
     order = oracle_order(pair)
-    wrong = int(np.sum(pair.small.argmax(axis=1) != pair.gold))
+    wrong = int(np.sum(predictions(pair.small) != pair.gold))
     counts = sorted({*np.round(np.linspace(0, n, steps + 1)).astype(int).tolist(), wrong})
     points = []
     for count in counts:
