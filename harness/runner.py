@@ -26,7 +26,7 @@ import numpy as np
 
 from harness import provenance
 from harness.boards import Board, ModelEntry
-from harness.cache import CachedPrediction, PredictionCache, text_key
+from harness.cache import CachedPrediction, PredictionCache, embedding_text, text_key
 from harness.cost import hourly_price, latency_summary, row_cost
 from harness.errors import HarnessError
 from harness.files import RunDirLock, out_of_space, storage_error, write_json
@@ -142,6 +142,12 @@ def probabilities(output: np.ndarray | ModelOutput, n: int, k: int, model: str) 
         bad = sums[answered & ~np.isclose(sums, 1.0, atol=1e-3)][0]
         raise HarnessError(f"model {model!r} returned rows that do not sum to 1 (e.g. {bad:.4f})")
     result.probs = probs
+    if result.embeddings is not None:
+        embeddings = np.asarray(result.embeddings, dtype=np.float32)
+        if embeddings.ndim != 2 or len(embeddings) != n or not np.all(np.isfinite(embeddings)):
+            raise HarnessError(f"model {model!r} returned embeddings of shape {embeddings.shape}, "
+                               f"expected {n} finite rows")  # fmt: skip
+        result.embeddings = embeddings
     return result
 
 
@@ -467,11 +473,14 @@ class Runner:
                 latency = seconds / len(batch)
                 truncated = output.truncated or [False] * len(batch)
                 raw: list[str | None] = list(output.raw_text) if output.raw_text else [None] * len(batch)
-                new = [(text_key(ex.text), p, latency, bool(t), r)
-                       for ex, p, t, r in zip(batch, output.probs, truncated, raw, strict=True)]  # fmt: skip
+                vectors = list(output.embeddings) if output.embeddings is not None else [None] * len(batch)
+                new = [(text_key(ex.text), p, latency, bool(t), r, e)
+                       for ex, p, t, r, e in zip(batch, output.probs, truncated, raw, vectors, strict=True)]  # fmt: skip
                 cache.put_many(model_fp, task_fp, new)
-                for key, p, lat, t, r in new:
-                    found[key] = CachedPrediction(p, lat, t, r)
+                for key, p, lat, t, r, e in new:
+                    found[key] = CachedPrediction(
+                        p, lat, t, r, None if e is None else np.asarray(e, np.float16)
+                    )
                 row.computed += len(batch)
                 self.host.notify(
                     "on_batch_end",
@@ -562,6 +571,8 @@ class Runner:
             record["facets"] = dict(ex.facets)
         if hit.raw_text is not None:
             record["raw_text"] = hit.raw_text
+        if hit.embedding is not None:
+            record["embedding"] = embedding_text(hit.embedding)
         return record
 
 

@@ -151,12 +151,17 @@ class ModelOutput:
     """What `predict` may return when it has more to say than probabilities.
 
     A plain array of probabilities [n, k] is always accepted; this adds the
-    per-example truncation flags and, for generative models, the raw text.
+    per-example truncation flags, for generative models the raw text, and for
+    models whose forward pass yields a review embedding (a classifier's
+    [CLS]/pooled state) that embedding [n, d]: it costs nothing extra to
+    return, the runner stores it with the prediction, and a router can learn
+    from it (see `LearnsToRoute`).
     """
 
     probs: np.ndarray
     truncated: Sequence[bool] | None = None
     raw_text: Sequence[str] | None = None
+    embeddings: np.ndarray | None = None
 
 
 @runtime_checkable
@@ -257,6 +262,28 @@ class Router(Protocol):
 
     def escalate(self, probs: np.ndarray) -> np.ndarray:
         """Boolean mask [n]: True where the small model's probabilities say 'ask the large model'."""
+        ...
+
+
+@runtime_checkable
+class LearnsToRoute(Protocol):
+    """A router that learns when escalating helps (small model wrong, large right) before a hybrid scores.
+
+    A hybrid holding one sets aside a calibration part of the train split
+    (never the scored reviews), fits its models on the rest, runs both on the
+    calibration part and calls `fit`; from then on it routes with `escalate_outputs`,
+    which sees the review texts and the small model's whole output (its
+    embeddings too), not only the probabilities `escalate` gets.
+    """
+
+    def fit(
+        self, texts: Sequence[str], small: ModelOutput, large: ModelOutput, gold: np.ndarray
+    ) -> dict[str, Any]:
+        """Learn from the calibration reviews; returns what to record of the fit in results.json."""
+        ...
+
+    def escalate_outputs(self, texts: Sequence[str], small: ModelOutput) -> np.ndarray:
+        """Boolean mask [n]: True where the fitted router asks the large model."""
         ...
 
 

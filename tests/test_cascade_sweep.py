@@ -81,3 +81,41 @@ def test_three_model_sweep_from_a_finished_run_calls_no_model_and_writes_its_fro
     assert (out / "cascade.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     refused = CliRunner().invoke(cli, [*args, "--guarantee", "accuracy>=0.9"])
     assert refused.exit_code != 0 and "need two models" in str(refused.exception)
+
+
+def test_the_written_board_runs_each_picked_cascade_as_the_sweep_replayed_it(host, pair_plugin, tmp_path,
+                                                                              monkeypatch):  # fmt: skip
+    from harness.boards import load_board
+
+    run_board(host, Board(name="t", tasks=["toy"], data="toy:300", backend="cpu", bootstrap=0, limit=150,
+                          models=[ModelEntry(spec) for spec in MODELS]), tmp_path)  # fmt: skip
+    monkeypatch.setattr(plugin_manager, "_host", host)
+
+    @click.group()
+    def cli():
+        pass
+
+    sweep.register_commands(cli)
+    out = tmp_path / "cascade"
+    args = ["sweep", *MODELS, "--task", "toy", "--from-run", str(tmp_path), "--shares", "0:1:0.1", "--out", str(out),
+            "--write-board"]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    board = load_board(out / "cascade-board.toml")
+    assert (board.data, board.limit, board.tasks) == ("toy:300", 150, ["toy"])
+    picked = json.loads((out / "cascade.json").read_text())["best_for"]
+    hybrids = [entry for entry in board.models if entry.spec.startswith("hybrid:")]
+    assert [entry.spec for entry in board.models[:3]] == MODELS and hybrids
+    results = run_board(host, board, tmp_path / "board")
+    rows = {row["model"]: row for row in results["rows"]}
+    for entry in hybrids:
+        fraction = entry.label.split(" for ")[1].split(" of")[0]
+        best = picked[fraction]
+        row = rows[entry.spec]
+        assert row["metrics"]["accuracy"] == pytest.approx(best["metrics"]["accuracy"])
+        answered = row["extra"]["stage_answered"]
+        assert answered[1] + answered[2] == round(best["share_second"] * row["n"])
+        assert answered[2] == round(best["share_third"] * row["n"])
+    refused = CliRunner().invoke(cli, ["sweep", "cheap", "sharp", "--task", "toy", "--from-run", str(tmp_path),
+                                       "--write-board"])  # fmt: skip
+    assert refused.exit_code != 0 and "three models" in str(refused.exception)

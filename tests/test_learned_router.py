@@ -46,10 +46,29 @@ def test_learned_router_beats_confidence_where_errors_hide_in_the_text():
     assert set(rows) == {"confidence", "margin", "entropy", "learned"}
     assert rows["learned"].apgr > rows["confidence"].apgr + 0.1
     assert rows["learned"].share_for_80 < rows["confidence"].share_for_80
+    held = pair.subset(~half)
+    x, y = learned.held_out_curve(
+        held, learned.max_probability(held.small), accuracy, "accuracy", np.linspace(0, 1, 51)
+    )
+    assert rows["confidence"].best_quality == max(y) and rows["confidence"].best_share == x[int(np.argmax(y))]
 
 
 def test_learned_router_without_both_outcomes_escalates_by_order_only():
     pair = negation_blind_pair(200)
     pair.large = pair.small.copy()  # escalating never helps
-    router = learned.LearnedRouter(pair)
-    assert router.model is None and (router.score(pair) == 1.0).all()
+    router = learned.fit_on_pair(pair)
+    assert router.model is None and (router.score(pair.texts, pair.small, None) == 1.0).all()
+
+
+def test_an_answer_naming_no_label_is_never_counted_right():
+    """A generated answer that names no label is a row of zeros: escalating to it never helps, and the oracle
+    treats it as wrong, even where the gold label is the first one (which argmax would give)."""
+    from harness.plugins.routing._replay import oracle_order
+
+    gold = np.array([0, 0, 1])
+    small = np.array([[0.2, 0.8], [0.3, 0.7], [0.6, 0.4]])  # wrong on every review
+    large = np.array([[0.0, 0.0], [0.9, 0.1], [0.0, 0.0]])  # no label, right, no label
+    assert learned.escalation_helps(gold, small, large).tolist() == [False, True, False]
+    pair = PairedPredictions(ids=["a", "b", "c"], gold=gold, small=small, large=large,
+                             small_latency=np.ones(3), large_latency=np.ones(3))  # fmt: skip
+    assert oracle_order(pair)[0] == 1

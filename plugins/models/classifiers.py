@@ -32,6 +32,7 @@ poorly across cores while independent sequences do, so on a CPU several
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -258,7 +259,7 @@ class HFClassifier:
         return state.finetuned if state else None
 
     def predict(self, texts: Sequence[str], task: Task) -> ModelOutput:
-        """Softmax probabilities [n, k] in the task's label order, with per-text truncation flags."""
+        """Softmax probabilities [n, k] in the task's label order, per-text truncation flags and [CLS] embeddings."""
         import numpy as np
         import torch
 
@@ -270,19 +271,38 @@ class HFClassifier:
         flat = [window for text_windows in windows for window in text_windows]
         owner = np.array([i for i, text_windows in enumerate(windows) for _ in text_windows], dtype=np.int64)
         window_probs = np.zeros((len(flat), len(task.labels)), dtype=np.float32)
+        window_embeddings = np.zeros((len(flat), state.model.config.hidden_size), dtype=np.float32)
         pad_id = state.tokenizer.pad_token_id if state.tokenizer.pad_token_id is not None else 0
+        # The encoder's final [CLS] state, the one the head reads: an embedding of the review for routers
+        # to learn from. A hook takes it (per thread, as streams run concurrently), since the inference
+        # form of the encoder layers computes that position only and is not seen by output_hidden_states.
+        first_token: dict[int, Any] = {}
+
+        def keep_first_token(module: Any, args: Any, output: Any) -> None:
+            first_token[threading.get_ident()] = output[0][:, 0]
 
         def score(batch: list[int]) -> None:
             with torch.inference_mode():
                 inputs = pad_batch([flat[i] for i in batch], pad_id, self.ctx.backend.device)
                 logits = state.model(**inputs).logits.float()
                 window_probs[batch] = torch.softmax(logits, dim=-1)[:, state.columns].cpu().numpy()
+                window_embeddings[batch] = first_token.pop(threading.get_ident()).float().cpu().numpy()
 
-        in_streams(score, length_batches([len(w) for w in flat], self.inference_batch_size), self.streams)
+        hook = state.model.base_model.register_forward_hook(keep_first_token)
+        try:
+            in_streams(score, length_batches([len(w) for w in flat], self.inference_batch_size), self.streams)
+        finally:
+            hook.remove()
+        counts = np.maximum(np.bincount(owner, minlength=len(texts)), 1)[:, None]
         probs = np.zeros((len(texts), len(task.labels)), dtype=np.float64)
         np.add.at(probs, owner, window_probs)
-        probs /= np.maximum(np.bincount(owner, minlength=len(texts)), 1)[:, None]
-        return ModelOutput(probs.astype(np.float32), truncated=truncated)
+        embeddings = np.zeros((len(texts), window_embeddings.shape[1]), dtype=np.float64)
+        np.add.at(embeddings, owner, window_embeddings)
+        return ModelOutput(
+            (probs / counts).astype(np.float32),
+            truncated=truncated,
+            embeddings=(embeddings / counts).astype(np.float32),
+        )
 
     def fingerprint(self) -> str:
         """Family, checkpoint, output-affecting options and dtype; after ``fit``, also the weights used.

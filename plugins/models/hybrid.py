@@ -2,7 +2,10 @@
 
 Spec: ``hybrid:SMALL>LARGE@ROUTER:PARAM``, e.g. ``hybrid:distilbert>flan-t5@confidence:0.9``
 (the study's Hybrid-T5). The large side may itself be a hybrid, so cascades nest:
-``hybrid:minilm>smollm2>flan-t5@confidence:0.9`` escalates twice with the same router.
+``hybrid:minilm>smollm2>flan-t5@confidence:0.9`` escalates twice with the same router,
+``...@confidence:0.97>confidence:0.8`` with one router per step. A router that
+learns (``learned``, ``embedding``) is fitted on a calibration part of the
+train split before anything is scored, and its fit is recorded with the row.
 
 Every prediction carries a stage marker in its raw text, a small JSON object
 ``{"stage": 0, "seconds": [0.0012]}``: the stage that answered (0 = the small
@@ -25,13 +28,18 @@ import numpy as np
 from harness.errors import HarnessError
 from harness.hookspecs import hookimpl
 from harness.stages import parse_stage_marker
-from harness.types import Example, Model, ModelContext, ModelOutput, Task
+from harness.types import Example, LearnsToRoute, Model, ModelContext, ModelOutput, Task
 
 DEFAULT_ROUTER = "confidence:0.9"
 
 
 def parse_hybrid(arg: str) -> tuple[str, str, str]:
-    """`SMALL>LARGE@ROUTER` -> (small spec, large spec, router spec)."""
+    """`SMALL>LARGE@ROUTER` -> (small spec, large spec, router spec).
+
+    A cascade `A>B>C@R` routes both steps with R; `A>B>C@R1>R2` routes A's
+    reviews with R1 and B's with R2 (the pair of thresholds a three-model
+    sweep picks, e.g. `@confidence:0.97>confidence:0.8`).
+    """
     body, at, router = arg.rpartition("@")
     if not at:
         body, router = arg, DEFAULT_ROUTER
@@ -40,9 +48,13 @@ def parse_hybrid(arg: str) -> tuple[str, str, str]:
         raise HarnessError(
             f"hybrid spec {arg!r} must look like SMALL>LARGE@ROUTER, e.g. minilm>smollm2@confidence:0.9"
         )
+    first, _, rest = router.partition(">")
+    if rest and ">" not in large:
+        raise HarnessError(f"hybrid spec {arg!r} gives {router.count('>') + 1} routers for "
+                           f"{body.count('>')} steps: one router, or one per step joined by '>'")  # fmt: skip
     if ">" in large and not large.startswith("hybrid:"):
-        large = f"hybrid:{large}@{router}"
-    return small, large, router
+        large = f"hybrid:{large}@{rest or router}"
+    return small, large, first
 
 
 class StageTally:
@@ -77,11 +89,13 @@ class StageTally:
 class HybridModel:
     """A cascade of two models; the large one may itself be a hybrid."""
 
-    def __init__(self, small: Model, large: Model, router: Any, spec: str) -> None:
+    def __init__(self, small: Model, large: Model, router: Any, spec: str, seed: int = 0) -> None:
         self.small = small
         self.large = large
         self.router = router
         self.name = spec
+        self.seed = seed
+        self.router_fit: dict[str, Any] | None = None
         self.tally = StageTally(self.stage_models())
 
     def stage_models(self) -> list[str]:
@@ -100,10 +114,24 @@ class HybridModel:
         return found
 
     def fit(self, train: Sequence[Example], task: Task) -> None:
+        """Fit both models; a learning router first sets aside a calibration part of `train` to learn from.
+
+        The models fit on the rest, so the router sees how the small model
+        does on reviews it never trained on, as it will on the scored ones.
+        """
+        learns = isinstance(self.router, LearnsToRoute)
+        rest, calibration = split_calibration(train, self.seed) if learns else (list(train), [])
         for part in (self.small, self.large):
             fit = getattr(part, "fit", None)
             if callable(fit):
-                fit(train, task)
+                fit(rest, task)
+        if learns:
+            texts = [example.text for example in calibration]
+            small = _as_output(self.small.predict(texts, task))
+            large = _as_output(self.large.predict(texts, task))
+            gold = np.asarray([example.label for example in calibration], dtype=np.int64)
+            self.router_fit = {"fit_reviews": len(rest),
+                               **self.router.fit(texts, small, large, gold)}  # fmt: skip
 
     def predict(self, texts: Sequence[str], task: Task) -> ModelOutput:
         began = time.perf_counter()
@@ -112,7 +140,10 @@ class HybridModel:
         probs = np.array(small.probs, dtype=np.float32, copy=True)
         truncated = list(small.truncated or [False] * len(texts))
         markers: list[dict[str, Any]] = [{"stage": 0, "seconds": [small_each]} for _ in texts]
-        escalate = np.flatnonzero(self.router.escalate(probs))
+        if isinstance(self.router, LearnsToRoute):
+            escalate = np.flatnonzero(self.router.escalate_outputs(texts, small))
+        else:
+            escalate = np.flatnonzero(self.router.escalate(probs))
         if len(escalate):
             began = time.perf_counter()
             large = _as_output(self.large.predict([texts[int(i)] for i in escalate], task))
@@ -139,16 +170,25 @@ class HybridModel:
         return marker
 
     def fingerprint(self) -> str:
-        parts = "|".join((self.small.fingerprint(), self.large.fingerprint(), self.router.name, "stages-1"))
+        fitted = json.dumps(self.router_fit, sort_keys=True) if self.router_fit else ""
+        parts = "|".join((self.small.fingerprint(), self.large.fingerprint(), self.router.name, fitted,
+                          "stages-1"))  # fmt: skip
         return "hybrid-" + hashlib.sha256(parts.encode()).hexdigest()[:16]
 
     def run_stats(self) -> dict[str, Any]:
         """Escalations and per-stage seconds of the examples this instance predicted."""
-        return self.tally.as_dict()
+        return {**self.tally.as_dict(), **self._fits()}
 
     def stats_from_raw(self, raw_texts: Iterable[str | None]) -> dict[str, Any]:
         """The same statistics rebuilt from stored raw texts (cache or predictions.jsonl)."""
-        return stage_stats(raw_texts, self.stage_models())
+        return {**stage_stats(raw_texts, self.stage_models()), **self._fits()}
+
+    def _fits(self) -> dict[str, Any]:
+        """What each learning router of the cascade learned, outermost first, for results.json."""
+        fits = [self.router_fit] if self.router_fit else []
+        if isinstance(self.large, HybridModel):
+            fits.extend(self.large._fits().get("router_fits", []))
+        return {"router_fits": fits} if fits else {}
 
 
 def stage_stats(raw_texts: Iterable[str | None], stage_models: Sequence[str]) -> dict[str, Any]:
@@ -161,6 +201,19 @@ def stage_stats(raw_texts: Iterable[str | None], stage_models: Sequence[str]) ->
     return tally.as_dict()
 
 
+CALIBRATION_SHARE = 0.25
+
+
+def split_calibration(train: Sequence[Example], seed: int) -> tuple[list[Example], list[Example]]:
+    """A seeded quarter of the train split for a learning router, the rest for the models; refuses a tiny one."""
+    if len(train) < 8:
+        raise HarnessError(f"a learning router needs the task's train split to learn from; it has {len(train)} "
+                           "reviews (at least 8)")  # fmt: skip
+    order = np.random.default_rng(seed).permutation(len(train))
+    cut = int(round(len(train) * CALIBRATION_SHARE))
+    return [train[int(i)] for i in sorted(order[cut:])], [train[int(i)] for i in sorted(order[:cut])]
+
+
 def _as_output(output: Any) -> ModelOutput:
     return output if isinstance(output, ModelOutput) else ModelOutput(probs=np.asarray(output))
 
@@ -170,7 +223,11 @@ def make_hybrid(arg: str | None, ctx: ModelContext) -> HybridModel:
         raise HarnessError("hybrid needs SMALL>LARGE@ROUTER, e.g. hybrid:minilm>smollm2@confidence:0.9")
     small, large, router = parse_hybrid(arg)
     return HybridModel(
-        ctx.build_model(small), ctx.build_model(large), ctx.build_router(router), f"hybrid:{arg}"
+        ctx.build_model(small),
+        ctx.build_model(large),
+        ctx.build_router(router),
+        f"hybrid:{arg}",
+        seed=ctx.seed_for("calibration"),
     )
 
 

@@ -10,7 +10,10 @@ over the calibration sample every certified threshold meets the target on
 the population the reviews come from.
 
 The thresholds are tested in a fixed order by escalation share, from most
-to least escalated, and testing stops at the first that fails; each test
+to least escalated, and testing stops at the first that fails; the last
+certified threshold escalates least, and as a lower threshold escalates a
+subset of the reviews a higher one does, it is also the cheapest in
+dollars whatever each review costs (the sweep reports those dollars); each test
 runs at level delta with no multiplicity penalty, so the grid can be as
 fine as we like. The grid is fixed in advance (it never looks at the
 calibration reviews), and so is the order: a seeded quarter of the

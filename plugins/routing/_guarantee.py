@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from harness.metrics import predictions
 from harness.plugins.routing import _certify as certify
 from harness.plugins.routing._replay import MetricFn, PairedPredictions, Point, evaluate, held_out_intervals
 
@@ -34,8 +35,8 @@ class _Arrays:
 
     @classmethod
     def of(cls, pair: PairedPredictions, score: Callable[[np.ndarray], np.ndarray]) -> _Arrays:
-        return cls(np.asarray(score(pair.small), dtype=np.float64), pair.gold, pair.small.argmax(axis=1),
-                   pair.large.argmax(axis=1), pair.small.shape[1])  # fmt: skip
+        return cls(np.asarray(score(pair.small), dtype=np.float64), pair.gold, predictions(pair.small),
+                   predictions(pair.large), pair.small.shape[1])  # fmt: skip
 
     def take(self, index: np.ndarray) -> _Arrays:
         return _Arrays(

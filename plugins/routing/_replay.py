@@ -18,8 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from harness.cache import embedding_from_text
 from harness.errors import HarnessError
 from harness.intervals import bootstrap_intervals
+from harness.metrics import predictions
 from harness.plugins.routing import _calibration as calibration
 from harness.types import Router
 
@@ -40,6 +42,10 @@ class PairedPredictions:
     texts: list[str] = field(
         default_factory=list
     )  # as predictions.jsonl keeps them (the first 500 characters)
+    small_embeddings: np.ndarray | None = None  # [n, d] where the small model returns embeddings
+    # Dollars per review of each model, where the run priced its rows (see `review_costs`)
+    small_cost: np.ndarray | None = None
+    large_cost: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -53,6 +59,9 @@ class PairedPredictions:
             small_latency=self.small_latency[mask],
             large_latency=self.large_latency[mask],
             texts=[t for t, keep in zip(self.texts, mask, strict=True) if keep] if self.texts else [],
+            small_embeddings=None if self.small_embeddings is None else self.small_embeddings[mask],
+            small_cost=None if self.small_cost is None else self.small_cost[mask],
+            large_cost=None if self.large_cost is None else self.large_cost[mask],
         )
 
 
@@ -78,15 +87,59 @@ def read_pair(path: Path, task: str, labels: Sequence[str], small: str, large: s
             raise HarnessError(f"{small!r} and {large!r} were scored on different examples in {path}")
         large_records = [by_id[r["id"]] for r in small_records]
     index = {label: i for i, label in enumerate(labels)}
+    results = _results_beside(path)
+    small_latency = np.asarray([r["latency_s"] for r in small_records], dtype=np.float64)
+    large_latency = np.asarray([r["latency_s"] for r in large_records], dtype=np.float64)
     return PairedPredictions(
         ids=[r["id"] for r in small_records],
         gold=np.asarray([index[r["gold"]] for r in small_records], dtype=np.int64),
         small=np.asarray([r["probs"] for r in small_records], dtype=np.float64),
         large=np.asarray([r["probs"] for r in large_records], dtype=np.float64),
-        small_latency=np.asarray([r["latency_s"] for r in small_records], dtype=np.float64),
-        large_latency=np.asarray([r["latency_s"] for r in large_records], dtype=np.float64),
+        small_latency=small_latency,
+        large_latency=large_latency,
         texts=[r.get("text", "") for r in small_records],
+        small_embeddings=_embeddings(small_records),
+        small_cost=review_costs(results, task, small, small_latency),
+        large_cost=review_costs(results, task, large, large_latency),
     )
+
+
+def _results_beside(path: Path) -> dict[str, Any]:
+    """The results.json written with a predictions.jsonl (empty when there is none to read)."""
+    try:
+        results = json.loads((path.parent / "results.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return results if isinstance(results, dict) else {}
+
+
+def review_costs(results: dict[str, Any], task: str, model: str, latency: np.ndarray) -> np.ndarray | None:
+    """Dollars per review of `model`, as its row in results.json priced it; None when it has no price.
+
+    A model with token prices costs its row's token dollars shared equally by
+    its reviews; a local one its hardware's price per hour times each
+    review's seconds. Fitting is a one-off and is left out: routing changes
+    what scoring costs, not what training did.
+    """
+    row = next(
+        (r for r in results.get("rows", []) if r.get("task") == task and r.get("model") == model), None
+    )
+    if row is None:
+        return None
+    token_cost = (row.get("extra") or {}).get("token_cost_usd")
+    if token_cost is not None and row.get("n"):
+        return np.full(len(latency), float(token_cost) / int(row["n"]))
+    pricing = results.get("pricing") or {}
+    if (row.get("cost") or {}).get("usd") is None or pricing.get("usd_per_hour") is None:
+        return None
+    return float(pricing["usd_per_hour"]) / 3600 * np.asarray(latency, dtype=np.float64)
+
+
+def _embeddings(records: Sequence[dict[str, Any]]) -> np.ndarray | None:
+    """The records' embeddings [n, d], or None unless every record has one."""
+    if not all("embedding" in r for r in records):
+        return None
+    return np.stack([embedding_from_text(r["embedding"]) for r in records])
 
 
 @dataclass
@@ -99,6 +152,7 @@ class Point:
     escalated: int
     runtime_s: float
     metrics: dict[str, float] = field(default_factory=dict)
+    usd_per_1000: float | None = None  # dollars per 1,000 reviews, where both models are priced
 
 
 def hybrid_probs(pair: PairedPredictions, escalate: np.ndarray) -> np.ndarray:
@@ -117,7 +171,15 @@ def evaluate(
         escalated=int(escalate.sum()),
         runtime_s=float(pair.small_latency.sum() + pair.large_latency[escalate].sum()),
         metrics=metric_fn(pair.gold, hybrid_probs(pair, escalate)),
+        usd_per_1000=usd_per_1000(pair, escalate),
     )
+
+
+def usd_per_1000(pair: PairedPredictions, escalate: np.ndarray) -> float | None:
+    """Dollars per 1,000 reviews when the small model answers all and the large one the escalated."""
+    if pair.small_cost is None or pair.large_cost is None or not len(pair):
+        return None
+    return float(1000 * (pair.small_cost.sum() + pair.large_cost[escalate].sum()) / len(pair))
 
 
 def router_curve(
@@ -133,10 +195,18 @@ def single_model_points(pair: PairedPredictions, metric_fn: MetricFn) -> tuple[P
     """Small-only (nothing escalated) and large-only (the large model alone, without the small one)."""
     n = len(pair)
     small = Point(
-        "small-only", None, 0.0, 0, float(pair.small_latency.sum()), metric_fn(pair.gold, pair.small)
-    )
+        "small-only", None, 0.0, 0, float(pair.small_latency.sum()), metric_fn(pair.gold, pair.small),
+        usd_per_1000(pair, np.zeros(n, dtype=bool)),
+    )  # fmt: skip
+    large_usd = None if pair.large_cost is None or not n else float(1000 * pair.large_cost.sum() / n)
     large = Point(
-        "large-only", None, 1.0, n, float(pair.large_latency.sum()), metric_fn(pair.gold, pair.large)
+        "large-only",
+        None,
+        1.0,
+        n,
+        float(pair.large_latency.sum()),
+        metric_fn(pair.gold, pair.large),
+        large_usd,
     )
     return small, large
 
@@ -148,8 +218,8 @@ def oracle_order(pair: PairedPredictions) -> np.ndarray:
     both get wrong, then those both get right, and last those only the small
     model gets right (escalating them can only hurt).
     """
-    small_right = pair.small.argmax(axis=1) == pair.gold
-    large_right = pair.large.argmax(axis=1) == pair.gold
+    small_right = predictions(pair.small) == pair.gold
+    large_right = predictions(pair.large) == pair.gold
     return np.lexsort((~large_right, small_right))
 
 
@@ -160,7 +230,7 @@ def oracle_curve(pair: PairedPredictions, metric_fn: MetricFn, steps: int = 50) 
     """
     n = len(pair)
     order = oracle_order(pair)
-    wrong = int(np.sum(pair.small.argmax(axis=1) != pair.gold))
+    wrong = int(np.sum(predictions(pair.small) != pair.gold))
     counts = sorted({*np.round(np.linspace(0, n, steps + 1)).astype(int).tolist(), wrong})
     points = []
     for count in counts:

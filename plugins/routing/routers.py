@@ -9,6 +9,7 @@ they differ on multi-class tasks, where margin and entropy see the runner-up.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -68,6 +69,15 @@ def _factory(name: str, score: Callable[[np.ndarray], np.ndarray], default: floa
     return make
 
 
+def _learned(kind: str):
+    def make(param: str | None) -> Any:
+        from harness.plugins.routing._learned import LearnedRouter
+
+        return LearnedRouter(kind, param)  # sklearn and the fitting code load only when one is used
+
+    return make
+
+
 @hookimpl
 def register_routers(register):
     register("confidence", _factory("confidence", max_probability, 0.9),
@@ -76,3 +86,8 @@ def register_routers(register):
              description="escalate when top-1 minus top-2 probability is below the threshold (0.8)")  # fmt: skip
     register("entropy", _factory("entropy", entropy_confidence, 0.531),
              description="escalate when 1 - normalised entropy is below the threshold (0.531)")  # fmt: skip
+    register("learned", _learned("learned"),
+             description="fitted in a hybrid on part of the train split: escalate where the small model is "
+                         "likely wrong and the large right (learned:THRESHOLD or learned:share=S; share=0.2)")  # fmt: skip
+    register("embedding", _learned("embedding"),
+             description="as learned, also reading the small model's [CLS] embedding (classifiers only)")  # fmt: skip

@@ -96,6 +96,38 @@ class SweepSettings:
 
 
 @dataclass
+class Saving:
+    """The cheapest threshold at least as good as the large model alone on the headline metric, and its saving.
+
+    Two models' escalated sets grow with the threshold, so their dollars do
+    too: the cheapest threshold meeting a quality bar is also the least
+    escalating, and every pick the sweep makes by share is its pick by cost.
+    """
+
+    threshold: float | None
+    share: float
+    quality: float
+    usd_per_1000: float
+    large_usd_per_1000: float
+    saving: float  # the share of the large model's dollars not spent
+
+
+def cheapest_at_large_quality(curve: list[Point], large_only: Point, metric: str) -> Saving | None:
+    """The saving at equal quality; None when no threshold reaches the large model or nothing is priced."""
+    if large_only.usd_per_1000 is None:
+        return None
+    bar = large_only.metrics[metric] - 1e-12
+    reaching = [p for p in curve if p.usd_per_1000 is not None and p.metrics[metric] >= bar]
+    if not reaching:
+        return None
+    best = min(reaching, key=lambda p: (p.usd_per_1000, p.share))
+    assert best.usd_per_1000 is not None
+    large = large_only.usd_per_1000
+    return Saving(best.threshold, best.share, best.metrics[metric], best.usd_per_1000, large,
+                  1.0 - best.usd_per_1000 / large if large > 0 else 0.0)  # fmt: skip
+
+
+@dataclass
 class SweepReport:
     """Everything a sweep found, as written to sweep.json."""
 
@@ -116,6 +148,7 @@ class SweepReport:
     certified: list[CertifiedResult] = field(default_factory=list)
     coverage: list[CoverageRow] = field(default_factory=list)
     routers: list[RouterScore] = field(default_factory=list)
+    saving: Saving | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -125,12 +158,17 @@ def replay_sweep(
     """Replay every threshold, the oracle and the optional calibration from paired predictions."""
     from harness.plugins.routing import _calibration as calibration
     from harness.plugins.routing import _replay as replay
+    from harness.types import LearnsToRoute
 
     factory = host.registries.routers.get(settings.router).obj
     try:
-        router_score = getattr(factory(None), "score", None)
+        default = factory(None)
     except HarnessError:  # a router without a default threshold: calibrate over the grid only
-        router_score = None
+        default = None
+    if isinstance(default, LearnsToRoute):
+        raise HarnessError(f"router {settings.router!r} learns on calibration reviews: compare it with "
+                           "--compare-routers, which fits it on the calibration half")  # fmt: skip
+    router_score = getattr(default, "score", None)
 
     def make_router(threshold: float) -> Any:
         return factory(repr(float(threshold)))
@@ -193,11 +231,20 @@ def replay_sweep(
         if settings.coverage_splits:
             coverage = guarantee.coverage(pair, router_score, settings.guarantee, settings.deltas,
                                           settings.coverage_splits, settings.seed)  # fmt: skip
+    saving = cheapest_at_large_quality(curve, large_only, metric)
+    if large_only.usd_per_1000 is None:
+        notes.append(
+            "no dollars: the run priced neither model's rows (a run records prices; see --price-per-hour)"
+        )
+    elif saving is None:
+        notes.append(f"no threshold reaches the large model's {metric} alone: no saving at equal quality")
     routers = []
     if settings.compare_routers:
         from harness.plugins.routing._learned import compare_routers
 
         routers = compare_routers(pair, half, task.metrics, metric, settings.shares)
+        if pair.small_embeddings is None:
+            notes.append(f"no embedding router: {small}'s predictions carry no review embeddings")
     return SweepReport(
         task=task.name,
         small=small,
@@ -219,6 +266,7 @@ def replay_sweep(
         certified=certified,
         coverage=coverage,
         routers=routers,
+        saving=saving,
         notes=notes,
     )
 
@@ -287,7 +335,7 @@ def sweep_from_run(
     return replay_sweep(pair, task, host, small, large, settings)
 
 
-CSV_FIELDS = ("curve", "threshold", "share_escalated", "escalated", "runtime_s")
+CSV_FIELDS = ("curve", "threshold", "share_escalated", "escalated", "runtime_s", "usd_per_1000_reviews")
 
 
 def sweep_csv(report: SweepReport) -> str:
@@ -298,8 +346,9 @@ def sweep_csv(report: SweepReport) -> str:
     writer.writerow([*CSV_FIELDS, *metrics])
     for point in [*report.curve, report.small_only, report.large_only, *report.oracle]:
         threshold = "" if point.threshold is None else f"{point.threshold:g}"
+        usd = "" if point.usd_per_1000 is None else f"{point.usd_per_1000:.8f}"
         writer.writerow([point.curve, threshold, f"{point.share:.6f}", point.escalated, f"{point.runtime_s:.6f}",
-                         *(f"{point.metrics.get(m, float('nan')):.6f}" for m in metrics)])  # fmt: skip
+                         usd, *(f"{point.metrics.get(m, float('nan')):.6f}" for m in metrics)])  # fmt: skip
     return out.getvalue()
 
 
@@ -320,6 +369,11 @@ def write_outputs(report: SweepReport, run_dir: Path) -> list[Path]:
     return [csv_path, json_path, png_path]
 
 
+def _usd(value: float | None) -> str:
+    """Dollars to four significant figures: a small model's cost per 1,000 reviews can be a fraction of a cent."""
+    return "n/a" if value is None else f"${value:.4g}"
+
+
 def _fmt(value: float | None, digits: int = 4) -> str:
     return "n/a" if value is None or value != value else f"{value:.{digits}f}"
 
@@ -332,17 +386,26 @@ def print_report(report: SweepReport, console: Any) -> None:
     table = Table(
         title=f"{report.task}: {report.small} > {report.large}, router {report.router}, n = {report.n}"
     )
-    for column in ("curve", "threshold", "escalated", "runtime s", *metrics):
+    priced = report.large_only.usd_per_1000 is not None
+    dollars = ("$ per 1,000",) if priced else ()
+    for column in ("curve", "threshold", "escalated", "runtime s", *dollars, *metrics):
         table.add_column(column, justify="left" if column == "curve" else "right", no_wrap=True)
     changed = [
         p for i, p in enumerate(report.curve) if i == 0 or p.escalated != report.curve[i - 1].escalated
     ]
     oracle_exact = max(report.oracle, key=lambda p: (p.metrics[report.metric], -p.share))
     for point in [*changed, report.small_only, report.large_only, oracle_exact]:
+        usd = (_usd(point.usd_per_1000),) if priced else ()
         table.add_row(point.curve, "" if point.threshold is None else f"{point.threshold:g}",
-                      f"{point.share:.1%} ({point.escalated})", f"{point.runtime_s:.2f}",
+                      f"{point.share:.1%} ({point.escalated})", f"{point.runtime_s:.2f}", *usd,
                       *(_fmt(point.metrics.get(m)) for m in metrics))  # fmt: skip
     console.print(table)
+    if report.saving is not None:
+        s = report.saving
+        console.print(f"at the large model's {report.metric} or better: threshold {_fmt(s.threshold, 6)} "
+                      f"({s.share:.1%} escalated, {report.metric} {_fmt(s.quality)}) costs {_usd(s.usd_per_1000)} "
+                      f"per 1,000 reviews against {_usd(s.large_usd_per_1000)} for the large model alone: "
+                      f"{s.saving:.1%} saved")  # fmt: skip
     if len(changed) < len(report.curve):
         console.print(f"{len(report.curve) - len(changed)} thresholds escalating the same reviews as the one above "
                       "are left out here; sweep.csv has every threshold")  # fmt: skip
@@ -404,7 +467,9 @@ def _print_certified(result: CertifiedResult, console: Any) -> None:
         spread = result.intervals.get(c.metric)
         console.print(f"  held-out: {result.held_out.share:.1%} [{_fmt(low, 3)}, {_fmt(high, 3)}] escalated, "
                       f"{c.metric} {_fmt(result.held_out_quality)}"
-                      + (f" [{_fmt(spread[0])}, {_fmt(spread[1])}]" if spread else ""))  # fmt: skip
+                      + (f" [{_fmt(spread[0])}, {_fmt(spread[1])}]" if spread else "")
+                      + ("" if result.held_out.usd_per_1000 is None
+                         else f", {_usd(result.held_out.usd_per_1000)} per 1,000 reviews"))  # fmt: skip
     if result.best_on_calibration is None:
         console.print(
             f"  uncertified best on calibration: no threshold reaches {name} on the calibration half"
@@ -443,11 +508,15 @@ def _print_coverage(rows: list[CoverageRow], certificate: Any, console: Any) -> 
 def _print_routers(rows: list[RouterScore], metric: str, console: Any) -> None:
     from rich.table import Table
 
-    table = Table(title=f"routers on the held-out half ({metric}; learned: fitted on the calibration half)")
-    for column in ("router", "APGR", "escalated for 50% of the gap", "escalated for 80%"):
+    table = Table(
+        title=f"routers on the held-out half ({metric}; learned, embedding: fitted on the calibration half)"
+    )
+    for column in ("router", "APGR", "escalated for 50% of the gap", "escalated for 80%", f"best {metric}",
+                   "escalated there"):  # fmt: skip
         table.add_column(column, justify="left" if column == "router" else "right", no_wrap=True)
     for row in rows:
-        table.add_row(row.router, _fmt(row.apgr, 3), _fmt(row.share_for_50, 3), _fmt(row.share_for_80, 3))
+        table.add_row(row.router, _fmt(row.apgr, 3), _fmt(row.share_for_50, 3), _fmt(row.share_for_80, 3),
+                      _fmt(row.best_quality), f"{row.best_share:.1%}")  # fmt: skip
     console.print(table)
 
 
@@ -559,8 +628,11 @@ def register_commands(cli):
                   help="With --guarantee (accuracy): promise it for a batch of this many new reviews.")  # fmt: skip
     @click.option("--coverage-splits", type=click.IntRange(min=0), default=0,
                   help="With --guarantee: certify on this many random splits and count held-out misses.")  # fmt: skip
-    @click.option("--compare-routers", is_flag=True, help="Score confidence, margin, entropy and a router "
-                  "learned on the calibration half, on the held-out half.")  # fmt: skip
+    @click.option("--compare-routers", is_flag=True, help="Score confidence, margin, entropy and the routers "
+                  "learned on the calibration half (embedding too, where the small model gives embeddings), "
+                  "on the held-out half.")  # fmt: skip
+    @click.option("--write-board", is_flag=True, help="Three models: also write cascade-board.toml, a board "
+                  "running the cascade at the pair of thresholds picked for each share of the gap.")  # fmt: skip
     @click.option(
         "--bootstrap", type=click.IntRange(min=0), help="Bootstrap resamples for intervals [default: 1000]."
     )
@@ -571,7 +643,7 @@ def register_commands(cli):
         Writes sweep.csv, sweep.json and sweep.png (cascade.* for three models) into the run directory, e.g.
           harness sweep minilm smollm2 --task polarity --target-share 0.2 --temperature
           harness sweep minilm smollm2 --task polarity --guarantee 'accuracy>=0.9' --delta 0.1
-          harness sweep minilm distilbert smollm2 --task polarity
+          harness sweep minilm distilbert smollm2 --task polarity --write-board
         """
         from rich.console import Console
 
@@ -596,6 +668,8 @@ def register_commands(cli):
             "guarantee",
             "compare_routers",
         )
+        if opts["write_board"] and len(models) != 3:
+            raise HarnessError("--write-board writes the cascades of a three-model sweep: give three models")
         if len(models) == 3 and any(opts[name] for name in two_only):
             raise HarnessError("a three-model sweep takes --shares only: --" + ", --".join(
                 name.replace("_", "-") for name in two_only if opts[name]) + " need two models")  # fmt: skip
@@ -647,6 +721,15 @@ def register_commands(cli):
             three = cascade.cascade_report(path, task, host, models, settings)
             cascade.print_cascade(three, console)
             written = [*cascade.write_cascade(three, run_dir), *written]
+            if opts["write_board"]:
+                from harness.files import atomic_write
+                from harness.results import read_results
+
+                config = read_results(path.parent)["config"]
+                board_path = run_dir / "cascade-board.toml"
+                atomic_write(board_path, cascade.board_toml(three, config))
+                console.print(f"run the picked cascades with: harness run --board {board_path}")
+                written.insert(3, board_path)
         else:
             from harness.plugins.routing._replay import read_pair
 
