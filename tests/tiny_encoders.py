@@ -67,6 +67,19 @@ def build_electra(directory: Path, id2label: Mapping[int, str] | None = None, se
     return _save(ElectraForSequenceClassification(config), directory)
 
 
+def build_bert(directory: Path, id2label: Mapping[int, str] | None = None, seed: int = 0) -> Path:
+    """A 2-layer BERT sequence classifier (MiniLM's architecture) saved to `directory`."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        max_position_embeddings=MAX_POSITIONS, initializer_range=INIT_RANGE, **_labels(id2label),
+    )  # fmt: skip
+    return _save(BertForSequenceClassification(config), directory)
+
+
 def build_bert_encoder(directory: Path, seed: int = 0) -> Path:
     """A 2-layer BERT encoder without a classification head, shaped like the packaged MiniLM."""
     import torch

@@ -3,13 +3,15 @@
 Every speed figure is a ratio against a baseline timed in the same process on
 the same machine, so the figures hold on a shared or busy machine where
 absolute seconds do not. Parts (``--only``): ``small`` (DistilBERT-base on
-CPU: the harness' inference against the study's one-pipeline-call-per-review
-way, plus the GFLOP/s reached against the peak of the kernel the fast path
-runs: int8 dynamic linear or matrix multiply),
-``quality`` (each speed-up path's argmax agreement with float32 on a MiniLM
-fine-tuned to better than chance), ``scoring`` (shared-encoder label scoring
-against a full pass per label), ``overhead`` (a run's time outside forward
-passes), ``memory`` (peak RSS of a 1,000,000-row TSV against 10,000 rows) and ``llama``
+CPU: every engine and precision of the harness' classifier against the study's
+one-pipeline-call-per-review way, plus the GFLOP/s reached against the peak of
+a matrix product in the fast path's precision; the target is 5x on an AMX
+processor such as the development machine's and 4x on any other,
+``_small.speed_target``), ``quality`` (each path's argmax agreement with
+float32 on a MiniLM fine-tuned to better than chance), ``scoring``
+(shared-encoder label scoring against a full pass per label, agreeing to a
+relative 1e-5), ``overhead`` (a run's time outside forward passes, under 3%),
+``memory`` (peak RSS of a 1,000,000-row TSV against 10,000 rows) and ``llama``
 (the SmolLM2 GGUF scored by llama.cpp against transformers, polarity and category).
 
 Every part scores one balanced, seeded sample of the data (``_sample``), and
@@ -58,9 +60,10 @@ def checks_for(report: dict[str, Any]) -> list[Check]:
     )
     keeps_answers = not quality or fast_agreement >= quality["agreement_bar"]
     if small := report.get("small"):
+        target = small.get("target", 4.0)
         checks += [
             Check("small", f"reviews/s, harness ({small['fast_path']}) / study's pipeline", small["speedup"],
-                  ">= 4x", small["speedup"] >= 4 and keeps_answers),
+                  f">= {target:g}x", small["speedup"] >= target and keeps_answers),
             Check("small", f"GFLOP/s share of {small.get('peak_kernel', 'matmul')} peak",
                   small["share_of_peak"], ">= 50%", small["share_of_peak"] >= 0.5),
             Check("small", "fp32 harness argmax = study's", small["fp32_harness_agrees_with_study"], "100%",
@@ -78,12 +81,12 @@ def checks_for(report: dict[str, Any]) -> list[Check]:
         checks += [
             Check("scoring", "shared encoder / full pass per label", scoring["speedup"], ">= 3x",
                   scoring["speedup"] >= 3),
-            Check("scoring", "max |log-likelihood difference|", scoring["max_abs_loglik_diff"], "<= 1e-4",
-                  scoring["max_abs_loglik_diff"] <= 1e-4),
+            Check("scoring", "max relative log-likelihood difference", scoring["max_rel_loglik_diff"],
+                  "<= 1e-5", scoring["max_rel_loglik_diff"] <= 1e-5),
         ]  # fmt: skip
     if overhead := report.get("overhead"):
         share = overhead["overhead_share"]
-        checks.append(Check("overhead", "run time outside forward passes", share, "< 5%", share < 0.05))
+        checks.append(Check("overhead", "run time outside forward passes", share, "< 3%", share < 0.03))
     if memory := report.get("memory"):
         diff = memory["difference_mb"]
         checks.append(Check("memory", "peak RSS, 1M rows - 10k rows (MB)", diff, "<= 300", diff <= 300))
