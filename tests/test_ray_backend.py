@@ -53,7 +53,9 @@ def test_two_actors_predict_what_the_cpu_backend_predicts(tmp_path: Path) -> Non
         board = Board(
             name=backend,
             tasks=["polarity"],
-            models=[ModelEntry(f"hf-classifier:{checkpoint}", options={"batch_size": "4"})],
+            models=[
+                ModelEntry(f"hf-classifier:{checkpoint}", options={"batch_size": "4", "engine": "torch"})
+            ],
             data="demo",
             backend=backend,
             backend_options={"actors": "2"} if backend == "ray" else {},

@@ -90,7 +90,8 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def command(model_dir: Path, data: Path, out: Path) -> list[str]:
     return [sys.executable, "-m", "harness", "run", "--task", "polarity", "--model", f"hf-classifier:{model_dir}",
-            "--data", str(data), "--out", str(out), "--model-option", "batch_size=4", "--task-option",
+            "--data", str(data), "--out", str(out), "--model-option", "batch_size=4", "--model-option",
+            "engine=torch", "--task-option",
             "train_size=0", "--backend", "cpu", "--backend-option", "threads=1", "--bootstrap", "50"]  # fmt: skip
 
 

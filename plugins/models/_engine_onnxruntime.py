@@ -71,6 +71,7 @@ def export(model: Any, max_length: int, target: Path, precision: str) -> Path:
                 dynamo=True,
                 external_data=False,
                 verbose=False,
+                optimize=False,  # ONNX Runtime's optimizer below fuses the graph; the exporter's doubles the export time
             )
             if precision == "int8":
                 import onnx

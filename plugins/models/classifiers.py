@@ -291,13 +291,13 @@ class HFClassifier:
         }
         self._states: dict[str, _State] = {}
         self._last: _State | None = None
-        self._forward_s = 0.0
+        self._forward_s = self._load_s = 0.0
 
     def fit(self, train: Sequence[Example], task: Task) -> None:
         """Choose, map or fine-tune the checkpoint for `task`, and its engine; no training when used as it is.
 
         The train reviews are the run's own: when the engine is still to be
-        measured, it is measured on them, so the fingerprint names the engine.
+        measured, it is measured on them (else on the first reviews scored).
         """
         state = self._states[task.fingerprint()] = self._prepare(task, train)
         if state.decision is None and train:
@@ -310,11 +310,13 @@ class HFClassifier:
     def run_stats(self) -> dict[str, Any]:
         """The engine that scored, how it was chosen and its timings, and the seconds of forward passes.
 
-        ``forward_s`` counts the time the engine spent on padded batches, so a
-        run's time outside it is the harness' own (``harness bench`` overhead).
+        ``forward_s`` counts the time the engine spent on padded batches and
+        ``load_s`` the time loading weights and engines (exports and measurement
+        included), so a run's time outside both is the harness' own (``harness
+        bench`` overhead).
         """
         decided = self._last.decision.stats() if self._last and self._last.decision else {}
-        return {**decided, "forward_s": self._forward_s}
+        return {**decided, "forward_s": self._forward_s, "load_s": self._load_s}
 
     def finetuned(self, task: Task) -> FinetuneResult | None:
         """The fine-tuning behind the model prepared for `task` (None when used as it is or not prepared)."""
@@ -354,6 +356,9 @@ class HFClassifier:
 
         The fine-tuning seed is part of a fine-tuned model's identity only, so a
         ready checkpoint keeps one fingerprint (and its cached predictions) across seeds.
+        ``engine=auto`` is fingerprinted as such, not as the engine it chose: the
+        choice keeps float32 torch's answers, and a run resumed after the choice
+        was recorded must find the predictions made before it.
         """
         options = OPTIONS.fingerprinted(self.options)
         static = {
@@ -362,10 +367,7 @@ class HFClassifier:
             "options": options,
             "dtype": self.ctx.backend.dtype,
         }
-        prepared = {
-            key: {**state.identity, "engine": state.decision.choice.key if state.decision else None}
-            for key, state in sorted(self._states.items())
-        }
+        prepared = {key: state.identity for key, state in sorted(self._states.items())}
         return f"{self.family.name}-{digest([static, prepared])}"
 
     def checkpoints(self, task: Task) -> list[str]:
@@ -459,6 +461,13 @@ class HFClassifier:
         return config.id2label
 
     def _load(self, checkpoint: str, columns: list[int], identity: dict[str, Any]) -> _State:
+        began = time.perf_counter()
+        try:
+            return self._load_engine(checkpoint, columns, identity)
+        finally:
+            self._load_s += time.perf_counter() - began
+
+    def _load_engine(self, checkpoint: str, columns: list[int], identity: dict[str, Any]) -> _State:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -499,6 +508,7 @@ class HFClassifier:
 
     def _decide(self, state: _State, windows: Sequence[Sequence[int]]) -> None:
         """Measure the candidate engines on `windows` (the run's own reviews) and score with the winner."""
+        began = time.perf_counter()
         reference = self._torch_scorer(state)
         built: dict[str, Callable[[Sequence[Sequence[int]]], Any]] = {}
 
@@ -512,6 +522,7 @@ class HFClassifier:
             self.candidates, windows, build, reference, state.columns, self._choice_file(state)
         )
         state.scorer = built[state.decision.choice.key]
+        self._load_s += time.perf_counter() - began
 
     def _scorer(self, state: _State, candidate: Candidate) -> Callable[[Sequence[Sequence[int]]], Any]:
         """Logits of token windows on `candidate`'s engine, exported first where it has not been."""
