@@ -378,3 +378,20 @@ def test_llama_part_checks_category_speed_and_agreement_per_task() -> None:
         "polarity: argmax agreement with transformers": False,
     }
     assert bench.parse_parts(None, None, "llama") == ["llama"]  # type: ignore[arg-type]
+
+
+def test_overhead_part_counts_forward_and_load_seconds_from_the_run(
+    tiny_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    shutil.copytree(tiny_dir, tmp_path / "distilbert-base")
+    sample = bench_sample.draw("demo", 24, 0, 0, tmp_path)
+    report = bench_small.overhead(sample, tmp_path, bench_small.VARIANTS["fp32-b16"])
+    assert report["reviews"] == 24
+    assert (
+        report["forward_s"] > 0
+        and report["load_s"] > 0
+        and report["forward_s"] + report["load_s"] < report["wall_s"]
+    )
+    assert 0 < report["overhead_share"] < report["overhead_with_load_share"] < 1

@@ -134,7 +134,7 @@ def render_paths(report: dict[str, Any]) -> str:
         agreement, flipped, bar = "-", "-", ""
         if quality and key == REFERENCE:
             agreement, bar = "reference", "fp32"
-        elif quality:
+        elif quality and key in quality["by_variant"]:
             row = quality["by_variant"][key]
             agreement = f"{100 * row['argmax_agreement']:.2f}%"
             flipped = f"{row['flipped']}/{quality['reviews']}"
