@@ -49,6 +49,12 @@ def probs(checkpoint: Path, workdir: Path, **options: str) -> np.ndarray:
     return make_hf_classifier(str(checkpoint), make_ctx(workdir, options)).predict(TEXTS, FakeTask()).probs
 
 
+def embeddings(checkpoint: Path, workdir: Path, **options: str) -> np.ndarray:
+    output = make_hf_classifier(str(checkpoint), make_ctx(workdir, options)).predict(TEXTS, FakeTask())
+    assert output.embeddings is not None
+    return output.embeddings
+
+
 @pytest.mark.parametrize("architecture", sorted(BUILDERS))
 @pytest.mark.parametrize("engine", ["openvino", "onnxruntime"])
 def test_float32_engines_match_torch(
@@ -58,6 +64,12 @@ def test_float32_engines_match_torch(
     assert np.abs(reference[:, 0] - reference[:, 1]).max() > 0.5  # distinct answers, so a swap would show
     same = probs(models[architecture], model_dir, engine=engine, precision="fp32")
     np.testing.assert_allclose(same, reference, atol=TOLERANCE["fp32"])
+    # The [CLS] embeddings routers learn from come out of the same exported pass.
+    np.testing.assert_allclose(
+        embeddings(models[architecture], model_dir, engine=engine, precision="fp32"),
+        embeddings(models[architecture], model_dir, engine="torch"),
+        atol=1e-4,
+    )
 
 
 @pytest.mark.parametrize(
