@@ -198,7 +198,8 @@ def test_small_part_harness_fp32_matches_the_study_pipeline(tmp_path: Path, monk
     assert report["fast_path"] in passing
     assert {v["variant"] for v in report["variants"]} == {v.name for v in bench_small.VARIANTS.values()}
     compiled = [v for v in report["variants"] if "torch.compile" in v["variant"]]
-    assert len(compiled) == 2 and all("graphs_compiled_while_timed" in v for v in compiled)
+    compiling = [v for v in bench_small.VARIANTS.values() if "torch.compile" in v.name]
+    assert len(compiled) == len(compiling) >= 1 and all("graphs_compiled_while_timed" in v for v in compiled)
 
 
 def sorted_reviews(path: Path, per_label: int) -> Path:
