@@ -133,10 +133,7 @@ def test_a_model_on_a_task_it_does_not_support_is_refused_before_anything_runs(t
     assert toy.models == []  # refused before the first model was even built
 
 
-def test_an_unknown_model_option_is_refused_with_the_closest_name(tmp_path):
-    toy = ToyPlugin()
-    host = PluginHost(env={"HARNESS_LOAD_PLUGINS": ""})
-    host.register(toy, "toy")
+def test_an_unknown_model_option_is_refused_with_the_closest_name(host, toy_plugin, tmp_path):
     board = Board(
         name="t", tasks=["toy"], models=[ModelEntry("words", options={"fail_no": "x"})], data="toy:20"
     )
@@ -147,13 +144,10 @@ def test_an_unknown_model_option_is_refused_with_the_closest_name(tmp_path):
     )
     with pytest.raises(HarnessError, match=r"no model of this board \(words\) has no option 'x'"):
         run_board(host, board, tmp_path)
-    assert toy.models == []
+    assert toy_plugin.models == []
 
 
-def test_an_option_for_one_model_of_the_board_reaches_the_model_that_declares_it(tmp_path):
-    toy = ToyPlugin()
-    host = PluginHost(env={"HARNESS_LOAD_PLUGINS": ""})
-    host.register(toy, "toy")
+def test_an_option_for_one_model_of_the_board_reaches_the_model_that_declares_it(host, toy_plugin, tmp_path):
     board = Board(
         name="t",
         tasks=["toy"],
@@ -163,13 +157,12 @@ def test_an_option_for_one_model_of_the_board_reaches_the_model_that_declares_it
     )
     rows = run_board(host, board, tmp_path)["rows"]
     assert [row["status"] for row in rows] == ["ok", "ok"]
-    assert {model.max_batch for model in toy.models} == {64}
+    assert {model.max_batch for model in toy_plugin.models} == {64}
 
 
-def test_an_option_scoped_to_a_family_or_spec_reaches_only_it_also_inside_a_hybrid(tmp_path):
-    toy = ToyPlugin()
-    host = PluginHost(env={"HARNESS_LOAD_PLUGINS": ""})
-    host.register(toy, "toy")
+def test_an_option_scoped_to_a_family_or_spec_reaches_only_it_also_inside_a_hybrid(
+    host, toy_plugin, tmp_path
+):
     board = Board(
         name="t",
         tasks=["toy"],
@@ -180,14 +173,11 @@ def test_an_option_scoped_to_a_family_or_spec_reaches_only_it_also_inside_a_hybr
     )
     rows = run_board(host, board, tmp_path)["rows"]
     assert [row["status"] for row in rows] == ["ok", "ok"]
-    [words] = [model for model in toy.models if model.name == "words:b"]
+    [words] = [model for model in toy_plugin.models if model.name == "words:b"]
     assert (words.max_batch, words.fail_on) == (64, "no such text")
 
 
-def test_an_option_scoped_to_a_model_not_on_the_board_or_not_declared_is_refused(tmp_path):
-    toy = ToyPlugin()
-    host = PluginHost(env={"HARNESS_LOAD_PLUGINS": ""})
-    host.register(toy, "toy")
+def test_an_option_scoped_to_a_model_not_on_the_board_or_not_declared_is_refused(host, toy_plugin, tmp_path):
     for options, message in [
         ({"wrods.fail_on": "x"}, r"model option 'wrods.fail_on': no model 'wrods' on this board"),
         ({"words.fail_no": "x"}, r"model 'words' has no option 'fail_no'; did you mean 'fail_on'"),
@@ -197,7 +187,7 @@ def test_an_option_scoped_to_a_model_not_on_the_board_or_not_declared_is_refused
         )
         with pytest.raises(HarnessError, match=message):
             run_board(host, board, tmp_path)
-    assert toy.models == []
+    assert toy_plugin.models == []
 
 
 def test_strict_mode_cli_exits_non_zero_with_one_line_and_no_traceback(tmp_path):
