@@ -14,7 +14,7 @@ from typing import Any
 
 from harness.files import atomic_write
 from harness.leaderboard._predictions import group_predictions, iter_predictions, label_order
-from harness.leaderboard._table import headline_metric, ranked_entries
+from harness.leaderboard._table import cost_per_1000, headline_metric, ranked_entries
 
 DPI = 120
 
@@ -44,8 +44,9 @@ def png_bytes(figure: Any) -> bytes:
     return buffer.getvalue()
 
 
-def pareto_figure(task: str, rows: Sequence[Mapping[str, Any]]) -> Any | None:
-    """Headline quality against runtime (log scale), with intervals, front points joined by a step line.
+def pareto_figure(task: str, rows: Sequence[Mapping[str, Any]], on: str = "runtime") -> Any | None:
+    """Headline quality against runtime, or against $ per 1,000 reviews (`on="cost"`), on a log scale,
+    with intervals, front points joined by a step line.
 
     None below two points: one model on one backend is compared with nothing,
     and the table already shows its figures.
@@ -55,10 +56,16 @@ def pareto_figure(task: str, rows: Sequence[Mapping[str, Any]]) -> Any | None:
     points = []
     for entry in entries:
         quality = (entry.row.get("metrics") or {}).get(metric)
-        for kind, runtime in entry.runtimes.items():
-            if quality is not None and runtime > 0:
-                interval = (entry.row.get("intervals") or {}).get(metric)
-                points.append((entry.label, kind, float(runtime), float(quality), interval, entry.pareto))
+        interval = (entry.row.get("intervals") or {}).get(metric)
+        if on == "cost":
+            usd = cost_per_1000(entry)
+            sides = [(next(iter(entry.runtimes), "cpu"), usd)] if usd else []
+            mark = entry.pareto_cost
+        else:
+            sides, mark = list(entry.runtimes.items()), entry.pareto
+        for kind, side in sides:
+            if quality is not None and side and side > 0:
+                points.append((entry.label, kind, float(side), float(quality), interval, mark))
     if len(points) < 2:
         return None
     figure = new_figure(7, 4.5)
@@ -74,9 +81,10 @@ def pareto_figure(task: str, rows: Sequence[Mapping[str, Any]]) -> Any | None:
     if len(front) > 1:
         axes.step([r for r, _ in front], [q for _, q in front], where="post", color="tab:blue", alpha=0.5)
     axes.set_xscale("log")
-    axes.set_xlabel("runtime (s, log scale; circles CPU, squares GPU)")
+    scale = "log scale; circles CPU, squares GPU"
+    axes.set_xlabel(f"$ per 1,000 reviews ({scale})" if on == "cost" else f"runtime (s, {scale})")
     axes.set_ylabel(metric)
-    axes.set_title(f"{task}: {metric} against runtime (blue: Pareto front)")
+    axes.set_title(f"{task}: {metric} against {'cost' if on == 'cost' else 'runtime'} (blue: Pareto front)")
     axes.grid(alpha=0.3)
     return figure
 
@@ -194,6 +202,9 @@ def write_plots(run_dir: Path, rows: Sequence[Mapping[str, Any]], out_dir: Path 
         figure = pareto_figure(task, [r for r in rows if str(r.get("task")) == task])
         if figure is not None:
             save(f"pareto_{slug(task)}.png", figure)
+        figure = pareto_figure(task, [r for r in rows if str(r.get("task")) == task], on="cost")
+        if figure is not None:
+            save(f"pareto_cost_{slug(task)}.png", figure)
         figure = slice_figure(task, "length", [r for r in rows if str(r.get("task")) == task])
         if figure is not None:
             save(f"slices_length_{slug(task)}.png", figure)

@@ -61,6 +61,7 @@ class Entry:
     row: Row
     runtimes: dict[str, float] = field(default_factory=dict)
     pareto: str = ""
+    pareto_cost: str = ""
 
 
 @dataclass
@@ -175,6 +176,11 @@ def dominates(a: tuple[float, float], b: tuple[float, float]) -> bool:
     return a[0] >= b[0] and a[1] <= b[1] and (a[0] > b[0] or a[1] < b[1])
 
 
+def cost_per_1000(entry: Entry) -> float | None:
+    usd = (entry.row.get("cost") or {}).get("usd_per_1000_reviews")
+    return None if usd is None else float(usd)
+
+
 def mark_pareto(entries: Sequence[Entry], metric: str, kind: str) -> None:
     """Mark the quality-runtime front; a dominated entry names its best-quality dominator."""
     points = {}
@@ -182,16 +188,38 @@ def mark_pareto(entries: Sequence[Entry], metric: str, kind: str) -> None:
         quality = (entry.row.get("metrics") or {}).get(metric)
         if quality is not None and kind in entry.runtimes:
             points[id(entry)] = (float(quality), entry.runtimes[kind])
+    for entry, mark in front_marks(entries, points):
+        entry.pareto = mark
+
+
+def mark_cost_pareto(entries: Sequence[Entry], metric: str) -> None:
+    """Mark the quality-cost front ($ per 1,000 reviews, so rows of different sizes compare)."""
+    points = {}
+    for entry in entries:
+        quality, usd = (entry.row.get("metrics") or {}).get(metric), cost_per_1000(entry)
+        if quality is not None and usd is not None:
+            points[id(entry)] = (float(quality), usd)
+    for entry, mark in front_marks(entries, points):
+        entry.pareto_cost = mark
+
+
+def front_marks(
+    entries: Sequence[Entry], points: Mapping[int, tuple[float, float]]
+) -> list[tuple[Entry, str]]:
+    """`front`, or `dominated by` the best-quality entry that dominates it, for each entry with a point
+    (points keyed by the entry's id: (quality, the cost side))."""
+    marks = []
     for entry in entries:
         point = points.get(id(entry))
         if point is None:
             continue
         rivals = [e for e in entries if id(e) in points and dominates(points[id(e)], point)]
         if not rivals:
-            entry.pareto = "front"
+            marks.append((entry, "front"))
         else:
             best = max(rivals, key=lambda e: (points[id(e)][0], -points[id(e)][1]))
-            entry.pareto = f"dominated by {best.label}"
+            marks.append((entry, f"dominated by {best.label}"))
+    return marks
 
 
 def highlight_best(columns: Sequence[Column], body: Sequence[list[Cell]]) -> None:
@@ -269,6 +297,7 @@ def ranked_entries(task: str, rows: Sequence[Row]) -> list[Entry]:
         kinds = device_kinds(entries)
         pareto_kind = max(reversed(kinds), key=lambda k: sum(k in e.runtimes for e in ok_entries))
         mark_pareto(ok_entries, metric, pareto_kind)
+        mark_cost_pareto(ok_entries, metric)
     return entries
 
 
@@ -298,6 +327,8 @@ def build_table(task: str, rows: Sequence[Row]) -> Table:
     if hybrid:
         columns.append(Column("escalated_share", "to large model", None))
     columns.append(Column("pareto", "Pareto", None))
+    if any(e.pareto_cost for e in ok_entries):
+        columns.append(Column("pareto_cost", "Pareto ($)", None))
     body = [entry_cells(e, columns) for e in entries]
     highlight_best(columns, [r for r, e in zip(body, entries, strict=True) if e in ok_entries])
     errors = [f"{e.label}: {e.row.get('error')}" for e in entries if e.row.get("status", "ok") == "error"]
@@ -338,6 +369,8 @@ def entry_cells(entry: Entry, columns: Sequence[Column]) -> list[Cell]:
             cells.append(Cell("" if share is None else f"{100 * share:.1f}%", share))
         elif key == "pareto":
             cells.append(Cell(REPORTED if row.get("status") == REPORTED else entry.pareto))
+        elif key == "pareto_cost":  # the runtime column already names dominators: here only the front
+            cells.append(Cell("front" if entry.pareto_cost == "front" else ""))
         elif key.startswith("seed_"):
             cells.append(seed_cell(row, key, headline_metric(entry.task, [row]) or ""))
         else:

@@ -60,6 +60,22 @@ def test_intervals_are_shown_as_value_plus_minus_half_width():
     assert cells["Hybrid"]["to large model"] == "12.5%"
 
 
+def test_the_cost_front_is_its_own_column_when_rows_have_prices():
+    rows = board_rows()[:4]
+    assert "Pareto ($)" not in [c.header for c in build_tables(rows)[0].columns]  # no prices: no cost front
+    # $ per 1,000 reviews: MiniLM now costs more than the better hybrid, SmolLM2 (served) least of all
+    for row, usd in zip(rows, (0.04, 0.01, 0.03, 0.005), strict=True):
+        row["cost"] = {"usd": usd / 10, "usd_per_1000_reviews": usd}
+    cells = table_dict(build_tables(rows)[0])
+    assert {label for label, row in cells.items() if row["Pareto ($)"] == "front"} == {
+        "SmolLM2",
+        "TF-IDF",
+        "Hybrid",
+    }
+    assert cells["MiniLM"]["Pareto ($)"] == "" and cells["MiniLM"]["Pareto"] == "front"  # on runtime it is
+    assert cells["SmolLM2"]["Pareto"] == "dominated by Hybrid"  # the runtime front is unchanged
+
+
 def test_best_value_per_column_is_highlighted_lower_runtime_wins():
     table = build_tables(board_rows())[0]
     best = {c.header: [label for label, cells in zip(table.labels, table.rows, strict=True) if cells[i].best]

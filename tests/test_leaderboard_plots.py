@@ -50,6 +50,15 @@ def test_write_plots_makes_pareto_confusion_and_per_class_pngs(tmp_path):
     assert all(p.read_bytes().startswith(PNG) and p.stat().st_size > 5000 for p in written)
 
 
+def test_priced_rows_also_get_a_quality_against_cost_picture(tmp_path):
+    rows = [polarity_row("a", "A", 0.9, 1.0), polarity_row("b", "B", 0.8, 2.0)]
+    for row, usd in zip(rows, (0.02, 0.01), strict=True):
+        row["cost"] = {"usd": usd, "usd_per_1000_reviews": usd}
+    run = write_run(tmp_path / "run", rows)
+    names = sorted(p.name for p in write_plots(run, leaderboard_rows([run])))
+    assert names == ["pareto_cost_polarity.png", "pareto_polarity.png"]
+
+
 def test_one_point_gives_no_pareto_picture(tmp_path):
     run = write_run(tmp_path / "run", [polarity_row("a", "A", 0.9, 1.0)])
     assert write_plots(run, leaderboard_rows([run])) == []
