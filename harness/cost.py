@@ -5,7 +5,8 @@ hardware's hourly price times its measured fit and scoring time; the price
 is `--price-per-hour` when given, else the list price of a common instance
 matching the detected device (the packaged price file names its source
 and date, and both are recorded with the row). A served or hosted model
-with token prices (`price_in`, `price_out`) costs its tokens instead.
+with token prices (`price_in`, `price_out`, or the price file's for a listed
+hosted model) costs its tokens instead.
 """
 
 from __future__ import annotations
@@ -22,6 +23,13 @@ from typing import Any
 @dataclass(frozen=True)
 class HourlyPrice:
     usd_per_hour: float
+    source: str
+
+
+@dataclass(frozen=True)
+class TokenPrice:
+    usd_per_million_in: float
+    usd_per_million_out: float
     source: str
 
 
@@ -65,6 +73,22 @@ def hourly_price(
     return HourlyPrice(float(entry["usd_per_hour"]), f"{entry['instance']} ({entry['vcpus']} vCPUs): {cite}")
 
 
+def token_price(model_name: str) -> TokenPrice | None:
+    """The listed token prices of a hosted model, matched by the longest listed name its name starts with
+    (a dated snapshot such as gpt-4o-mini-2024-07-18 is priced as gpt-4o-mini); None when none matches."""
+    tokens = price_file()["tokens"]
+    name = model_name.casefold()
+    matches = [entry for entry in tokens["models"] if name.startswith(entry["model"].casefold())]
+    if not matches:
+        return None
+    entry = max(matches, key=lambda e: len(e["model"]))
+    return TokenPrice(
+        float(entry["usd_per_million_in"]),
+        float(entry["usd_per_million_out"]),
+        f"{entry['model']}: {tokens['source']}, {tokens['date']}",
+    )
+
+
 def row_cost(n: int, seconds: float, extra: Mapping[str, Any], price: HourlyPrice | None) -> dict[str, Any]:
     """Dollars for the row and per 1,000 reviews: token cost when the model reports one, else hardware time."""
     token_cost = extra.get("token_cost_usd")
@@ -72,7 +96,7 @@ def row_cost(n: int, seconds: float, extra: Mapping[str, Any], price: HourlyPric
         usd, basis, source = (
             float(token_cost),
             "tokens at price_in and price_out per million",
-            "model options",
+            str(extra.get("token_price_source", "model options")),
         )
     elif price is not None:
         usd = price.usd_per_hour * seconds / 3600

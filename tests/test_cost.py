@@ -7,7 +7,7 @@ import json
 import pytest
 
 from harness.boards import Board, ModelEntry
-from harness.cost import HourlyPrice, hourly_price, latency_summary, price_file, row_cost
+from harness.cost import HourlyPrice, hourly_price, latency_summary, price_file, row_cost, token_price
 from harness.leaderboard._table import build_tables
 from harness.runner import run_board
 
@@ -16,6 +16,34 @@ def test_the_price_file_names_its_source_and_date():
     prices = price_file()
     assert prices["source"] and prices["date"]
     assert all(e["usd_per_hour"] > 0 for e in prices["cpu"] + prices["gpu"])
+
+
+def test_hosted_models_are_priced_by_the_longest_listed_name_their_name_starts_with():
+    tokens = price_file()["tokens"]
+    assert tokens["source"] and tokens["date"]
+    snapshot = token_price("gpt-4o-mini-2024-07-18")  # not gpt-4o's price, though it starts with that too
+    assert snapshot is not None and (snapshot.usd_per_million_in, snapshot.usd_per_million_out) == (
+        0.15,
+        0.60,
+    )
+    assert tokens["date"] in snapshot.source and snapshot.source.startswith("gpt-4o-mini:")
+    assert token_price("smollm2") is None
+
+
+def test_a_listed_hosted_model_costs_its_tokens_unless_prices_are_given(tmp_path):
+    from harness.plugins.models.openai_endpoint import make_endpoint
+    from tests.tiny_t5 import make_context
+
+    record = json.dumps({"mode": "generate", "parsed": True, "prompt_tokens": 1_000_000,
+                         "completion_tokens": 100_000, "seconds": 0.1})  # fmt: skip
+    listed = make_endpoint("gpt-4o-mini", make_context(tmp_path)).stats_from_raw([record])
+    assert listed["token_cost_usd"] == pytest.approx(0.15 + 0.06)
+    assert "2025-04" in listed["token_price_source"]
+    assert row_cost(1, 1.0, listed, None)["source"] == listed["token_price_source"]
+    given = make_endpoint("gpt-4o-mini", make_context(tmp_path, price_in="1")).stats_from_raw([record])
+    assert given["token_cost_usd"] == pytest.approx(1.0) and given["token_price_source"] == "model options"
+    local = make_endpoint("smollm2", make_context(tmp_path)).stats_from_raw([record])
+    assert "token_cost_usd" not in local  # a local server: its hardware time is the cost
 
 
 def test_a_given_price_per_hour_wins_over_the_list():

@@ -9,7 +9,8 @@ finds it with one probe request and records it in the row):
 - `top_logprobs`: on `/chat/completions`, the first answer token's
   `top_logprobs`; a label scores the best shown token that starts it and
   no other label (a label not shown gets the lowest shown log-probability),
-  so the label words should differ in their first token;
+  so the label words should differ in their first token; when no listed
+  token starts a label the answer is unparseable, as below;
 - `generate`: the answer generated on `/chat/completions`, parsed; an
   answer that names no label is counted as unparseable and scored wrong
   (an all-zero row, predicting no label), never dropped.
@@ -31,6 +32,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from harness.cost import token_price
 from harness.errors import HarnessError
 from harness.hookspecs import hookimpl
 from harness.options import Option, OptionError, OptionSet
@@ -86,8 +88,22 @@ OPTIONS = OptionSet(
     Option(
         "requests_per_minute", float, 0.0, "request rate limit (0: none)", minimum=0, affects_output=False
     ),
-    Option("price_in", float, 0.0, "dollars per million prompt tokens", minimum=0, affects_output=False),
-    Option("price_out", float, 0.0, "dollars per million completion tokens", minimum=0, affects_output=False),
+    Option(
+        "price_in",
+        float,
+        None,
+        "dollars per million prompt tokens [default: the price file's for a listed hosted model, else 0]",
+        minimum=0,
+        affects_output=False,
+    ),
+    Option(
+        "price_out",
+        float,
+        None,
+        "dollars per million completion tokens [default: as price_in]",
+        minimum=0,
+        affects_output=False,
+    ),
 )
 
 
@@ -100,8 +116,9 @@ class EndpointModel:
         self.options = values = OPTIONS.parse(ctx.options)
         self.requested_mode: str = values["mode"]
         self.batch_size: int = values["concurrency"]
-        self.price_in: float = values["price_in"]
-        self.price_out: float = values["price_out"]
+        self.price_in, self.price_out, self.price_source = _token_prices(
+            model_name, values["price_in"], values["price_out"]
+        )
         self.client = EndpointClient(
             values["base_url"],
             _api_key(values["api_key_env"]),
@@ -222,8 +239,8 @@ class EndpointModel:
             record["answer"] = top[0][0] if top else ""
             label_scores = scores_from_top_logprobs(top, task.label_words)
             record["parsed"] = label_scores is not None
-            if label_scores is None:
-                return np.full(len(task.label_words), 1.0 / len(task.label_words)), record, cut
+            if label_scores is None:  # no listed token starts a label: unparseable, as in generate mode
+                return np.zeros(len(task.label_words)), record, cut
             return scores_to_probs(label_scores[None, :]).reshape(-1), record, cut
         body = {"messages": messages, "max_tokens": self.options["max_new_tokens"]}
         answer = self._request("/chat/completions", body, record)
@@ -243,10 +260,25 @@ class EndpointModel:
 
     def stats_from_raw(self, raw_texts: Sequence[str | None]) -> dict[str, Any]:
         """Mode, unparseable answers, tokens, request latency and token cost, from stored records too."""
-        return endpoint_stats(raw_texts, self.price_in, self.price_out)
+        return endpoint_stats(raw_texts, self.price_in, self.price_out, self.price_source)
 
 
-def endpoint_stats(raw_texts: Sequence[str | None], price_in: float, price_out: float) -> dict[str, Any]:
+def _token_prices(
+    model_name: str, price_in: float | None, price_out: float | None
+) -> tuple[float, float, str]:
+    """Dollars per million prompt and completion tokens, and where they come from: the options when either
+    is given, else the packaged price file's for a listed hosted model, else nothing (a local server)."""
+    if price_in is not None or price_out is not None:
+        return price_in or 0.0, price_out or 0.0, "model options"
+    listed = token_price(model_name)
+    if listed is None:
+        return 0.0, 0.0, "model options"
+    return listed.usd_per_million_in, listed.usd_per_million_out, listed.source
+
+
+def endpoint_stats(
+    raw_texts: Sequence[str | None], price_in: float, price_out: float, price_source: str = "model options"
+) -> dict[str, Any]:
     """What the row records about a served model's answers (records that are not this model's are skipped)."""
     import numpy as np
 
@@ -266,6 +298,7 @@ def endpoint_stats(raw_texts: Sequence[str | None], price_in: float, price_out: 
     }
     if price_in or price_out:
         stats["token_cost_usd"] = (prompt_tokens * price_in + completion_tokens * price_out) / 1e6
+        stats["token_price_source"] = price_source
     return stats
 
 
