@@ -56,12 +56,13 @@ def answers_to_probs(answers: Sequence[str], label_words: Sequence[str]) -> np.n
 
 
 def generated_rows_mark(mode: str) -> str:
-    """What a generate-mode fingerprint carries since an unparseable answer became a row of zeros.
+    """What a fingerprint carries in the modes that read an answer, since an unparseable one became a row
+    of zeros (generated text, or a served model's first answer token).
 
     Predictions cached before that hold uniform rows that count as the first
     label; the mark keeps them from being read back.
     """
-    return "|unparseable=no-label" if mode == "generate" else ""
+    return "|unparseable=no-label" if mode in ("generate", "top_logprobs") else ""
 
 
 def scores_to_probs(scores: np.ndarray) -> np.ndarray:
