@@ -1,21 +1,16 @@
 """The `openai:` model family against real OpenAI-compatible servers started here, on free local ports.
 
-The server is `transformers serve` (installed by `make setup` through
-transformers[serving]) serving the packaged SmolLM2 GGUF's weights. It answers
-/v1/completions and /v1/chat/completions but ignores `logprobs`, so `auto`
-settles on generate-and-parse there. The response readers for the
-log-probability modes are checked on answers shaped as the OpenAI API
-documents them.
+`transformers serve` ignores `logprobs`, so `auto` settles on
+generate-and-parse there; llama-cpp-python's server, serving the packaged
+SmolLM2 GGUF behind an API key, answers both log-probability modes
+(tests/openai_servers.py). The response readers are also checked on answers
+shaped as the OpenAI API documents them.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import socket
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,15 +30,17 @@ from harness.plugins.models.openai_endpoint import (
     scores_from_top_logprobs,
 )
 from harness.runner import run_board
+from tests.openai_servers import (
+    SERVED_NAME,
+    Server,
+    free_port,
+    llama_cpp_server,
+    packaged_smollm2_folder,
+    transformers_server,
+)
 from tests.tiny_t5 import make_context
 
 SECRET = "sk-test-d0-not-write-me-3f9a1c"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- without a server --------------------------------------------------------------------------
@@ -64,6 +61,28 @@ def test_label_logprob_sums_the_label_tokens_before_the_generated_one():
     assert label_logprob(answer, " positive") == pytest.approx(-1.25)
 
 
+def test_label_logprob_finds_the_label_when_the_generated_stop_token_is_not_listed():
+    answer = {
+        "choices": [
+            {"logprobs": {"tokens": ["Answer", ":", " positive"], "token_logprobs": [None, -0.5, -1.5]}}
+        ],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 1},  # the stop token it generated is left out
+    }
+    assert label_logprob(answer, " positive") == pytest.approx(-1.5)
+    del answer["usage"]["prompt_tokens"]
+    assert label_logprob(answer, " positive") == pytest.approx(-1.5)
+
+
+def test_label_logprob_is_the_prompts_label_not_a_generated_repeat_of_it():
+    answer = {
+        "choices": [
+            {"logprobs": {"tokens": [":", " positive", " positive"], "token_logprobs": [-0.5, -1.5, -0.1]}}
+        ],
+        "usage": {"prompt_tokens": 2, "completion_tokens": 1},
+    }
+    assert label_logprob(answer, " positive") == pytest.approx(-1.5)
+
+
 def test_label_logprob_refuses_an_answer_without_echoed_logprobs():
     with pytest.raises(EndpointError, match="no echoed prompt log-probabilities"):
         label_logprob({"choices": [{"text": " yes", "logprobs": None}]}, " positive")
@@ -82,6 +101,18 @@ def test_top_logprobs_score_the_best_token_that_starts_one_label_only():
     ]
     # a token that starts two labels says nothing; none naming a label at all gives no scores
     assert scores_from_top_logprobs([("b", -0.1)], ("books", "beauty")) is None
+
+
+def test_after_the_raw_prompt_a_label_that_is_one_listed_token_scores_that_token():
+    top = [("\n", -1.2), (" Positive", -2.5), (" positive", -2.77), (" negative", -3.04)]
+    assert scores_from_top_logprobs(top, ("negative", "positive")).tolist() == [-3.04, -2.5]  # any case
+    assert scores_from_top_logprobs(top, ("negative", "positive"), exact=True).tolist() == [-3.04, -2.77]
+
+
+def test_logit_bias_is_a_json_object_of_token_ids(tmp_path):
+    assert make_endpoint("m", make_context(tmp_path, logit_bias='{"2": -100}')).logit_bias == {"2": -100.0}
+    with pytest.raises(OptionError, match="logit_bias"):
+        make_endpoint("m", make_context(tmp_path, logit_bias="[2]"))
 
 
 def test_stats_count_unparseable_answers_tokens_latency_and_token_cost():
@@ -162,66 +193,10 @@ def test_the_model_name_is_required(tmp_path):
 # --- against `transformers serve` -------------------------------------------------------------
 
 
-def packaged_smollm2_folder(target: Path) -> Path:
-    """The packaged SmolLM2 GGUF dequantized into a plain folder, as the in-process path loads it.
-
-    `transformers serve` loads a model by its config's architecture, which
-    a GGUF does not name, so the test server gets the same weights saved
-    as safetensors.
-    """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from harness.plugins.models.causal_lm import packaged_smollm2
-
-    gguf = packaged_smollm2()
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    config = model.config
-    del config.quantization_config
-    config.architectures = [type(model).__name__]
-    plain = type(model)(config)
-    plain.load_state_dict(model.state_dict())
-    plain.save_pretrained(target)
-    AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(target)
-    return target
-
-
-class Server:
-    """`transformers serve` pinned to one model folder on a free port, restartable on the same port."""
-
-    def __init__(self, model: Path, log: Path) -> None:
-        self.model = str(model)
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}/v1"
-        self.log = log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        command = [sys.executable, "-m", "transformers.cli.transformers", "serve", self.model,
-                   "--host", "127.0.0.1", "--port", str(self.port), "--device", "cpu"]  # fmt: skip
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"transformers serve exited: {self.log.read_text()[-2000:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.5)
-        raise RuntimeError("transformers serve did not start within 180 s")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp("smollm2")
-    server = Server(packaged_smollm2_folder(folder), folder / "serve.log")
+    server = transformers_server(packaged_smollm2_folder(folder))
     server.start()
     yield server
     server.stop()
@@ -310,3 +285,151 @@ def test_a_server_killed_mid_run_resumes_with_every_review_scored_once(host, ser
         logged, distinct = conn.execute("SELECT count(*), count(DISTINCT text_key) FROM scored").fetchone()
     assert logged == distinct == 8
     assert np.isclose(sum(1 for _ in (tmp_path / "second" / "predictions.jsonl").open()), 8)
+
+
+# --- against llama-cpp-python's server: the two log-probability modes ---------------------------
+
+
+@pytest.fixture(scope="module")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = llama_cpp_server(tmp_path_factory.mktemp("llama-server"), api_key=SECRET)
+    server.start()
+    yield server
+    server.stop()
+
+
+def keyed_board(server: Server, limit: int, models: list[ModelEntry], **options: str) -> Board:
+    return Board(
+        name="served",
+        tasks=["polarity"],
+        models=models,
+        data="demo",
+        backend="cpu",
+        limit=limit,
+        bootstrap=0,
+        task_options={"polarity": {"train_size": "0"}},
+        model_options={"openai.base_url": server.base_url, "openai.api_key_env": "HARNESS_TEST_KEY",
+                       **{f"openai.{key}": value for key, value in options.items()}},
+    )  # fmt: skip
+
+
+def smollm2_end_token() -> int:
+    import gguf
+
+    from harness.plugins.models.causal_lm import packaged_smollm2
+
+    field = gguf.GGUFReader(str(packaged_smollm2())).fields["tokenizer.ggml.eos_token_id"]
+    return int(field.parts[field.data[0]][0])
+
+
+def predictions_by_model(run_dir: Path) -> dict[str, dict[str, dict]]:
+    records = [json.loads(line) for line in (run_dir / "predictions.jsonl").read_text().splitlines()]
+    by_model: dict[str, dict[str, dict]] = {}
+    for record in records:
+        by_model.setdefault(record["model"], {})[record["id"]] = record
+    return by_model
+
+
+@pytest.mark.slow
+def test_a_served_gguf_scores_labels_as_the_in_process_engine_does(host, llama_server, tmp_path, monkeypatch):
+    """Same GGUF, same prompt, no demonstrations or calibration: the served label likelihoods are the
+    in-process llama.cpp engine's, up to the tokenizer joining the prompt's parts across their seams."""
+    monkeypatch.setenv("HARNESS_TEST_KEY", SECRET)
+    in_process = ModelEntry("smollm2", options={"engine": "llama.cpp", "shots": "0", "calibrate": "none"})
+    # this server lists no alternatives when the first token is the end token: biased away, it answers
+    board = keyed_board(llama_server, 4, [ModelEntry(f"openai:{SERVED_NAME}"), in_process],
+                        logit_bias=json.dumps({smollm2_end_token(): -100}))  # fmt: skip
+    run_dir = tmp_path / "run"
+    served, local = run_board(host, board, run_dir)["rows"]
+    assert served["status"] == local["status"] == "ok", (served["error"], local["error"])
+    # what `auto` found: this server's echo scores each token by the distribution after it, so it is
+    # refused, and the next token's alternatives after the same prompt score the one-token labels
+    assert served["extra"]["scoring_mode"] == ["completion_top_logprobs"]
+    by_model = predictions_by_model(run_dir)
+    remote, here = by_model[f"openai:{SERVED_NAME}"], by_model["smollm2"]
+    assert remote.keys() == here.keys() and len(remote) == 4
+    for review, record in remote.items():  # measured on these reviews: at most 0.022 apart
+        assert np.allclose(record["probs"], here[review]["probs"], atol=0.04), review
+        if abs(np.diff(here[review]["probs"])[0]) > 0.08:  # a near tie may fall either way
+            assert record["pred"] == here[review]["pred"], review
+    raw = [json.loads(record["raw_text"]) for record in remote.values()]
+    assert all(r["prompt_tokens"] > 0 and r["parsed"] for r in raw)
+    for path in run_dir.rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+
+
+@pytest.mark.slow
+def test_first_answer_token_top_logprobs_on_the_chat_endpoint(host, llama_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_TEST_KEY", SECRET)
+    board = keyed_board(llama_server, 6, [ModelEntry(f"openai:{SERVED_NAME}")], mode="top_logprobs")
+    run_dir = tmp_path / "run"
+    [row] = run_board(host, board, run_dir)["rows"]
+    assert row["status"] == "ok", row["error"]
+    assert row["extra"]["scoring_mode"] == ["top_logprobs"]
+    records = list(predictions_by_model(run_dir)[f"openai:{SERVED_NAME}"].values())
+    raw = [json.loads(record["raw_text"]) for record in records]
+    assert row["extra"]["unparseable"] == sum(1 for r in raw if not r["parsed"])
+    for record, answer in zip(records, raw, strict=True):
+        if answer["parsed"]:  # a distribution over the labels from the listed tokens
+            assert sum(record["probs"]) == pytest.approx(1.0) and record["pred"] is not None
+        else:  # no listed token starts a label: no label, scored wrong
+            assert record["probs"] == [0.0, 0.0] and record["pred"] is None and not record["correct"]
+
+
+@pytest.mark.slow
+def test_a_wrong_key_is_one_line_naming_the_option(host, llama_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_TEST_KEY", "sk-not-the-servers-key")
+    [row] = run_board(host, keyed_board(llama_server, 2, [ModelEntry(f"openai:{SERVED_NAME}")]), tmp_path)[
+        "rows"
+    ]
+    assert row["status"] == "error" and "\n" not in row["error"]
+    assert "HTTP 401" in row["error"] and "api_key_env" in row["error"]
+
+
+@pytest.mark.slow
+def test_minilm_a_served_smollm2_and_their_hybrid_print_cost_and_latency(
+    host, llama_server, tmp_path, monkeypatch
+):
+    from click.testing import CliRunner
+
+    from harness import cli as cli_module
+    from harness import plugin_manager
+
+    monkeypatch.setattr(plugin_manager, "_host", host)
+    monkeypatch.setenv("HARNESS_TEST_KEY", SECRET)
+    served = f"openai:{SERVED_NAME}"
+    args = ["run", "--backend", "cpu", "--task", "polarity", "--data", "demo", "--limit", "12",
+            "--task-option", "train_size=32", "--model-option", "minilm.epochs=1",
+            "--model", "minilm", "--model", served, "--model", f"hybrid:minilm>{served}@confidence:0.9",
+            "--model-option", f"openai.base_url={llama_server.base_url}",
+            "--model-option", "openai.api_key_env=HARNESS_TEST_KEY", "--price-per-hour", "0.40",
+            "--model-option", "openai.price_in=0.10", "--model-option", "openai.price_out=0.40",
+            "--out", str(tmp_path / "run")]  # fmt: skip
+    result = CliRunner().invoke(cli_module.cli, args)
+    assert result.exit_code == 0, result.output
+    header = next(line for line in result.output.splitlines() if "macro-F1" in line)
+    assert "cost ($)" in header and "$ per 1,000 reviews" in header and "latency p50/p95" in header
+    rows = json.loads((tmp_path / "run" / "results.json").read_text())["rows"]
+    assert [row["status"] for row in rows] == ["ok", "ok", "ok"]
+    minilm, large, hybrid = rows
+    assert large["extra"]["token_cost_usd"] > 0 and large["cost"]["usd"] == large["extra"]["token_cost_usd"]
+    assert hybrid["extra"]["escalated"] > 0  # some reviews went to the served model
+
+
+@pytest.mark.slow
+def test_the_bench_part_compares_the_served_model_with_both_in_process_engines(
+    llama_server, tmp_path, monkeypatch
+):
+    from harness.plugins.bench._served import served
+
+    assert "--served-url" in served(["x"], tmp_path, None, SERVED_NAME, {})["skipped"]
+    monkeypatch.setenv("HARNESS_TEST_KEY", SECRET)
+    texts = ["Great blender, works perfectly.", "Broke after two days. Do not buy.", "Not bad at all."]
+    options = {"api_key_env": "HARNESS_TEST_KEY", "logit_bias": json.dumps({smollm2_end_token(): -100})}
+    report = served(texts, tmp_path, llama_server.base_url, SERVED_NAME, options)
+    assert report["scoring_mode"] == "completion_top_logprobs" and report["reviews"] == 3
+    assert set(report["reviews_per_s"]) == {"served", "llama.cpp", "transformers"}
+    for figures in report["against"].values():
+        assert 0.0 <= figures["argmax_agreement"] <= 1.0 and figures["max_abs_prob_diff"] >= 0.0
+    assert report["against"]["llama.cpp"]["max_abs_prob_diff"] <= 0.04  # the same quantized weights

@@ -12,8 +12,10 @@ float32 on a MiniLM fine-tuned to better than chance), ``scoring``
 (shared-encoder label scoring against a full pass per label, agreeing to a
 relative 1e-5), ``overhead`` (a run's time outside forward passes and model loading, under
 3%),
-``memory`` (peak RSS of a 1,000,000-row TSV against 10,000 rows) and ``llama``
-(the SmolLM2 GGUF scored by llama.cpp against transformers, polarity and category).
+``memory`` (peak RSS of a 1,000,000-row TSV against 10,000 rows), ``llama``
+(the SmolLM2 GGUF scored by llama.cpp against transformers, polarity and category)
+and ``served`` (SmolLM2 behind an OpenAI-compatible server at ``--served-url``
+against the same GGUF in-process; skipped without a URL).
 
 Every part scores one balanced, seeded sample of the data (``_sample``), and
 the fast path is the fastest path that keeps fp32's answers (``_small.choose_fast``).
@@ -32,7 +34,7 @@ import click
 
 from harness.hookspecs import hookimpl
 
-PARTS = ("small", "quality", "scoring", "overhead", "memory", "llama")
+PARTS = ("small", "quality", "scoring", "overhead", "memory", "llama", "served")
 
 
 @dataclass
@@ -101,6 +103,12 @@ def checks_for(report: dict[str, Any]) -> list[Check]:
             Check("llama", f"{task}: argmax agreement with transformers", agreement, ">= 99%",
                   agreement >= 0.99),
         ]  # fmt: skip
+    for engine, figures in report.get("served", {}).get("against", {}).items():
+        agreement = figures["argmax_agreement"]
+        checks.append(
+            Check("served", f"polarity: argmax agreement with in-process {engine}", agreement, ">= 99%",
+                  agreement >= 0.99)
+        )  # fmt: skip
     return checks
 
 
@@ -209,6 +217,25 @@ def run_parts(options: dict[str, Any], workdir: Path, echo: Callable[[str], None
         report["llama"] = bench_llama.llama(texts[: options["llama_reviews"]], workdir)
         if "skipped" in report["llama"]:
             echo(f"llama: skipped, {report['llama']['skipped']}")
+    if "served" in parts:
+        from harness.command_helpers import parse_pairs
+        from harness.plugins.bench import _served as bench_served
+
+        endpoint_options = {
+            "concurrency": str(options["served_concurrency"]),
+            **parse_pairs(options["served_option"], "--served-option"),
+        }
+        if options["served_key_env"]:
+            endpoint_options["api_key_env"] = options["served_key_env"]
+        report["served"] = bench_served.served(
+            texts[: options["served_reviews"]],
+            workdir,
+            options["served_url"],
+            options["served_model"],
+            endpoint_options,
+        )
+        if "skipped" in report["served"]:
+            echo(f"served: skipped, {report['served']['skipped']}")
     return report
 
 
@@ -307,6 +334,22 @@ def register_commands(cli: Any) -> None:
         default=200,
         show_default=True,
         help="Reviews the llama part scores with each engine, per task (the first of the balanced sample).",
+    )
+    @click.option("--served-url", help="The served part's endpoint, up to and including /v1.")
+    @click.option(
+        "--served-model", default="smollm2", show_default=True, help="The name the server knows SmolLM2 by."
+    )
+    @click.option("--served-key-env", help="Environment variable holding the served part's API key.")
+    @click.option(
+        "--served-option", multiple=True, help="KEY=VALUE for the served model (repeatable), e.g. logit_bias."
+    )
+    @click.option("--served-concurrency", type=click.IntRange(min=1), default=4, show_default=True)
+    @click.option(
+        "--served-reviews",
+        type=click.IntRange(min=1),
+        default=200,
+        show_default=True,
+        help="Reviews the served part scores (the first of the balanced sample).",
     )
     @click.option("--memory-rows", type=click.IntRange(min=1), default=1_000_000, show_default=True)
     @click.option("--memory-small-rows", type=click.IntRange(min=1), default=10_000, show_default=True)

@@ -62,7 +62,7 @@ def generated_rows_mark(mode: str) -> str:
     Predictions cached before that hold uniform rows that count as the first
     label; the mark keeps them from being read back.
     """
-    return "|unparseable=no-label" if mode in ("generate", "top_logprobs") else ""
+    return "|unparseable=no-label" if mode in ("generate", "top_logprobs", "completion_top_logprobs") else ""
 
 
 def scores_to_probs(scores: np.ndarray) -> np.ndarray:

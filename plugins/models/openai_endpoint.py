@@ -6,6 +6,10 @@ finds it with one probe request and records it in the row):
 - `logprobs`: on `/completions` with `echo` and `logprobs`, the
   log-likelihood of each label word after the prompt, as the in-process
   causal LMs compute it (one request per label);
+- `completion_top_logprobs`: on `/completions` without echo, the first
+  generated token's alternatives after the prompt and the answer prefix: the
+  same label likelihoods when every label word is one token (llama.cpp's
+  and llama-cpp-python's servers, whose echo is missing or misaligned);
 - `top_logprobs`: on `/chat/completions`, the first answer token's
   `top_logprobs`; a label scores the best shown token that starts it and
   no other label (a label not shown gets the lowest shown log-probability),
@@ -51,7 +55,10 @@ from harness.types import ModelContext, ModelOutput, Task
 if TYPE_CHECKING:
     import numpy as np
 
-MODES = ("auto", "logprobs", "top_logprobs", "generate")
+MODES = ("auto", "logprobs", "completion_top_logprobs", "top_logprobs", "generate")
+# Echoed and next-token log-probabilities of the same text agree on a sound server within its float noise;
+# an echo misaligned by one position (each token scored by the distribution that follows it) misses by nats.
+ECHO_CHECK_NATS = 0.05
 PROBE_PROMPT = "Is the review positive or negative?\nReview: Great.\nAnswer:"
 PROBE_LABEL = " positive"
 OPTIONS = OptionSet(
@@ -67,11 +74,20 @@ OPTIONS = OptionSet(
         "mode",
         str,
         "auto",
-        "logprobs: label likelihoods on /completions; top_logprobs: the first answer token's; generate: "
-        "parse the answer; auto: the first the endpoint offers",
+        "logprobs: label likelihoods echoed on /completions; completion_top_logprobs: the next token's "
+        "alternatives on /completions; top_logprobs: the first chat answer token's; generate: parse the "
+        "answer; auto: the first the endpoint offers",
         choices=MODES,
     ),
     Option("answer_prefix", str, "\nAnswer:", "text between the prompt and the label word (logprobs mode)"),
+    Option(
+        "logit_bias",
+        str,
+        None,
+        "JSON object of token id -> bias sent with every request; '{\"2\": -100}' with the model's end "
+        "token keeps a server that lists nothing for a stop token answering (the listed log-probabilities "
+        "stay the model's)",
+    ),
     Option("max_chars", int, 6000, "review characters sent (head and tail kept beyond that)", minimum=1),
     Option("max_new_tokens", int, 20, "answer length in generate mode", minimum=1),
     Option("top_logprobs", int, 20, "answer tokens listed in top_logprobs mode", minimum=1),
@@ -126,6 +142,7 @@ class EndpointModel:
             max_retries=values["max_retries"],
             requests_per_minute=values["requests_per_minute"],
         )
+        self.logit_bias = _logit_bias(values["logit_bias"])
         self._mode: str | None = None if self.requested_mode == "auto" else self.requested_mode
         self._pool: ThreadPoolExecutor | None = None
         self._last: dict[tuple[str, str], tuple[Any, dict[str, Any], bool]] = {}
@@ -150,11 +167,16 @@ class EndpointModel:
 
     def probe(self) -> str:
         """The first mode the endpoint answers usefully; wrong keys and unknown models fail here, in one line."""
-        completion = {"prompt": PROBE_PROMPT + PROBE_LABEL, "max_tokens": 1, "echo": True, "logprobs": 1}
         try:
-            answer, _ = self._post("/completions", completion, retries=0)
-            if _echoed_logprobs(answer):
+            next_token, _ = self._post(
+                "/completions", {"prompt": PROBE_PROMPT, "max_tokens": 1, "logprobs": 20}, retries=0
+            )
+            alternatives = _completion_top_logprobs(next_token)
+            echo = {"prompt": PROBE_PROMPT + PROBE_LABEL, "max_tokens": 1, "echo": True, "logprobs": 1}
+            if _sound_echo(self._post("/completions", echo, retries=0)[0], alternatives):
                 return "logprobs"
+            if alternatives:
+                return "completion_top_logprobs"
         except EndpointError as error:
             if error.status in (None, 401, 403):
                 raise
@@ -186,7 +208,10 @@ class EndpointModel:
     def _post(
         self, path: str, body: dict[str, Any], retries: int | None = None
     ) -> tuple[dict[str, Any], float]:
-        return self.client.post(path, {"model": self.model_name, "temperature": 0, **body}, retries=retries)
+        bias = {"logit_bias": self.logit_bias} if self.logit_bias else {}
+        return self.client.post(
+            path, {"model": self.model_name, "temperature": 0, **bias, **body}, retries=retries
+        )
 
     def predict(self, texts: Sequence[str], task: Task) -> ModelOutput:
         """A row and a raw JSON record per review, from `concurrency` requests in flight."""
@@ -231,23 +256,38 @@ class EndpointModel:
                 answer = self._request("/completions", body, record)
                 scores.append(label_logprob(answer, continuation))
             return scores_to_probs(np.asarray([scores])).reshape(-1), record, cut
+        if mode == "completion_top_logprobs":
+            body = {"prompt": prompt + self.options["answer_prefix"], "max_tokens": 1,
+                    "logprobs": self.options["top_logprobs"]}  # fmt: skip
+            top = _completion_top_logprobs(self._request("/completions", body, record))
+            return self._label_row(top, task, record, cut, exact=True)
         messages = [{"role": "user", "content": prompt}]
         if mode == "top_logprobs":
             body = {"messages": messages, "max_tokens": 1, "logprobs": True,
                     "top_logprobs": self.options["top_logprobs"]}  # fmt: skip
             top = _top_logprobs(self._request("/chat/completions", body, record))
-            record["answer"] = top[0][0] if top else ""
-            label_scores = scores_from_top_logprobs(top, task.label_words)
-            record["parsed"] = label_scores is not None
-            if label_scores is None:  # no listed token starts a label: unparseable, as in generate mode
-                return np.zeros(len(task.label_words)), record, cut
-            return scores_to_probs(label_scores[None, :]).reshape(-1), record, cut
+            return self._label_row(top, task, record, cut)
         body = {"messages": messages, "max_tokens": self.options["max_new_tokens"]}
         answer = self._request("/chat/completions", body, record)
         text_out = _message_text(answer)
         record["answer"] = text_out
         record["parsed"] = parse_answer(text_out, task.label_words) is not None
         return answers_to_probs([text_out], task.label_words)[0], record, cut
+
+    def _label_row(
+        self, top: list[tuple[str, float]], task: Task, record: dict[str, Any], cut: bool, exact: bool = False
+    ) -> tuple[np.ndarray, dict[str, Any], bool]:
+        """A review's row from its first answer token's alternatives; none starting a label is unparseable,
+        as a generated answer naming none is. After the raw prompt (`exact`), a label that is one listed
+        token scores that token, as the in-process scorers score the label's own tokens."""
+        import numpy as np
+
+        record["answer"] = top[0][0] if top else ""
+        label_scores = scores_from_top_logprobs(top, task.label_words, exact=exact)
+        record["parsed"] = label_scores is not None
+        if label_scores is None:
+            return np.zeros(len(task.label_words)), record, cut
+        return scores_to_probs(label_scores[None, :]).reshape(-1), record, cut
 
     def _request(self, path: str, body: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
         """One request; its tokens and seconds are added to the review's record."""
@@ -305,18 +345,19 @@ def endpoint_stats(
 def label_logprob(answer: dict[str, Any], continuation: str) -> float:
     """Log-likelihood of the label text at the end of an echoed prompt.
 
-    The echoed tokens end with the label, then the generated tokens
-    (`usage.completion_tokens`, at least one, as `max_tokens: 0` crashes
-    some servers); walking back from the label's end over token texts
-    avoids relying on `text_offset`, which servers count in bytes or
-    characters differently.
+    The echoed tokens are the prompt's, ending with the label, then those
+    generated (at least one, as `max_tokens: 0` crashes some servers), which
+    some servers list and others leave out when it is a stop token; the
+    label's last token is found from `usage.prompt_tokens` or the generated
+    count, checked against the label's text. Walking back from there over
+    token texts avoids relying on `text_offset`, which servers count in bytes
+    or characters differently.
     """
     logprobs = (answer.get("choices") or [{}])[0].get("logprobs") or {}
     tokens, values = logprobs.get("tokens") or [], logprobs.get("token_logprobs") or []
-    generated = max(1, int((answer.get("usage") or {}).get("completion_tokens") or 1))
-    if len(tokens) != len(values) or len(tokens) <= generated:
+    if len(tokens) != len(values) or len(tokens) < 2:
         raise EndpointError("the endpoint's /completions answer has no echoed prompt log-probabilities")
-    end = len(tokens) - generated
+    end = _label_end([str(token) for token in tokens], answer.get("usage") or {}, continuation.strip())
     total, covered, index = 0.0, 0, end
     while covered < len(continuation.strip()) and index > 0:
         index -= 1
@@ -329,14 +370,29 @@ def label_logprob(answer: dict[str, Any], continuation: str) -> float:
     return total
 
 
+def _label_end(tokens: Sequence[str], usage: dict[str, Any], label: str) -> int:
+    """How many echoed tokens run up to the label's end: the first candidate whose text ends with it."""
+    generated = max(1, int(usage.get("completion_tokens") or 1))
+    candidates = [int(usage.get("prompt_tokens") or 0), len(tokens) - generated, len(tokens)]
+    for end in candidates:
+        if (
+            0 < end <= len(tokens)
+            and tokens[end - 1].strip()
+            and "".join(tokens[:end]).rstrip().endswith(label)
+        ):
+            return end
+    raise EndpointError("the endpoint's echoed tokens do not end with the label word")
+
+
 def scores_from_top_logprobs(
-    top: Sequence[tuple[str, float]], label_words: Sequence[str]
+    top: Sequence[tuple[str, float]], label_words: Sequence[str], exact: bool = False
 ) -> np.ndarray | None:
     """A score per label from the first answer token's alternatives, or None when none names a label.
 
     A shown token counts for a label when, stripped, it starts that label
-    word and no other (case ignored); a label no token names gets the
-    lowest log-probability shown, a bound on the mass the list leaves out.
+    word and no other (case ignored); with `exact`, a token that is the label
+    word itself after a space wins over those. A label no token names gets
+    the lowest log-probability shown, a bound on the mass the list leaves out.
     """
     import numpy as np
 
@@ -347,18 +403,33 @@ def scores_from_top_logprobs(
         starts = [i for i, word in enumerate(words) if piece and word.startswith(piece)]
         if len(starts) == 1:
             best[starts[0]] = max(best.get(starts[0], -np.inf), logprob)
+    if exact:
+        listed = dict(top)
+        best.update({i: listed[" " + word] for i, word in enumerate(label_words) if " " + word in listed})
     if not best:
         return None
     floor = min(logprob for _, logprob in top)
     return np.asarray([best.get(i, floor) for i in range(len(words))], dtype=np.float64)
 
 
-def _echoed_logprobs(answer: dict[str, Any]) -> bool:
+def _sound_echo(answer: dict[str, Any], alternatives: Sequence[tuple[str, float]]) -> bool:
+    """Whether the echo carries the label's log-probability, and agrees with the same server's next-token
+    alternatives where they list the label (a server whose echo is misaligned by one token does not)."""
     try:
-        label_logprob(answer, PROBE_LABEL)
+        echoed = label_logprob(answer, PROBE_LABEL)
     except (EndpointError, TypeError, ValueError):
         return False
-    return True
+    listed = [logprob for token, logprob in alternatives if token == PROBE_LABEL]
+    return not listed or abs(listed[0] - echoed) <= ECHO_CHECK_NATS
+
+
+def _completion_top_logprobs(answer: dict[str, Any]) -> list[tuple[str, float]]:
+    """The first generated token's alternatives on /completions as (token, logprob), empty when none."""
+    try:
+        first = answer["choices"][0]["logprobs"]["top_logprobs"][0]
+        return sorted(((str(token), float(value)) for token, value in first.items()), key=lambda t: -t[1])
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+        return []
 
 
 def _top_logprobs(answer: dict[str, Any]) -> list[tuple[str, float]]:
@@ -385,6 +456,21 @@ def _record(raw: str | None) -> dict[str, Any] | None:
     except json.JSONDecodeError:
         return None
     return record if isinstance(record, dict) and "mode" in record and "seconds" in record else None
+
+
+def _logit_bias(text: str | None) -> dict[str, float]:
+    """The `logit_bias` option as the request field: token ids (as strings) to numbers."""
+    if not text:
+        return {}
+    try:
+        bias = json.loads(text)
+        if not isinstance(bias, dict):
+            raise ValueError
+        return {str(int(token)): float(value) for token, value in bias.items()}
+    except (ValueError, TypeError):
+        raise OptionError(
+            f"logit_bias={text}: give a JSON object of token ids to numbers, e.g. '{{\"2\": -100}}'"
+        ) from None
 
 
 def _api_key(variable: str | None) -> str | None:
