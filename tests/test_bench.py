@@ -396,3 +396,26 @@ def test_overhead_part_counts_forward_and_load_seconds_from_the_run(
         and report["forward_s"] + report["load_s"] < report["wall_s"]
     )
     assert 0 < report["overhead_share"] < report["overhead_with_load_share"] < 1
+
+
+def test_reading_the_checkpoints_label_names_counts_as_loading(
+    tiny_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from transformers import AutoConfig
+
+    read = AutoConfig.from_pretrained.__func__  # type: ignore[attr-defined]
+    pause = 1.5
+    reads = []
+
+    def slow_read(cls: type, *args: object, **kwargs: object) -> object:
+        reads.append(args)
+        time.sleep(pause)
+        return read(cls, *args, **kwargs)
+
+    monkeypatch.setattr(AutoConfig, "from_pretrained", classmethod(slow_read))
+    model = make_hf_classifier(str(tiny_dir), make_ctx(tmp_path, {"engine": "torch"}))
+    model.predict(TEXTS, FakeTask())
+    # Two reads at least: the label map's and the loading's own.
+    assert model.run_stats()["load_s"] >= pause * len(reads) >= 2 * pause

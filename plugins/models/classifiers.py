@@ -449,6 +449,8 @@ class HFClassifier:
         return state, result
 
     def _id2label(self, checkpoint: str) -> Mapping[int, str]:
+        """The checkpoint's label names, read from its config: the first step of loading it, timed as such."""
+        began = time.perf_counter()
         from transformers import AutoConfig
 
         _require_local_dir(checkpoint)
@@ -458,6 +460,8 @@ class HFClassifier:
             )
         except OSError as error:
             raise HarnessError(f"cannot load the config of {checkpoint}: {error}") from error
+        finally:
+            self._load_s += time.perf_counter() - began
         return config.id2label
 
     def _load(self, checkpoint: str, columns: list[int], identity: dict[str, Any]) -> _State:
