@@ -178,6 +178,31 @@ def resampled_expected_calibration_error(
     return np.abs(hits - sure).reshape(len(index), n_bins).sum(axis=1) / index.shape[1]
 
 
+def resampled_mean_average_precision(gold: np.ndarray, probs: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """`mean_average_precision` of every resample, a row of `index` [r, n], from each example's copy counts.
+
+    A resample holds example i some number of times, its weight; each class's
+    examples are ranked once, and a resample's precision and recall at each
+    run of equal scores are weighted cumulative sums along that ranking. A run
+    of scores the resample does not draw adds no recall, so it adds nothing.
+    """
+    rows, n = index.shape
+    copies = np.bincount((np.arange(rows)[:, None] * n + index).ravel(), minlength=rows * n).reshape(rows, n)
+    per_class = []
+    for label in range(probs.shape[1]):
+        order = np.argsort(-probs[:, label], kind="stable")
+        scores, weights = probs[order, label], copies[:, order]
+        true_pos = np.cumsum(weights * (gold[order] == label), axis=1)
+        ends = np.flatnonzero(np.r_[scores[1:] != scores[:-1], True])
+        tp, seen = true_pos[:, ends], np.cumsum(weights, axis=1)[:, ends]
+        n_pos = true_pos[:, -1:]
+        gain = np.diff(tp, axis=1, prepend=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            terms = np.where(gain > 0, (gain / n_pos) * (tp / seen), 0.0)
+            per_class.append(np.where(n_pos[:, 0] > 0, terms.sum(axis=1), np.nan))
+    return np.nanmean(np.stack(per_class, axis=1), axis=1)
+
+
 def _class_accuracy(index: int) -> Callable[[np.ndarray, np.ndarray, Sequence[str]], float]:
     def compute(gold: np.ndarray, probs: np.ndarray, labels: Sequence[str]) -> float:
         return float(per_class_accuracy(gold, predictions(probs), len(labels))[index])
@@ -280,6 +305,7 @@ BUILTIN_METRICS = (
         lambda gold, probs, labels: mean_average_precision(gold, probs),
         tasks=("category",),
         description="mean average precision over the classes that occur",
+        resampled=lambda gold, probs, labels, rows: resampled_mean_average_precision(gold, probs, rows),
     ),
     Metric(
         "ece",
