@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 EVALUATE_PREFIX = "evaluate:"
 
 ComputeFn = Callable[["np.ndarray", "np.ndarray", Sequence[str]], float]
+ResampledFn = Callable[["np.ndarray", "np.ndarray", Sequence[str], "np.ndarray"], "np.ndarray"]
 
 
 # The prediction of a row that names no label (an unparseable generated answer): wrong for every gold label.
@@ -50,7 +51,11 @@ class Metric:
 
     `tasks` are the tasks that report it by default; `min_labels` and
     `max_labels` bound the label counts it makes sense for (an accuracy on the
-    positive class needs a two-label task).
+    positive class needs a two-label task). `resampled`, where given, is the
+    same metric on many bootstrap resamples at once: `resampled(gold, probs,
+    labels, index)` gives [r], the metric on `gold[index[i]], probs[index[i]]`
+    for each row i of `index` [r, n]; without it the bootstrap calls `compute`
+    once per resample.
     """
 
     name: str
@@ -60,6 +65,7 @@ class Metric:
     min_labels: int = 2
     max_labels: int | None = None
     description: str = ""
+    resampled: ResampledFn | None = None
 
     def applies_to(self, n_labels: int) -> bool:
         return n_labels >= self.min_labels and (self.max_labels is None or n_labels <= self.max_labels)
@@ -104,12 +110,51 @@ def report(
     return {m.name: float(m.compute(gold, probs, labels)) for m in metrics}
 
 
-def task_report(task: Task, gold: np.ndarray, probs: np.ndarray) -> dict[str, float]:
-    """A task's default metrics from the registry: what a task's `metrics()` returns without listing them."""
+def resampled_report(
+    metrics: Sequence[Metric], gold: np.ndarray, probs: np.ndarray, labels: Sequence[str], index: np.ndarray
+) -> dict[str, np.ndarray]:
+    """`report` on every resample `index` [r, n] names: [r] values per metric, in one array operation where it can."""
+    import numpy as np
+
+    gold = np.asarray(gold, dtype=np.int64)
+    probs = np.asarray(probs, dtype=float).reshape(len(gold), len(labels))
+    return {
+        m.name: np.asarray(
+            m.resampled(gold, probs, labels, index)
+            if m.resampled
+            else [float(m.compute(gold[row], probs[row], labels)) for row in index],
+            dtype=np.float64,
+        )
+        for m in metrics
+    }
+
+
+def task_metrics(task: Task) -> list[Metric]:
+    """The registered metrics that name `task` and suit its label count."""
     from harness.plugin_manager import get_host
 
-    registry = get_host().registries.metrics
-    return report(defaults(registry, task.name, len(task.labels)), gold, probs, task.labels)
+    return defaults(get_host().registries.metrics, task.name, len(task.labels))
+
+
+def task_report(task: Task, gold: np.ndarray, probs: np.ndarray) -> dict[str, float]:
+    """A task's default metrics from the registry: what a task's `metrics()` returns without listing them."""
+    return report(task_metrics(task), gold, probs, task.labels)
+
+
+class RegisteredMetrics:
+    """Base of a task whose metrics are the registered ones that name it, as the built-in tasks' are.
+
+    Knowing which `Metric`s a task's figures come from lets its rows'
+    bootstrap intervals use each metric's `resampled` form; a task with a
+    `metrics` of its own is resampled one call at a time.
+    """
+
+    name: str
+    labels: tuple[str, ...]
+
+    def metrics(self, gold: np.ndarray, probs: np.ndarray) -> dict[str, float]:
+        """The registered metrics that name this task (the built-in ones: harness.tasks.metrics)."""
+        return task_report(self, gold, probs)  # type: ignore[arg-type]
 
 
 def resolve(specs: Sequence[str], registry: Registry[Any]) -> list[Metric]:
@@ -135,6 +180,17 @@ class RowMetrics:
 
     def __call__(self, gold: np.ndarray, probs: np.ndarray) -> dict[str, float]:
         return {**self.task.metrics(gold, probs), **report(self.added, gold, probs, self.task.labels)}
+
+    def resampled(self, gold: np.ndarray, probs: np.ndarray, index: np.ndarray) -> dict[str, np.ndarray]:
+        """The row's metrics on every resample `index` [r, n] names (see `harness.intervals`)."""
+        from harness.intervals import on_resamples
+
+        labels = self.task.labels
+        if type(self.task).metrics is RegisteredMetrics.metrics:
+            own = resampled_report(task_metrics(self.task), gold, probs, labels, index)
+        else:
+            own = on_resamples(self.task.metrics, gold, probs, index)
+        return {**own, **resampled_report(self.added, gold, probs, labels, index)}
 
     def columns(self) -> list[dict[str, Any]]:
         """Recorded in the row, so that any format can show and rank the columns without the plugins."""

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from harness.intervals import MetricFn, bootstrap_intervals
+from harness.intervals import MetricFn, bootstrap_intervals, on_resamples
 from harness.stages import parse_stage_marker
 
 TOKEN = re.compile(r"[^\W_]+(?:['’][^\W_]+)?|[^\w\s]|_")
@@ -125,7 +126,7 @@ def slice_report(
             index = np.flatnonzero(np.asarray(names) == name)
             # A metric a slice cannot define (accuracy on positives among 1-star reviews) is left out.
             values = {k: v for k, v in metric_fn(gold[index], probs[index]).items() if np.isfinite(v)}
-            defined = _only(metric_fn, set(values))
+            defined = _Only(metric_fn, frozenset(values))
             intervals = bootstrap_intervals(
                 defined, gold[index], probs[index], resamples=resamples, seed=seed
             )
@@ -142,8 +143,15 @@ def slice_report(
     return report
 
 
-def _only(metric_fn: MetricFn, names: set[str]) -> MetricFn:
-    def metrics(gold: np.ndarray, probs: np.ndarray) -> dict[str, float]:
-        return {k: v for k, v in metric_fn(gold, probs).items() if k in names}
+@dataclass(frozen=True)
+class _Only:
+    """A slice's metrics: those defined on the whole slice, resampled as the row's metrics are."""
 
-    return metrics
+    metric_fn: MetricFn
+    names: frozenset[str]
+
+    def __call__(self, gold: np.ndarray, probs: np.ndarray) -> dict[str, float]:
+        return {k: v for k, v in self.metric_fn(gold, probs).items() if k in self.names}
+
+    def resampled(self, gold: np.ndarray, probs: np.ndarray, index: np.ndarray) -> dict[str, np.ndarray]:
+        return {k: v for k, v in on_resamples(self.metric_fn, gold, probs, index).items() if k in self.names}

@@ -29,16 +29,13 @@ import heapq
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import islice
-from typing import TYPE_CHECKING
 
 from harness.hookspecs import hookimpl
+from harness.metrics import RegisteredMetrics
 from harness.options import Option, OptionSet
 from harness.tasks import _common as common
 from harness.tasks._category_names import STUDY_CATEGORIES, normalise, to_release_name
 from harness.types import Example, Review, Splits
-
-if TYPE_CHECKING:
-    import numpy as np
 
 NOTED_NAMES = 20
 OPTIONS = common.SHARED_OPTIONS + OptionSet(
@@ -95,7 +92,7 @@ def _names_note(what: str, names: Counter[str]) -> str:
     return f"{what}: {shown}{more}"
 
 
-class CategoryTask:
+class CategoryTask(RegisteredMetrics):
     """Multi-class product category over a configurable label list."""
 
     name = "category"
@@ -254,12 +251,6 @@ class CategoryTask:
         if raw_chosen:
             notes.append(_names_note("categories with no entry in the name table, used as named", raw_chosen))
         self._set_labels(chosen)
-
-    def metrics(self, gold: np.ndarray, probs: np.ndarray) -> dict[str, float]:
-        """The registered metrics that name this task (the built-in ones: harness.tasks.metrics)."""
-        from harness.metrics import task_report
-
-        return task_report(self, gold, probs)
 
     def fingerprint(self) -> str:
         return common.fingerprint(

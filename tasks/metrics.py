@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from harness.hookspecs import hookimpl
-from harness.metrics import NO_LABEL, Metric, predictions
+from harness.metrics import NO_LABEL, Metric, ResampledFn, predictions
 
 NAN = float("nan")
 
@@ -134,9 +134,88 @@ def expected_calibration_error(gold: np.ndarray, probs: np.ndarray, n_bins: int 
     return float(gap.sum() / count.sum())
 
 
+def resampled_confusion(gold: np.ndarray, pred: np.ndarray, n_classes: int, index: np.ndarray) -> np.ndarray:
+    """`confusion_matrix` of every resample, a row of `index` [r, n]: counts [r, k, k] from one bincount."""
+    gold, pred = gold[index], pred[index]
+    answered = pred != NO_LABEL
+    cell = (np.arange(len(index))[:, None] * n_classes + gold) * n_classes + pred
+    counts = np.bincount(cell[answered], minlength=len(index) * n_classes * n_classes)
+    return counts.reshape(len(index), n_classes, n_classes)
+
+
+def resampled_support(gold: np.ndarray, n_classes: int, index: np.ndarray) -> np.ndarray:
+    """Gold examples of each class in every resample: [r, k]."""
+    cell = np.arange(len(index))[:, None] * n_classes + gold[index]
+    return np.bincount(cell.ravel(), minlength=len(index) * n_classes).reshape(len(index), n_classes)
+
+
+def resampled_macro_f1(gold: np.ndarray, pred: np.ndarray, n_classes: int, index: np.ndarray) -> np.ndarray:
+    """`macro_f1` of every resample, a row of `index` [r, n], from per-resample confusion matrices."""
+    matrix = resampled_confusion(gold, pred, n_classes, index)
+    true_pos = np.diagonal(matrix, axis1=1, axis2=2).astype(float)
+    support = resampled_support(gold, n_classes, index)
+    predicted = matrix.sum(axis=1)
+    zeros = np.zeros(true_pos.shape)
+    precision = np.divide(true_pos, predicted, out=zeros.copy(), where=predicted > 0)
+    recall = np.divide(true_pos, support, out=zeros.copy(), where=support > 0)
+    total = precision + recall
+    f1 = np.divide(2 * precision * recall, total, out=zeros, where=total > 0)
+    seen = (support > 0) | (predicted > 0)
+    return (f1 * seen).sum(axis=1) / seen.sum(axis=1)
+
+
+def resampled_expected_calibration_error(
+    gold: np.ndarray, probs: np.ndarray, index: np.ndarray, n_bins: int = 15
+) -> np.ndarray:
+    """`expected_calibration_error` of every resample, a row of `index` [r, n], from weighted bincounts."""
+    confidence = probs.max(axis=1)
+    correct = (predictions(probs) == gold).astype(float)
+    bins = np.clip(np.ceil(confidence * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
+    cell = (np.arange(len(index))[:, None] * n_bins + bins[index]).ravel()
+    size = len(index) * n_bins
+    hits = np.bincount(cell, weights=correct[index].ravel(), minlength=size)
+    sure = np.bincount(cell, weights=confidence[index].ravel(), minlength=size)
+    return np.abs(hits - sure).reshape(len(index), n_bins).sum(axis=1) / index.shape[1]
+
+
+def resampled_mean_average_precision(gold: np.ndarray, probs: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """`mean_average_precision` of every resample, a row of `index` [r, n], from each example's copy counts.
+
+    A resample holds example i some number of times, its weight; each class's
+    examples are ranked once, and a resample's precision and recall at each
+    run of equal scores are weighted cumulative sums along that ranking. A run
+    of scores the resample does not draw adds no recall, so it adds nothing.
+    """
+    rows, n = index.shape
+    copies = np.bincount((np.arange(rows)[:, None] * n + index).ravel(), minlength=rows * n).reshape(rows, n)
+    per_class = []
+    for label in range(probs.shape[1]):
+        order = np.argsort(-probs[:, label], kind="stable")
+        scores, weights = probs[order, label], copies[:, order]
+        true_pos = np.cumsum(weights * (gold[order] == label), axis=1)
+        ends = np.flatnonzero(np.r_[scores[1:] != scores[:-1], True])
+        tp, seen = true_pos[:, ends], np.cumsum(weights, axis=1)[:, ends]
+        n_pos = true_pos[:, -1:]
+        gain = np.diff(tp, axis=1, prepend=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            terms = np.where(gain > 0, (gain / n_pos) * (tp / seen), 0.0)
+            per_class.append(np.where(n_pos[:, 0] > 0, terms.sum(axis=1), np.nan))
+    return np.nanmean(np.stack(per_class, axis=1), axis=1)
+
+
 def _class_accuracy(index: int) -> Callable[[np.ndarray, np.ndarray, Sequence[str]], float]:
     def compute(gold: np.ndarray, probs: np.ndarray, labels: Sequence[str]) -> float:
         return float(per_class_accuracy(gold, predictions(probs), len(labels))[index])
+
+    return compute
+
+
+def _resampled_class_accuracy(index: int) -> ResampledFn:
+    def compute(gold: np.ndarray, probs: np.ndarray, labels: Sequence[str], rows: np.ndarray) -> np.ndarray:
+        matrix = resampled_confusion(gold, predictions(probs), len(labels), rows)
+        support = resampled_support(gold, len(labels), rows)[:, index]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(support > 0, matrix[:, index, index] / support, np.nan)
 
     return compute
 
@@ -148,8 +227,23 @@ def _top_k(k: int) -> Callable[[np.ndarray, np.ndarray, Sequence[str]], float]:
     return compute
 
 
+def _resampled_top_k(k: int) -> ResampledFn:
+    def compute(gold: np.ndarray, probs: np.ndarray, labels: Sequence[str], rows: np.ndarray) -> np.ndarray:
+        ranked = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+        hit = (ranked == gold[:, None]).any(axis=1) & (probs.max(axis=1) > 0)
+        return hit[rows].mean(axis=1)
+
+    return compute
+
+
 def _accuracy(gold: np.ndarray, probs: np.ndarray, labels: Sequence[str]) -> float:
     return accuracy(gold, predictions(probs))
+
+
+def _resampled_accuracy(
+    gold: np.ndarray, probs: np.ndarray, labels: Sequence[str], rows: np.ndarray
+) -> np.ndarray:
+    return (predictions(probs) == gold)[rows].mean(axis=1)
 
 
 BUILTIN_METRICS = (
@@ -158,9 +252,16 @@ BUILTIN_METRICS = (
         lambda gold, probs, labels: macro_f1(gold, predictions(probs), len(labels)),
         tasks=("polarity", "category"),
         description="unweighted mean F1 over the classes that occur",
+        resampled=lambda gold, probs, labels, rows: resampled_macro_f1(
+            gold, predictions(probs), len(labels), rows
+        ),
     ),
     Metric(
-        "accuracy", _accuracy, tasks=("polarity",), description="share of reviews whose top label is right"
+        "accuracy",
+        _accuracy,
+        tasks=("polarity",),
+        description="share of reviews whose top label is right",
+        resampled=_resampled_accuracy,
     ),
     Metric(
         "accuracy_pos",
@@ -168,6 +269,7 @@ BUILTIN_METRICS = (
         tasks=("polarity",),
         max_labels=2,
         description="accuracy on the reviews of the second (positive) class",
+        resampled=_resampled_class_accuracy(1),
     ),
     Metric(
         "accuracy_neg",
@@ -175,15 +277,35 @@ BUILTIN_METRICS = (
         tasks=("polarity",),
         max_labels=2,
         description="accuracy on the reviews of the first (negative) class",
+        resampled=_resampled_class_accuracy(0),
     ),
-    Metric("top1", _accuracy, tasks=("category",), description="accuracy of the most probable label"),
-    Metric("top2", _top_k(2), tasks=("category",), description="gold label among the 2 most probable"),
-    Metric("top3", _top_k(3), tasks=("category",), description="gold label among the 3 most probable"),
+    Metric(
+        "top1",
+        _accuracy,
+        tasks=("category",),
+        description="accuracy of the most probable label",
+        resampled=_resampled_accuracy,
+    ),
+    Metric(
+        "top2",
+        _top_k(2),
+        tasks=("category",),
+        description="gold label among the 2 most probable",
+        resampled=_resampled_top_k(2),
+    ),
+    Metric(
+        "top3",
+        _top_k(3),
+        tasks=("category",),
+        description="gold label among the 3 most probable",
+        resampled=_resampled_top_k(3),
+    ),
     Metric(
         "map",
         lambda gold, probs, labels: mean_average_precision(gold, probs),
         tasks=("category",),
         description="mean average precision over the classes that occur",
+        resampled=lambda gold, probs, labels, rows: resampled_mean_average_precision(gold, probs, rows),
     ),
     Metric(
         "ece",
@@ -191,6 +313,7 @@ BUILTIN_METRICS = (
         higher_is_better=False,
         tasks=("polarity", "category"),
         description="expected calibration error of the top probability, 15 bins",
+        resampled=lambda gold, probs, labels, rows: resampled_expected_calibration_error(gold, probs, rows),
     ),
 )
 

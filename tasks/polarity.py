@@ -35,15 +35,12 @@ import heapq
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import chain, islice
-from typing import TYPE_CHECKING
 
 from harness.hookspecs import hookimpl
+from harness.metrics import RegisteredMetrics
 from harness.options import Option, OptionSet
 from harness.tasks import _common as common
 from harness.types import Example, Review, Splits
-
-if TYPE_CHECKING:
-    import numpy as np
 
 LABELS = ("negative", "positive")
 TRAIN_SHARE = 0.5
@@ -122,7 +119,7 @@ def _lowest_hashes(examples: Iterator[Example], size: int, seed: int) -> tuple[l
     ]
 
 
-class PolarityTask:
+class PolarityTask(RegisteredMetrics):
     """Binary sentiment from star ratings; labels in order `negative`, `positive`."""
 
     name = "polarity"
@@ -183,12 +180,6 @@ class PolarityTask:
             counts["kept"] += 1
             label = 0 if review.stars <= 2 else 1
             yield Example(review.id, text, label, common.facets(review, self.slice_col))
-
-    def metrics(self, gold: np.ndarray, probs: np.ndarray) -> dict[str, float]:
-        """The registered metrics that name this task (the built-in ones: harness.tasks.metrics)."""
-        from harness.metrics import task_report
-
-        return task_report(self, gold, probs)
 
     def fingerprint(self) -> str:
         return common.fingerprint(

@@ -1,7 +1,9 @@
-"""Checkpoint identities: changed weights change them, a hub id names itself, each file is read once per process."""
+"""Checkpoint identities: changed weights change them, a hub id names itself, each file is read once while unchanged."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -62,3 +64,39 @@ def test_files_beyond_the_hash_limit_are_named_by_size_and_time(
     monkeypatch.setattr(checkpoints, "CONTENT_HASH_LIMIT", 4)
     stat = weights.stat()
     assert checkpoints.file_identity(weights) == f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def test_a_hash_is_kept_for_the_next_process_until_the_file_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = tmp_path / "cache" / "file-hashes.json"
+    monkeypatch.setattr(checkpoints, "hash_store", lambda: store)
+    monkeypatch.setattr(checkpoints, "SETTLED_NS", 0)
+    weights = tmp_path / "model" / "model.safetensors"
+    weights.parent.mkdir()
+    weights.write_bytes(b"1234")
+    gone = tmp_path / "gone.bin"
+    gone.write_bytes(b"x")
+    checkpoints.file_identity(gone)
+    gone.unlink()
+    digest = checkpoints.file_identity(weights)
+    entries = json.loads(store.read_text())
+    assert list(entries) == [str(weights.resolve())]  # the entry of a file that went is dropped
+    entries[str(weights.resolve())][4] = "kept"
+    store.write_text(json.dumps(entries))
+    checkpoints._content_hash.cache_clear()  # a new process
+    assert checkpoints.file_identity(weights) == "kept"  # read from the store, not from the file
+    weights.write_bytes(b"5678")
+    checkpoints._content_hash.cache_clear()
+    assert checkpoints.file_identity(weights) == hashlib.sha256(b"5678").hexdigest() != digest
+
+
+def test_a_file_changed_moments_ago_is_hashed_but_not_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = tmp_path / "file-hashes.json"
+    monkeypatch.setattr(checkpoints, "hash_store", lambda: store)
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"1234")
+    assert checkpoints.file_identity(weights) == hashlib.sha256(b"1234").hexdigest()
+    assert not store.exists()

@@ -10,8 +10,8 @@ processor such as the development machine's and 4x on any other,
 ``_small.speed_target``), ``quality`` (each path's argmax agreement with
 float32 on a MiniLM fine-tuned to better than chance), ``scoring``
 (shared-encoder label scoring against a full pass per label, agreeing to a
-relative 1e-5), ``overhead`` (a run's time outside forward passes and model loading, under
-3%),
+relative 1e-5), ``overhead`` (a run's time outside the model's forward passes,
+tokenizing and loading, under 3%),
 ``memory`` (peak RSS of a 1,000,000-row TSV against 10,000 rows), ``llama``
 (the SmolLM2 GGUF scored by llama.cpp against transformers, polarity and category)
 and ``served`` (SmolLM2 behind an OpenAI-compatible server at ``--served-url``
@@ -90,7 +90,7 @@ def checks_for(report: dict[str, Any]) -> list[Check]:
     if overhead := report.get("overhead"):
         share = overhead["overhead_share"]
         checks.append(
-            Check("overhead", "run time outside forward passes and loading", share, "< 3%", share < 0.03)
+            Check("overhead", "run time outside forward, tokenizing, loading", share, "< 3%", share < 0.03)
         )
     if memory := report.get("memory"):
         diff = memory["difference_mb"]

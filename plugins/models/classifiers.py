@@ -291,7 +291,7 @@ class HFClassifier:
         }
         self._states: dict[str, _State] = {}
         self._last: _State | None = None
-        self._forward_s = self._load_s = 0.0
+        self._forward_s = self._tokenize_s = self._load_s = 0.0
 
     def fit(self, train: Sequence[Example], task: Task) -> None:
         """Choose, map or fine-tune the checkpoint for `task`, and its engine; no training when used as it is.
@@ -310,13 +310,19 @@ class HFClassifier:
     def run_stats(self) -> dict[str, Any]:
         """The engine that scored, how it was chosen and its timings, and the seconds of forward passes.
 
-        ``forward_s`` counts the time the engine spent on padded batches and
+        ``forward_s`` counts the time the engine spent on padded batches,
+        ``tokenize_s`` the time cutting reviews into token windows and
         ``load_s`` the time loading weights and engines (exports and measurement
-        included), so a run's time outside both is the harness' own (``harness
-        bench`` overhead).
+        included), so a run's time outside the three is the harness' own
+        (``harness bench`` overhead).
         """
         decided = self._last.decision.stats() if self._last and self._last.decision else {}
-        return {**decided, "forward_s": self._forward_s, "load_s": self._load_s}
+        return {
+            **decided,
+            "forward_s": self._forward_s,
+            "tokenize_s": self._tokenize_s,
+            "load_s": self._load_s,
+        }
 
     def finetuned(self, task: Task) -> FinetuneResult | None:
         """The fine-tuning behind the model prepared for `task` (None when used as it is or not prepared)."""
@@ -331,7 +337,9 @@ class HFClassifier:
         if key not in self._states:
             self._states[key] = self._prepare(task, [])
         state = self._last = self._states[key]
+        began = time.perf_counter()
         windows, truncated = encode_windows(state.tokenizer, texts, state.max_length, self.policy)
+        self._tokenize_s += time.perf_counter() - began
         flat = [window for text_windows in windows for window in text_windows]
         owner = np.array([i for i, text_windows in enumerate(windows) for _ in text_windows], dtype=np.int64)
         if state.decision is None and len(flat) >= engines.MIN_SAMPLE:
@@ -449,6 +457,8 @@ class HFClassifier:
         return state, result
 
     def _id2label(self, checkpoint: str) -> Mapping[int, str]:
+        """The checkpoint's label names, read from its config: the first step of loading it, timed as such."""
+        began = time.perf_counter()
         from transformers import AutoConfig
 
         _require_local_dir(checkpoint)
@@ -458,6 +468,8 @@ class HFClassifier:
             )
         except OSError as error:
             raise HarnessError(f"cannot load the config of {checkpoint}: {error}") from error
+        finally:
+            self._load_s += time.perf_counter() - began
         return config.id2label
 
     def _load(self, checkpoint: str, columns: list[int], identity: dict[str, Any]) -> _State:
