@@ -69,6 +69,7 @@ class EncoderEngines:
         self.batch_size = batch_size
         self.decisions: dict[tuple[str, ...], Decision] = {}
         self.encoders: dict[str, Encoder] = {}
+        self.pending: dict[tuple[str, ...], list[Sequence[int]]] = {}
         self.last: Decision | None = None
 
     def stats(self) -> dict[str, Any]:
@@ -84,10 +85,11 @@ class EncoderEngines:
         label_words: Sequence[str],
         score: Score,
     ) -> Encoder | None:
-        """The encoder to score `inputs` with (None: torch's own), measured on them if still undecided.
+        """The encoder to score `inputs` with (None: torch's own), measured on the first reviews if undecided.
 
-        `score(inputs, encoder)` is label scoring with that encoder. Too few
-        inputs to measure on score with torch meanwhile, as a classifier does.
+        `score(inputs, encoder)` is label scoring with that encoder. The runner
+        hands over a batch of reviews at a time, fewer than a measurement
+        needs: they are scored with torch and kept until they make a sample.
         """
         key = tuple(label_words)
         decision = self.decisions.get(key)
@@ -96,16 +98,18 @@ class EncoderEngines:
             path = engines.cache_file(self.workdir, self.candidates, settings)
             decision = engines.cached(self.candidates, path)
             if decision is None:
-                if len(inputs) < engines.MIN_SAMPLE:
+                sample = self.pending.setdefault(key, [])
+                sample += inputs[: engines.SAMPLE_WINDOWS - len(sample)]
+                if len(sample) < engines.MIN_SAMPLE:
                     return None
 
                 def build(candidate: Candidate) -> Callable[[Sequence[Sequence[int]]], Any]:
                     encoder = self._built(candidate, model, identity, pad_id)
                     return lambda rows: (score(rows, encoder), None)
 
-                columns = range(len(key))
                 reference = build(Candidate("torch", "fp32"))
-                decision = engines.measure(self.candidates, inputs, build, reference, columns, path)
+                decision = engines.measure(self.candidates, sample, build, reference, range(len(key)), path)
+                del self.pending[key]
             self.decisions[key] = decision
         self.last = decision
         return self._built(decision.choice, model, identity, pad_id)

@@ -129,15 +129,16 @@ class Seq2SeqScorer:
             answers = self._generate(inputs)
             probs = answers_to_probs(answers, task.label_words)
             return ModelOutput(probs, truncated=encoded.truncated, raw_text=answers)
-        scores = self.label_scores(inputs, task.label_words, self._encoder(inputs, task.label_words))
+        scores = self.label_scores(inputs, task.label_words, self.encoder(inputs, task.label_words))
         probs = average_windows(scores_to_probs(scores), encoded.owners, len(texts))
         return ModelOutput(probs, truncated=encoded.truncated)
 
     def _encode(self, text: str) -> list[int]:
         return list(self._tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def _encoder(self, inputs: Sequence[Sequence[int]], label_words: Sequence[str]) -> Encoder | None:
+    def encoder(self, inputs: Sequence[Sequence[int]], label_words: Sequence[str]) -> Encoder | None:
         """The engine chosen for the encoder pass (None: torch), measured on `inputs` the first time."""
+        self._load()
         identity = {
             "checkpoint": checkpoint_identity(self.checkpoint),
             "max_length": self.settings.max_length,
@@ -180,7 +181,7 @@ class Seq2SeqScorer:
         pad_id = self._tokenizer.pad_token_id or 0
         scores = np.zeros((len(inputs), k))
         with torch.inference_mode():
-            for batch, encoded in (encoder or self._torch_encoder)(inputs):
+            for batch, encoded in (encoder or self.torch_encoder)(inputs):
                 _, mask = pad_batch([inputs[i] for i in batch], pad_id, device)
                 states = encoded.to(device).repeat_interleave(k, dim=0)
                 logits = model(
@@ -200,7 +201,7 @@ class Seq2SeqScorer:
                 scores[batch] = total.view(len(batch), k).cpu().double().numpy()
         return scores
 
-    def _torch_encoder(self, inputs: Sequence[Sequence[int]]) -> Iterator[tuple[list[int], Any]]:
+    def torch_encoder(self, inputs: Sequence[Sequence[int]]) -> Iterator[tuple[list[int], Any]]:
         """Encoder states of length-sorted batches of `inputs` on the torch model (see `Encoder`)."""
         pad_id = self._tokenizer.pad_token_id or 0
         for batch in length_sorted_batches([len(row) for row in inputs], self.settings.batch_size):
