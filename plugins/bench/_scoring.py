@@ -17,7 +17,7 @@ difference, a wrong token or mask moving a log-likelihood by far more.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,7 @@ T5_SMALL = {
 }
 
 
-def build_t5_shape(directory: Path, shape: dict[str, int], seed: int = 0) -> Path:
+def build_t5_shape(directory: Path, shape: Mapping[str, Any], seed: int = 0) -> Path:
     """A T5 of `shape` (`T5_BASE`, `T5_SMALL`) with random weights.
 
     Its tokenizer is the uncased WordPiece vocabulary the MiniLM package ships:

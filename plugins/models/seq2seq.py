@@ -5,6 +5,8 @@ by the decoder with teacher forcing against that shared encoder output, and
 the label log-likelihoods (summed, or averaged per token with
 `length_norm=true`) become probabilities by softmax. `mode=generate`
 reproduces the study instead: greedy generation, answer parsed to a label.
+The encoder pass of label scoring runs on the engine the options `engine` and
+`precision` choose, measured by default (see ``_seq2seq_engine``).
 """
 
 from __future__ import annotations
