@@ -17,7 +17,7 @@ difference, a wrong token or mask moving a log-likelihood by far more.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +28,27 @@ CATEGORY_LABELS = (
 PROMPT = "Which product category is this review about? Options: {options}.\nReview: {text}"
 
 
-def build_t5_base_shape(directory: Path, seed: int = 0) -> Path:
-    """A T5 shaped like flan-t5-base (d_model 768, 12+12 layers, 12 heads, d_ff 2048, gated GELU).
+# flan-t5-base's and flan-t5-small's shapes (gated GELU, untied embeddings, like every Flan-T5).
+T5_BASE = {
+    "d_model": 768,
+    "d_kv": 64,
+    "d_ff": 2048,
+    "num_layers": 12,
+    "num_decoder_layers": 12,
+    "num_heads": 12,
+}
+T5_SMALL = {
+    "d_model": 512,
+    "d_kv": 64,
+    "d_ff": 1024,
+    "num_layers": 8,
+    "num_decoder_layers": 8,
+    "num_heads": 6,
+}
+
+
+def build_t5_shape(directory: Path, shape: Mapping[str, Any], seed: int = 0) -> Path:
+    """A T5 of `shape` (`T5_BASE`, `T5_SMALL`) with random weights.
 
     Its tokenizer is the uncased WordPiece vocabulary the MiniLM package ships:
     only token ids matter for timing and for comparing two ways of scoring.
@@ -45,9 +64,9 @@ def build_t5_base_shape(directory: Path, seed: int = 0) -> Path:
 
     tokenizer = BertTokenizerFast(vocab_file=str(Path(_minilm_path()) / "vocab.txt"), model_max_length=512)
     config = T5Config(  # type: ignore[call-arg]  # the T5-specific keywords are typed as **kwargs
-        vocab_size=len(tokenizer), d_model=768, d_kv=64, d_ff=2048, num_layers=12, num_decoder_layers=12,
-        num_heads=12, feed_forward_proj="gated-gelu", tie_word_embeddings=False,
+        vocab_size=len(tokenizer), feed_forward_proj="gated-gelu", tie_word_embeddings=False,
         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.sep_token_id, decoder_start_token_id=0,
+        **shape,
     )  # fmt: skip
     torch.manual_seed(seed)
     T5ForConditionalGeneration(config).save_pretrained(directory)
@@ -80,7 +99,7 @@ def scoring(texts: Sequence[str], workdir: Path) -> dict[str, Any]:
     from harness.plugins.models._label_scoring import prompt_parts
     from harness.plugins.models.seq2seq import make_seq2seq
 
-    checkpoint = build_t5_base_shape(workdir / "t5-base-shape")
+    checkpoint = build_t5_shape(workdir / "t5-base-shape", T5_BASE)
     scorer = make_seq2seq(str(checkpoint), context(workdir, "float32", {"batch_size": "1"}))
     targets = scorer.label_targets(CATEGORY_LABELS)
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)

@@ -10,12 +10,12 @@ processor such as the development machine's and 4x on any other,
 ``_small.speed_target``), ``quality`` (each path's argmax agreement with
 float32 on a MiniLM fine-tuned to better than chance), ``scoring``
 (shared-encoder label scoring against a full pass per label, agreeing to a
-relative 1e-5), ``overhead`` (a run's time outside the model's forward passes,
-tokenizing and loading, under 3%),
-``memory`` (peak RSS of a 1,000,000-row TSV against 10,000 rows), ``llama``
-(the SmolLM2 GGUF scored by llama.cpp against transformers, polarity and category)
-and ``served`` (SmolLM2 behind an OpenAI-compatible server at ``--served-url``
-against the same GGUF in-process; skipped without a URL).
+relative 1e-5, and its encoder pass on each engine against torch), ``overhead``
+(a run's time outside the model's forward passes, tokenizing and loading,
+under 3%), ``memory`` (peak RSS of a 1,000,000-row TSV against 10,000 rows),
+``llama`` (the SmolLM2 GGUF scored by llama.cpp against transformers, polarity
+and category) and ``served`` (SmolLM2 behind an OpenAI-compatible server at
+``--served-url`` against the same GGUF in-process; skipped without a URL).
 
 Every part scores one balanced, seeded sample of the data (``_sample``), and
 the fast path is the fastest path that keeps fp32's answers (``_small.choose_fast``).
@@ -152,6 +152,23 @@ def render_paths(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_encoder_engines(figures: dict[str, Any]) -> str:
+    """Label scoring's speed with the encoder on each engine, against torch's."""
+    lines = [
+        f"label scoring, encoder engines ({figures['model']}, {figures['reviews']} reviews; "
+        f"encoder {figures['encoder_share']:.0%} of torch's time):"
+    ]
+    for key, row in figures["engines"].items():
+        if "skipped" in row:
+            lines.append(f"  {key:<17} skipped: {row['skipped']}")
+        else:
+            lines.append(
+                f"  {key:<17} {row['reviews_per_s']:.3g} reviews/s, {row['vs_torch']:.2f}x torch, "
+                f"agreement {row['argmax_agreement']:.1%}, log-likelihood within {row['max_abs_loglik_diff']:.2g}"
+            )
+    return "\n".join(lines)
+
+
 def run_parts(options: dict[str, Any], workdir: Path, echo: Callable[[str], None]) -> dict[str, Any]:
     """Draw the balanced sample, run the selected parts, and choose the fast path from what they measured.
 
@@ -201,8 +218,11 @@ def run_parts(options: dict[str, Any], workdir: Path, echo: Callable[[str], None
     echo(f"fast path: {fast.key} ({fast.name}): {reason}")
     if "scoring" in parts:
         from harness.plugins.bench import _scoring as bench_scoring
+        from harness.plugins.bench._encoder_engines import encoder_engines
 
         report["scoring"] = bench_scoring.scoring(texts[: options["scoring_reviews"]], workdir)
+        report["scoring"]["encoder_engines"] = encoder_engines(texts[: options["encoder_reviews"]], workdir)
+        echo(render_encoder_engines(report["scoring"]["encoder_engines"]))
     if "overhead" in parts:
         report["overhead"] = bench_small.overhead(sample, workdir, fast)
     if "memory" in parts:
@@ -327,6 +347,13 @@ def register_commands(cli: Any) -> None:
         default=12,
         show_default=True,
         help="Reviews the label-scoring part scores both ways (the first of the balanced sample).",
+    )
+    @click.option(
+        "--encoder-reviews",
+        type=click.IntRange(min=2),
+        default=48,
+        show_default=True,
+        help="Reviews the scoring part scores with label scoring's encoder on each engine (the first of the sample).",
     )
     @click.option(
         "--llama-reviews",

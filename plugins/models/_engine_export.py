@@ -1,9 +1,10 @@
 """What the OpenVINO and ONNX Runtime engines share: the exported graph, where it is kept, and batching.
 
-Both engines start from one ``torch.export`` program of the classifier's
-forward pass (logits from input ids and attention mask, batch and length
-dynamic up to the model's window), so they run exactly the layers the torch
-path runs, the harness' fast encoder layers included. An export is written once
+Both engines start from one ``torch.export`` program of a forward pass from
+input ids and attention mask, batch and length dynamic up to the model's
+window: a classifier's logits, or a seq2seq model's encoder pass (whose
+decoder stays in torch), so they run exactly the layers the torch path runs,
+the harness' fast encoder layers included. An export is written once
 per checkpoint and engine settings, into the model directory beside the
 fine-tuned weights, and read from there by every later run: like every cache
 here, its folder name is a digest of the checkpoint's identity and of the
@@ -21,9 +22,11 @@ import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.errors import HarnessError
 from harness.plugins.models._finetune import digest, length_batches
 
 INSTALL = {
@@ -108,8 +111,7 @@ def export_logits(model: Any, max_length: int) -> Any:
 
     The [CLS] state (the encoder's output at position 0, what the head reads)
     is the review's embedding for routers; a hook on the encoder hands it to
-    the exported forward, so both come from one pass. Length runs from 2 to
-    `max_length`.
+    the exported forward, so both come from one pass.
     """
     import torch
 
@@ -126,7 +128,43 @@ def export_logits(model: Any, max_length: int) -> Any:
             logits = self.inner(input_ids=input_ids, attention_mask=attention_mask).logits
             return logits, self.first_token.pop()
 
-    wrapped = LogitsAndFirstToken(model).eval()
+    hooks = dict(model.base_model._forward_hooks)
+    try:
+        return _export(LogitsAndFirstToken(model).eval(), max_length)
+    finally:  # the torch model keeps scoring as loaded
+        model.base_model._forward_hooks.clear()
+        model.base_model._forward_hooks.update(hooks)
+
+
+def export_encoder(model: Any, max_length: int) -> Any:
+    """A ``torch.export`` program of a seq2seq model's encoder: its last hidden states [batch, length, d].
+
+    The encoder is traced with eager attention: the exporters cannot lower the
+    reshape that follows transformers' SDPA attention in T5 once shapes are
+    dynamic, and both compute the same. The torch model keeps its own afterwards.
+    """
+    import torch
+
+    class Encoder(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    attention = model.config._attn_implementation
+    model.set_attn_implementation("eager")
+    try:
+        return _export(Encoder(model.get_encoder()).eval(), max_length)
+    finally:
+        model.set_attn_implementation(attention)
+
+
+def _export(wrapped: Any, max_length: int) -> Any:
+    """``torch.export`` of `wrapped(input_ids, attention_mask)`, batch dynamic and length from 2 to `max_length`."""
+    import torch
+
     length = max(3, min(8, max_length))
     ids = torch.full((2, length), 1000, dtype=torch.long)
     mask = torch.ones_like(ids)
@@ -134,13 +172,44 @@ def export_logits(model: Any, max_length: int) -> Any:
     batch = torch.export.Dim("batch", max=4096)
     tokens = torch.export.Dim("length", min=2, max=max(3, max_length))
     shapes = ({0: batch, 1: tokens}, {0: batch, 1: tokens})
-    hooks = dict(model.base_model._forward_hooks)
-    try:
-        with quiet_export(), torch.inference_mode(False), torch.no_grad():
-            return torch.export.export(wrapped, (ids, mask), dynamic_shapes=shapes)
-    finally:  # the torch model keeps scoring as loaded
-        model.base_model._forward_hooks.clear()
-        model.base_model._forward_hooks.update(hooks)
+    with quiet_export(), torch.inference_mode(False), torch.no_grad():
+        return torch.export.export(wrapped, (ids, mask), dynamic_shapes=shapes)
+
+
+@dataclass(frozen=True)
+class Pass:
+    """A forward pass the engines run: how it is traced from a model, and its outputs' names."""
+
+    trace: Callable[[Any, int], Any]
+    outputs: tuple[str, ...]
+
+
+CLASSIFIER = Pass(export_logits, ("logits", "first_token"))
+ENCODER = Pass(export_encoder, ("last_hidden_state",))
+
+
+def load(
+    engine: str,
+    precision: str,
+    model: Any,
+    max_length: int,
+    workdir: Path,
+    identity: dict[str, Any],
+    streams: int | None,
+    pad_id: int,
+    graph: Pass = CLASSIFIER,
+) -> Any:
+    """`engine` running `model`'s `graph` (a classifier's by default) at `precision`, exported first if need be."""
+    if missing(engine):
+        raise HarnessError(install_hint(engine))
+    if engine == "openvino":
+        from harness.plugins.models import _engine_openvino as module
+    else:
+        from harness.plugins.models import _engine_onnxruntime as module  # type: ignore[no-redef]
+    settings = {"precision": precision, "max_length": max_length, "versions": versions(engine)}
+    target = export_dir(workdir, engine, settings, identity)
+    directory = module.export(model, max_length, target, precision, graph)
+    return module.Engine(directory, precision, streams, pad_id)
 
 
 def padded(windows: Sequence[Sequence[int]], pad_id: int) -> dict[str, Any]:
@@ -156,17 +225,17 @@ def padded(windows: Sequence[Sequence[int]], pad_id: int) -> dict[str, Any]:
     return {"input_ids": ids, "attention_mask": mask}
 
 
-def batched_logits(
+def batched_outputs(
     windows: Sequence[Sequence[int]],
     batch_size: int,
     pad_id: int,
     run: Callable[[dict[str, Any], int], Sequence[Any]],
     workers: int,
-) -> tuple[Any, Any]:
-    """Logits [n, k] and [CLS] embeddings [n, d] of `windows` in their order, `workers` batches at a time.
+) -> list[tuple[list[int], list[Any]]]:
+    """Each length-sorted batch of `windows` (their indices) with its outputs, `workers` batches at a time.
 
-    Batches are length-sorted; `run(inputs, worker)` computes one padded
-    batch's two outputs on the worker's own session or infer request.
+    `run(inputs, worker)` computes one padded batch's outputs on the worker's
+    own session or infer request.
     """
     import numpy as np
 
@@ -195,9 +264,23 @@ def batched_logits(
 
         with ThreadPoolExecutor(workers, thread_name_prefix="harness-engine") as pool:
             list(pool.map(take, range(len(batches))))
-    logits = np.zeros((len(windows), outputs[0][0].shape[1]), dtype=np.float32)
-    embeddings = np.zeros((len(windows), outputs[0][1].shape[1]), dtype=np.float32)
-    for batch, (batch_logits, batch_embeddings) in zip(batches, outputs, strict=True):
+    return list(zip(batches, outputs, strict=True))
+
+
+def batched_logits(
+    windows: Sequence[Sequence[int]],
+    batch_size: int,
+    pad_id: int,
+    run: Callable[[dict[str, Any], int], Sequence[Any]],
+    workers: int,
+) -> tuple[Any, Any]:
+    """Logits [n, k] and [CLS] embeddings [n, d] of `windows` in their order (see `batched_outputs`)."""
+    import numpy as np
+
+    outputs = batched_outputs(windows, batch_size, pad_id, run, workers)
+    logits = np.zeros((len(windows), outputs[0][1][0].shape[1]), dtype=np.float32)
+    embeddings = np.zeros((len(windows), outputs[0][1][1].shape[1]), dtype=np.float32)
+    for batch, (batch_logits, batch_embeddings) in outputs:
         logits[batch] = batch_logits
         embeddings[batch] = batch_embeddings
     return logits, embeddings

@@ -1,5 +1,7 @@
 """The ONNX Runtime engine: an optimized ONNX graph, in float32 or dynamic int8, in single-threaded sessions.
 
+It runs a classifier, or a seq2seq model's encoder pass (see ``_engine_export``).
+
 ``torch.onnx.export`` (the ``torch.export``-based exporter) writes the graph;
 int8 quantizes its linear weights per output channel and their inputs per
 batch on the fly (``quantize_dynamic``); ONNX Runtime's own optimizer then
@@ -16,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.plugins.models._engine_export import batched_logits, build_once, export_logits, quiet_export
+from harness.plugins.models._engine_export import CLASSIFIER, Pass, batched_logits, build_once, quiet_export
 
 MODEL_FILE = "model.onnx"
 
@@ -45,17 +47,17 @@ class Engine:
         ]
         self.pad_id = pad_id
 
+    def run(self, inputs: dict[str, Any], worker: int) -> list[Any]:
+        """The outputs of one padded batch, on the worker's own session."""
+        return list(self.sessions[worker].run(None, inputs))
+
     def logits(self, windows: Sequence[Sequence[int]], batch_size: int) -> Any:
         """Logits [n, k] and [CLS] embeddings [n, d] of token-id windows, in their order."""
-
-        def run(inputs: dict[str, Any], worker: int) -> Any:
-            return self.sessions[worker].run(None, inputs)
-
-        return batched_logits(windows, batch_size, self.pad_id, run, self.streams)
+        return batched_logits(windows, batch_size, self.pad_id, self.run, self.streams)
 
 
-def export(model: Any, max_length: int, target: Path, precision: str) -> Path:
-    """The optimized (and for int8, quantized) ONNX graph of `model` in `target` (written once)."""
+def export(model: Any, max_length: int, target: Path, precision: str, graph: Pass = CLASSIFIER) -> Path:
+    """The optimized (and for int8, quantized) ONNX graph of `model`'s `graph` in `target` (written once)."""
 
     def write(folder: Path) -> None:
         import onnxruntime as ort
@@ -64,10 +66,10 @@ def export(model: Any, max_length: int, target: Path, precision: str) -> Path:
         raw = folder / "exported.onnx"
         with quiet_export():
             torch.onnx.export(
-                export_logits(model, max_length),
+                graph.trace(model, max_length),
                 f=str(raw),
                 input_names=["input_ids", "attention_mask"],
-                output_names=["logits", "first_token"],
+                output_names=list(graph.outputs),
                 dynamo=True,
                 external_data=False,
                 verbose=False,
@@ -79,9 +81,9 @@ def export(model: Any, max_length: int, target: Path, precision: str) -> Path:
 
                 # The exporter annotates intermediate values with the shapes it traced, which the
                 # quantizer's shape inference contradicts: it infers them afresh without the annotations.
-                graph = onnx.load(str(raw))
-                del graph.graph.value_info[:]
-                onnx.save(graph, str(raw))
+                proto = onnx.load(str(raw))
+                del proto.graph.value_info[:]
+                onnx.save(proto, str(raw))
                 quantized = folder / "quantized.onnx"
                 quantize_dynamic(raw, quantized, per_channel=True, weight_type=QuantType.QInt8)
                 quantized.replace(raw)

@@ -1,4 +1,4 @@
-"""The OpenVINO engine: the classifier compiled for the CPU, in float32, bfloat16 or with int8 weights.
+"""The OpenVINO engine: a classifier or a seq2seq encoder compiled for the CPU, in fp32, bf16 or int8 weights.
 
 ``openvino.convert_model`` reads the ``torch.export`` program directly; the
 IR is saved once per checkpoint and precision (see ``_engine_export``). bf16
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.plugins.models._engine_export import batched_logits, build_once, export_logits, quiet_export
+from harness.plugins.models._engine_export import CLASSIFIER, Pass, batched_logits, build_once, quiet_export
 
 HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 
@@ -50,24 +50,23 @@ class Engine:
         self.requests = [self.compiled.create_infer_request() for _ in range(self.streams)]
         self.pad_id = pad_id
 
+    def run(self, inputs: dict[str, Any], worker: int) -> list[Any]:
+        """The outputs of one padded batch, on the worker's own infer request."""
+        return [output.copy() for output in self.requests[worker].infer(inputs).to_tuple()]
+
     def logits(self, windows: Sequence[Sequence[int]], batch_size: int) -> Any:
         """Logits [n, k] and [CLS] embeddings [n, d] of token-id windows, in their order."""
-
-        def run(inputs: dict[str, Any], worker: int) -> Any:
-            result = self.requests[worker].infer(inputs)
-            return result[0].copy(), result[1].copy()
-
-        return batched_logits(windows, batch_size, self.pad_id, run, self.streams)
+        return batched_logits(windows, batch_size, self.pad_id, self.run, self.streams)
 
 
-def export(model: Any, max_length: int, target: Path, precision: str) -> Path:
-    """The OpenVINO IR of `model` at `target` (written once): int8 weights for precision int8."""
+def export(model: Any, max_length: int, target: Path, precision: str, graph: Pass = CLASSIFIER) -> Path:
+    """The OpenVINO IR of `model`'s `graph` at `target` (written once): int8 weights for precision int8."""
 
     def write(folder: Path) -> None:
         import openvino as ov
 
         with quiet_export():
-            converted = ov.convert_model(export_logits(model, max_length))
+            converted = ov.convert_model(graph.trace(model, max_length))
             if precision == "int8":
                 import nncf
 

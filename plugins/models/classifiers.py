@@ -542,21 +542,11 @@ class HFClassifier:
             return self._torch_scorer(state)
         from harness.plugins.models import _engine_export
 
-        if _engine_export.missing(candidate.engine):
-            raise HarnessError(_engine_export.install_hint(candidate.engine))
-        if candidate.engine == "openvino":
-            from harness.plugins.models import _engine_openvino as module
-        else:
-            from harness.plugins.models import _engine_onnxruntime as module  # type: ignore[no-redef]
-        settings = {
-            "precision": candidate.precision,
-            "max_length": state.max_length,
-            "versions": _engine_export.versions(candidate.engine),
-        }
-        target = _engine_export.export_dir(self.ctx.workdir, candidate.engine, settings, state.identity)
-        directory = module.export(state.model, state.max_length, target, candidate.precision)
         pad_id = state.tokenizer.pad_token_id if state.tokenizer.pad_token_id is not None else 0
-        engine = module.Engine(directory, candidate.precision, self.streams, pad_id)
+        engine = _engine_export.load(
+            candidate.engine, candidate.precision, state.model, state.max_length, self.ctx.workdir,
+            state.identity, self.streams, pad_id,
+        )  # fmt: skip
         batch_size = self.inference_batch_size or ENGINE_BATCH_SIZE
         return lambda windows: engine.logits(windows, batch_size)
 

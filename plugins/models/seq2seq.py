@@ -5,12 +5,14 @@ by the decoder with teacher forcing against that shared encoder output, and
 the label log-likelihoods (summed, or averaged per token with
 `length_norm=true`) become probabilities by softmax. `mode=generate`
 reproduces the study instead: greedy generation, answer parsed to a label.
+The encoder pass of label scoring runs on the engine the options `engine` and
+`precision` choose, measured by default (see ``_seq2seq_engine``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from harness.hookspecs import hookimpl
@@ -30,6 +32,7 @@ from harness.plugins.models._label_scoring import (
     special_tokens_around,
     torch_dtype,
 )
+from harness.plugins.models._seq2seq_engine import ENGINE_OPTIONS, Encoder, EncoderEngines, engine_mark
 from harness.types import ModelContext, ModelOutput, Task
 
 if TYPE_CHECKING:
@@ -43,7 +46,7 @@ DEFAULT_MAX_LENGTH = 512
 DEFAULT_BATCH_SIZE = 8
 # T5's activations overflow float16; bfloat16 has float32's range.
 T5_MODEL_TYPES = frozenset({"t5", "mt5", "umt5", "longt5"})
-OPTIONS = lm_options(max_length=DEFAULT_MAX_LENGTH, batch_size=DEFAULT_BATCH_SIZE)
+OPTIONS = lm_options(max_length=DEFAULT_MAX_LENGTH, batch_size=DEFAULT_BATCH_SIZE) + ENGINE_OPTIONS
 
 
 class Seq2SeqScorer:
@@ -59,6 +62,10 @@ class Seq2SeqScorer:
         )
         self.batch_size = self.settings.batch_size
         self.options = OPTIONS.parse(ctx.options)
+        device = ctx.backend.device if self.settings.device_map is None else "device_map"
+        self.engines = EncoderEngines(
+            self.options, self.settings.mode, device, ctx.backend.dtype, ctx.workdir, self.batch_size
+        )
         self._model: Any = None
         self._tokenizer: Any = None
 
@@ -67,7 +74,12 @@ class Seq2SeqScorer:
             f"seq2seq|family={self.family}|checkpoint={checkpoint_identity(self.checkpoint)}|"
             f"options={digest(OPTIONS.fingerprinted(self.options))}|dtype={self.backend.dtype}"
             + generated_rows_mark(self.settings.mode)
+            + engine_mark(self.options)
         )
+
+    def run_stats(self) -> dict[str, Any]:
+        """The encoder engine that scored, how it was chosen and its timings (label scoring only)."""
+        return self.engines.stats()
 
     def checkpoints(self, task: Task) -> list[str]:
         """The weights it loads, whatever the task (for preflight)."""
@@ -119,12 +131,26 @@ class Seq2SeqScorer:
             answers = self._generate(inputs)
             probs = answers_to_probs(answers, task.label_words)
             return ModelOutput(probs, truncated=encoded.truncated, raw_text=answers)
-        scores = self.label_scores(inputs, task.label_words)
+        scores = self.label_scores(inputs, task.label_words, self.encoder(inputs, task.label_words))
         probs = average_windows(scores_to_probs(scores), encoded.owners, len(texts))
         return ModelOutput(probs, truncated=encoded.truncated)
 
     def _encode(self, text: str) -> list[int]:
         return list(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def encoder(self, inputs: Sequence[Sequence[int]], label_words: Sequence[str]) -> Encoder | None:
+        """The engine chosen for the encoder pass (None: torch), measured on `inputs` the first time."""
+        self._load()
+        identity = {
+            "checkpoint": checkpoint_identity(self.checkpoint),
+            "max_length": self.settings.max_length,
+            "pass": "seq2seq-encoder",
+        }
+        pad_id = self._tokenizer.pad_token_id or 0
+        return self.engines.encoder(
+            self._model, identity, pad_id, inputs, label_words,
+            lambda rows, encoder: self.label_scores(rows, label_words, encoder),
+        )  # fmt: skip
 
     def label_targets(self, label_words: Sequence[str]) -> list[list[int]]:
         """Each label word as the decoder must produce it, end-of-sequence included."""
@@ -134,8 +160,14 @@ class Seq2SeqScorer:
             raise ValueError("a label word encodes to no tokens")
         return targets
 
-    def label_scores(self, inputs: Sequence[Sequence[int]], label_words: Sequence[str]) -> np.ndarray:
-        """Log-likelihood [len(inputs), k] of each label word given each encoder input."""
+    def label_scores(
+        self, inputs: Sequence[Sequence[int]], label_words: Sequence[str], encoder: Encoder | None = None
+    ) -> np.ndarray:
+        """Log-likelihood [len(inputs), k] of each label word given each encoder input.
+
+        The encoder pass runs on `encoder` (an engine's) where given, else on
+        the torch model; the decoder always runs in torch.
+        """
         import numpy as np
         import torch
         from transformers.modeling_outputs import BaseModelOutput
@@ -151,10 +183,9 @@ class Seq2SeqScorer:
         pad_id = self._tokenizer.pad_token_id or 0
         scores = np.zeros((len(inputs), k))
         with torch.inference_mode():
-            for batch in length_sorted_batches([len(row) for row in inputs], self.settings.batch_size):
-                ids, mask = pad_batch([inputs[i] for i in batch], pad_id, device)
-                encoded = model.get_encoder()(input_ids=ids, attention_mask=mask)
-                states = encoded.last_hidden_state.repeat_interleave(k, dim=0)
+            for batch, encoded in (encoder or self.torch_encoder)(inputs):
+                _, mask = pad_batch([inputs[i] for i in batch], pad_id, device)
+                states = encoded.to(device).repeat_interleave(k, dim=0)
                 logits = model(
                     encoder_outputs=BaseModelOutput(last_hidden_state=states),
                     attention_mask=mask.repeat_interleave(k, dim=0),
@@ -171,6 +202,13 @@ class Seq2SeqScorer:
                     total = total / valid.sum(-1).repeat(len(batch))
                 scores[batch] = total.view(len(batch), k).cpu().double().numpy()
         return scores
+
+    def torch_encoder(self, inputs: Sequence[Sequence[int]]) -> Iterator[tuple[list[int], Any]]:
+        """Encoder states of length-sorted batches of `inputs` on the torch model (see `Encoder`)."""
+        pad_id = self._tokenizer.pad_token_id or 0
+        for batch in length_sorted_batches([len(row) for row in inputs], self.settings.batch_size):
+            ids, mask = pad_batch([inputs[i] for i in batch], pad_id, self._model.device)
+            yield batch, self._model.get_encoder()(input_ids=ids, attention_mask=mask).last_hidden_state
 
     def _generate(self, inputs: Sequence[Sequence[int]]) -> list[str]:
         """Greedy answers, as the study's text2text pipeline produced them."""
