@@ -47,6 +47,7 @@ from harness.types import (
     Example,
     FitsTrainSplit,
     IssueLog,
+    MeasuresRawText,
     Model,
     ModelContext,
     ModelOutput,
@@ -430,7 +431,7 @@ class Runner:
         and every example's latency (its batch's seconds shared by the batch's examples)."""
         k = len(task.labels)
         raw_texts: list[str | None] = []
-        keep_raw = isinstance(model, SummarisesRawText)
+        keep_raw = isinstance(model, SummarisesRawText | MeasuresRawText)
         model_fp, task_fp = model.fingerprint(), task.fingerprint()
         # The model's own figure first: it knows how many reviews keep all its streams or replicas busy.
         if isinstance(model, ChoosesBatchSize):
@@ -525,6 +526,8 @@ class Runner:
                 plan, gold_array, probs, resamples=self.board.bootstrap, seed=self.board.seed
             ).items()
         }
+        if isinstance(model, MeasuresRawText):
+            self.add_raw_measures(row, model.measure_raw(raw_texts, gold_array, task), gold_array)
         self.scored[(task.name, entry.spec, entry.display)] = Scored(ids, gold_array, probs, plan)
         row.reviews_per_s = row.n / row.runtime_s if row.runtime_s > 0 else None
         facet_names = dict.fromkeys(name for r in sliced for name in (r.get("facets") or {}))
@@ -534,6 +537,27 @@ class Runner:
             sliced, gold_array, probs, plan, dimensions, resamples=self.board.bootstrap, seed=self.board.seed
         )
         return raw_texts, latencies
+
+    def add_raw_measures(
+        self, row: Row, measured: tuple[dict[str, np.ndarray], dict[str, Any]], gold: np.ndarray
+    ) -> None:
+        """A model's per-review figures from its raw texts as metrics with intervals, shown as columns."""
+        values, counts = measured
+        row.extra.update(counts)
+        if not values:
+            return
+        names = list(values)
+        table = np.column_stack([np.asarray(values[name], dtype=np.float64) for name in names])
+
+        def means(_: np.ndarray, part: np.ndarray) -> dict[str, float]:
+            return {name: float(np.mean(part[:, j])) for j, name in enumerate(names)}
+
+        row.metrics.update(means(gold, table))
+        intervals = bootstrap_intervals(
+            means, gold, table, resamples=self.board.bootstrap, seed=self.board.seed
+        )
+        row.intervals.update({name: [lo, hi] for name, (lo, hi) in intervals.items()})
+        row.added_metrics += [{"name": name, "higher_is_better": True} for name in names]
 
     def timed_predict(
         self, model: Model, texts: list[str], task: Task, entry: ModelEntry, *, warm: bool

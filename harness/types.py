@@ -223,6 +223,20 @@ class SummarisesRawText(Protocol):
 
 
 @runtime_checkable
+class MeasuresRawText(Protocol):
+    """A model whose raw texts say more than its probability rows can (the study's per-k answer lists).
+
+    From the stored raw texts (so cached predictions count too) and the gold
+    labels it returns per-review values by metric name, whose means the row
+    reports as metrics with bootstrap intervals, and counts for the row's `extra`.
+    """
+
+    def measure_raw(
+        self, raw_texts: Sequence[str | None], gold: np.ndarray, task: Task
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]: ...
+
+
+@runtime_checkable
 class Backend(Protocol):
     """Where models run: device, dtype, threads; describes itself for results.json."""
 
