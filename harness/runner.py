@@ -316,6 +316,10 @@ class Runner:
         options = entry.options_with(self.board.model_options)
         return RUNNER_OPTIONS.parse(scoped_options(options, split_spec(entry.spec)[0], entry.spec))
 
+    def scored_total(self, task: Task) -> int | None:
+        """How many reviews a row scores, for the progress line: at most the board's limit (None: unknown)."""
+        return self.board.limit
+
     def open_splits(self, task: Task, issues: IssueLog) -> Splits:
         reviews = open_reviews(self.registries, self.board, issues)
         return task.split(reviews, limit=self.board.limit, seed=self.board.seed_for("split"))
@@ -445,7 +449,7 @@ class Runner:
         sliced: list[dict[str, Any]] = []  # what slicing reads of each scored example
         warmed = False
         if self.progress is not None:
-            self.progress.start(f"{task.name} · {entry.display}", self.board.limit)
+            self.progress.start(f"{task.name} · {entry.display}", self.scored_total(task))
         for chunk in chunked(splits.test, CHUNK_SIZE):
             keys = [text_key(ex.text) for ex in chunk]
             found = cache.get_many(model_fp, task_fp, keys, k)
