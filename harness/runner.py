@@ -16,7 +16,7 @@ import sqlite3
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,6 +57,7 @@ from harness.types import (
     RunInfo,
     SourceOptions,
     Splits,
+    StoredLookup,
     SummarisesRawText,
     Task,
 )
@@ -149,6 +150,12 @@ def probabilities(output: np.ndarray | ModelOutput, n: int, k: int, model: str) 
             raise HarnessError(f"model {model!r} returned embeddings of shape {embeddings.shape}, "
                                f"expected {n} finite rows")  # fmt: skip
         result.embeddings = embeddings
+    if result.seconds is not None:
+        seconds = np.asarray(result.seconds, dtype=np.float64)
+        if seconds.shape != (n,) or not np.all(np.isfinite(seconds)) or np.any(seconds < 0):
+            raise HarnessError(f"model {model!r} returned seconds of shape {seconds.shape}, expected {n} "
+                               "finite non-negative values")  # fmt: skip
+        result.seconds = seconds.tolist()
     return result
 
 
@@ -201,6 +208,7 @@ def build_model(
     backend_options: Mapping[str, str] | None = None,
     host: PluginHost | None = None,
     seeds: Mapping[str, int] | None = None,
+    stored: StoredLookup | None = None,
 ) -> Model:
     """Build a model from its spec outside a run, as the runner does inside one.
 
@@ -209,6 +217,8 @@ def build_model(
     the model the runner would have built. Nested specs (hybrids) are built
     with the same backend and options. `seeds` maps seed components to their
     seeds (see `ModelContext.seed_for`); a missing component takes `seed`.
+    `stored` reads the run's prediction cache for the models it builds (see
+    `ModelContext.stored`).
     """
     host = host or get_host()
     registries = host.registries
@@ -230,11 +240,23 @@ def build_model(
             build_model=make,
             build_router=make_router,
             seeds=dict(seeds or {}),
+            stored=stored,
         )
         model: Model = registries.models.build(name, arg, context)
         return model
 
     return make(spec)
+
+
+def stored_lookup(cache: PredictionCache) -> StoredLookup:
+    """What `ModelContext.stored` reads: a model's cached predictions of texts, under its own fingerprint."""
+
+    def lookup(model: Model, texts: Sequence[str], task: Task) -> list[CachedPrediction | None]:
+        keys = [text_key(text) for text in texts]
+        found = cache.get_many(model.fingerprint(), task.fingerprint(), keys, len(task.labels))
+        return [found.get(key) for key in keys]
+
+    return lookup
 
 
 def open_reviews(registries: Registries, board: Board, issues: IssueLog) -> Iterator[Review]:
@@ -302,14 +324,19 @@ class Runner:
         router: Router = self.registries.routers.build(name, arg)
         return router
 
-    def make_model(self, spec: str, options: dict[str, str]) -> Model:
-        """Build the model here, or let a backend that distributes models (Ray) build its replicas."""
+    def make_model(self, spec: str, options: dict[str, str], cache: PredictionCache | None = None) -> Model:
+        """Build the model here, or let a backend that distributes models (Ray) build its replicas.
+
+        Models built here can read `cache` for the models they are made of (a hybrid's large model).
+        """
         workdir, seeds = self.model_dir, {c: self.board.seed_for(c) for c in SEED_COMPONENTS}
         if isinstance(self.backend, DistributesModels):
             return self.backend.distribute(spec, options, self.board.seed, workdir, seeds)
+        stored = stored_lookup(cache) if cache is not None else None
         return build_model(
-            spec, options, self.board.seed, workdir, backend=self.backend, host=self.host, seeds=seeds
-        )
+            spec, options, self.board.seed, workdir, backend=self.backend, host=self.host, seeds=seeds,
+            stored=stored,
+        )  # fmt: skip
 
     def runner_options(self, entry: ModelEntry) -> dict[str, Any]:
         """The options the runner itself reads for a model (batch size, timeout)."""
@@ -382,7 +409,7 @@ class Runner:
         row.in_training = task.name in entry.in_training
         issues = IssueLog()
         try:
-            model = self.make_model(entry.spec, entry.options_with(self.board.model_options))
+            model = self.make_model(entry.spec, entry.options_with(self.board.model_options), cache)
             splits = self.open_splits(task, issues)
             if isinstance(model, FitsTrainSplit) and splits.train:
                 if self.progress is not None:  # fine-tuning takes minutes: show that something runs
@@ -432,7 +459,8 @@ class Runner:
         info: RunInfo,
     ) -> tuple[list[str | None], list[float]]:
         """Score every example into `row`; returns the stored raw texts of models that summarise them,
-        and every example's latency (its batch's seconds shared by the batch's examples)."""
+        and every example's latency (its batch's seconds shared by the batch's examples, or the seconds
+        the model gave for each)."""
         k = len(task.labels)
         raw_texts: list[str | None] = []
         keep_raw = isinstance(model, SummarisesRawText | MeasuresRawText)
@@ -475,12 +503,12 @@ class Runner:
                     continue
                 warmed = True
                 start += len(batch)
-                latency = seconds / len(batch)
+                each = output.seconds or [seconds / len(batch)] * len(batch)
                 truncated = output.truncated or [False] * len(batch)
                 raw: list[str | None] = list(output.raw_text) if output.raw_text else [None] * len(batch)
                 vectors = list(output.embeddings) if output.embeddings is not None else [None] * len(batch)
-                new = [(text_key(ex.text), p, latency, bool(t), r, e)
-                       for ex, p, t, r, e in zip(batch, output.probs, truncated, raw, vectors, strict=True)]  # fmt: skip
+                new = [(text_key(ex.text), p, lat, bool(t), r, e) for ex, p, lat, t, r, e
+                       in zip(batch, output.probs, each, truncated, raw, vectors, strict=True)]  # fmt: skip
                 cache.put_many(model_fp, task_fp, new)
                 for key, p, lat, t, r, e in new:
                     found[key] = CachedPrediction(

@@ -124,6 +124,10 @@ def test_distill_teaches_the_student_on_a_pool_outside_the_scored_split_and_reus
     rows = {row["label"]: row for row in results["rows"]}
     assert all(row["status"] == "ok" for row in rows.values()), [r["error"] for r in rows.values()]
     assert len(rows) == 4 and any(label.startswith("hybrid distilled") for label in rows)
+    # The hybrid reads the teacher's answers its own row stored on the same split: none is scored twice.
+    [hybrid] = [row for label, row in rows.items() if label.startswith("hybrid distilled")]
+    assert hybrid["extra"]["escalated"] > 0
+    assert hybrid["extra"]["escalated_stored"] == hybrid["extra"]["escalated"]
     records = [
         json.loads(line) for line in (tmp_path / "board" / "predictions.jsonl").read_text().splitlines()
     ]
