@@ -147,6 +147,8 @@ def test_seed_board_follows_the_protocol(seed_run):
     assert rows_by_label[("category", "DistilBERT (67M), fine-tuned 3 epochs")]["fit_s"] > 0
     hybrid = rows_by_label[("polarity", "Hybrid-T5 (generated answer)")]
     assert hybrid["extra"]["stage_answered"][0] + hybrid["extra"]["stage_answered"][1] == hybrid["n"]
+    # Flan's generated answers come from its own row's, which ran on the same reviews before the hybrid.
+    assert hybrid["extra"]["escalated_stored"] == hybrid["extra"]["escalated"]
 
 
 @pytest.mark.slow
