@@ -78,7 +78,8 @@ class PredictionCache:
             self._conn = self._open()
 
     def _open(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=30)
+        # A hybrid reads stored predictions from inside `predict`, which a batch timeout runs in a worker thread.
+        conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(SCHEMA)
         columns = {row[1] for row in conn.execute("PRAGMA table_info(predictions)")}

@@ -16,7 +16,7 @@ import sqlite3
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +47,7 @@ from harness.types import (
     Example,
     FitsTrainSplit,
     IssueLog,
+    MeasuresRawText,
     Model,
     ModelContext,
     ModelOutput,
@@ -56,6 +57,7 @@ from harness.types import (
     RunInfo,
     SourceOptions,
     Splits,
+    StoredLookup,
     SummarisesRawText,
     Task,
 )
@@ -148,6 +150,12 @@ def probabilities(output: np.ndarray | ModelOutput, n: int, k: int, model: str) 
             raise HarnessError(f"model {model!r} returned embeddings of shape {embeddings.shape}, "
                                f"expected {n} finite rows")  # fmt: skip
         result.embeddings = embeddings
+    if result.seconds is not None:
+        seconds = np.asarray(result.seconds, dtype=np.float64)
+        if seconds.shape != (n,) or not np.all(np.isfinite(seconds)) or np.any(seconds < 0):
+            raise HarnessError(f"model {model!r} returned seconds of shape {seconds.shape}, expected {n} "
+                               "finite non-negative values")  # fmt: skip
+        result.seconds = seconds.tolist()
     return result
 
 
@@ -200,6 +208,7 @@ def build_model(
     backend_options: Mapping[str, str] | None = None,
     host: PluginHost | None = None,
     seeds: Mapping[str, int] | None = None,
+    stored: StoredLookup | None = None,
 ) -> Model:
     """Build a model from its spec outside a run, as the runner does inside one.
 
@@ -208,6 +217,8 @@ def build_model(
     the model the runner would have built. Nested specs (hybrids) are built
     with the same backend and options. `seeds` maps seed components to their
     seeds (see `ModelContext.seed_for`); a missing component takes `seed`.
+    `stored` reads the run's prediction cache for the models it builds (see
+    `ModelContext.stored`).
     """
     host = host or get_host()
     registries = host.registries
@@ -229,11 +240,23 @@ def build_model(
             build_model=make,
             build_router=make_router,
             seeds=dict(seeds or {}),
+            stored=stored,
         )
         model: Model = registries.models.build(name, arg, context)
         return model
 
     return make(spec)
+
+
+def stored_lookup(cache: PredictionCache) -> StoredLookup:
+    """What `ModelContext.stored` reads: a model's cached predictions of texts, under its own fingerprint."""
+
+    def lookup(model: Model, texts: Sequence[str], task: Task) -> list[CachedPrediction | None]:
+        keys = [text_key(text) for text in texts]
+        found = cache.get_many(model.fingerprint(), task.fingerprint(), keys, len(task.labels))
+        return [found.get(key) for key in keys]
+
+    return lookup
 
 
 def open_reviews(registries: Registries, board: Board, issues: IssueLog) -> Iterator[Review]:
@@ -301,19 +324,28 @@ class Runner:
         router: Router = self.registries.routers.build(name, arg)
         return router
 
-    def make_model(self, spec: str, options: dict[str, str]) -> Model:
-        """Build the model here, or let a backend that distributes models (Ray) build its replicas."""
+    def make_model(self, spec: str, options: dict[str, str], cache: PredictionCache | None = None) -> Model:
+        """Build the model here, or let a backend that distributes models (Ray) build its replicas.
+
+        Models built here can read `cache` for the models they are made of (a hybrid's large model).
+        """
         workdir, seeds = self.model_dir, {c: self.board.seed_for(c) for c in SEED_COMPONENTS}
         if isinstance(self.backend, DistributesModels):
             return self.backend.distribute(spec, options, self.board.seed, workdir, seeds)
+        stored = stored_lookup(cache) if cache is not None else None
         return build_model(
-            spec, options, self.board.seed, workdir, backend=self.backend, host=self.host, seeds=seeds
-        )
+            spec, options, self.board.seed, workdir, backend=self.backend, host=self.host, seeds=seeds,
+            stored=stored,
+        )  # fmt: skip
 
     def runner_options(self, entry: ModelEntry) -> dict[str, Any]:
         """The options the runner itself reads for a model (batch size, timeout)."""
         options = entry.options_with(self.board.model_options)
         return RUNNER_OPTIONS.parse(scoped_options(options, split_spec(entry.spec)[0], entry.spec))
+
+    def scored_total(self, task: Task) -> int | None:
+        """How many reviews a row scores, for the progress line: at most the board's limit (None: unknown)."""
+        return self.board.limit
 
     def open_splits(self, task: Task, issues: IssueLog) -> Splits:
         reviews = open_reviews(self.registries, self.board, issues)
@@ -377,7 +409,7 @@ class Runner:
         row.in_training = task.name in entry.in_training
         issues = IssueLog()
         try:
-            model = self.make_model(entry.spec, entry.options_with(self.board.model_options))
+            model = self.make_model(entry.spec, entry.options_with(self.board.model_options), cache)
             splits = self.open_splits(task, issues)
             if isinstance(model, FitsTrainSplit) and splits.train:
                 if self.progress is not None:  # fine-tuning takes minutes: show that something runs
@@ -427,10 +459,11 @@ class Runner:
         info: RunInfo,
     ) -> tuple[list[str | None], list[float]]:
         """Score every example into `row`; returns the stored raw texts of models that summarise them,
-        and every example's latency (its batch's seconds shared by the batch's examples)."""
+        and every example's latency (its batch's seconds shared by the batch's examples, or the seconds
+        the model gave for each)."""
         k = len(task.labels)
         raw_texts: list[str | None] = []
-        keep_raw = isinstance(model, SummarisesRawText)
+        keep_raw = isinstance(model, SummarisesRawText | MeasuresRawText)
         model_fp, task_fp = model.fingerprint(), task.fingerprint()
         # The model's own figure first: it knows how many reviews keep all its streams or replicas busy.
         if isinstance(model, ChoosesBatchSize):
@@ -444,7 +477,7 @@ class Runner:
         sliced: list[dict[str, Any]] = []  # what slicing reads of each scored example
         warmed = False
         if self.progress is not None:
-            self.progress.start(f"{task.name} · {entry.display}", self.board.limit)
+            self.progress.start(f"{task.name} · {entry.display}", self.scored_total(task))
         for chunk in chunked(splits.test, CHUNK_SIZE):
             keys = [text_key(ex.text) for ex in chunk]
             found = cache.get_many(model_fp, task_fp, keys, k)
@@ -470,12 +503,12 @@ class Runner:
                     continue
                 warmed = True
                 start += len(batch)
-                latency = seconds / len(batch)
+                each = output.seconds or [seconds / len(batch)] * len(batch)
                 truncated = output.truncated or [False] * len(batch)
                 raw: list[str | None] = list(output.raw_text) if output.raw_text else [None] * len(batch)
                 vectors = list(output.embeddings) if output.embeddings is not None else [None] * len(batch)
-                new = [(text_key(ex.text), p, latency, bool(t), r, e)
-                       for ex, p, t, r, e in zip(batch, output.probs, truncated, raw, vectors, strict=True)]  # fmt: skip
+                new = [(text_key(ex.text), p, lat, bool(t), r, e) for ex, p, lat, t, r, e
+                       in zip(batch, output.probs, each, truncated, raw, vectors, strict=True)]  # fmt: skip
                 cache.put_many(model_fp, task_fp, new)
                 for key, p, lat, t, r, e in new:
                     found[key] = CachedPrediction(
@@ -525,6 +558,8 @@ class Runner:
                 plan, gold_array, probs, resamples=self.board.bootstrap, seed=self.board.seed
             ).items()
         }
+        if isinstance(model, MeasuresRawText):
+            self.add_raw_measures(row, model.measure_raw(raw_texts, gold_array, task), gold_array)
         self.scored[(task.name, entry.spec, entry.display)] = Scored(ids, gold_array, probs, plan)
         row.reviews_per_s = row.n / row.runtime_s if row.runtime_s > 0 else None
         facet_names = dict.fromkeys(name for r in sliced for name in (r.get("facets") or {}))
@@ -534,6 +569,27 @@ class Runner:
             sliced, gold_array, probs, plan, dimensions, resamples=self.board.bootstrap, seed=self.board.seed
         )
         return raw_texts, latencies
+
+    def add_raw_measures(
+        self, row: Row, measured: tuple[dict[str, np.ndarray], dict[str, Any]], gold: np.ndarray
+    ) -> None:
+        """A model's per-review figures from its raw texts as metrics with intervals, shown as columns."""
+        values, counts = measured
+        row.extra.update(counts)
+        if not values:
+            return
+        names = list(values)
+        table = np.column_stack([np.asarray(values[name], dtype=np.float64) for name in names])
+
+        def means(_: np.ndarray, part: np.ndarray) -> dict[str, float]:
+            return {name: float(np.mean(part[:, j])) for j, name in enumerate(names)}
+
+        row.metrics.update(means(gold, table))
+        intervals = bootstrap_intervals(
+            means, gold, table, resamples=self.board.bootstrap, seed=self.board.seed
+        )
+        row.intervals.update({name: [lo, hi] for name, (lo, hi) in intervals.items()})
+        row.added_metrics += [{"name": name, "higher_is_better": True} for name in names]
 
     def timed_predict(
         self, model: Model, texts: list[str], task: Task, entry: ModelEntry, *, warm: bool

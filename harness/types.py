@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from harness.boards import Board
+    from harness.cache import CachedPrediction
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,13 +156,17 @@ class ModelOutput:
     models whose forward pass yields a review embedding (a classifier's
     [CLS]/pooled state) that embedding [n, d]: it costs nothing extra to
     return, the runner stores it with the prediction, and a router can learn
-    from it (see `LearnsToRoute`).
+    from it (see `LearnsToRoute`). `seconds`, per example, replaces the
+    call's measured time shared evenly when the model knows better: a hybrid
+    whose large model's answers were read from the run's cache gives them the
+    seconds that model's own row measured.
     """
 
     probs: np.ndarray
     truncated: Sequence[bool] | None = None
     raw_text: Sequence[str] | None = None
     embeddings: np.ndarray | None = None
+    seconds: Sequence[float] | None = None
 
 
 @runtime_checkable
@@ -220,6 +225,20 @@ class SummarisesRawText(Protocol):
     """A model whose per-example raw text says what it did; summarised for cached predictions too."""
 
     def stats_from_raw(self, raw_texts: Sequence[str | None]) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class MeasuresRawText(Protocol):
+    """A model whose raw texts say more than its probability rows can (the study's per-k answer lists).
+
+    From the stored raw texts (so cached predictions count too) and the gold
+    labels it returns per-review values by metric name, whose means the row
+    reports as metrics with bootstrap intervals, and counts for the row's `extra`.
+    """
+
+    def measure_raw(
+        self, raw_texts: Sequence[str | None], gold: np.ndarray, task: Task
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]: ...
 
 
 @runtime_checkable
@@ -293,6 +312,10 @@ class LearnsToRoute(Protocol):
 SEED_COMPONENTS = ("split", "finetune", "demos", "calibration")
 
 
+# The run's stored predictions of a model for texts of a task, None where there is none (`ModelContext.stored`).
+StoredLookup = Callable[[Model, Sequence[str], Task], "list[CachedPrediction | None]"]
+
+
 @dataclass
 class ModelContext:
     """What a model factory gets besides its argument.
@@ -302,7 +325,10 @@ class ModelContext:
     later run with the same config reuses it. `seed` is the run's seed;
     `seeds` holds the seed of each of `SEED_COMPONENTS` (read it with
     `seed_for`), which differ from `seed` when a multi-seed run holds some
-    components fixed.
+    components fixed. `stored`, inside a run, reads the run's prediction cache
+    for a model and texts (None where nothing is stored under that model's
+    fingerprint), so a hybrid does not score again what its large model's own
+    row already scored; it is None outside a run.
     """
 
     backend: Backend
@@ -312,6 +338,7 @@ class ModelContext:
     build_model: Callable[[str], Model]
     build_router: Callable[[str], Router]
     seeds: Mapping[str, int] = field(default_factory=dict)
+    stored: StoredLookup | None = None
 
     def seed_for(self, component: str) -> int:
         """The seed of one component of randomness; a model's fingerprint names only the ones it uses."""

@@ -127,10 +127,15 @@ def slice_figure(task: str, dimension: str, rows: Sequence[Mapping[str, Any]]) -
 
 
 def confusion_counts(records: Sequence[Mapping[str, Any]], labels: Sequence[str]) -> list[list[int]]:
-    """counts[gold][pred] over the records, rows and columns in `labels` order."""
+    """counts[gold][pred] over the records, rows and columns in `labels` order.
+
+    An unparseable generated answer predicts no label: it is in no column, as in the metrics.
+    """
     index = {label: i for i, label in enumerate(labels)}
     counts = [[0] * len(labels) for _ in labels]
     for record in records:
+        if record.get("pred") is None:
+            continue
         counts[index[str(record["gold"])]][index[str(record["pred"])]] += 1
     return counts
 

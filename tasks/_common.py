@@ -27,7 +27,7 @@ SHARED_OPTIONS = OptionSet(
     Option(
         "markup", str, "clean", "clean: <br /> and HTML entities as a reader sees them; keep", choices=MARKUP
     ),
-    Option("prompt", str, None, "instruction template with {text} and {options} for LLMs"),
+    Option("prompt", str, None, "instruction template with {text}, {options} and {k} for LLMs"),
     Option("label_words", str, None, "comma-separated words LLMs answer with, one per label"),
     Option("slice_col", str, None, "a data column to report quality by (beside length, stars, category...)"),
 )
@@ -77,14 +77,15 @@ def label_words_option(raw: str | None, default: Sequence[str]) -> tuple[str, ..
 
 
 def prompt_option(prompt: str | None, default: str) -> str:
-    """The instruction prompt: a template with `{text}` and optionally `{options}` (the label words)."""
+    """The instruction prompt: a template with `{text}` and optionally `{options}` (the label words)
+    and `{k}` (how many labels an LM is asked for: 1, or 1..K with its `topk_prompts=K`)."""
     prompt = default if prompt is None else prompt
     try:
-        first = prompt.format(text="\x00", options="")
-        second = prompt.format(text="\x01", options="")
+        first = prompt.format(text="\x00", options="", k=1)
+        second = prompt.format(text="\x01", options="", k=1)
     except (KeyError, IndexError, ValueError) as error:
         raise OptionError(
-            f"option prompt must be a template with only {{text}} and {{options}} placeholders "
+            f"option prompt must be a template with only {{text}}, {{options}} and {{k}} placeholders "
             f"(double other braces): {error!r}"
         ) from None
     if first == second:

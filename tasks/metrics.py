@@ -77,12 +77,18 @@ def macro_f1(gold: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
 
 
 def top_k_accuracy(gold: np.ndarray, probs: np.ndarray, k: int) -> float:
-    """Share of examples whose gold label is among the k most probable (ties: lower index first)."""
+    """Share of examples whose gold label is among the k most probable (ties: lower index first).
+
+    A gold label with probability 0 is never a hit: rows from generated
+    answers give 0 to every label the answer did not name, and a tie among
+    those must not put an unnamed label into the top k.
+    """
     gold, probs = np.asarray(gold), np.asarray(probs)
     if not gold.size:
         return NAN
     ranked = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-    return float(np.mean((ranked == gold[:, None]).any(axis=1) & (probs.max(axis=1) > 0)))
+    named = probs[np.arange(len(gold)), gold] > 0
+    return float(np.mean((ranked == gold[:, None]).any(axis=1) & named))
 
 
 def average_precision(positive: np.ndarray, scores: np.ndarray) -> float:

@@ -124,6 +124,10 @@ def test_distill_teaches_the_student_on_a_pool_outside_the_scored_split_and_reus
     rows = {row["label"]: row for row in results["rows"]}
     assert all(row["status"] == "ok" for row in rows.values()), [r["error"] for r in rows.values()]
     assert len(rows) == 4 and any(label.startswith("hybrid distilled") for label in rows)
+    # The hybrid reads the teacher's answers its own row stored on the same split: none is scored twice.
+    [hybrid] = [row for label, row in rows.items() if label.startswith("hybrid distilled")]
+    assert hybrid["extra"]["escalated"] > 0
+    assert hybrid["extra"]["escalated_stored"] == hybrid["extra"]["escalated"]
     records = [
         json.loads(line) for line in (tmp_path / "board" / "predictions.jsonl").read_text().splitlines()
     ]
@@ -178,3 +182,30 @@ def test_gold_size_is_the_tasks_train_size_and_is_refused_where_the_task_has_non
         distill.gold_size_option(
             Board(name="distill", tasks=["category"], models=[]), "category", 5, get_host()
         )
+
+
+def test_the_progress_line_counts_the_pool_the_teacher_scores_not_the_boards_limit(
+    reviews: Path, tmp_path: Path
+) -> None:
+    from harness.boards import Board, ModelEntry
+    from harness.plugins.models._distill import PoolRunner
+
+    events: list[tuple] = []
+
+    class Recorder:
+        def start(self, label, total):
+            events.append(("start", label, total))
+
+        def advance(self, count):
+            events.append(("advance", count))
+
+        def stop(self):
+            events.append(("stop",))
+
+    board = Board(name=distill.BOARD_NAME, tasks=["polarity"], models=[ModelEntry("vader")], data=str(reviews),
+                  backend="cpu", limit=30, bootstrap=0, task_options={"polarity": {"train_size": "20"}})  # fmt: skip
+    runner = PoolRunner(get_host(), board, tmp_path / "run", progress=Recorder(), pool_size=40)
+    [row] = runner.run()["rows"]
+    assert row["status"] == "ok" and row["n"] == 40
+    assert [e for e in events if e[0] == "start"] == [("start", "polarity · vader", 40)]
+    assert sum(e[1] for e in events if e[0] == "advance") == 40

@@ -32,6 +32,8 @@ def test_confusion_counts_and_per_class_accuracy_by_hand():
     assert confusion_counts(records, labels) == [[2, 0, 0], [1, 1, 0], [1, 0, 0]]
     assert per_class_accuracy(records, labels) == [1.0, 0.5, 0.0]
     assert per_class_accuracy(records, [*labels, "Shoes"])[-1] is None
+    unparseable = {**records[0], "pred": None, "probs": [0.0, 0.0, 0.0]}  # a generated answer naming no label
+    assert confusion_counts([*records, unparseable], labels) == [[2, 0, 0], [1, 1, 0], [1, 0, 0]]
 
 
 def test_slug_makes_specs_file_safe():

@@ -137,6 +137,10 @@ def test_a_row_that_names_no_label_is_wrong_for_every_metric_whatever_the_gold()
     expected = skm.f1_score(gold, pred, labels=[0, 1], average="macro")
     assert metrics.macro_f1(gold, pred, 2) == pytest.approx(expected)
     assert metrics.top_k_accuracy(gold, probs, 2) == 0.5
+    # A generated answer naming Music only: Books ties with the other unnamed labels at 0 and is no hit.
+    named_one = np.array([[0.0, 1.0, 0.0, 0.0]])
+    assert metrics.top_k_accuracy(np.array([0]), named_one, 3) == 0.0
+    assert metrics.top_k_accuracy(np.array([1]), named_one, 1) == 1.0
     assert metrics.expected_calibration_error(gold, probs) == pytest.approx(
         (abs(0 - 0) * 2 + abs(1 - 0.8) + abs(1 - 0.7)) / 4
     )

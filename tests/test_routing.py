@@ -159,3 +159,40 @@ def test_threshold_1_escalates_even_fully_sure_reviews(routers):
     probs = np.array([[1.0, 0.0], [0.999999, 0.000001], [0.6, 0.4]])
     assert routers.get("confidence").obj("1").escalate(probs).tolist() == [True, True, True]
     assert routers.get("confidence").obj("0.9999999").escalate(probs).tolist() == [False, True, True]
+
+
+def test_a_hybrid_reads_what_its_large_models_own_row_stored_with_the_seconds_that_row_measured(
+    host, toy_plugin, tmp_path
+):
+    from harness.boards import Board, ModelEntry
+    from harness.runner import run_board
+
+    hybrid_spec = "hybrid:words:small>words:large@confidence:0.9"
+    board = Board(name="t", tasks=["toy"], data="toy:60", backend="cpu", bootstrap=0,
+                  models=[ModelEntry("words:large"), ModelEntry(hybrid_spec)])  # fmt: skip
+    large_row, hybrid_row = run_board(host, board, tmp_path / "run")["rows"]
+    assert large_row["status"] == hybrid_row["status"] == "ok"
+    escalated = hybrid_row["extra"]["escalated"]
+    assert escalated > 0 and hybrid_row["extra"]["escalated_stored"] == escalated
+    large_row_model, hybrid_large = [m for m in toy_plugin.models if m.name == "words:large"]
+    assert large_row_model.predicted > 0 and hybrid_large.predicted == 0  # nothing scored twice
+    records = [json.loads(line) for line in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]
+    large_seconds = {r["id"]: r["latency_s"] for r in records if r["model"] == "words:large"}
+    for record in (r for r in records if r["model"] == hybrid_spec):
+        marker = json.loads(record["raw_text"])
+        if (
+            marker["stage"] == 1
+        ):  # the large answer's seconds are its row's, and the hybrid's latency holds them
+            assert marker["stored"] and marker["seconds"][1] == pytest.approx(
+                large_seconds[record["id"]], abs=1e-6
+            )
+            assert record["latency_s"] == pytest.approx(sum(marker["seconds"]), abs=1e-6)
+        else:
+            assert "stored" not in marker
+
+    alone = Board(
+        name="t", tasks=["toy"], data="toy:60", backend="cpu", bootstrap=0, models=[ModelEntry(hybrid_spec)]
+    )
+    [fresh] = run_board(host, alone, tmp_path / "alone")["rows"]
+    assert fresh["extra"]["escalated"] == escalated and fresh["extra"]["escalated_stored"] == 0
+    assert fresh["metrics"] == hybrid_row["metrics"]

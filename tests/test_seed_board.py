@@ -135,12 +135,20 @@ def test_seed_board_follows_the_protocol(seed_run):
     assert generated and all("raw_text" in r for r in generated)  # answers generated, then parsed
     scored = [r for r in polarity if r["model"] == "flan-t5:" + str(out.parent / "flan-t5")]
     assert scored and all("raw_text" not in r for r in scored)  # label scoring beside them
+    per_k = [r for r in records if r["task"] == "category" and r["model"].endswith("#generate-per-k")]
+    assert per_k and all(len(json.loads(r["raw_text"])) == 5 for r in per_k)  # one answer list per k = 1..5
     rows_by_label = {(r["task"], r["label"]): r for r in measured}
     assert rows_by_label[("polarity", "Flan-T5 (11B), generated answer")]["in_training"]
-    assert not rows_by_label[("category", "Flan-T5 (11B), generated answer")]["in_training"]
+    per_k_row = rows_by_label[("category", "Flan-T5 (11B), generated answers, one prompt per k")]
+    assert not per_k_row["in_training"]
+    assert ("category", "Flan-T5 (11B), generated answer") not in rows_by_label  # polarity only
+    assert {f"answer_top{k}" for k in range(1, 6)} <= set(per_k_row["metrics"]) <= set(per_k_row["intervals"])
+    assert len(per_k_row["extra"]["unparseable_answers"]) == 5
     assert rows_by_label[("category", "DistilBERT (67M), fine-tuned 3 epochs")]["fit_s"] > 0
     hybrid = rows_by_label[("polarity", "Hybrid-T5 (generated answer)")]
     assert hybrid["extra"]["stage_answered"][0] + hybrid["extra"]["stage_answered"][1] == hybrid["n"]
+    # Flan's generated answers come from its own row's, which ran on the same reviews before the hybrid.
+    assert hybrid["extra"]["escalated_stored"] == hybrid["extra"]["escalated"]
 
 
 @pytest.mark.slow

@@ -30,7 +30,7 @@ from harness.plugins.backends.torch_devices import DTYPES
 from harness.provenance import cpu_name
 from harness.types import Example, Model, ModelOutput, Task
 
-OPTIONAL_METHODS = ("stats_from_raw",)
+OPTIONAL_METHODS = ("stats_from_raw", "measure_raw")
 
 
 class Replica:

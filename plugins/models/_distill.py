@@ -83,6 +83,10 @@ class PoolRunner(Runner):
         train, pool, _ = self.pools[task.name]
         return train, pool
 
+    def scored_total(self, task: Task) -> int | None:
+        """The pool is what the teacher scores, whatever the board's limit (the comparison's split size)."""
+        return len(self.draw(task)[1])
+
     def open_splits(self, task: Task, issues: IssueLog) -> Splits:
         train, pool = self.draw(task)
         # The rows the data could not give, reported in the row as a run of the board reports them.

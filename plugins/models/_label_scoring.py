@@ -55,14 +55,18 @@ def answers_to_probs(answers: Sequence[str], label_words: Sequence[str]) -> np.n
     return probs
 
 
-def generated_rows_mark(mode: str) -> str:
+def generated_rows_mark(mode: str, topk_prompts: int = 0) -> str:
     """What a fingerprint carries in the modes that read an answer, since an unparseable one became a row
     of zeros (generated text, or a served model's first answer token).
 
     Predictions cached before that hold uniform rows that count as the first
-    label; the mark keeps them from being read back.
+    label; the mark keeps them from being read back. `topk_prompts` enters
+    here only when set, so the fingerprints of every other setting stay as
+    they were before the option existed.
     """
-    return "|unparseable=no-label" if mode in ("generate", "top_logprobs", "completion_top_logprobs") else ""
+    if mode not in ("generate", "top_logprobs", "completion_top_logprobs"):
+        return ""
+    return "|unparseable=no-label" + (f"|topk_prompts={topk_prompts}" if topk_prompts else "")
 
 
 def scores_to_probs(scores: np.ndarray) -> np.ndarray:
@@ -75,15 +79,16 @@ def scores_to_probs(scores: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
-def prompt_parts(template: str, label_words: Sequence[str]) -> tuple[str, str]:
-    """The prompt text before and after the review, with `{options}` filled in.
+def prompt_parts(template: str, label_words: Sequence[str], k: int = 1) -> tuple[str, str]:
+    """The prompt text before and after the review, with `{options}` and `{k}` filled in.
 
     The template follows `str.format` (other braces doubled), as tasks
     validate it. It is split at the review rather than filled, so that only
-    the review's own tokens are cut when a review is too long.
+    the review's own tokens are cut when a review is too long. `{k}` is the
+    number of labels asked for: 1 but in the k-th of `topk_prompts` prompts.
     """
     marker = "\x00review\x00"
-    filled = template.format(text=marker, options=", ".join(label_words))
+    filled = template.format(text=marker, options=", ".join(label_words), k=k)
     if marker not in filled:
         raise ValueError("the task's prompt has no {text} placeholder for the review")
     before, after = filled.split(marker, 1)
@@ -103,6 +108,7 @@ class Settings:
     allow_pickle: bool
     device_map: str | None
     max_new_tokens: int
+    topk_prompts: int
 
     @classmethod
     def from_options(cls, options: Mapping[str, str], *, max_length: int, batch_size: int) -> Settings:
@@ -110,6 +116,8 @@ class Settings:
         values = lm_options(max_length=max_length, batch_size=batch_size).parse(options)
         if values["mode"] == "generate" and values["truncation"] == "window":
             raise OptionError("generate mode answers once per review; use truncation=head or head+tail")
+        if values["topk_prompts"] and values["mode"] != "generate":
+            raise OptionError("topk_prompts asks for generated answers: give mode=generate with it")
         return cls(**values)
 
     def load_kwargs(self) -> dict[str, object]:
@@ -146,6 +154,15 @@ def lm_options(*, max_length: int, batch_size: int) -> OptionSet:
             affects_output=False,
         ),
         Option("max_new_tokens", int, 20, "answer length in generate mode", minimum=1),
+        # Enters the fingerprint only when set, in `generated_rows_mark`.
+        Option(
+            "topk_prompts",
+            int,
+            0,
+            "generate mode: ask K prompts per review, the k-th for the k best labels (the study's top-k)",
+            minimum=0,
+            affects_output=False,
+        ),
     )
 
 

@@ -19,7 +19,8 @@ When the task has a train split, `fit` does two things a small LM needs
   and the probabilities become usable for routing.
 Without a train split, `auto` divides out the label prior the model shows
 on a content-free input instead (`content-free`); `none` keeps raw scores.
-`mode=generate` reproduces the study's generate-and-parse behaviour.
+`mode=generate` reproduces the study's generate-and-parse behaviour
+(`topk_prompts=K`: its per-k answer lists, see _answer_lists).
 
 A local GGUF runs on llama.cpp in-process (`engine=llama.cpp`, see
 _llama_cpp) or dequantized to float32 in transformers (`engine=transformers`);
@@ -42,11 +43,11 @@ from typing import TYPE_CHECKING, Any
 from harness.files import write_json
 from harness.hookspecs import hookimpl
 from harness.options import Option, OptionError, OptionSet
+from harness.plugins.models._answer_lists import generated_output, per_k_measures
 from harness.plugins.models._checkpoints import checkpoint_identity
 from harness.plugins.models._finetune import digest
 from harness.plugins.models._label_scoring import (
     Settings,
-    answers_to_probs,
     average_windows,
     encode_reviews,
     generated_rows_mark,
@@ -179,7 +180,7 @@ class CausalScorer:
             f"dtype={self.backend.dtype}|fitted={digest(fitted)}"
             # transformers was the only engine before llama.cpp; its fingerprints stay as they were.
             + ("|engine=llama.cpp" if self.engine == "llama.cpp" else "")
-            + generated_rows_mark(self.settings.mode)
+            + generated_rows_mark(self.settings.mode, self.settings.topk_prompts)
         )
 
     def run_stats(self) -> dict[str, Any]:
@@ -299,15 +300,16 @@ class CausalScorer:
             raise ValueError(f"{self.name}: chat_template=true but the tokenizer has no chat template")
         return self.chat_template == "true"
 
-    def prompt_frame(self, task: Task) -> tuple[list[int], list[int], str]:
+    def prompt_frame(self, task: Task, k: int = 1) -> tuple[list[int], list[int], str]:
         """Token ids before and after the review, and the text that precedes each label word.
 
         The demonstrations come first, each a full prompt followed by its
         answer. With a chat template they are earlier user and assistant
         turns and the label starts the assistant's answer; without, each
         prompt ends with the answer prefix and the label follows a space.
+        `k` is the number of labels the prompt asks for (see `topk_prompts`).
         """
-        before, after = prompt_parts(task.prompt, task.label_words)
+        before, after = prompt_parts(task.prompt, task.label_words, k)
         demos = self._demos.get(task.fingerprint(), ())
         words = task.label_words
         if self.uses_chat_template:
@@ -331,11 +333,13 @@ class CausalScorer:
     def _continuations(self, task: Task, delimiter: str) -> list[list[int]]:
         return [self._encode(delimiter + word) for word in task.label_words]
 
-    def prompts(self, texts: Sequence[str], task: Task) -> tuple[list[int], list[list[int]], Any, str]:
+    def prompts(
+        self, texts: Sequence[str], task: Task, k: int = 1
+    ) -> tuple[list[int], list[list[int]], Any, str]:
         """The prompt head shared by every review, then per window the review's tokens and the prompt's
         tail; the encoding (owners, truncation flags); and the label delimiter."""
         self._load_tokenizer()
-        head, tail, delimiter = self.prompt_frame(task)
+        head, tail, delimiter = self.prompt_frame(task, k)
         budget = self.settings.max_length - len(head) - len(tail)
         if budget < 1:
             raise ValueError(
@@ -347,14 +351,23 @@ class CausalScorer:
 
     def predict(self, texts: Sequence[str], task: Task) -> ModelOutput:
         """Probabilities [len(texts), k] from label likelihoods or from parsed generated answers."""
-        head, suffixes, encoded, delimiter = self.prompts(texts, task)
         if self.settings.mode == "generate":
-            answers = self._generate(head, suffixes)
-            probs = answers_to_probs(answers, task.label_words)
-            return ModelOutput(probs, truncated=encoded.truncated, raw_text=answers)
+
+            def answer(k: int) -> tuple[list[str], Sequence[bool]]:
+                head, suffixes, encoded, _ = self.prompts(texts, task, k)
+                return self._generate(head, suffixes), encoded.truncated
+
+            return generated_output(answer, self.settings.topk_prompts, task)
+        head, suffixes, encoded, delimiter = self.prompts(texts, task)
         scores = self.continuation_scores(head, suffixes, self._continuations(task, delimiter))
         probs = average_windows(scores_to_probs(self.calibrated(scores, task)), encoded.owners, len(texts))
         return ModelOutput(probs, truncated=encoded.truncated)
+
+    def measure_raw(
+        self, raw_texts: Sequence[str | None], gold: np.ndarray, task: Task
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """The study's per-k top-k accuracy from the answer lists, when `topk_prompts` asked for them."""
+        return per_k_measures(raw_texts, gold, task, self.settings.topk_prompts)
 
     def calibrated(self, scores: np.ndarray, task: Task) -> np.ndarray:
         """Label scores after the calibration the options and the train split allow."""

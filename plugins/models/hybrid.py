@@ -13,6 +13,13 @@ model) and the seconds the example spent in each stage it passed through.
 The runner caches raw text with the probabilities, so escalation counts and
 per-stage times can be rebuilt from the cache or predictions.jsonl with
 ``stage_stats`` even when a resumed run computes nothing.
+
+Inside a run, the large model's answers that the run's prediction cache
+already holds under that model's own fingerprint (its own row scored them,
+as on the study's board or the board `harness distill` writes) are read
+back instead of computed again, with the seconds that row measured, so the
+hybrid's runtime stays what the cascade costs. Their markers carry
+``"stored": true`` and the row counts them as ``escalated_stored``.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import numpy as np
 from harness.errors import HarnessError
 from harness.hookspecs import hookimpl
 from harness.stages import parse_stage_marker
-from harness.types import Example, LearnsToRoute, Model, ModelContext, ModelOutput, Task
+from harness.types import Example, LearnsToRoute, Model, ModelContext, ModelOutput, StoredLookup, Task
 
 DEFAULT_ROUTER = "confidence:0.9"
 
@@ -64,10 +71,12 @@ class StageTally:
         self.stage_models = list(stage_models)
         self.answered = [0] * len(self.stage_models)
         self.seconds = [0.0] * len(self.stage_models)
+        self.stored = 0
 
     def add(self, marker: dict[str, Any]) -> None:
         stage = min(int(marker["stage"]), len(self.answered) - 1)
         self.answered[stage] += 1
+        self.stored += bool(marker.get("stored"))
         for i, seconds in enumerate(marker.get("seconds", [])[: len(self.seconds)]):
             self.seconds[i] += float(seconds)
 
@@ -78,6 +87,7 @@ class StageTally:
             "examples": examples,
             "escalated": escalated,
             "escalated_share": escalated / examples if examples else None,
+            "escalated_stored": self.stored,
             "small_s": self.seconds[0],
             "large_s": sum(self.seconds[1:]),
             "stage_models": self.stage_models,
@@ -89,12 +99,21 @@ class StageTally:
 class HybridModel:
     """A cascade of two models; the large one may itself be a hybrid."""
 
-    def __init__(self, small: Model, large: Model, router: Any, spec: str, seed: int = 0) -> None:
+    def __init__(
+        self,
+        small: Model,
+        large: Model,
+        router: Any,
+        spec: str,
+        seed: int = 0,
+        stored: StoredLookup | None = None,
+    ) -> None:
         self.small = small
         self.large = large
         self.router = router
         self.name = spec
         self.seed = seed
+        self.stored = stored
         self.router_fit: dict[str, Any] | None = None
         self.tally = StageTally(self.stage_models())
 
@@ -145,18 +164,57 @@ class HybridModel:
         else:
             escalate = np.flatnonzero(self.router.escalate(probs))
         if len(escalate):
-            began = time.perf_counter()
-            large = _as_output(self.large.predict([texts[int(i)] for i in escalate], task))
-            large_each = (time.perf_counter() - began) / len(escalate)
+            large, large_seconds, stored = self._large_answers([texts[int(i)] for i in escalate], task)
             probs[escalate] = large.probs
             for j, i in enumerate(escalate):
                 truncated[i] = bool(large.truncated[j]) if large.truncated else False
-                markers[i] = self._escalated_marker(small_each, large_each, large.raw_text, j)
+                markers[i] = self._escalated_marker(small_each, large_seconds[j], large.raw_text, j)
+                if stored[j]:
+                    markers[i]["stored"] = True
         for marker in markers:
             marker["seconds"] = [round(s, 7) for s in marker["seconds"]]
             self.tally.add(marker)
         raw = [json.dumps(m, separators=(",", ":"), ensure_ascii=False) for m in markers]
-        return ModelOutput(probs=probs, truncated=truncated, raw_text=raw)
+        # Answers read from the cache (here or in a nested hybrid) took no time here: each review then
+        # costs its stages' seconds.
+        seconds = [sum(m["seconds"]) for m in markers] if any(m.get("stored") for m in markers) else None
+        return ModelOutput(probs=probs, truncated=truncated, raw_text=raw, seconds=seconds)
+
+    def _large_answers(self, texts: list[str], task: Task) -> tuple[ModelOutput, list[float], list[bool]]:
+        """The large model's answers, seconds per review and which were read from the run's cache.
+
+        Stored answers come back with the seconds the large model's own row
+        measured; the rest are predicted here and share this call's time.
+        """
+        stored = self.stored(self.large, texts, task) if self.stored is not None else [None] * len(texts)
+        todo = [i for i, hit in enumerate(stored) if hit is None]
+        if len(todo) == len(texts):  # nothing stored, or no run to read from
+            large, each = self._timed_large(texts, task)
+            return large, [each] * len(texts), [False] * len(texts)
+        probs = np.zeros((len(texts), len(task.labels)), dtype=np.float32)
+        truncated = [False] * len(texts)
+        raw: list[str | None] = [None] * len(texts)
+        seconds = [0.0] * len(texts)
+        for i, hit in enumerate(stored):
+            if hit is not None:
+                probs[i] = hit.probs
+                truncated[i], raw[i], seconds[i] = hit.truncated, hit.raw_text, hit.latency_s
+        if todo:
+            large, each = self._timed_large([texts[i] for i in todo], task)
+            for j, i in enumerate(todo):
+                probs[i] = large.probs[j]
+                truncated[i] = bool(large.truncated[j]) if large.truncated else False
+                raw[i] = large.raw_text[j] if large.raw_text else None
+                seconds[i] = each
+        texts_out = [r or "" for r in raw] if any(r is not None for r in raw) else None
+        output = ModelOutput(probs=probs, truncated=truncated, raw_text=texts_out)
+        return output, seconds, [hit is not None for hit in stored]
+
+    def _timed_large(self, texts: list[str], task: Task) -> tuple[ModelOutput, float]:
+        """The large model's output for `texts` and its seconds per review."""
+        began = time.perf_counter()
+        large = _as_output(self.large.predict(texts, task))
+        return large, (time.perf_counter() - began) / len(texts)
 
     def _escalated_marker(
         self, small_each: float, large_each: float, large_raw: Sequence[str] | None, j: int
@@ -228,6 +286,7 @@ def make_hybrid(arg: str | None, ctx: ModelContext) -> HybridModel:
         ctx.build_router(router),
         f"hybrid:{arg}",
         seed=ctx.seed_for("calibration"),
+        stored=ctx.stored,
     )
 
 

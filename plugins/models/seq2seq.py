@@ -4,7 +4,8 @@ Each review goes through the encoder once; every label word is then scored
 by the decoder with teacher forcing against that shared encoder output, and
 the label log-likelihoods (summed, or averaged per token with
 `length_norm=true`) become probabilities by softmax. `mode=generate`
-reproduces the study instead: greedy generation, answer parsed to a label.
+reproduces the study instead: greedy generation, answer parsed to a label,
+or with `topk_prompts=K` one list of labels per k (see _answer_lists).
 The encoder pass of label scoring runs on the engine the options `engine` and
 `precision` choose, measured by default (see ``_seq2seq_engine``).
 """
@@ -16,11 +17,12 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from harness.hookspecs import hookimpl
+from harness.plugins.models._answer_lists import generated_output, per_k_measures
 from harness.plugins.models._checkpoints import checkpoint_identity
 from harness.plugins.models._finetune import digest
 from harness.plugins.models._label_scoring import (
+    Encoded,
     Settings,
-    answers_to_probs,
     average_windows,
     encode_reviews,
     generated_rows_mark,
@@ -73,7 +75,7 @@ class Seq2SeqScorer:
         return (
             f"seq2seq|family={self.family}|checkpoint={checkpoint_identity(self.checkpoint)}|"
             f"options={digest(OPTIONS.fingerprinted(self.options))}|dtype={self.backend.dtype}"
-            + generated_rows_mark(self.settings.mode)
+            + generated_rows_mark(self.settings.mode, self.settings.topk_prompts)
             + engine_mark(self.options)
         )
 
@@ -117,23 +119,35 @@ class Seq2SeqScorer:
     def predict(self, texts: Sequence[str], task: Task) -> ModelOutput:
         """Probabilities [len(texts), k] from label likelihoods or from parsed generated answers."""
         self._load()
-        tokenizer = self._tokenizer
-        before, after = prompt_parts(task.prompt, task.label_words)
-        lead, trail = special_tokens_around(tokenizer)
+        if self.settings.mode == "generate":
+
+            def answer(k: int) -> tuple[list[str], Sequence[bool]]:
+                inputs, encoded = self._inputs(texts, task, k)
+                return self._generate(inputs), encoded.truncated
+
+            return generated_output(answer, self.settings.topk_prompts, task)
+        inputs, encoded = self._inputs(texts, task)
+        scores = self.label_scores(inputs, task.label_words, self.encoder(inputs, task.label_words))
+        probs = average_windows(scores_to_probs(scores), encoded.owners, len(texts))
+        return ModelOutput(probs, truncated=encoded.truncated)
+
+    def measure_raw(
+        self, raw_texts: Sequence[str | None], gold: np.ndarray, task: Task
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """The study's per-k top-k accuracy from the answer lists, when `topk_prompts` asked for them."""
+        return per_k_measures(raw_texts, gold, task, self.settings.topk_prompts)
+
+    def _inputs(self, texts: Sequence[str], task: Task, k: int = 1) -> tuple[list[list[int]], Encoded]:
+        """Encoder inputs (prompt asking for `k` labels around each review window) and the encoding."""
+        before, after = prompt_parts(task.prompt, task.label_words, k)
+        lead, trail = special_tokens_around(self._tokenizer)
         head = lead + self._encode(before)
         tail = self._encode(after) + trail
         budget = self.settings.max_length - len(head) - len(tail)
         if budget < 1:
             raise ValueError(f"the prompt alone fills max_length={self.settings.max_length} tokens")
         encoded = encode_reviews(texts, self._encode, budget, self.settings.truncation)
-        inputs = [head + window + tail for window in encoded.windows]
-        if self.settings.mode == "generate":
-            answers = self._generate(inputs)
-            probs = answers_to_probs(answers, task.label_words)
-            return ModelOutput(probs, truncated=encoded.truncated, raw_text=answers)
-        scores = self.label_scores(inputs, task.label_words, self.encoder(inputs, task.label_words))
-        probs = average_windows(scores_to_probs(scores), encoded.owners, len(texts))
-        return ModelOutput(probs, truncated=encoded.truncated)
+        return [head + window + tail for window in encoded.windows], encoded
 
     def _encode(self, text: str) -> list[int]:
         return list(self._tokenizer(text, add_special_tokens=False)["input_ids"])
