@@ -188,6 +188,9 @@ def pool_row(board: Board, rows: list[dict[str, Any]], scored: list[Scored]) -> 
         "cached": sum(r["cached"] for r in rows),
         "computed": sum(r["computed"] for r in rows),
         "extra": pool_extra([r["extra"] for r in rows]),
+        # one seed's run: the mean cost and latency, as runtime is the mean runtime
+        "cost": pool_extra([r.get("cost") or {} for r in rows]),
+        "latency": pool_extra([r.get("latency") or {} for r in rows]),
         "seed_stats": {
             "seeds": list(board.seeds),
             "vary": list(board.vary),
@@ -200,7 +203,8 @@ def pool_row(board: Board, rows: list[dict[str, Any]], scored: list[Scored]) -> 
 
 
 def pool_extra(extras: list[dict[str, Any]]) -> dict[str, Any]:
-    """Numbers every seed reports (a hybrid's escalated share) are averaged; the rest is the first seed's."""
+    """Numbers every seed reports (a hybrid's escalated share, dollars, latency) are averaged; the rest
+    is the first seed's."""
     pooled = dict(extras[0])
     for key in extras[0]:
         values = [e.get(key) for e in extras]

@@ -79,6 +79,14 @@ def test_spread_and_combined_interval_match_a_hand_computation(host, tmp_path):
         )
     assert row["intervals"]["accuracy"] == pytest.approx(list(np.percentile(by_hand, [2.5, 97.5])))
     assert row["seed_stats"]["same_predictions"] is False
+    # one seed's cost and latency, as the runtime is one seed's: their means
+    for key in ("usd", "usd_per_1000_reviews"):
+        assert row["cost"][key] == pytest.approx(
+            statistics.fmean(row_of(r, "seeded-words")["cost"][key] for r in seed_rows)
+        )
+    assert row["latency"]["p95_s"] == pytest.approx(
+        statistics.fmean(row_of(r, "seeded-words")["latency"]["p95_s"] for r in seed_rows)
+    )
 
 
 def test_two_level_draws_mix_seeds_and_reviews_as_computed_by_hand():
