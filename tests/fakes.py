@@ -197,3 +197,19 @@ class ToyPlugin:
     @hookimpl
     def on_run_end(self, run, results):
         self.events.append(("end", results))
+
+
+class ProgressRecorder:
+    """A progress display that records what the runner tells it, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+
+    def start(self, label: str, total: int | None) -> None:
+        self.events.append(("start", label, total))
+
+    def advance(self, count: int) -> None:
+        self.events.append(("advance", count))
+
+    def stop(self) -> None:
+        self.events.append(("stop",))

@@ -18,6 +18,7 @@ from harness.plugins.models import distill
 from harness.plugins.models._distill import draw_pool
 from harness.runner import open_reviews, run_board
 from harness.types import Example, IssueLog
+from tests.fakes import ProgressRecorder
 from tests.tiny_encoders import FakeTask, build_bert_encoder, polarity_train
 
 WORDS = {1: "awful broken junk", 2: "poor and disappointing", 4: "good and useful", 5: "great, love it"}
@@ -190,21 +191,12 @@ def test_the_progress_line_counts_the_pool_the_teacher_scores_not_the_boards_lim
     from harness.boards import Board, ModelEntry
     from harness.plugins.models._distill import PoolRunner
 
-    events: list[tuple] = []
-
-    class Recorder:
-        def start(self, label, total):
-            events.append(("start", label, total))
-
-        def advance(self, count):
-            events.append(("advance", count))
-
-        def stop(self):
-            events.append(("stop",))
+    recorder = ProgressRecorder()
+    events = recorder.events
 
     board = Board(name=distill.BOARD_NAME, tasks=["polarity"], models=[ModelEntry("vader")], data=str(reviews),
                   backend="cpu", limit=30, bootstrap=0, task_options={"polarity": {"train_size": "20"}})  # fmt: skip
-    runner = PoolRunner(get_host(), board, tmp_path / "run", progress=Recorder(), pool_size=40)
+    runner = PoolRunner(get_host(), board, tmp_path / "run", progress=recorder, pool_size=40)
     [row] = runner.run()["rows"]
     assert row["status"] == "ok" and row["n"] == 40
     assert [e for e in events if e[0] == "start"] == [("start", "polarity · vader", 40)]

@@ -103,9 +103,8 @@ def test_export_is_kept_per_checkpoint_and_settings(models: dict[str, Path], mod
     )
 
 
-def run_twice_rows(
-    checkpoint: Path, tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> list[dict]:
+def run_twice_rows(spec: str, tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    """Two runs of one engine-choosing model (fp32): the second must read the first's cached choice."""
     from harness.boards import Board, ModelEntry
     from harness.plugin_manager import PluginHost
     from harness.runner import run_board
@@ -113,7 +112,7 @@ def run_twice_rows(
     board = Board(
         name="engines",
         tasks=["polarity"],
-        models=[ModelEntry(f"hf-classifier:{checkpoint}", options={"precision": "fp32"})],
+        models=[ModelEntry(spec, options={"precision": "fp32"})],
         data="demo",
         backend="cpu",
         limit=40,
@@ -134,7 +133,7 @@ def run_twice_rows(
 def test_auto_measures_once_records_the_choice_and_reuses_it(
     models: dict[str, Path], model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first, second = run_twice_rows(models["bert"], tmp_path, model_dir, monkeypatch)
+    first, second = run_twice_rows(f"hf-classifier:{models['bert']}", tmp_path, model_dir, monkeypatch)
     assert first["status"] == second["status"] == "ok", (first["error"], second["error"])
     timings = first["extra"]["engine_timings"]
     assert first["extra"]["engine_choice"] == "measured"

@@ -11,6 +11,7 @@ from harness.boards import Board, ModelEntry
 from harness.errors import HarnessError
 from harness.runner import run_board
 from harness.types import ModelOutput
+from tests.fakes import ProgressRecorder
 
 
 def toy_board(**overrides) -> Board:
@@ -194,21 +195,12 @@ def test_a_hanging_model_is_bounded_by_its_timeout(host, tmp_path):
 
 
 def test_progress_shows_fitting_before_scoring(host, tmp_path):
-    events = []
-
-    class Recorder:
-        def start(self, label, total):
-            events.append(("start", label, total))
-
-        def advance(self, count):
-            events.append(("advance", count))
-
-        def stop(self):
-            events.append(("stop",))
+    recorder = ProgressRecorder()
+    events = recorder.events
 
     board = Board(name="t", tasks=["polarity"], models=[ModelEntry("tfidf-logreg")], data="demo", backend="cpu",
                   limit=20, bootstrap=10)  # fmt: skip
-    [row] = run_board(host, board, tmp_path, progress=Recorder())["rows"]
+    [row] = run_board(host, board, tmp_path, progress=recorder)["rows"]
     assert row["status"] == "ok"
     starts = [e for e in events if e[0] == "start"]
     assert starts[0][1].startswith("polarity · tfidf-logreg · fitting on ") and starts[0][2] is None

@@ -19,6 +19,7 @@ import pytest
 from harness.errors import HarnessError
 from harness.plugins.models import _engine_choice
 from harness.plugins.models.seq2seq import Seq2SeqScorer, make_seq2seq
+from tests.test_engines import run_twice_rows
 from tests.tiny_t5 import PromptTask, build_tiny_t5, make_context
 
 pytestmark = pytest.mark.engines
@@ -95,38 +96,10 @@ def test_reduced_precision_encoders_stay_close_to_torch(
     np.testing.assert_allclose(changed, reference, atol=TOLERANCE[precision])
 
 
-def run_twice_rows(
-    checkpoint: Path, tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> list:
-    from harness.boards import Board, ModelEntry
-    from harness.plugin_manager import PluginHost
-    from harness.runner import run_board
-
-    board = Board(
-        name="seq2seq-engines",
-        tasks=["polarity"],
-        models=[ModelEntry(f"seq2seq:{checkpoint}", options={"precision": "fp32"})],
-        data="demo",
-        backend="cpu",
-        limit=40,
-        bootstrap=20,
-        task_options={"polarity": {"train_size": "0"}},
-    )
-    host = PluginHost(env={"HARNESS_LOAD_PLUGINS": ""})
-    first = run_board(host, board, tmp_path / "first", model_dir=model_dir)["rows"][0]
-
-    def no_timing(*args: object, **kwargs: object) -> None:
-        raise AssertionError("the second run timed the engines again")
-
-    monkeypatch.setattr(_engine_choice, "measure", no_timing)
-    second = run_board(host, board, tmp_path / "second", model_dir=model_dir)["rows"][0]
-    return [first, second]
-
-
 def test_auto_measures_once_records_the_choice_and_reuses_it(
     t5: Path, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first, second = run_twice_rows(t5, tmp_path, model_dir, monkeypatch)
+    first, second = run_twice_rows(f"seq2seq:{t5}", tmp_path, model_dir, monkeypatch)
     assert first["status"] == second["status"] == "ok", (first["error"], second["error"])
     timings = first["extra"]["engine_timings"]
     assert first["extra"]["engine_choice"] == "measured"
