@@ -68,11 +68,13 @@ def transformers_server(folder: Path) -> Server:
 
 
 def llama_cpp_server(log_dir: Path, api_key: str | None = None) -> Server:
-    """llama-cpp-python's server on the packaged SmolLM2 GGUF, known to clients as `smollm2`."""
+    """llama-cpp-python's server on the float32 copy of the packaged SmolLM2 GGUF (the weights the in-process
+    engines compute on), known to clients as `smollm2`."""
+    from harness.plugins.models._llama_cpp import float32_copy
     from harness.plugins.models.causal_lm import packaged_smollm2
 
     port = free_port()
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(packaged_smollm2()),
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", float32_copy(str(packaged_smollm2())),
                "--model_alias", SERVED_NAME, "--host", "127.0.0.1", "--port", str(port),
                "--n_ctx", "2048", "--n_threads", "2", "--verbose", "false"]  # fmt: skip
     if api_key is not None:

@@ -368,15 +368,17 @@ def test_quality_check_fails_for_a_damaged_path_on_balanced_data(
     assert [c.passed for c in bench.checks_for(forced) if "agreement" in c.figure] == [False]
 
 
-def test_llama_part_checks_category_speed_and_agreement_per_task() -> None:
-    figures = {"speedup": 3.2, "argmax_agreement": 0.98, "reviews_per_s": {}, "labels": 11}
-    report = {"llama": {"by_task": {"category": figures, "polarity": {**figures, "speedup": 0.9}}}}
+def test_llama_part_checks_category_speed_and_agreement_per_task_and_weights() -> None:
+    figures = {"speedup": 3.2, "argmax_agreement": 0.98}
+    by_task = {"labels": 11, "reviews_per_s": {}, "llama_cpp_by_weights": {"float32": figures}}
+    slower = {**by_task, "llama_cpp_by_weights": {"float32": {**figures, "speedup": 0.9}}}
+    report = {"llama": {"by_task": {"category": by_task, "polarity": slower}}}
     checks = {check.figure: check.passed for check in bench.checks_for(report)}
     assert checks == {
-        "category: reviews/s, llama.cpp / transformers": True,
-        "category: argmax agreement with transformers": False,
-        "polarity: reviews/s, llama.cpp / transformers": False,
-        "polarity: argmax agreement with transformers": False,
+        "category: reviews/s, llama.cpp float32 / transformers": True,
+        "category: llama.cpp float32 argmax agreement with transformers": False,
+        "polarity: reviews/s, llama.cpp float32 / transformers": False,
+        "polarity: llama.cpp float32 argmax agreement with transformers": False,
     }
     assert bench.parse_parts(None, None, "llama") == ["llama"]  # type: ignore[arg-type]
 

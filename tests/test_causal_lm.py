@@ -121,8 +121,8 @@ def test_chat_template_wraps_the_prompt_as_a_user_turn(llama_dir, tmp_path):
         return chat._tokenizer.decode(ids).replace(" ", "")
 
     assert decode(chat_head).startswith("<s>user:")
-    assert decode(chat_tail).endswith("</s><s>assistant:")
-    assert decode(plain_tail).endswith("Answer:")
+    assert chat_tail.endswith("</s><s>assistant:")
+    assert plain_tail.endswith("Answer:")
     assert plain_head[0] == chat._tokenizer.bos_token_id
     assert (chat_delimiter, plain_delimiter) == ("", " ")
     assert chat.fingerprint() != plain.fingerprint()
@@ -340,3 +340,21 @@ def test_generate_mode_fingerprint_keeps_rows_cached_before_unparseable_answers_
     generated = build(llama_dir, tmp_path, mode="generate").fingerprint()
     scored = build(llama_dir, tmp_path).fingerprint()
     assert "unparseable=no-label" in generated and "unparseable" not in scored
+
+
+def test_a_whole_review_is_encoded_with_the_tail_as_the_prompt_text_is(tmp_path):
+    """SmolLM2's tokenizer merges a review's last "." with the prompt's "." into ".."; scoring them as two
+    tokens, as encoding the pieces apart did, is a prompt the model is never sent by a server."""
+    model = causal_lm.make_smollm2(None, make_context(tmp_path, shots="0", max_length="64"))
+    task = PolarityTask()
+    long_review = "It works. " * 40
+    texts = [*REVIEWS, long_review]
+    head, suffixes, encoded, _ = model.prompts(texts, task)
+    before, after = causal_lm.prompt_parts(task.prompt, task.label_words)
+    for text, suffix in zip(REVIEWS, suffixes, strict=False):
+        assert head + suffix == model._encode(before + text + after + model.answer_prefix)
+    assert model._tokenizer.decode(suffixes[1][-4:-3]) == ".."
+    assert encoded.truncated == [False, False, False, True]
+    cut = suffixes[-1]
+    tail = model._encode(after + model.answer_prefix)
+    assert cut[-len(tail) :] == tail and len(head) + len(cut) <= 64, "a cut review keeps the tail apart"

@@ -1,12 +1,11 @@
 """`harness bench` part `served`: SmolLM2 behind an OpenAI-compatible server against the same GGUF in-process.
 
-The server (for example llama-cpp-python's, started on the packaged GGUF)
-scores the polarity labels in the mode the `openai:` family's `auto` finds;
-the in-process engines score the same reviews with the same prompt and label
+The server (for example llama-cpp-python's, started on the float32 copy of
+the packaged GGUF that the in-process engines compute on) scores the
+polarity labels in the mode the `openai:` family's `auto` finds; the
+in-process engines score the same reviews with the same prompt and label
 words, zero-shot and uncalibrated, as a served model is. Agreement is
-measured against both in-process engines: llama.cpp computes on the same
-quantized weights as a llama.cpp server, transformers on their float32
-dequantization (the default engine).
+measured against both in-process engines, llama.cpp and transformers.
 """
 
 from __future__ import annotations

@@ -95,14 +95,15 @@ def checks_for(report: dict[str, Any]) -> list[Check]:
     if memory := report.get("memory"):
         diff = memory["difference_mb"]
         checks.append(Check("memory", "peak RSS, 1M rows - 10k rows (MB)", diff, "<= 300", diff <= 300))
-    for task, figures in report.get("llama", {}).get("by_task", {}).items():
-        speedup, agreement = figures["speedup"], figures["argmax_agreement"]
-        checks += [
-            Check("llama", f"{task}: reviews/s, llama.cpp / transformers", speedup,
-                  ">= 3x" if task == "category" else "> 1x", speedup >= (3 if task == "category" else 1)),
-            Check("llama", f"{task}: argmax agreement with transformers", agreement, ">= 99%",
-                  agreement >= 0.99),
-        ]  # fmt: skip
+    for task, by_task in report.get("llama", {}).get("by_task", {}).items():
+        for weights, figures in by_task["llama_cpp_by_weights"].items():
+            speedup, agreement = figures["speedup"], figures["argmax_agreement"]
+            checks += [
+                Check("llama", f"{task}: reviews/s, llama.cpp {weights} / transformers", speedup,
+                      ">= 3x" if task == "category" else "> 1x", speedup >= (3 if task == "category" else 1)),
+                Check("llama", f"{task}: llama.cpp {weights} argmax agreement with transformers", agreement,
+                      ">= 99%", agreement >= 0.99),
+            ]  # fmt: skip
     for engine, figures in report.get("served", {}).get("against", {}).items():
         agreement = figures["argmax_agreement"]
         checks.append(

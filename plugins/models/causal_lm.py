@@ -36,6 +36,7 @@ import copy
 import importlib.util
 import inspect
 import random
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -60,7 +61,7 @@ from harness.plugins.models._label_scoring import (
     special_tokens_around,
     torch_dtype,
 )
-from harness.plugins.models._llama_cpp import LlamaCppEngine, available, gguf_path
+from harness.plugins.models._llama_cpp import LlamaCppEngine, available, float32_copy, gguf_path
 from harness.types import Example, ModelContext, ModelOutput, Task
 
 if TYPE_CHECKING:
@@ -80,6 +81,7 @@ CONTENT_FREE = ("N/A",)
 # Demonstrations are short reviews, so that they shape the answer format without filling the window.
 DEMO_TOKENS = (8, 48)
 ENGINES = ("auto", "llama.cpp", "transformers")
+WEIGHTS = ("float32", "stored")
 CAUSAL_OPTIONS = OptionSet(
     Option(
         "chat_template",
@@ -105,10 +107,20 @@ CAUSAL_OPTIONS = OptionSet(
         "engine",
         str,
         "transformers",
-        "transformers: the GGUF dequantized to float32; llama.cpp: scored in-process by llama.cpp on the "
-        "quantized weights (faster, answers differ where labels score close); auto: llama.cpp for a local "
-        "GGUF when llama-cpp-py-sync is installed",
+        "transformers: the GGUF dequantized to float32 in torch; llama.cpp: scored in-process by llama.cpp "
+        "(see weights); auto: llama.cpp for a local GGUF when llama-cpp-py-sync is installed",
         choices=ENGINES,
+        affects_output=False,
+    ),
+    # Enters the fingerprint with the llama.cpp engine only, in `fingerprint`.
+    Option(
+        "weights",
+        str,
+        "float32",
+        "what llama.cpp computes on: float32, a dequantized copy of the GGUF in the user's cache (the "
+        "weights transformers uses, so the answers agree); stored: the GGUF's own quantized weights (less "
+        "memory; 8-bit activations move label scores by about 0.1 nats)",
+        choices=WEIGHTS,
         affects_output=False,
     ),
 )
@@ -149,6 +161,7 @@ class CausalScorer:
         self.shots: int = values["shots"]
         self.calibration_size: int = values["calibration_size"]
         self.engine = _resolve_engine(values["engine"], gguf_path(self.checkpoint, self.gguf_file))
+        self.weights: str = values["weights"]
         self._llama: LlamaCppEngine | None = None
         self.workdir = ctx.workdir
         self.demo_seed = ctx.seed_for("demos")
@@ -178,14 +191,15 @@ class CausalScorer:
             f"causal|family={self.family}|checkpoint={checkpoint_identity(weights)}|"
             f"options={digest(OPTIONS.fingerprinted(self.options))}|"
             f"dtype={self.backend.dtype}|fitted={digest(fitted)}"
-            # transformers was the only engine before llama.cpp; its fingerprints stay as they were.
-            + ("|engine=llama.cpp" if self.engine == "llama.cpp" else "")
+            + (f"|engine=llama.cpp|weights={self.weights}" if self.engine == "llama.cpp" else "")
             + generated_rows_mark(self.settings.mode, self.settings.topk_prompts)
+            # Reviews are encoded together with the prompt's tail since this mark; see `prompts`.
+            + "|review+tail"
         )
 
     def run_stats(self) -> dict[str, Any]:
-        """The engine that scored, recorded in results.json (`auto` resolved)."""
-        return {"engine": self.engine}
+        """The engine that scored, recorded in results.json (`auto` resolved), and llama.cpp's weights."""
+        return {"engine": self.engine} | ({"weights": self.weights} if self.engine == "llama.cpp" else {})
 
     def checkpoints(self, task: Task) -> list[str]:
         """The weights it loads, whatever the task: a folder or hub id, or the GGUF file (for preflight)."""
@@ -300,8 +314,8 @@ class CausalScorer:
             raise ValueError(f"{self.name}: chat_template=true but the tokenizer has no chat template")
         return self.chat_template == "true"
 
-    def prompt_frame(self, task: Task, k: int = 1) -> tuple[list[int], list[int], str]:
-        """Token ids before and after the review, and the text that precedes each label word.
+    def prompt_frame(self, task: Task, k: int = 1) -> tuple[list[int], str, str]:
+        """Token ids before the review, the text after it, and the text that precedes each label word.
 
         The demonstrations come first, each a full prompt followed by its
         answer. With a chat template they are earlier user and assistant
@@ -320,12 +334,12 @@ class CausalScorer:
             turns.append({"role": "user", "content": _SENTINEL})
             rendered = self._tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
             chat_before, chat_after = rendered.split(_SENTINEL, 1)
-            return self._encode(chat_before + before), self._encode(after + chat_after), ""
+            return self._encode(chat_before + before), after + chat_after, ""
         lead, _ = special_tokens_around(self._tokenizer)
         shown = "".join(
             f"{before}{demo.text}{after}{self.answer_prefix} {words[demo.label]}\n\n" for demo in demos
         )
-        return lead + self._encode(shown + before), self._encode(after + self.answer_prefix), " "
+        return lead + self._encode(shown + before), after + self.answer_prefix, " "
 
     def _encode(self, text: str) -> list[int]:
         return list(self._tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -337,9 +351,17 @@ class CausalScorer:
         self, texts: Sequence[str], task: Task, k: int = 1
     ) -> tuple[list[int], list[list[int]], Any, str]:
         """The prompt head shared by every review, then per window the review's tokens and the prompt's
-        tail; the encoding (owners, truncation flags); and the label delimiter."""
+        tail; the encoding (owners, truncation flags); and the label delimiter.
+
+        A whole review is encoded together with the tail, as a server encodes
+        the prompt it is sent: encoded apart, a review's last "." and the
+        prompt's "." become two tokens where the prompt as one text has "..",
+        which alone changed one polarity answer in ten of uncalibrated
+        SmolLM2. (The head ends in a newline, across which tokens do not merge.)
+        """
         self._load_tokenizer()
-        head, tail, delimiter = self.prompt_frame(task, k)
+        head, tail_text, delimiter = self.prompt_frame(task, k)
+        tail = self._encode(tail_text)
         budget = self.settings.max_length - len(head) - len(tail)
         if budget < 1:
             raise ValueError(
@@ -347,7 +369,16 @@ class CausalScorer:
                 "raise max_length or use fewer shots"
             )
         encoded = encode_reviews(texts, self._encode, budget, self.settings.truncation)
-        return head, [window + tail for window in encoded.windows], encoded, delimiter
+        windows_of = Counter(encoded.owners)
+        suffixes = []
+        for window, owner in zip(encoded.windows, encoded.owners, strict=True):
+            joined = (
+                self._encode(texts[owner] + tail_text)
+                if windows_of[owner] == 1 and not encoded.truncated[owner]
+                else []
+            )
+            suffixes.append(joined if 0 < len(joined) <= budget + len(tail) else window + tail)
+        return head, suffixes, encoded, delimiter
 
     def predict(self, texts: Sequence[str], task: Task) -> ModelOutput:
         """Probabilities [len(texts), k] from label likelihoods or from parsed generated answers."""
@@ -493,8 +524,9 @@ class CausalScorer:
     def _llama_cpp(self) -> LlamaCppEngine:
         """The llama.cpp engine, loaded on first use like the transformers weights."""
         if self._llama is None:
+            gguf = str(Path(self.checkpoint) / str(self.gguf_file))
             self._llama = LlamaCppEngine(
-                str(Path(self.checkpoint) / str(self.gguf_file)),
+                float32_copy(gguf) if self.weights == "float32" else gguf,
                 max_length=self.settings.max_length,
                 batch_size=self.settings.batch_size,
                 threads=getattr(self.backend, "threads", None),

@@ -91,6 +91,13 @@ OPTIONS = OptionSet(
     Option("max_chars", int, 6000, "review characters sent (head and tail kept beyond that)", minimum=1),
     Option("max_new_tokens", int, 20, "answer length in generate mode", minimum=1),
     Option("top_logprobs", int, 20, "answer tokens listed in top_logprobs mode", minimum=1),
+    Option(
+        "top_logprobs_max",
+        int,
+        5000,
+        "completion_top_logprobs: when no label's own token is listed, ask again for up to this many",
+        minimum=1,
+    ),
     Option("concurrency", int, 4, "requests in flight at once", minimum=1, affects_output=False),
     Option("request_timeout", float, 60.0, "seconds one request may take", minimum=0.1, affects_output=False),
     Option(
@@ -257,9 +264,7 @@ class EndpointModel:
                 scores.append(label_logprob(answer, continuation))
             return scores_to_probs(np.asarray([scores])).reshape(-1), record, cut
         if mode == "completion_top_logprobs":
-            body = {"prompt": prompt + self.options["answer_prefix"], "max_tokens": 1,
-                    "logprobs": self.options["top_logprobs"]}  # fmt: skip
-            top = _completion_top_logprobs(self._request("/completions", body, record))
+            top = self._listed_labels(prompt + self.options["answer_prefix"], task, record)
             return self._label_row(top, task, record, cut, exact=True)
         messages = [{"role": "user", "content": prompt}]
         if mode == "top_logprobs":
@@ -273,6 +278,37 @@ class EndpointModel:
         record["answer"] = text_out
         record["parsed"] = parse_answer(text_out, task.label_words) is not None
         return answers_to_probs([text_out], task.label_words)[0], record, cut
+
+    def _listed_labels(self, prompt: str, task: Task, record: dict[str, Any]) -> list[tuple[str, float]]:
+        """The next token's alternatives after `prompt`, asked again with 8 times as many (up to
+        `top_logprobs_max`) while a label's own token is not among them.
+
+        A model sure of another first token (SmolLM2 often wants a newline
+        after "Answer:") can rank the labels' tokens beyond the first 200;
+        scored from prefixes of other tokens instead, one polarity answer in
+        fifteen differed from the in-process scorer's. A label of several
+        tokens is never listed whole, so its reviews are asked at most twice
+        more. A server that lists far fewer than asked, or refuses a longer
+        list, keeps the list it gave.
+        """
+        asked = self.options["top_logprobs"]
+        wanted = {" " + word for word in task.label_words}
+        top: list[tuple[str, float]] = []
+        while True:
+            body = {"prompt": prompt, "max_tokens": 1, "logprobs": asked}
+            try:
+                answer = self._request("/completions", body, record)
+            except EndpointError as error:
+                if not top or error.status is None or error.status >= 500:
+                    raise
+                return top
+            top = _completion_top_logprobs(answer)
+            widest = self.options["top_logprobs_max"]
+            # (tokens that read alike share one key, so a full list can hold a few fewer than asked)
+            if wanted <= {token for token, _ in top} or len(top) < asked // 2 or asked >= widest:
+                return top
+            asked = min(asked * 8, widest)
+            record["top_logprobs"] = asked
 
     def _label_row(
         self, top: list[tuple[str, float]], task: Task, record: dict[str, Any], cut: bool, exact: bool = False
