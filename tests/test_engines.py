@@ -130,10 +130,9 @@ def run_twice_rows(spec: str, tmp_path: Path, model_dir: Path, monkeypatch: pyte
     return [first, second]
 
 
-def test_auto_measures_once_records_the_choice_and_reuses_it(
-    models: dict[str, Path], model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    first, second = run_twice_rows(f"hf-classifier:{models['bert']}", tmp_path, model_dir, monkeypatch)
+def assert_measured_once_then_cached(first: dict, second: dict, model_dir: Path) -> str:
+    """The first run's row measured every fp32 engine and chose the fastest; the second read that choice
+    back; the decision file names it and the machine. Returns the chosen engine."""
     assert first["status"] == second["status"] == "ok", (first["error"], second["error"])
     timings = first["extra"]["engine_timings"]
     assert first["extra"]["engine_choice"] == "measured"
@@ -145,6 +144,14 @@ def test_auto_measures_once_records_the_choice_and_reuses_it(
     assert (second["extra"]["engine"], second["extra"]["engine_timings"]) == (chosen, timings)
     recorded = json.loads(next((model_dir / "engines").glob("choice-*.json")).read_text())
     assert recorded["choice"] == chosen and recorded["machine"] == _engine_choice.machine()
+    return chosen
+
+
+def test_auto_measures_once_records_the_choice_and_reuses_it(
+    models: dict[str, Path], model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = run_twice_rows(f"hf-classifier:{models['bert']}", tmp_path, model_dir, monkeypatch)
+    chosen = assert_measured_once_then_cached(first, second, model_dir)
     on_disk = json.loads((tmp_path / "second" / "results.json").read_text())["rows"][0]["extra"]
     assert on_disk["engine"] == chosen and on_disk["engine_choice"] == "cached"
 

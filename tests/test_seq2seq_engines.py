@@ -9,7 +9,6 @@ a classifier's (0.02 and 0.08, see tests/test_engines.py).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import pytest
 from harness.errors import HarnessError
 from harness.plugins.models import _engine_choice
 from harness.plugins.models.seq2seq import Seq2SeqScorer, make_seq2seq
-from tests.test_engines import run_twice_rows
+from tests.test_engines import assert_measured_once_then_cached, run_twice_rows
 from tests.tiny_t5 import PromptTask, build_tiny_t5, make_context
 
 pytestmark = pytest.mark.engines
@@ -100,17 +99,7 @@ def test_auto_measures_once_records_the_choice_and_reuses_it(
     t5: Path, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first, second = run_twice_rows(f"seq2seq:{t5}", tmp_path, model_dir, monkeypatch)
-    assert first["status"] == second["status"] == "ok", (first["error"], second["error"])
-    timings = first["extra"]["engine_timings"]
-    assert first["extra"]["engine_choice"] == "measured"
-    assert set(timings) == {"torch-fp32", "openvino-fp32", "onnxruntime-fp32"}
-    assert all(row["reviews_per_s"] > 0 and row["argmax_agreement"] >= 0.995 for row in timings.values())
-    chosen = first["extra"]["engine"]
-    assert timings[chosen]["reviews_per_s"] == max(row["reviews_per_s"] for row in timings.values())
-    assert second["extra"]["engine_choice"] == "cached"
-    assert (second["extra"]["engine"], second["extra"]["engine_timings"]) == (chosen, timings)
-    recorded = json.loads(next((model_dir / "engines").glob("choice-*.json")).read_text())
-    assert recorded["choice"] == chosen and recorded["machine"] == _engine_choice.machine()
+    assert_measured_once_then_cached(first, second, model_dir)
 
 
 def test_engine_options_refuse_what_cannot_run(t5: Path, tmp_path: Path) -> None:
