@@ -95,7 +95,8 @@ OPTIONS = OptionSet(
         "top_logprobs_max",
         int,
         5000,
-        "completion_top_logprobs: when no label's own token is listed, ask again for up to this many",
+        "completion_top_logprobs: while a label's own token is not listed, ask again for 8 times as many, up to "
+        "this many",
         minimum=1,
     ),
     Option("concurrency", int, 4, "requests in flight at once", minimum=1, affects_output=False),
