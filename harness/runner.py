@@ -17,6 +17,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +44,7 @@ from harness.types import (
     Backend,
     BatchStats,
     ChoosesBatchSize,
+    ChoosesForWorkload,
     DistributesModels,
     Example,
     FitsTrainSplit,
@@ -64,6 +66,9 @@ from harness.types import (
 
 CHUNK_SIZE = 512
 DEFAULT_BATCH_SIZE = 32
+# Reviews read ahead of scoring so a model's automatic choices know the run's size (a longer stream counts
+# as this many: enough for any choice to know it is a large run).
+LOOKAHEAD_REVIEWS = 5000
 WARMUP_TEXTS = 2
 PREDICTION_TEXT_CHARS = 500  # enough to read an error in `harness errors`, bounded for huge runs
 
@@ -93,6 +98,7 @@ class Row:
     n: int = 0
     runtime_s: float = 0.0
     fit_s: float = 0.0
+    choose_s: float = 0.0  # automatic choices (an engine measured): a one-off, outside runtime and cost
     reviews_per_s: float | None = None
     truncated: int = 0
     cached: int = 0
@@ -412,15 +418,17 @@ class Runner:
             model = self.make_model(entry.spec, entry.options_with(self.board.model_options), cache)
             splits = self.open_splits(task, issues)
             if isinstance(model, FitsTrainSplit) and splits.train:
-                if self.progress is not None:  # fine-tuning takes minutes: show that something runs
-                    self.progress.start(
-                        f"{task.name} · {entry.display} · fitting on {len(splits.train)}", None
-                    )
-                start = time.perf_counter()
-                model.fit(splits.train, task)
-                row.fit_s = time.perf_counter() - start
-                if self.progress is not None:
-                    self.progress.stop()
+                with self.stage(f"{task.name} · {entry.display} · fitting on {len(splits.train)}"):
+                    start = time.perf_counter()
+                    model.fit(splits.train, task)
+                    row.fit_s = time.perf_counter() - start
+            if isinstance(model, ChoosesForWorkload):
+                ahead = list(itertools.islice(splits.test, LOOKAHEAD_REVIEWS))
+                splits.test = itertools.chain(ahead, splits.test)
+                with self.stage(f"{task.name} · {entry.display} · choosing an engine"):
+                    start = time.perf_counter()
+                    model.choose([ex.text for ex in ahead], len(ahead), task)
+                    row.choose_s = time.perf_counter() - start
             raw_texts, latencies = self.score(task, model, entry, splits, cache, out, row, info)
             row.counts = dict(splits.counts)
             if isinstance(model, SummarisesRawText):  # covers cached predictions, never counts the warm-up
@@ -446,6 +454,17 @@ class Runner:
             "first": [str(i) for i in issues.issues[:20]],
         }
         return row
+
+    @contextmanager
+    def stage(self, label: str) -> Iterator[None]:
+        """A progress line with no count for a step before scoring, so a long one shows that something runs."""
+        if self.progress is not None:
+            self.progress.start(label, None)
+        try:
+            yield
+        finally:
+            if self.progress is not None:
+                self.progress.stop()
 
     def score(
         self,

@@ -183,6 +183,7 @@ def pool_row(board: Board, rows: list[dict[str, Any]], scored: list[Scored]) -> 
         "n": n,
         "runtime_s": runtime,
         "fit_s": statistics.fmean(r["fit_s"] for r in rows),
+        "choose_s": sum(r.get("choose_s", 0.0) for r in rows),
         "reviews_per_s": n / runtime if runtime > 0 else None,
         "truncated": round(statistics.fmean(r["truncated"] for r in rows)),
         "cached": sum(r["cached"] for r in rows),

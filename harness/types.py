@@ -200,6 +200,21 @@ class FitsTrainSplit(Protocol):
 
 
 @runtime_checkable
+class ChoosesForWorkload(Protocol):
+    """A model that makes automatic choices (an engine, a precision) once it knows the run's workload.
+
+    The runner calls `choose` after `fit` and before any `predict`, as a stage
+    of its own, timed apart from fitting and scoring: what it spends is a
+    one-off cost, not the per-review time or dollars of the row. `sample` is
+    the first reviews the run will score, `reviews` how many it will score (at
+    least: a long stream is counted only so far), so that a choice is measured
+    only where the time it can save pays for the measuring.
+    """
+
+    def choose(self, sample: Sequence[str], reviews: int, task: Task) -> None: ...
+
+
+@runtime_checkable
 class ChoosesBatchSize(Protocol):
     """A model that knows how many texts a `predict` call should get; wins over the batch_size option."""
 

@@ -112,7 +112,7 @@ def run_twice_rows(spec: str, tmp_path: Path, model_dir: Path, monkeypatch: pyte
     board = Board(
         name="engines",
         tasks=["polarity"],
-        models=[ModelEntry(spec, options={"precision": "fp32"})],
+        models=[ModelEntry(spec, options={"precision": "fp32", "measure": "always"})],
         data="demo",
         backend="cpu",
         limit=40,
@@ -145,6 +145,41 @@ def assert_measured_once_then_cached(first: dict, second: dict, model_dir: Path)
     recorded = json.loads(next((model_dir / "engines").glob("choice-*.json")).read_text())
     assert recorded["choice"] == chosen and recorded["machine"] == _engine_choice.machine()
     return chosen
+
+
+def test_a_run_too_small_to_repay_measuring_scores_on_torch_at_once_and_says_why(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    from harness.boards import Board, ModelEntry
+    from harness.plugin_manager import PluginHost
+    from harness.runner import run_board
+
+    board = Board(name="small", tasks=["polarity"], models=[ModelEntry(f"hf-classifier:{models['bert']}")],
+                  data="demo", backend="cpu", limit=40, bootstrap=0, price_per_hour=3600.0,
+                  task_options={"polarity": {"train_size": "0"}})  # fmt: skip
+    host = PluginHost(env={"HARNESS_LOAD_PLUGINS": ""})
+    [row] = run_board(host, board, tmp_path / "run", model_dir=tmp_path / "models")["rows"]
+    assert row["status"] == "ok", row["error"]
+    assert (row["extra"]["engine"], row["extra"]["engine_choice"]) == ("torch-fp32", "budget")
+    budget = row["extra"]["engine_budget"]
+    assert budget["reviews"] == row["n"] == 40 and budget["measure"] is False
+    assert budget["measuring_s_estimate"] > _engine_choice.BUDGET_SHARE * budget["saving_s_at_most"]
+    assert not (tmp_path / "models" / "engines").exists()  # nothing recorded: a larger run still measures
+    # choosing is a one-off of its own: in neither the row's runtime nor its dollars
+    assert row["choose_s"] > 0
+    assert row["cost"]["usd"] == pytest.approx(row["runtime_s"] + row["fit_s"])
+
+
+def test_the_budget_measures_where_the_run_repays_it() -> None:
+    found = _engine_choice.candidates("auto", "auto", "cpu", "float32")
+    others = sum(1 for c in found if c.engine != "torch")
+    minilm = 22_700_000
+    small = _engine_choice.Workload(reviews=300, parameters=minilm).budget(found, torch_s_per_review=0.005)
+    assert small["measure"] is (others == 0)
+    large = _engine_choice.Workload(reviews=5_000_000, parameters=minilm).budget(found, 0.005)
+    assert large["measure"] is True and large["saving_s_at_most"] > small["saving_s_at_most"]
+    forced = _engine_choice.Workload(reviews=300, parameters=minilm, always=True).budget(found, 0.005)
+    assert forced["measure"] is True
 
 
 def test_auto_measures_once_records_the_choice_and_reuses_it(

@@ -68,7 +68,7 @@ def test_float32_encoder_engines_match_torch(t5: Path, model_dir: Path, engine: 
     reference = torch_model.label_scores(rows, words)
     assert np.abs(reference[:, 0] - reference[:, 1]).max() > 0.1  # distinct answers, so a swap would show
     model = scorer(t5, model_dir, engine=engine, precision="fp32")
-    encoder = model.encoder(rows, words)
+    encoder = model.encoder(words)
     assert encoder is not None
     for row, states in by_row(encoder(rows), rows).items():
         np.testing.assert_allclose(states, by_row(torch_model.torch_encoder(rows), rows)[row], atol=1e-5)

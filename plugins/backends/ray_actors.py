@@ -64,6 +64,11 @@ class Replica:
         if callable(fit):
             fit(train, task)
 
+    def choose(self, sample: Sequence[str], reviews: int, task: Task) -> None:
+        choose = getattr(self.model, "choose", None)
+        if callable(choose):
+            choose(sample, reviews, task)
+
     def predict(self, texts: Sequence[str], task: Task) -> ModelOutput:
         output = self.model.predict(texts, task)
         return output if isinstance(output, ModelOutput) else ModelOutput(probs=output)
@@ -78,9 +83,9 @@ class Replica:
 class DistributedModel:
     """A model whose `predict` splits each batch across actors holding identical replicas.
 
-    `fit` runs on the first replica before the others, so the fine-tuning it
-    saves under the workdir is found and reused by the rest instead of being
-    repeated. The fingerprint is the replica's: predictions are the same as
+    `fit` and `choose` run on the first replica before the others, so the
+    fine-tuning and engine choice it saves under the workdir are found and
+    reused by the rest instead of being repeated. The fingerprint is the replica's: predictions are the same as
     the local model's, so they may share a prediction cache.
     """
 
@@ -112,6 +117,14 @@ class DistributedModel:
         first, *rest = self._actors
         ray.get(first.fit.remote(train, task))
         ray.get([actor.fit.remote(train, task) for actor in rest])
+
+    def choose(self, sample: Sequence[str], reviews: int, task: Task) -> None:
+        """The first replica chooses (and records a measured choice), then the rest read it or choose alike."""
+        import ray
+
+        first, *rest = self._actors
+        ray.get(first.choose.remote(sample, reviews, task))
+        ray.get([actor.choose.remote(sample, reviews, task) for actor in rest])
 
     def predict(self, texts: Sequence[str], task: Task) -> ModelOutput:
         import numpy as np

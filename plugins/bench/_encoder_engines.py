@@ -43,7 +43,7 @@ def encoder_engines(texts: Sequence[str], workdir: Path) -> dict[str, Any]:
         options = {"engine": candidate.engine, "precision": candidate.precision}
         try:
             scorer = make_seq2seq(str(checkpoint), context(workdir, "float32", options))
-            encoder = scorer.encoder(inputs, LABEL_WORDS)  # exported and loaded here, not timed
+            encoder = scorer.encoder(LABEL_WORDS)  # exported and loaded here, not timed
         except HarnessError as error:
             rows[candidate.key] = {"skipped": str(error)}
             continue

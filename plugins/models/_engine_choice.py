@@ -8,6 +8,15 @@ depends on the processor (AMX makes bf16 the fastest on one Xeon, VNNI int8
 on another) and agreement on the checkpoint, so the decision is kept per
 processor model and checkpoint, in the model directory, and later runs read it
 instead of timing again.
+
+Measuring is not free: each candidate is an export of the model (tens of
+seconds for a small encoder) before it is timed. So a measurement is made only
+where it can pay for itself: torch is timed on the sample first, and the
+candidates are exported and timed only when the run's reviews, at the most any
+engine has beaten torch by, would save at least ten times the estimated cost
+of measuring them (``measure=always`` measures whatever the run's size). A run
+too small to repay it scores on torch at once and records why; nothing is
+stored, so a later, larger run still measures.
 """
 
 from __future__ import annotations
@@ -26,11 +35,20 @@ from harness.plugins.models._finetune import digest
 
 AGREEMENT_BAR = 0.995  # the share of float32 torch's answers a chosen engine must keep
 SAMPLE_WINDOWS = 64  # reviews (token windows) each candidate is timed on
-MIN_SAMPLE = 16  # fewer reviews than this decide nothing: a predict call that small runs torch meanwhile
 ENGINES = ("auto", "torch", "openvino", "onnxruntime")
 PRECISIONS = {"openvino": ("fp32", "bf16", "int8"), "onnxruntime": ("fp32", "int8")}
 AUTO_ENGINES = ("openvino", "onnxruntime")  # what engine=auto measures beside torch, where installed
 TORCH_PRECISION = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+MEASURE = ("auto", "always")  # the `measure` option: when the saving repays it, or whatever the run's size
+# A measurement may cost at most this share of what it can save on the run.
+BUDGET_SHARE = 0.1
+# The most an engine has run faster than float32 torch in `harness bench` (1.7x to 2.9x): what the budget
+# assumes the best candidate saves, so that it never skips a measurement that could have paid.
+BEST_SPEEDUP = 3.0
+# Exporting and timing one candidate: a few seconds whatever the model, and about a second per million
+# parameters (MiniLM-L6, 22.7M, took about 25 s a candidate on a 2-core EPYC). An order of magnitude.
+EXPORT_S_FIXED = 3.0
+EXPORT_S_PER_MILLION_PARAMETERS = 1.0
 
 
 @dataclass(frozen=True)
@@ -52,10 +70,12 @@ class Decision:
     choice: Candidate
     source: str
     timings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    budget: dict[str, Any] | None = None  # what measuring was weighed against (see `Workload.budget`)
 
     def stats(self) -> dict[str, Any]:
         """For the row's run stats in results.json."""
-        return {"engine": self.choice.key, "engine_choice": self.source, "engine_timings": self.timings}
+        found = {"engine": self.choice.key, "engine_choice": self.source, "engine_timings": self.timings}
+        return found | ({"engine_budget": self.budget} if self.budget is not None else {})
 
 
 def candidates(engine: str, precision: str, device: str, dtype: str) -> list[Candidate]:
@@ -122,6 +142,54 @@ def cached(found: Sequence[Candidate], path: Path) -> Decision | None:
     return Decision(by_key[record["choice"]], "cached", record.get("timings", {}))
 
 
+@dataclass(frozen=True)
+class Workload:
+    """What a measurement is weighed against: the reviews the run scores and the model's size."""
+
+    reviews: int
+    parameters: int
+    always: bool = False
+
+    def budget(self, found: Sequence[Candidate], torch_s_per_review: float) -> dict[str, Any]:
+        """Whether measuring `found` can pay for itself, with the estimate behind the answer."""
+        exports = sum(1 for c in found if c.engine != "torch")
+        cost_s = exports * (EXPORT_S_FIXED + EXPORT_S_PER_MILLION_PARAMETERS * self.parameters / 1e6)
+        saving_s = self.reviews * torch_s_per_review * (1 - 1 / BEST_SPEEDUP)
+        return {
+            "reviews": self.reviews,
+            "torch_s_per_review": torch_s_per_review,
+            "measuring_s_estimate": cost_s,
+            "saving_s_at_most": saving_s,
+            "measure": self.always or cost_s <= BUDGET_SHARE * saving_s,
+        }
+
+
+def choose(
+    found: Sequence[Candidate],
+    windows: Sequence[Sequence[int]],
+    build: Callable[[Candidate], Callable[[Sequence[Sequence[int]]], Any]],
+    reference: Callable[[Sequence[Sequence[int]]], Any],
+    columns: Sequence[int],
+    path: Path,
+    workload: Workload,
+) -> Decision:
+    """Score on torch where measuring cannot pay for itself on `workload`, else measure (see `measure`).
+
+    The reference's timing on the sample is the torch time per review the
+    budget needs, and it is kept as torch's timing when the candidates are measured.
+    """
+    sample = spread(windows, SAMPLE_WINDOWS)
+    reference(sample[:4])  # warm-up, as for every candidate
+    began = time.perf_counter()
+    expected_logits = reference(sample)[0]
+    seconds = time.perf_counter() - began
+    budget = workload.budget(found, seconds / len(sample))
+    torch = next((c for c in found if c.engine == "torch"), None)
+    if not budget["measure"] and torch is not None:
+        return Decision(torch, "budget", budget=budget)
+    return measure(found, sample, build, reference, columns, path, expected_logits, budget)
+
+
 def measure(
     found: Sequence[Candidate],
     windows: Sequence[Sequence[int]],
@@ -129,15 +197,20 @@ def measure(
     reference: Callable[[Sequence[Sequence[int]]], Any],
     columns: Sequence[int],
     path: Path,
+    expected_logits: Any = None,
+    budget: dict[str, Any] | None = None,
 ) -> Decision:
     """Time every candidate on `windows`, keep the fastest within the agreement bar, record it at `path`.
 
     `build` makes a candidate's scorer (logits and embeddings of windows); one that cannot run
     here (a HarnessError) is left out with its reason. `reference` is float32
-    torch, whose answers on the task's `columns` the candidates must keep.
+    torch, whose answers on the task's `columns` the candidates must keep
+    (`expected_logits`: its logits on the sample, where already computed).
     """
     sample = spread(windows, SAMPLE_WINDOWS)
-    expected = reference(sample)[0][:, list(columns)].argmax(1)
+    if expected_logits is None:
+        expected_logits = reference(sample)[0]
+    expected = expected_logits[:, list(columns)].argmax(1)
     timings: dict[str, dict[str, Any]] = {}
     for candidate in found:
         try:
@@ -164,7 +237,7 @@ def measure(
     scratch = path.with_name(f".{path.name}.{os.getpid()}")
     scratch.write_text(json.dumps(record, indent=2) + "\n")
     scratch.replace(path)
-    return Decision(best, "measured", timings)
+    return Decision(best, "measured", timings, budget)
 
 
 def spread(items: Sequence[Any], count: int) -> list[Any]:

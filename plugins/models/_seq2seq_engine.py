@@ -8,7 +8,8 @@ reading the engine's encoder states. ``engine=auto`` measures whole label
 scoring, encoder and decoder together, on the run's first reviews, keeps the
 fastest engine whose top label agrees with float32 torch on 99.5% of them
 and remembers the decision per processor, checkpoint and label words (see
-``_engine_choice``).
+``_engine_choice``), where the run's reviews repay the measuring
+(``measure=always``: whatever the run's size).
 """
 
 from __future__ import annotations
@@ -44,6 +45,14 @@ ENGINE_OPTIONS = OptionSet(
         choices=("auto", "fp32", "bf16", "int8"),
         affects_output=False,
     ),
+    Option(
+        "measure",
+        str,
+        "auto",
+        "engine=auto: measure the engines when the run's reviews repay it (auto) or whatever its size (always)",
+        choices=engines.MEASURE,
+        affects_output=False,
+    ),
 )
 
 
@@ -65,54 +74,67 @@ class EncoderEngines:
                 "engine and precision choose the encoder engine of mode=score; generate runs torch"
             )
         self.candidates = engines.candidates(values["engine"], values["precision"], device, dtype)
+        self.always = values["measure"] == "always"
         self.workdir = Path(workdir)
         self.batch_size = batch_size
         self.decisions: dict[tuple[str, ...], Decision] = {}
         self.encoders: dict[str, Encoder] = {}
-        self.pending: dict[tuple[str, ...], list[Sequence[int]]] = {}
         self.last: Decision | None = None
 
     def stats(self) -> dict[str, Any]:
         """The last decision's engine, how it was chosen and its timings, for the row's results."""
         return self.last.stats() if self.last else {}
 
-    def encoder(
+    def choose(
         self,
         model: Any,
         identity: dict[str, Any],
         pad_id: int,
-        inputs: Sequence[Sequence[int]],
+        sample: Sequence[Sequence[int]],
         label_words: Sequence[str],
         score: Score,
-    ) -> Encoder | None:
-        """The encoder to score `inputs` with (None: torch's own), measured on the first reviews if undecided.
+        reviews: int,
+    ) -> None:
+        """Decide the engine for `label_words` on `sample` (the run's first inputs), unless decided before.
 
-        `score(inputs, encoder)` is label scoring with that encoder. The runner
-        hands over a batch of reviews at a time, fewer than a measurement
-        needs: they are scored with torch and kept until they make a sample.
+        `score(inputs, encoder)` is label scoring with that encoder; `reviews`
+        is how many the run scores, which the measuring must pay for.
         """
         key = tuple(label_words)
-        decision = self.decisions.get(key)
+        if key in self.decisions or not sample:
+            return
+        path = self._decision_file(identity, key)
+        decision = engines.cached(self.candidates, path)
         if decision is None:
-            settings = {"identity": identity, "label_words": list(key), "batch_size": self.batch_size}
-            path = engines.cache_file(self.workdir, self.candidates, settings)
-            decision = engines.cached(self.candidates, path)
-            if decision is None:
-                sample = self.pending.setdefault(key, [])
-                sample += inputs[: engines.SAMPLE_WINDOWS - len(sample)]
-                if len(sample) < engines.MIN_SAMPLE:
-                    return None
 
-                def build(candidate: Candidate) -> Callable[[Sequence[Sequence[int]]], Any]:
-                    encoder = self._built(candidate, model, identity, pad_id)
-                    return lambda rows: (score(rows, encoder), None)
+            def build(candidate: Candidate) -> Callable[[Sequence[Sequence[int]]], Any]:
+                encoder = self._built(candidate, model, identity, pad_id)
+                return lambda rows: (score(rows, encoder), None)
 
-                reference = build(Candidate("torch", "fp32"))
-                decision = engines.measure(self.candidates, sample, build, reference, range(len(key)), path)
-                del self.pending[key]
-            self.decisions[key] = decision
-        self.last = decision
+            parameters = sum(p.numel() for p in model.get_encoder().parameters())
+            workload = engines.Workload(reviews, parameters, self.always)
+            reference = build(Candidate("torch", "fp32"))
+            decision = engines.choose(
+                self.candidates, sample, build, reference, range(len(key)), path, workload
+            )
+        self.decisions[key] = decision
+
+    def encoder(
+        self, model: Any, identity: dict[str, Any], pad_id: int, label_words: Sequence[str]
+    ) -> Encoder | None:
+        """The encoder to score with (None: torch's own): the one chosen, else an earlier run's decision."""
+        key = tuple(label_words)
+        decision = self.decisions.get(key) or engines.cached(
+            self.candidates, self._decision_file(identity, key)
+        )
+        if decision is None:
+            return None
+        self.decisions[key] = self.last = decision
         return self._built(decision.choice, model, identity, pad_id)
+
+    def _decision_file(self, identity: dict[str, Any], key: tuple[str, ...]) -> Path:
+        settings = {"identity": identity, "label_words": list(key), "batch_size": self.batch_size}
+        return engines.cache_file(self.workdir, self.candidates, settings)
 
     def _built(
         self, candidate: Candidate, model: Any, identity: dict[str, Any], pad_id: int

@@ -11,7 +11,7 @@ Options read from ``ModelContext.options``: ``label_map`` (``NAME=label,...``,
 names are the checkpoint's labels or output indices), ``truncation``,
 ``max_length``, ``batch_size`` (inference), ``finetune`` (``auto`` | ``always``
 | ``never``), ``base``, ``epochs``, ``learning_rate``, ``train_batch_size``,
-``train_max_length``, ``streams``, ``engine``, ``precision``, ``compile``,
+``train_max_length``, ``streams``, ``engine``, ``precision``, ``measure``, ``compile``,
 ``encoder_layers``, ``trust_remote_code`` and ``allow_pickle``.
 
 Engines (``engine``): ``torch`` runs the model as loaded, at the backend's
@@ -21,7 +21,9 @@ checkpoint and kept in the model directory, at a ``precision`` of their own
 ``engine=auto`` (the default) times every installed engine and precision on
 the run's first reviews the first time a checkpoint runs on a processor, keeps
 the fastest that agrees with float32 torch on 99.5% of them, and records the
-choice and timings in the row's results (see ``_engine_choice``). Each engine
+choice and timings in the row's results (see ``_engine_choice``); where the
+run is too small for the saving to repay the exports, it scores on torch at
+once (``measure=always`` measures anyway). Each engine
 is an optional extra: ``pip install 'review-harness[openvino]'`` or ``[onnxruntime]``.
 
 ``compile=true`` (``torch.compile``, engine torch) and ``encoder_layers=fast``
@@ -105,6 +107,14 @@ OPTIONS = OptionSet(
         "auto",
         "fp32, bf16 or int8 on openvino/onnxruntime (torch: the backend's dtype); auto: measured",
         choices=("auto", "fp32", "bf16", "int8"),
+    ),
+    Option(
+        "measure",
+        str,
+        "auto",
+        "engine=auto: measure the engines when the run's reviews repay it (auto) or whatever its size (always)",
+        choices=engines.MEASURE,
+        affects_output=False,
     ),
     Option(
         "finetune",
@@ -294,18 +304,27 @@ class HFClassifier:
         self._forward_s = self._tokenize_s = self._load_s = 0.0
 
     def fit(self, train: Sequence[Example], task: Task) -> None:
-        """Choose, map or fine-tune the checkpoint for `task`, and its engine; no training when used as it is.
+        """Choose, map or fine-tune the checkpoint for `task`; no training when used as it is."""
+        self._states[task.fingerprint()] = self._prepare(task, train)
 
-        The train reviews are the run's own: when the engine is still to be
-        measured, it is measured on them (else on the first reviews scored).
-        """
-        state = self._states[task.fingerprint()] = self._prepare(task, train)
-        if state.decision is None and train:
-            windows, _ = encode_windows(
-                state.tokenizer, [e.text for e in engines.spread(train, engines.SAMPLE_WINDOWS)],
-                state.max_length, self.policy,
-            )  # fmt: skip
-            self._decide(state, [w[0] for w in windows])
+    def choose(self, sample: Sequence[str], reviews: int, task: Task) -> None:
+        """Choose the engine for `task` where no earlier decision holds, measured on `sample` when the
+        `reviews` to score repay the measuring (see ``_engine_choice``); without a decision, torch scores."""
+        key = task.fingerprint()
+        if key not in self._states:
+            self._states[key] = self._prepare(task, [])
+        state = self._states[key]
+        if state.decision is not None or not sample:
+            return
+        windows, _ = encode_windows(
+            state.tokenizer,
+            list(engines.spread(sample, engines.SAMPLE_WINDOWS)),
+            state.max_length,
+            self.policy,
+        )
+        parameters = sum(p.numel() for p in state.model.parameters())
+        workload = engines.Workload(reviews, parameters, always=self.options["measure"] == "always")
+        self._decide(state, [w[0] for w in windows], workload)
 
     def run_stats(self) -> dict[str, Any]:
         """The engine that scored, how it was chosen and its timings, and the seconds of forward passes.
@@ -342,8 +361,6 @@ class HFClassifier:
         self._tokenize_s += time.perf_counter() - began
         flat = [window for text_windows in windows for window in text_windows]
         owner = np.array([i for i, text_windows in enumerate(windows) for _ in text_windows], dtype=np.int64)
-        if state.decision is None and len(flat) >= engines.MIN_SAMPLE:
-            self._decide(state, flat)
         began = time.perf_counter()
         logits, window_embeddings = (state.scorer or self._torch_scorer(state))(flat)
         self._forward_s += time.perf_counter() - began
@@ -518,8 +535,8 @@ class HFClassifier:
         }
         return engines.cache_file(self.ctx.workdir, self.candidates, settings)
 
-    def _decide(self, state: _State, windows: Sequence[Sequence[int]]) -> None:
-        """Measure the candidate engines on `windows` (the run's own reviews) and score with the winner."""
+    def _decide(self, state: _State, windows: Sequence[Sequence[int]], workload: engines.Workload) -> None:
+        """Choose among the candidate engines on `windows` (the run's own reviews) and score with the winner."""
         began = time.perf_counter()
         reference = self._torch_scorer(state)
         built: dict[str, Callable[[Sequence[Sequence[int]]], Any]] = {}
@@ -530,10 +547,10 @@ class HFClassifier:
             )
             return built[candidate.key]
 
-        state.decision = engines.measure(
-            self.candidates, windows, build, reference, state.columns, self._choice_file(state)
+        state.decision = engines.choose(
+            self.candidates, windows, build, reference, state.columns, self._choice_file(state), workload
         )
-        state.scorer = built[state.decision.choice.key]
+        state.scorer = built.get(state.decision.choice.key, reference)
         self._load_s += time.perf_counter() - began
 
     def _scorer(self, state: _State, candidate: Candidate) -> Callable[[Sequence[Sequence[int]]], Any]:

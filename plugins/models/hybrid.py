@@ -35,7 +35,16 @@ import numpy as np
 from harness.errors import HarnessError
 from harness.hookspecs import hookimpl
 from harness.stages import parse_stage_marker
-from harness.types import Example, LearnsToRoute, Model, ModelContext, ModelOutput, StoredLookup, Task
+from harness.types import (
+    ChoosesForWorkload,
+    Example,
+    LearnsToRoute,
+    Model,
+    ModelContext,
+    ModelOutput,
+    StoredLookup,
+    Task,
+)
 
 DEFAULT_ROUTER = "confidence:0.9"
 
@@ -151,6 +160,13 @@ class HybridModel:
             gold = np.asarray([example.label for example in calibration], dtype=np.int64)
             self.router_fit = {"fit_reviews": len(rest),
                                **self.router.fit(texts, small, large, gold)}  # fmt: skip
+
+    def choose(self, sample: Sequence[str], reviews: int, task: Task) -> None:
+        """Let each stage that makes automatic choices make them; the large one sees only escalations,
+        but how many is not known before routing, so it is told the whole run's size (an upper bound)."""
+        for part in (self.small, self.large):
+            if isinstance(part, ChoosesForWorkload):
+                part.choose(sample, reviews, task)
 
     def predict(self, texts: Sequence[str], task: Task) -> ModelOutput:
         began = time.perf_counter()

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from harness.hookspecs import hookimpl
 from harness.plugins.models._answer_lists import generated_output, per_k_measures
 from harness.plugins.models._checkpoints import checkpoint_identity
+from harness.plugins.models._engine_choice import SAMPLE_WINDOWS, spread
 from harness.plugins.models._finetune import digest
 from harness.plugins.models._label_scoring import (
     Encoded,
@@ -127,7 +128,7 @@ class Seq2SeqScorer:
 
             return generated_output(answer, self.settings.topk_prompts, task)
         inputs, encoded = self._inputs(texts, task)
-        scores = self.label_scores(inputs, task.label_words, self.encoder(inputs, task.label_words))
+        scores = self.label_scores(inputs, task.label_words, self.encoder(task.label_words))
         probs = average_windows(scores_to_probs(scores), encoded.owners, len(texts))
         return ModelOutput(probs, truncated=encoded.truncated)
 
@@ -152,19 +153,30 @@ class Seq2SeqScorer:
     def _encode(self, text: str) -> list[int]:
         return list(self._tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def encoder(self, inputs: Sequence[Sequence[int]], label_words: Sequence[str]) -> Encoder | None:
-        """The engine chosen for the encoder pass (None: torch), measured on `inputs` the first time."""
+    def choose(self, sample: Sequence[str], reviews: int, task: Task) -> None:
+        """Choose the encoder pass's engine on `sample` where `reviews` repay measuring (label scoring only)."""
+        if self.settings.mode != "score":
+            return
         self._load()
-        identity = {
+        inputs, _ = self._inputs(spread(sample, SAMPLE_WINDOWS), task)
+        label_words = task.label_words
+        self.engines.choose(
+            self._model, self._encoder_identity(), self._tokenizer.pad_token_id or 0, inputs, label_words,
+            lambda rows, encoder: self.label_scores(rows, label_words, encoder), reviews,
+        )  # fmt: skip
+
+    def encoder(self, label_words: Sequence[str]) -> Encoder | None:
+        """The engine chosen for the encoder pass (None: torch)."""
+        self._load()
+        pad_id = self._tokenizer.pad_token_id or 0
+        return self.engines.encoder(self._model, self._encoder_identity(), pad_id, label_words)
+
+    def _encoder_identity(self) -> dict[str, Any]:
+        return {
             "checkpoint": checkpoint_identity(self.checkpoint),
             "max_length": self.settings.max_length,
             "pass": "seq2seq-encoder",
         }
-        pad_id = self._tokenizer.pad_token_id or 0
-        return self.engines.encoder(
-            self._model, identity, pad_id, inputs, label_words,
-            lambda rows, encoder: self.label_scores(rows, label_words, encoder),
-        )  # fmt: skip
 
     def label_targets(self, label_words: Sequence[str]) -> list[list[int]]:
         """Each label word as the decoder must produce it, end-of-sequence included."""
