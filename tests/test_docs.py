@@ -27,7 +27,7 @@ from harness.plugin_manager import PluginHost
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-PAGES = [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]
+PAGES = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted(DOCS.rglob("*.md"))]
 ILLUSTRATIVE = "<!-- illustrative -->"
 FENCE = re.compile(r"^(?P<fence>`{3,})(?P<info>.*)$")
 ENV_ASSIGNMENT = re.compile(r"^[A-Z_][A-Z0-9_]*=")
@@ -77,8 +77,14 @@ def command_lines(block: list[str]) -> Iterator[tuple[int, str]]:
 
 
 def harness_argv(command: str) -> list[str] | None:
-    """The arguments after `harness` (None for another program), without env assignments or `nice`."""
+    """The arguments after `harness` (None for another program), without env assignments or `nice`.
+
+    A command recorded by tools/record_timing.py (`python tools/record_timing.py ... -- harness ...`) is
+    the harness command after its `--`.
+    """
     words = shlex.split(command, comments=True)
+    if "record_timing.py" in " ".join(words[:2]) and "--" in words:
+        words = words[words.index("--") + 1 :]
     while words and ENV_ASSIGNMENT.match(words[0]):
         words = words[1:]
     if words[:1] == ["nice"]:
