@@ -7,6 +7,7 @@ the line `<!-- illustrative -->` is skipped.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import importlib.util
 import json
@@ -107,9 +108,11 @@ def documented_commands() -> list[tuple[str, list[str]]]:
 
 @pytest.fixture(scope="module")
 def full_cli() -> click.Group:
-    """The `harness` group with the built-in plugins' commands, as `harness` itself builds it."""
-    PluginHost(env={"HARNESS_LOAD_PLUGINS": ""}).add_commands(cli)
-    return cli
+    """The `harness` group with the built-in plugins' commands, as `harness` itself builds it (a copy)."""
+    group = copy.copy(cli)
+    group.commands = dict(cli.commands)
+    PluginHost(env={"HARNESS_LOAD_PLUGINS": ""}).add_commands(group)
+    return group
 
 
 def parse(group: click.Group, argv: list[str]) -> None:
