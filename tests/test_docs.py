@@ -298,3 +298,29 @@ def test_a_missing_record_is_a_note_and_an_unknown_one_fails_the_build(tmp_path,
     rendered = hooks.on_page_markdown(page)
     assert rendered.startswith("intro\n!!! note") and "docs/results/bench.json" in rendered
     assert rendered.endswith("\nafter\n")
+
+
+def test_a_bench_record_renders_its_checks(tmp_path):
+    check = {
+        "part": "small",
+        "figure": "speed-up vs the study",
+        "value": 6.5,
+        "target": ">= 5",
+        "passed": True,
+    }
+    record = {
+        "command": "harness bench --only small",
+        "exit_code": 0,
+        "wall_s": 75.0,
+        "date": "2026-01-02T03:04:05+00:00",
+        "load_average": {"before": [0.5, 0.4, 0.3], "after": [1.5, 0.9, 0.5]},
+        "machine": {"cpu": "Some CPU", "cores": 4, "memory_gib": 16.0},
+        "git_commit": "0123456789abcdef",
+        "result": {"checks": [check]},
+    }
+    (tmp_path / "bench.json").write_text(json.dumps(record))
+    rendered = load(HOOKS).render_file(tmp_path / "bench.json")
+    assert rendered.startswith(
+        "Measured by `harness bench --only small` on Some CPU (4 cores, 16.0 GiB), 2026-01-02"
+    )
+    assert "1 min 15 s" in rendered and "| small | speed-up vs the study | 6.5 | >= 5 | met |" in rendered

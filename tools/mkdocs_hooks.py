@@ -49,7 +49,7 @@ def render(content: dict[str, Any], name: str) -> str:
         return timings_table(content["records"])
     result = content.get("result")
     if isinstance(result, dict) and "checks" in result:
-        return provenance(content) + "\n\n" + bench_table(result["checks"])
+        return provenance(content) + "\n\n" + bench_table(result["checks"]) + bench_details(result)
     if isinstance(result, dict) and "rows" in result:
         return provenance(content) + "\n\n" + rows_tables(result["rows"])
     raise ValueError(f"docs/results/{name}: neither timings, a bench.json nor a results.json record")
@@ -105,6 +105,17 @@ def bench_table(checks: list[dict[str, Any]]) -> str:
         for c in checks
     ]
     return table(["part", "figure", "measured", "target", ""], rows)
+
+
+def bench_details(report: dict[str, Any]) -> str:
+    """Every speed-up path and encoder engine, as `harness bench` itself prints them."""
+    from harness.plugins.bench.command import render_encoder_engines, render_paths
+
+    text = render_paths(report)
+    engines = report.get("scoring", {}).get("encoder_engines")
+    if engines:
+        text += render_encoder_engines(engines) + "\n"
+    return f"\n```text\n{text}```\n" if text else ""
 
 
 def rows_tables(rows: list[dict[str, Any]]) -> str:
