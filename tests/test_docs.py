@@ -324,3 +324,8 @@ def test_a_bench_record_renders_its_checks(tmp_path):
         "Measured by `harness bench --only small` on Some CPU (4 cores, 16.0 GiB), 2026-01-02"
     )
     assert "1 min 15 s" in rendered and "| small | speed-up vs the study | 6.5 | >= 5 | met |" in rendered
+
+
+def test_the_readme_links_to_pages_that_exist():
+    links = re.findall(r"\]\(([^)#]+\.md)(?:#[\w-]+)?\)", (ROOT / "README.md").read_text())
+    assert links and not [link for link in links if not (ROOT / link).is_file()]
