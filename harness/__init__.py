@@ -5,9 +5,10 @@ plugin needs is importable from `harness` itself, and importing it stays light
 (no torch, no transformers).
 """
 
+from harness.boards import Board, ModelEntry
 from harness.errors import HarnessError
 from harness.hookspecs import hookimpl
-from harness.metrics import Metric
+from harness.metrics import NO_LABEL, Metric, RegisteredMetrics, predictions, task_report
 from harness.options import Option, OptionError, OptionSet
 from harness.registry import ContractError, Register
 from harness.types import (
@@ -49,6 +50,7 @@ __all__ = [
     "Backend",
     "BackendFactory",
     "BatchStats",
+    "Board",
     "ChoosesBatchSize",
     "ChoosesForWorkload",
     "ContractError",
@@ -64,13 +66,16 @@ __all__ = [
     "Metric",
     "Model",
     "ModelContext",
+    "ModelEntry",
     "ModelFactory",
     "ModelOutput",
+    "NO_LABEL",
     "NamesCheckpoints",
     "Option",
     "OptionError",
     "OptionSet",
     "Register",
+    "RegisteredMetrics",
     "ReportsRunStats",
     "Review",
     "Router",
@@ -84,4 +89,6 @@ __all__ = [
     "Task",
     "TaskFactory",
     "hookimpl",
+    "predictions",
+    "task_report",
 ]

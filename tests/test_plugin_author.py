@@ -1,4 +1,4 @@
-"""A new plugin, made and used only as docs/plugins.md says: scaffold, install, list, test, run."""
+"""A new plugin, made and used only as docs/plugins/tutorial.md says: scaffold, install, list, test, run."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from harness.scaffold import plugin_files
 
 ROOT = Path(__file__).resolve().parent.parent
-GUIDE = ROOT / "docs" / "plugins.md"
+GUIDE = ROOT / "docs" / "plugins" / "tutorial.md"
 
 
 def harness_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None):
@@ -29,8 +29,8 @@ def harness_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None 
 
 
 def guide_files() -> dict[str, str]:
-    """The guide's code blocks that name a file (```python harness_keywords.py), by file name."""
-    blocks = re.findall(r"^(`{3,})\w+ ([\w./-]+)\n(.*?)^\1$", GUIDE.read_text(), flags=re.S | re.M)
+    """The guide's code blocks that name a file (```python title="harness_keywords.py"), by file name."""
+    blocks = re.findall(r'^(`{3,})\w+ title="([\w./-]+)"\n(.*?)^\1$', GUIDE.read_text(), flags=re.S | re.M)
     return {name: content for _, name, content in blocks}
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from harness.options import Option, OptionError, OptionSet
 from harness.plugins.models._truncation import POLICIES, fit_tokens
@@ -120,9 +120,9 @@ class Settings:
             raise OptionError("topk_prompts asks for generated answers: give mode=generate with it")
         return cls(**values)
 
-    def load_kwargs(self) -> dict[str, object]:
+    def load_kwargs(self) -> dict[str, Any]:
         """`from_pretrained` arguments for these settings: remote code, safetensors preference, device map."""
-        kwargs: dict[str, object] = {"trust_remote_code": self.trust_remote_code}
+        kwargs: dict[str, Any] = {"trust_remote_code": self.trust_remote_code}
         if not self.allow_pickle:
             kwargs["use_safetensors"] = True
         if self.device_map is not None:

@@ -1,0 +1,143 @@
+"""MkDocs hooks: the CLI reference sees every built-in command, and measured figures render from records.
+
+A page asks for a table with a comment line of its own, `<!-- results: bench.json -->`; the hook replaces
+it with the table built from docs/results/bench.json, a record that tools/record_timing.py wrote, headed
+by the command, machine and date that produced it. A record not made yet renders as a note naming the
+file, so the site builds before anything is measured; a record of an unknown shape fails the build.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results"
+DIRECTIVE = re.compile(r"^<!-- results: (?P<name>[\w.-]+\.json) -->$", re.MULTILINE)
+
+
+def on_config(config: Any) -> Any:
+    """Add the plugins' commands (bench, sweep, compare, ...) to the click group mkdocs-click documents.
+
+    Built-in plugins only, so the reference does not depend on what else is installed where it builds.
+    """
+    os.environ["HARNESS_LOAD_PLUGINS"] = ""
+    from harness.cli import cli
+    from harness.plugin_manager import get_host
+
+    get_host().add_commands(cli)
+    return config
+
+
+def on_page_markdown(markdown: str, **_: Any) -> str:
+    return DIRECTIVE.sub(lambda match: render_file(RESULTS / match["name"]), markdown)
+
+
+def render_file(path: Path) -> str:
+    if not path.exists():
+        return (
+            f'!!! note "Not measured yet"\n    No record in `docs/results/{path.name}` yet: run the command '
+            "above through `tools/record_timing.py` and commit the file it writes.\n"
+        )
+    return render(json.loads(path.read_text()), path.name)
+
+
+def render(content: dict[str, Any], name: str) -> str:
+    if "records" in content:
+        return timings_table(content["records"])
+    result = content.get("result")
+    if isinstance(result, dict) and "checks" in result:
+        return provenance(content) + "\n\n" + bench_table(result["checks"]) + bench_details(result)
+    if isinstance(result, dict) and "rows" in result:
+        return provenance(content) + "\n\n" + rows_tables(result["rows"])
+    raise ValueError(f"docs/results/{name}: neither timings, a bench.json nor a results.json record")
+
+
+def machine_text(machine: dict[str, Any]) -> str:
+    memory = f", {machine['memory_gib']} GiB" if machine.get("memory_gib") else ""
+    return f"{machine.get('cpu', 'unknown processor')} ({machine.get('cores', '?')} cores{memory})"
+
+
+def load_text(load: dict[str, list[float]]) -> str:
+    return f"{load['before'][0]:g} before, {load['after'][0]:g} after"
+
+
+def provenance(record: dict[str, Any]) -> str:
+    commit = f", commit `{record['git_commit'][:10]}`" if record.get("git_commit") else ""
+    return (
+        f"Measured by `{record['command']}` on {machine_text(record['machine'])}, "
+        f"{record['date'][:10]} (load average {load_text(record['load_average'])}; "
+        f"{duration(record['wall_s'])}{commit})."
+    )
+
+
+def duration(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes else f"{seconds:g} s"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+    return "\n".join(lines) + "\n"
+
+
+def timings_table(records: list[dict[str, Any]]) -> str:
+    rows = [
+        [
+            f"`{r['command']}`",
+            duration(r["wall_s"]),
+            machine_text(r["machine"]),
+            r["date"][:10],
+            load_text(r["load_average"]),
+            f"`{r['git_commit'][:10]}`" if r.get("git_commit") else "",
+        ]
+        for r in records
+    ]
+    return table(["command", "wall time", "machine", "date", "load average (1 min)", "commit"], rows)
+
+
+def bench_table(checks: list[dict[str, Any]]) -> str:
+    rows = [
+        [c["part"], c["figure"], f"{c['value']:.4g}", c["target"], "met" if c["passed"] else "not met"]
+        for c in checks
+    ]
+    return table(["part", "figure", "measured", "target", ""], rows)
+
+
+def bench_details(report: dict[str, Any]) -> str:
+    """Every speed-up path and encoder engine, as `harness bench` itself prints them."""
+    from harness.plugins.bench.command import render_encoder_engines, render_paths
+
+    text = render_paths(report)
+    engines = report.get("scoring", {}).get("encoder_engines")
+    if engines:
+        text += render_encoder_engines(engines) + "\n"
+    return f"\n```text\n{text}```\n" if text else ""
+
+
+def rows_tables(rows: list[dict[str, Any]]) -> str:
+    """One table per task: each model's metrics with the half-width of their 95% interval."""
+    parts = []
+    for task in dict.fromkeys(row["task"] for row in rows):
+        task_rows = [row for row in rows if row["task"] == task]
+        metrics = list(dict.fromkeys(name for row in task_rows for name in row.get("metrics", {})))
+        cells = [
+            [row.get("label") or row["model"], row["status"], str(row.get("n", ""))]
+            + [metric_text(row, name) for name in metrics]
+            for row in task_rows
+        ]
+        parts.append(f"**{task}**\n\n" + table(["model", "status", "reviews", *metrics], cells))
+    return "\n".join(parts)
+
+
+def metric_text(row: dict[str, Any], name: str) -> str:
+    value = row.get("metrics", {}).get(name)
+    if value is None:
+        return ""
+    low_high = row.get("intervals", {}).get(name)
+    if not low_high:
+        return f"{value:.3f}"
+    return f"{value:.3f} ± {(low_high[1] - low_high[0]) / 2:.3f}"
