@@ -191,7 +191,7 @@ def rich_table(
         i: [printable(cell_text(table.columns[i], table.rows[r][i], short, compact)) for r in order]
         for i in shown
     }
-    out = RichTable(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    out = RichTable(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
     for i in shown:
         column = table.columns[i]
         widest = max([len(t) for t in texts[i]] + [len(word) for word in column.header.split()])
