@@ -92,6 +92,7 @@ class RunPredictions:
 
     def __init__(self) -> None:
         self._runs: dict[str, tuple[list[int], list[Grouped]] | None] = {}
+        self.differences: dict[tuple[str, ...], Difference] = {}  # a pair compared twice is drawn once
 
     def load(self, run: str) -> tuple[list[int], list[Grouped]] | None:
         if run not in self._runs:
@@ -111,6 +112,15 @@ def paired_difference(
     task: str, first: Entry, second: Entry, metric: str, predictions: RunPredictions
 ) -> Difference:
     """`first` minus `second` on the reviews both scored, with `harness compare`'s interval where it applies."""
+    key = (str(first.row.get("run")), str(second.row.get("run")), task, first.model, second.model, metric)
+    if key not in predictions.differences:
+        predictions.differences[key] = measured_difference(task, first, second, metric, predictions)
+    return predictions.differences[key]
+
+
+def measured_difference(
+    task: str, first: Entry, second: Entry, metric: str, predictions: RunPredictions
+) -> Difference:
     value_first = float(first.row["metrics"][metric])
     value_second = float(second.row["metrics"][metric])
     plain = Difference(first.label, second.label, value_first - value_second)
@@ -271,8 +281,29 @@ def task_findings(
     return findings
 
 
-def board_findings(rows: Sequence[Mapping[str, Any]]) -> list[Findings]:
-    """Every task's findings, in the order tasks first appear, reading each run's predictions once."""
+def stored_findings(rows: Sequence[Mapping[str, Any]]) -> list[Findings] | None:
+    """The findings results.json holds when the rows are exactly one run's rows, so a board shown again
+    does not draw its bootstraps again."""
+    from harness.results import read_results
+
+    runs = {r.get("run") for r in rows}
+    if len(runs) != 1 or None in runs:
+        return None
+    try:
+        results = read_results(Path(str(runs.pop())))
+    except HarnessError:
+        return None
+    stored = results.get("findings")
+    if stored is None or len(results["rows"]) != len(rows):
+        return None
+    return [Findings(**found) for found in stored]
+
+
+def board_findings(rows: Sequence[Mapping[str, Any]], *, stored: bool = True) -> list[Findings]:
+    """Every task's findings, in the order tasks first appear: those stored for the run when there are
+    (`stored`), else computed, reading each run's predictions once."""
+    if stored and (found := stored_findings(rows)) is not None:
+        return found
     predictions = RunPredictions()
     tasks = list(dict.fromkeys(str(r.get("task")) for r in rows))
     found = [task_findings(t, [r for r in rows if str(r.get("task")) == t], predictions) for t in tasks]

@@ -34,7 +34,7 @@ def add_findings(run_dir: Path, results: dict[str, Any]) -> None:
     """results.json gains `findings`: each task's sentences and the figures behind them, for other tools."""
     from harness.leaderboard._findings import board_findings
 
-    results["findings"] = [f.as_dict() for f in board_findings(leaderboard_rows([run_dir]))]
+    results["findings"] = [f.as_dict() for f in board_findings(leaderboard_rows([run_dir]), stored=False)]
     write_json(run_dir / RESULTS_FILE, results)
 
 

@@ -161,3 +161,7 @@ def test_the_sentences_open_the_html_and_go_into_results_json_markdown_and_json(
     add_findings(run_dir, read_results(run_dir))
     (stored,) = read_results(run_dir)["findings"]
     assert stored["sentences"] == sentences and stored["best"]["label"] == "Alpha <b>"
+    results = read_results(run_dir)
+    results["findings"][0]["sentences"] = ["As stored."]
+    (run_dir / "results.json").write_text(json.dumps(results), encoding="utf-8")
+    assert only(leaderboard_rows([run_dir])).sentences == ["As stored."]  # shown again, not drawn again
