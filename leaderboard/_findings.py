@@ -168,7 +168,7 @@ def best_sentence(header: str, ranked: Sequence[Entry], metric: str, difference:
     best = ranked[0]
     value = f"{float(best.row['metrics'][metric]):.3f}"
     if difference is None:
-        return f"{best.label} is the only row with a {header} ({value})."
+        return f"{best.label} is the only row scored on {header} ({value})."
     runner_up = difference.second
     if difference.verdict == "no paired interval":
         return (f"Best on {header}: {best.label} ({value}), {signed(difference.diff)} ahead of {runner_up}; "
@@ -302,8 +302,8 @@ def stored_findings(rows: Sequence[Mapping[str, Any]]) -> list[Findings] | None:
 def board_findings(rows: Sequence[Mapping[str, Any]], *, stored: bool = True) -> list[Findings]:
     """Every task's findings, in the order tasks first appear: those stored for the run when there are
     (`stored`), else computed, reading each run's predictions once."""
-    if stored and (found := stored_findings(rows)) is not None:
-        return found
+    if stored and (kept := stored_findings(rows)) is not None:
+        return kept
     predictions = RunPredictions()
     tasks = list(dict.fromkeys(str(r.get("task")) for r in rows))
     found = [task_findings(t, [r for r in rows if str(r.get("task")) == t], predictions) for t in tasks]

@@ -160,7 +160,7 @@ def sorted_rows(table: Table) -> list[int]:
 
 def abbreviations(labels: Sequence[str], budget: int) -> dict[str, str]:
     """Label -> `start… (k)` for every label longer than `budget` characters."""
-    short = {}
+    short: dict[str, str] = {}
     for label in dict.fromkeys(labels):
         if len(label) > budget:
             mark = f"… ({len(short) + 1})"

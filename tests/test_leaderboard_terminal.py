@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import pty
 import re
@@ -133,3 +134,27 @@ def test_columns_shape_only_the_terminal_formats(run_dir):
     md = subprocess.run([sys.executable, "-m", "harness", "leaderboard", str(run_dir), "--format", "md",
                          "--columns", "cost"], capture_output=True, text=True)  # fmt: skip
     assert md.returncode != 0 and "keeps every column" in md.stderr
+
+
+def test_the_end_of_a_run_prints_the_same_view_and_stores_the_findings(host, monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from harness import cli as cli_module
+    from harness import plugin_manager
+
+    monkeypatch.setattr(plugin_manager, "_host", host)
+    monkeypatch.delenv("COLUMNS", raising=False)
+
+    def run(out: Path, *extra: str) -> str:
+        args = ["run", "--task", "toy", "--data", "toy:100", "--model", "words", "--backend", "cpu",
+                "--bootstrap", "10", "--out", str(out), *extra]  # fmt: skip
+        result = CliRunner().invoke(cli_module.cli, args)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    default, cost = run(tmp_path / "a"), run(tmp_path / "b", "--columns", "cost")
+    assert "latency" not in default and "latency" in cost
+    board = default[: default.index("\nfiles:")]
+    assert max(len(line) for line in board.splitlines()) <= 100
+    (found,) = json.loads((tmp_path / "a" / "results.json").read_text(encoding="utf-8"))["findings"]
+    assert found["task"] == "toy" and found["sentences"][0] in " ".join(board.split("\n"))
