@@ -33,41 +33,15 @@ CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069
 
 # Column sets for --columns: column keys, and the groups `main` (the task's main metric), `metrics`
 # (every quality metric), `runtime` and `seeds` (every column of that kind the table has).
+COST = ("runtime", "reviews_per_s", "cost_usd", "usd_per_1000", "latency", "escalated_share")
 COLUMN_SETS: dict[str, tuple[str, ...]] = {
     "decision": ("model", "n", "main", "usd_per_1000", "reviews_per_s", "escalated_share", "pareto"),
     "quality": ("model", "n", "metrics", "seeds", "pareto"),
-    "cost": (
-        "model",
-        "n",
-        "main",
-        "runtime",
-        "reviews_per_s",
-        "cost_usd",
-        "usd_per_1000",
-        "latency",
-        "escalated_share",
-        "pareto",
-        "pareto_cost",
-    ),  # fmt: skip
+    "cost": ("model", "n", "main", *COST, "pareto", "pareto_cost"),
     "seeds": ("model", "n", "main", "seeds"),
-    "all": (
-        "task",
-        "model",
-        "n",
-        "metrics",
-        "seeds",
-        "runtime",
-        "reviews_per_s",
-        "cost_usd",
-        "usd_per_1000",
-        "latency",
-        "escalated_share",
-        "pareto",
-        "pareto_cost",
-    ),  # fmt: skip
+    "all": ("model", "n", "metrics", "seeds", *COST, "pareto", "pareto_cost"),  # the task is the heading
 }
-NOT_METRICS = {"task", "model", "n", "reviews_per_s", "cost_usd", "usd_per_1000", "latency",
-               "escalated_share", "pareto", "pareto_cost"}  # fmt: skip
+NOT_METRICS = {"task", "model", "n", "pareto", "pareto_cost", *COST}
 
 
 VIEW_FORMATS = ("terminal", "text")  # the formats a view shapes; the file formats keep every column
@@ -211,10 +185,12 @@ def rich_table(
 
 
 def fitted_tables(table: Table, view: View, console: Any, width: int) -> tuple[list[Any], dict[str, str]]:
-    """The view as rich tables that fit `width`: labels shortened just enough, down to SHORTEST_LABEL; a view
-    still too wide is split into several tables of consecutive columns, each starting with the model."""
+    """The view as rich tables that fit `width`: headers wrapped, then labels shortened just enough (down to
+    SHORTEST_LABEL); a view still too wide is split into tables of consecutive columns, each led by the model,
+    and the labels lengthened again as far as every one of them allows."""
     shown = shown_columns(table, view.keys())
     unfolded = console.options.update(max_width=UNFOLDED)
+    labels = [table.labels[r] for r in sorted_rows(table)]  # numbered as the rows are shown
     short: dict[str, str] = {}
     tight = False
 
@@ -222,20 +198,26 @@ def fitted_tables(table: Table, view: View, console: Any, width: int) -> tuple[l
         drawn = rich_table(table, view, columns, short, tight)
         return int(console.measure(drawn, options=unfolded).maximum)
 
+    def shorten_labels(groups: Sequence[Sequence[int]]) -> None:
+        nonlocal short
+        short, longest = {}, max((len(label) for label in labels), default=0)
+        while (excess := max(width_of(g) for g in groups) - width) > 0 and longest > SHORTEST_LABEL:
+            longest = max(SHORTEST_LABEL, longest - excess)
+            short = abbreviations(labels, longest)
+
     if view.wide or width_of(shown) <= width:
         return [rich_table(table, view, shown, short)], short
     tight = True
-    labels = [table.labels[r] for r in sorted_rows(table)]  # numbered as the rows are shown
-    longest = max((len(label) for label in labels), default=0)
-    while (excess := width_of(shown) - width) > 0 and longest > SHORTEST_LABEL:
-        longest = max(SHORTEST_LABEL, longest - excess)
-        short = abbreviations(labels, longest)
+    shorten_labels([shown])
+    if width_of(shown) <= width:
+        return [rich_table(table, view, shown, short, tight)], short
     model = [i for i in shown if table.columns[i].key == "model"]
     pages: list[list[int]] = [[]]
     for i in (i for i in shown if i not in model):
         if pages[-1] and width_of(model + pages[-1] + [i]) > width:
             pages.append([])
         pages[-1].append(i)
+    shorten_labels([model + page for page in pages])
     return [rich_table(table, view, model + page, short, tight) for page in pages], short
 
 
