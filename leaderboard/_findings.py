@@ -173,9 +173,12 @@ def best_sentence(header: str, ranked: Sequence[Entry], metric: str, difference:
     if difference.verdict == "no paired interval":
         return (f"Best on {header}: {best.label} ({value}), {signed(difference.diff)} ahead of {runner_up}; "
                 "without paired predictions no separation is claimed.")  # fmt: skip
-    if difference.verdict in ("gain", "loss"):
+    if difference.verdict == "gain":
         return (f"Best on {header}: {best.label} ({value}), ahead of {runner_up} by {with_interval(difference)} "
                 "(paired 95% interval), a lead the data support.")  # fmt: skip
+    if difference.verdict == "loss":  # rows that scored different reviews: the shared ones reverse the order
+        return (f"Best on {header}: {best.label} ({value}), yet behind {runner_up} on the reviews both scored: "
+                f"the paired difference is {with_interval(difference)}.")  # fmt: skip
     bound = f", so a lead above {difference.high:.3f} is ruled out" if (difference.high or 0) > 0 else ""
     return (f"Best on {header}: {best.label} ({value}), but not separated from {runner_up}: the paired "
             f"difference is {with_interval(difference)}{bound}.")  # fmt: skip
@@ -294,9 +297,12 @@ def stored_findings(rows: Sequence[Mapping[str, Any]]) -> list[Findings] | None:
     except HarnessError:
         return None
     stored = results.get("findings")
-    if stored is None or len(results["rows"]) != len(rows):
+    if not isinstance(stored, list) or len(results["rows"]) != len(rows):
         return None
-    return [Findings(**found) for found in stored]
+    try:
+        return [Findings(**found) for found in stored]
+    except TypeError:  # written by another version of the harness: computed afresh
+        return None
 
 
 def board_findings(rows: Sequence[Mapping[str, Any]], *, stored: bool = True) -> list[Findings]:
