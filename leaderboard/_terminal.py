@@ -21,7 +21,7 @@ from typing import Any
 import click
 
 from harness.errors import HarnessError
-from harness.leaderboard._table import Cell, Column, Table, build_tables
+from harness.leaderboard._table import IN_TRAINING_MARK, Cell, Column, Table, build_tables
 
 DEFAULT_WIDTH = 100  # no terminal to ask (a pipe, a log file, CI)
 NARROWEST = 40
@@ -133,11 +133,13 @@ def sorted_rows(table: Table) -> list[int]:
 
 
 def abbreviations(labels: Sequence[str], budget: int) -> dict[str, str]:
-    """Label -> `start… (k)` for every label longer than `budget` characters."""
+    """Label -> `start… (k)` for every label longer than `budget` characters, numbered in order; a label's
+    in-training mark stays on."""
     short: dict[str, str] = {}
     for label in dict.fromkeys(labels):
         if len(label) > budget:
-            mark = f"… ({len(short) + 1})"
+            kept = f" {IN_TRAINING_MARK}" if label.endswith(f" {IN_TRAINING_MARK}") else ""
+            mark = f"… ({len(short) + 1}){kept}"
             short[label] = label[: max(1, budget - len(mark))].rstrip() + mark
     return short
 
@@ -241,8 +243,8 @@ def render(rows: Sequence[Mapping[str, Any]], *, color: bool, view: View | None 
         rendered, short = fitted_tables(table, view, console, width)
         for part in rendered:
             console.print(part)
-        for label, abbreviation in short.items():
-            note(f"{abbreviation.rpartition('… ')[2]} {label}")
+        for number, label in enumerate(short, 1):
+            note(f"({number}) {label}")
         for sentence in findings.get(table.task, []):
             note(sentence, "")
         for part in table.summary.split(" · "):

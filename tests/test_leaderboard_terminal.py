@@ -158,3 +158,14 @@ def test_the_end_of_a_run_prints_the_same_view_and_stores_the_findings(host, mon
     assert max(len(line) for line in board.splitlines()) <= 100
     (found,) = json.loads((tmp_path / "a" / "results.json").read_text(encoding="utf-8"))["findings"]
     assert found["task"] == "toy" and found["sentences"][0] in " ".join(board.split("\n"))
+
+
+def test_abbreviated_labels_are_numbered_in_order_and_keep_the_in_training_mark():
+    from harness.leaderboard._terminal import abbreviations
+
+    short = abbreviations(["Flan-UL2 (20B), label scoring †", "VADER", "SmolLM2-135M (label scoring)"], 16)
+    assert short == {
+        "Flan-UL2 (20B), label scoring †": "Flan-UL2… (1) †",
+        "SmolLM2-135M (label scoring)": "SmolLM2-135… (2)",
+    }
+    assert all(len(text) <= 16 for text in short.values())
