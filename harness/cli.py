@@ -21,6 +21,7 @@ from harness.boards import Board, ModelEntry, check_seeds, check_vary, load_boar
 from harness.command_helpers import EXIT_CODES, parse_pairs, quiet_model_libraries
 from harness.errors import HarnessError, RunFailed
 from harness.files import storage_error
+from harness.leaderboard._terminal import View, render_format, view_options
 from harness.plugin_manager import get_host
 from harness.registry import KINDS, Entry
 from harness.types import SEED_COMPONENTS
@@ -146,6 +147,7 @@ def _resolve_board(name_or_path: str) -> Board:
     type=click.FloatRange(min=0),
     help="Dollars per hour of this hardware, for the cost columns [default: list price of the detected device].",
 )
+@view_options
 def run(**opts: Any) -> None:
     """Run a board (default: `default`) or the tasks x models given by flags, and print the leaderboard.
 
@@ -179,7 +181,8 @@ def run(**opts: Any) -> None:
 
     rows = leaderboard_rows([run_dir])
     exporters = get_host().registries.exporters
-    table = exporters.get("terminal" if "terminal" in exporters else "text").obj.render(rows)
+    fmt = "terminal" if "terminal" in exporters else "text"
+    table = render_format(fmt, exporters.get(fmt).obj.render, rows, View(opts["columns"], opts["wide"]))
     click.echo(table, nl=False)
     click.echo("\nfiles:")
     for path in sorted(p for p in run_dir.iterdir() if p.is_file() and not p.name.startswith(".")):
@@ -284,13 +287,20 @@ def _latest_run() -> Path:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write to a file instead of stdout.",
 )
-def leaderboard(run_dirs: tuple[Path, ...], fmt: str, output: Path | None) -> None:
-    """Render the leaderboard of one or more run directories (default: the latest run)."""
+@view_options
+def leaderboard(
+    run_dirs: tuple[Path, ...], fmt: str, output: Path | None, columns: tuple[str, ...], wide: bool
+) -> None:
+    """Render the leaderboard of one or more run directories (default: the latest run).
+
+    The text formats fit the terminal (see --columns, --wide); the file formats keep every column.
+    """
     from harness.files import atomic_write
     from harness.results import leaderboard_rows
 
     exporter = get_host().registries.exporters.get(fmt).obj
-    rendered = exporter.render(leaderboard_rows(list(run_dirs) or [_latest_run()]))
+    rows = leaderboard_rows(list(run_dirs) or [_latest_run()])
+    rendered = render_format(fmt, exporter.render, rows, View(columns, wide))
     if output is not None:
         atomic_write(output, rendered)
         click.echo(f"wrote {output}")

@@ -31,6 +31,8 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.best { font-weight: 700; color: #11702c; background: #e7f6ea; }
 td.front { color: #0b5c8a; font-weight: 700; }
 p.summary { color: #56606b; margin: 0 0 .3em; }
+section.findings { max-width: 60em; margin: 0 0 1em; }
+section.findings p { margin: .3em 0; }
 p.error { color: #a31b1b; margin: 0; }
 figure { display: inline-block; margin: .5em 1em .5em 0; vertical-align: top; }
 figure img { max-width: min(100%, 620px); height: auto; border: 1px solid #d8dde3; }
@@ -110,8 +112,21 @@ def html_table(table: Table) -> str:
     )
 
 
-def page(title: str, sections: Sequence[str]) -> str:
-    """A complete page with inline style and script, and a CSP that forbids remote loads and foreign scripts."""
+def findings_section(rows: Sequence[Mapping[str, Any]]) -> str:
+    """What each task's board found, in the sentences the terminal prints under its table."""
+    from harness.leaderboard._findings import board_findings
+
+    paragraphs = [
+        f"<p><b>{escape(f.task)}</b>: {escape(' '.join(f.sentences))}</p>"
+        for f in board_findings(rows)
+        if f.sentences
+    ]
+    return f'<section class="findings">\n{"".join(paragraphs)}\n</section>' if paragraphs else ""
+
+
+def page(title: str, sections: Sequence[str], opening: str = "") -> str:
+    """A complete page (`opening` right under the title) with inline style and script, and a CSP that forbids
+    remote loads and foreign scripts."""
     digest = base64.b64encode(hashlib.sha256(SCRIPT.encode("utf-8")).digest()).decode("ascii")
     csp = f"default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{digest}'; img-src data:"
     return (
@@ -119,7 +134,8 @@ def page(title: str, sections: Sequence[str]) -> str:
         f'<meta http-equiv="Content-Security-Policy" content="{csp}">\n'
         f"<title>{escape(title)}</title>\n<style>{STYLE}</style></head>\n<body>\n"
         f"<h1>{escape(title)}</h1>\n"
-        "<p>Click a column header to sort. Bold green: best in its column. "
+        + opening
+        + "<p>Click a column header to sort. Bold green: best in its column. "
         "Pareto: on the quality-runtime front, or the row that beats it on both. "
         "Below the tables: plots, quality by slice, and the reviews behind the numbers.</p>\n"
         + "\n".join(sections)
@@ -128,9 +144,10 @@ def page(title: str, sections: Sequence[str]) -> str:
 
 
 def render_html(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The tables, then for every run the rows come from: its plots, slices and reviews to read."""
+    """What the board found, the tables, then for every run the rows come from: its plots, slices and reviews."""
     from harness.leaderboard._report import report_sections
 
     boards = list(dict.fromkeys(str(r.get("board")) for r in rows if r.get("board")))
     title = "Leaderboard" + (f": {', '.join(boards)}" if boards else "")
-    return page(title, [html_table(t) for t in build_tables(rows)] + report_sections(rows))
+    tables = [html_table(t) for t in build_tables(rows)]
+    return page(title, tables + report_sections(rows), opening=findings_section(rows))

@@ -72,6 +72,7 @@ class Table:
     labels: list[str]
     summary: str
     errors: list[str]
+    headline: str | None = None  # the task's main metric, the column views sort by and always keep
 
 
 def device_kind(row: Row) -> str:
@@ -335,7 +336,8 @@ def build_table(task: str, rows: Sequence[Row]) -> Table:
     summary = summary_line(rows)
     if seeded:
         summary += " · " + seed_summary(task, rows)
-    return Table(task, columns, body, [e.label for e in entries], summary, errors)
+    headline = headline_metric(task, rows)
+    return Table(task, columns, body, [e.label for e in entries], summary, errors, headline)
 
 
 def entry_cells(entry: Entry, columns: Sequence[Column]) -> list[Cell]:

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.hookspecs import hookimpl
+from harness.leaderboard._findings import board_findings
 from harness.leaderboard._html import render_html
 from harness.leaderboard._table import Table, build_tables
 from harness.leaderboard._terminal import render_plain, render_terminal
@@ -24,19 +25,23 @@ def markdown_cell(value: str) -> str:
     return value
 
 
-def markdown_table(table: Table) -> list[str]:
+def markdown_table(table: Table, findings: Sequence[str] = ()) -> list[str]:
     lines = ["| " + " | ".join(c.header for c in table.columns) + " |", "|" + "---|" * len(table.columns)]
     for cells in table.rows:
         texts = [markdown_cell(c.text) for c in cells]
         lines.append("| " + " | ".join(f"**{t}**" if c.best and t else t for t, c in zip(texts, cells, strict=True)) + " |")  # fmt: skip
-    lines += ["", markdown_cell(table.summary)]
+    lines.append("")
+    if findings:
+        lines += [markdown_cell(" ".join(findings)), ""]
+    lines.append(markdown_cell(table.summary))
     lines += [f"- error: {markdown_cell(e)}" for e in table.errors]
     return lines
 
 
 def render_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
-    """One table per task (best values in bold), each followed by its data summary and errors."""
-    blocks = ["\n".join(markdown_table(t)) for t in build_tables(rows)]
+    """One table per task (best values in bold), each followed by what it found, its data summary and errors."""
+    findings = {f.task: f.sentences for f in board_findings(rows)}
+    blocks = ["\n".join(markdown_table(t, findings.get(t.task, []))) for t in build_tables(rows)]
     return "\n\n".join(blocks) + "\n"
 
 
@@ -70,7 +75,8 @@ def render_csv(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def render_json(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The rendered tables (as the terminal shows them) plus every field of every row."""
+    """The rendered tables (every column), what each task's board found, plus every field of every row."""
+    findings = {f.task: f.as_dict() for f in board_findings(rows)}
     tables = [
         {
             "task": t.task,
@@ -79,6 +85,7 @@ def render_json(rows: Sequence[Mapping[str, Any]]) -> str:
             "best": [
                 [c.header for c, cell in zip(t.columns, cells, strict=True) if cell.best] for cells in t.rows
             ],
+            "findings": findings.get(t.task),
             "summary": t.summary,
             "errors": t.errors,
         }

@@ -1,13 +1,13 @@
-"""Writes the leaderboard files into the run directory when a run ends: Markdown, HTML and PNG plots."""
+"""When a run ends: what its board found into results.json, then the leaderboard files (Markdown, HTML, plots)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from harness.files import atomic_write
+from harness.files import atomic_write, write_json
 from harness.hookspecs import hookimpl
-from harness.results import leaderboard_rows
+from harness.results import RESULTS_FILE, leaderboard_rows
 
 
 def write_run_outputs(run_dir: Path) -> list[Path]:
@@ -30,6 +30,15 @@ def write_run_outputs(run_dir: Path) -> list[Path]:
     return written + plots
 
 
+def add_findings(run_dir: Path, results: dict[str, Any]) -> None:
+    """results.json gains `findings`: each task's sentences and the figures behind them, for other tools."""
+    from harness.leaderboard._findings import board_findings
+
+    results["findings"] = [f.as_dict() for f in board_findings(leaderboard_rows([run_dir]), stored=False)]
+    write_json(run_dir / RESULTS_FILE, results)
+
+
 @hookimpl
 def on_run_end(run: Any, results: dict[str, Any]) -> None:
+    add_findings(Path(run.run_dir), results)
     write_run_outputs(Path(run.run_dir))

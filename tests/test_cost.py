@@ -109,7 +109,7 @@ def test_price_per_hour_on_the_command_line_prices_the_printed_table(tmp_path):
 
     run_dir = tmp_path / "run"
     args = ["run", "--task", "polarity", "--model", "vader", "--data", "demo", "--limit", "20",
-            "--task-option", "train_size=0", "--bootstrap", "0", "--price-per-hour", "3600", "--out", str(run_dir)]  # fmt: skip
+            "--task-option", "train_size=0", "--bootstrap", "0", "--price-per-hour", "3600", "--out", str(run_dir), "--wide"]  # fmt: skip
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert "cost ($)" in result.output and "$ per 1,000 reviews" in result.output

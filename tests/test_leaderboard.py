@@ -181,7 +181,7 @@ def test_plain_text_has_no_escape_codes_and_coloured_text_does():
     plain = render_plain(board_rows())
     coloured = render(board_rows(), color=True)
     assert "\x1b[" not in plain and "\x1b[" in coloured
-    assert "0.930 ± 0.010" in plain and "dominated by Hybrid" in plain
+    assert "0.930 ± 0.010" in plain and "dominated: SmolLM2 by Hybrid" in plain
     assert "error: broken: RuntimeError: no weights" in plain
     assert all(line == line.rstrip() for line in plain.splitlines())
 

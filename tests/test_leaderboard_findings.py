@@ -1,0 +1,167 @@
+"""What the board says it found, on runs built from known predictions: winners, ties, hybrids that help or not."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from harness.leaderboard._compare import compare_records, paired_metrics
+from harness.leaderboard._findings import board_findings
+from harness.leaderboard._html import render_html
+from harness.leaderboard.exporters import render_json, render_markdown
+from harness.leaderboard.run_outputs import add_findings
+from harness.results import leaderboard_rows, read_results
+from tests.test_leaderboard_support import polarity_row, prediction, write_run
+
+POLARITY = ["negative", "positive"]
+N = 200
+GOLD = np.arange(N) % 2
+SMALL, LARGE, HYBRID = "minilm", "smollm2", "hybrid:minilm>smollm2@confidence:0.9"
+
+
+def records(model: str, wrong: set[int]) -> list[dict]:
+    out = []
+    for i in range(N):
+        pred = int(GOLD[i]) ^ (i in wrong)
+        probs = [0.2, 0.8] if pred else [0.8, 0.2]
+        out.append(prediction("polarity", model, f"e{i}", POLARITY[GOLD[i]], probs, POLARITY))
+    return out
+
+
+def row(model: str, label: str, wrong: set[int], runtime: float, usd: float, **extra) -> dict:
+    """A row whose metrics are those of its predictions, so the board and the paired test agree."""
+    pred = np.array([int(GOLD[i]) ^ (i in wrong) for i in range(N)])
+    scores = paired_metrics(GOLD[None], pred[None], 2)
+    f1, accuracy = float(scores["macro_f1"][0]), float(scores["accuracy"][0])
+    return polarity_row(
+        model, label, f1, runtime, n=N, reviews_per_s=N / runtime,
+        metrics={"macro_f1": f1, "accuracy": accuracy, "accuracy_pos": accuracy, "accuracy_neg": accuracy},
+        cost={"usd": usd * N / 1000, "usd_per_1000_reviews": usd}, **extra,
+    )  # fmt: skip
+
+
+def board(tmp_path: Path, models: dict[str, tuple[str, set[int], float, float]], share: float = 0.2) -> list:
+    """A run directory of the given models (spec -> label, wrong review ids, runtime, $ per 1,000)."""
+    rows, preds = [], []
+    for spec, (label, wrong, runtime, usd) in models.items():
+        extra = {"extra": {"escalated_share": share}} if spec.startswith("hybrid:") else {}
+        rows.append(row(spec, label, wrong, runtime, usd, **extra))
+        preds += records(spec, wrong)
+    return leaderboard_rows([write_run(tmp_path / "run", rows, preds)])
+
+
+def only(rows: list) -> object:
+    (found,) = board_findings(rows)
+    return found
+
+
+def test_a_clear_winner_is_named_with_the_paired_interval_that_separates_it(tmp_path):
+    found = only(
+        board(tmp_path, {"a": ("Alpha", set(), 1.0, 0.1), "b": ("Beta", set(range(0, 120, 2)), 2.0, 0.2)})
+    )
+    best = found.best
+    assert best["label"] == "Alpha" and best["against_next"]["verdict"] == "gain"
+    assert best["against_next"]["low"] > 0 and best["against_next"]["second"] == "Beta"
+    assert (
+        found.sentences[0].startswith("Best on macro-F1: Alpha")
+        and "a lead the data support" in found.sentences[0]
+    )
+    assert found.dominated == [{"label": "Beta", "model": "b", "by": "Alpha"}]
+    assert "Beta by Alpha" in found.sentences[-1] and len(found.sentences) <= 3
+
+
+def test_a_tie_is_not_called_a_win_and_says_what_lead_is_ruled_out(tmp_path):
+    found = only(
+        board(
+            tmp_path, {"a": ("Alpha", set(range(20)), 1.0, 0.1), "b": ("Beta", set(range(10, 30)), 1.0, 0.1)}
+        )
+    )
+    against = found.best["against_next"]
+    assert against["verdict"] == "not separated" and against["low"] < 0 < against["high"]
+    assert "not separated from" in found.sentences[0] and "is ruled out" in found.sentences[0]
+    assert "support" not in found.sentences[0]
+
+
+def test_the_interval_is_the_one_harness_compare_gives(tmp_path):
+    rows = board(
+        tmp_path, {"a": ("Alpha", set(range(5)), 1.0, 0.1), "b": ("Beta", set(range(3, 30)), 1.0, 0.1)}
+    )
+    against = only(rows).best["against_next"]
+    compared = compare_records("polarity", "a", records("b", set(range(3, 30))), records("a", set(range(5))))
+    expected = next(m for m in compared.metrics if m.name == "macro_f1")
+    assert (against["diff"], against["low"], against["high"]) == (expected.diff, expected.low, expected.high)
+    assert against["mcnemar_p"] == compared.p_value
+
+
+def test_a_hybrid_that_helps_gains_on_its_small_model_at_a_price(tmp_path):
+    small_wrong, large_wrong = set(range(0, 80, 2)), set(range(100, 110))
+    hybrid_wrong = set(range(0, 10, 2))  # the large model fixed most of what it was sent
+    found = only(board(tmp_path, {
+        SMALL: ("Small", small_wrong, 1.0, 0.05), LARGE: ("Large", large_wrong, 30.0, 1.5),
+        HYBRID: ("Hybrid", hybrid_wrong, 7.0, 0.3),
+    }))  # fmt: skip
+    (hybrid,) = found.hybrids
+    assert hybrid["small"] == "Small" and hybrid["large"] == "Large" and hybrid["escalated_share"] == 0.2
+    assert hybrid["against_small"]["verdict"] == "gain" and hybrid["against_small"]["low"] > 0
+    assert hybrid["usd_per_1000"] == {"hybrid": 0.3, "small": 0.05, "large": 1.5}
+    sentence = next(s for s in found.sentences if s.startswith("Hybrid sends"))
+    assert "20.0% of reviews to Large" in sentence and "against Small alone (gain)" in sentence
+    assert "$0.3 per 1,000 reviews against $0.05 and $1.5" in sentence
+
+
+def test_a_hybrid_that_does_not_help_is_not_said_to(tmp_path):
+    small_wrong = set(range(0, 60, 2))
+    found = only(board(tmp_path, {
+        SMALL: ("Small", small_wrong, 1.0, 0.05), LARGE: ("Large", set(range(5)), 30.0, 1.5),
+        HYBRID: ("Hybrid", small_wrong, 7.0, 0.3),  # escalated, and answered exactly as the small model did
+    }))  # fmt: skip
+    (hybrid,) = found.hybrids
+    assert hybrid["against_small"]["diff"] == 0 and hybrid["against_small"]["verdict"] == "not separated"
+    assert hybrid["against_large"]["verdict"] == "loss"
+    sentence = next(s for s in found.sentences if s.startswith("Hybrid sends"))
+    assert "against Small alone (not separated)" in sentence and "against Large alone (loss)" in sentence
+    assert {"label": "Hybrid", "model": HYBRID, "by": "Small"} in found.dominated
+
+
+def test_rows_without_predictions_get_no_separation_claim():
+    rows = [polarity_row("a", "Alpha", 0.95, 1.0), polarity_row("b", "Beta", 0.70, 2.0)]
+    found = only(rows)
+    assert found.best["against_next"]["verdict"] == "no paired interval"
+    assert "no separation is claimed" in found.sentences[0]
+
+
+def test_a_seeded_run_pools_the_seeds_paired_differences(tmp_path):
+    run = tmp_path / "seeded"
+    for seed in (0, 1):
+        wrong_b = set(range(seed, 100 + seed, 2))
+        rows = [row("a", "Alpha", set(), 1.0, 0.1), row("b", "Beta", wrong_b, 1.0, 0.1)]
+        write_run(run / f"seed-{seed}", rows, records("a", set()) + records("b", wrong_b))
+    pooled = [row("a", "Alpha", set(), 1.0, 0.1), row("b", "Beta", set(range(0, 100, 2)), 1.0, 0.1)]
+    write_run(run, pooled)
+    results = json.loads((run / "results.json").read_text(encoding="utf-8"))
+    results["seeds"] = {"seeds": [0, 1], "runs": {"0": "seed-0", "1": "seed-1"}}
+    (run / "results.json").write_text(json.dumps(results), encoding="utf-8")
+    against = only(leaderboard_rows([run])).best["against_next"]
+    assert against["verdict"] == "gain" and against["interval"].startswith("two-level bootstrap")
+
+
+def test_the_sentences_open_the_html_and_go_into_results_json_markdown_and_json(tmp_path):
+    rows = board(
+        tmp_path, {"a": ("Alpha <b>", set(), 1.0, 0.1), "b": ("Beta", set(range(0, 120, 2)), 2.0, 0.2)}
+    )
+    sentences = only(rows).sentences
+    page = render_html(rows)
+    opening = page.index('<section class="findings">')
+    assert opening < page.index("<table") and "Alpha &lt;b&gt;" in page[opening:] and "Alpha <b>" not in page
+    assert " ".join(sentences).replace("<", "&lt;").replace(">", "&gt;") in render_markdown(rows)
+    assert json.loads(render_json(rows))["tables"][0]["findings"]["sentences"] == sentences
+    run_dir = tmp_path / "run"
+    add_findings(run_dir, read_results(run_dir))
+    (stored,) = read_results(run_dir)["findings"]
+    assert stored["sentences"] == sentences and stored["best"]["label"] == "Alpha <b>"
+    results = read_results(run_dir)
+    results["findings"][0]["sentences"] = ["As stored."]
+    (run_dir / "results.json").write_text(json.dumps(results), encoding="utf-8")
+    assert only(leaderboard_rows([run_dir])).sentences == ["As stored."]  # shown again, not drawn again
