@@ -17,7 +17,7 @@ from harness.types import SEED_COMPONENTS
 BOARD_KEYS = {
     "name", "description", "tasks", "models", "data", "dataset", "backend", "backend_options",
     "limit", "seed", "seeds", "vary", "task_options", "model_options", "source_options", "sort", "bootstrap",
-    "metrics", "price_per_hour", "reported",
+    "metrics", "price_per_hour", "reported", "leaves_out",
 }  # fmt: skip
 MODEL_KEYS = {"spec", "name", "label", "options", "tasks", "in_training"}
 # Other names a task is known by: the study calls its category task "correlation analysis".
@@ -92,6 +92,8 @@ class Board:
     component_seeds: dict[str, int] = field(default_factory=dict)
     # A TOML file of figures a study reported, shown beside the measured rows (see harness/reported.py).
     reported: str | None = None
+    # What the board leaves out to finish quickly, and the flags that add it back (printed after its table).
+    leaves_out: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -185,6 +187,7 @@ def board_from_dict(raw: dict[str, Any], origin: str) -> Board:
         seeds=check_seeds([int(s) for s in raw["seeds"]], f"{origin}: seeds") if "seeds" in raw else [],
         vary=check_vary([str(c) for c in raw.get("vary", ["all"])], f"{origin}: vary"),
         reported=str(Path(origin).parent / raw["reported"]) if raw.get("reported") else None,
+        leaves_out=str(raw.get("leaves_out", "")),
     )
 
 

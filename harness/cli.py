@@ -189,6 +189,8 @@ def run(**opts: Any) -> None:
         click.echo(f"  {path}")
     if board.seeds:
         click.echo(f"  {run_dir}/seed-N/: each seed's own run ({', '.join(map(str, board.seeds))})")
+    if board.leaves_out and not board.seeds:
+        click.echo(f"\nleft out to finish quickly: {board.leaves_out}")
     errors = sum(r["status"] == "error" for r in results["rows"])
     if errors:
         raise RunFailed(f"{errors} row(s) failed; their errors are shown above")
@@ -213,7 +215,7 @@ def _board_from_options(opts: dict[str, Any]) -> Board:
             setattr(board, key, opts[key])
     if board.name == "adhoc":
         # The default board's seeds suit its own rows; a board built from flags runs once unless asked.
-        board.seeds, board.vary = [], list(SEED_COMPONENTS)
+        board.seeds, board.vary, board.leaves_out = [], list(SEED_COMPONENTS), ""
     _seed_options(board, opts)
     for task in board.tasks:
         board.task_options[task] = {**board.task_options.get(task, {}), **_task_options(opts, task)}

@@ -278,3 +278,23 @@ def test_a_full_disk_under_the_cache_ends_the_run_instead_of_failing_each_row(to
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert f"Error: no space left on the device in {cache.parent};" in result.stderr
     assert not (tmp_path / "run" / "results.json").exists()  # no row was written off as a model error
+
+
+def test_a_board_says_what_it_leaves_out_and_the_flag_that_adds_it(toy_cli, tmp_path):
+    board = tmp_path / "quick.toml"
+    board.write_text(
+        'tasks = ["toy"]\ndata = "toy:60"\nbackend = "cpu"\nbootstrap = 10\n'
+        'leaves_out = "more seeds; --seeds 0,1,2 adds them"\n[[models]]\nspec = "words"\n'
+    )
+    result = CliRunner().invoke(cli_module.cli, ["run", "--board", str(board), "--out", str(tmp_path / "a")])
+    assert result.exit_code == 0, result.output
+    assert "left out to finish quickly: more seeds; --seeds 0,1,2 adds them" in result.output
+    seeded = ["run", "--board", str(board), "--seeds", "0,1", "--out", str(tmp_path / "b")]
+    assert "left out" not in CliRunner().invoke(cli_module.cli, seeded).output
+
+
+def test_the_default_board_runs_one_seed_and_names_the_flag_for_three():
+    from harness.cli import _resolve_board
+
+    board = _resolve_board("default")
+    assert board.seeds == [] and "--seeds 0,1,2" in board.leaves_out
