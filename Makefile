@@ -1,5 +1,7 @@
 # The two commands a new machine needs: `make run` and `make test`.
 # Both create .venv when missing and install everything first (no network but the package index).
+# `make test-all` (what CI runs) is `make test` and then the tests it leaves out: those that need a
+# log-probability server built from source (marker `served`) and those that take minutes (`long`).
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,7 +12,7 @@ SERVERS_STAMP := $(VENV)/.test-servers
 LLAMA_CPP_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
 	-DGGML_BMI2=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAVA_BUILD=OFF
 
-.PHONY: setup run test lint docs clean
+.PHONY: setup run test test-all lint docs clean
 
 setup: $(STAMP)
 
@@ -31,15 +33,18 @@ $(STAMP): pyproject.toml Makefile
 run: setup
 	$(BIN)/harness run
 
-# the endpoint tests' log-probability server: the first install compiles llama.cpp (about 13 minutes of CPU
+# the `served` tests' log-probability server: the first install compiles llama.cpp (about 13 minutes of CPU
 # time); pip keeps the wheel, so later installs take seconds
 $(SERVERS_STAMP): $(STAMP)
 	CMAKE_ARGS="$(LLAMA_CPP_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
 		$(BIN)/python -m pip install --quiet -e '.[test-servers]'
 	touch $@
 
-test: setup $(SERVERS_STAMP)
-	$(BIN)/python -m pytest -q
+test: setup
+	$(BIN)/python -m pytest -q -m "not served and not long"
+
+test-all: test $(SERVERS_STAMP)
+	$(BIN)/python -m pytest -q -m "served or long"
 
 # mypy follows imports by module name, and the folders install under one import root
 # (plugins/ as harness.plugins, ...): it checks a tree of links laid out as the installed package.

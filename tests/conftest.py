@@ -33,3 +33,10 @@ def torch_engine_only(request: pytest.FixtureRequest, monkeypatch: pytest.Monkey
         from harness.plugins.models import _engine_choice
 
         monkeypatch.setattr(_engine_choice, "AUTO_ENGINES", ())
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that starts the compiled log-probability server is `served`, whichever file it is in."""
+    for item in items:
+        if "llama_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.served)
