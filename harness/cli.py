@@ -181,6 +181,9 @@ def run(**opts: Any) -> None:
     exporters = get_host().registries.exporters
     table = exporters.get("terminal" if "terminal" in exporters else "text").obj.render(rows)
     click.echo(table, nl=False)
+    from harness.load_issues import malformed_summary
+
+    click.echo(malformed_summary(run_dir, rows), nl=False)
     click.echo("\nfiles:")
     for path in sorted(p for p in run_dir.iterdir() if p.is_file() and not p.name.startswith(".")):
         click.echo(f"  {path}")
