@@ -189,9 +189,16 @@ def run(**opts: Any) -> None:
         click.echo(f"  {path}")
     if board.seeds:
         click.echo(f"  {run_dir}/seed-N/: each seed's own run ({', '.join(map(str, board.seeds))})")
+    from harness.metrics import unparseable_flag
+
+    flagged = [(r, flag) for r in results["rows"] if (flag := unparseable_flag(r))]
+    for row, flag in flagged:
+        click.echo(f"flagged: {row['task']} · {row['label']}: {flag}", err=True)
     errors = sum(r["status"] == "error" for r in results["rows"])
     if errors:
         raise RunFailed(f"{errors} row(s) failed; their errors are shown above")
+    if flagged:
+        raise RunFailed(f"{len(flagged)} row(s) flagged for unparseable answers (see above)")
 
 
 def _board_from_options(opts: dict[str, Any]) -> Board:

@@ -32,7 +32,7 @@ from harness.errors import DamagedData, HarnessError
 from harness.files import RunDirLock, out_of_space, storage_error, write_json
 from harness.intervals import MetricFn, bootstrap_intervals
 from harness.load_issues import IssueFile
-from harness.metrics import NO_LABEL, predictions, report, resolve, row_metrics
+from harness.metrics import NO_LABEL, predictions, report, resolve, row_metrics, unparseable_flag
 from harness.options import scoped_options
 from harness.plan import RUNNER_OPTIONS, plan_problems
 from harness.plugin_manager import PluginHost, get_host
@@ -551,6 +551,10 @@ class Runner:
         probs = np.concatenate(probs_parts)
         if unparseable := int(np.sum(predictions(probs) == NO_LABEL)):
             row.extra["unparseable"] = unparseable
+            row.extra["unparseable_share"] = round(unparseable / len(gold), 4)
+            if flag := unparseable_flag({"extra": row.extra}):
+                row.extra["unparseable_over_limit"] = True
+                row.notes.append(flag)
         own = task.metrics(gold_array, probs)
         plan = row_metrics(task, self.registries.metrics, self.requested_metrics, own)
         row.metrics = {**own, **report(plan.added, gold_array, probs, task.labels)}
