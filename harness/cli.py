@@ -103,6 +103,12 @@ def _resolve_board(name_or_path: str) -> Board:
 @click.option(
     "--out", type=click.Path(file_okay=False, path_type=Path), help="Run directory [default: runs/BOARD]."
 )
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Replace another board's run in --out (its reports go; the prediction cache stays). Without it, "
+    "a run into a directory holding another board's run is refused; the same board's run resumes.",
+)
 @click.option("--seed", type=int, help="Seed for splits and fine-tuning [default: 0].")
 @click.option(
     "--seeds", help="Run once per seed (e.g. 0,1,2) and show means, spreads and combined intervals."
@@ -163,6 +169,10 @@ def run(**opts: Any) -> None:
     board = _board_from_options(opts)
     run_dir = opts["out"] or DEFAULT_RUNS / board.name
     plan = preflight(get_host(), board, run_dir, cache_path=opts["cache_path"], dry_run=opts["dry_run"])
+    from harness.run_dir import replace_other_board, run_dir_problem
+
+    if problem := run_dir_problem(run_dir, board, replace=opts["replace"]):
+        plan.problems.append(problem)
     if opts["dry_run"]:
         click.echo(plan.render(), nl=False)
     plan.raise_problems()
@@ -172,6 +182,12 @@ def run(**opts: Any) -> None:
         click.echo(f"note: {note}", err=True)
     from harness.progress import progress_for_stderr
     from harness.runner import run_board
+
+    if opts["replace"] and run_dir.is_dir():
+        from harness.files import RunDirLock
+
+        with RunDirLock(run_dir):  # not while another run writes there
+            replace_other_board(run_dir, board)
 
     with progress_for_stderr() as progress:
         results = run_board(get_host(), board, run_dir, cache_path=opts["cache_path"], progress=progress)
