@@ -172,9 +172,8 @@ class EndpointModel:
 
     def fingerprint(self) -> str:
         """Model name, base URL, the mode in use and every output-affecting option; never the key."""
-        mode = (
-            self.mode if self.requested_mode == "auto" else self.requested_mode
-        )  # cached rows need no server
+        # a forced mode is not tried here: a resumed run whose answers are all cached needs no server
+        mode = self.mode if self.requested_mode == "auto" else self.requested_mode
         values = {**OPTIONS.fingerprinted(self.options), "mode": mode}
         return f"openai|model={self.model_name}|options={digest(values)}" + generated_rows_mark(mode)
 
@@ -228,8 +227,9 @@ class EndpointModel:
             elif mode == "top_logprobs":
                 body = {**chat, "logprobs": True, "top_logprobs": 5}
                 found = bool(_top_logprobs(self._post("/chat/completions", body)[0]))
-            else:
-                found = isinstance(_message_text(self._post("/chat/completions", chat)[0]), str)
+            else:  # generate: an answer without a message raises
+                _message_text(self._post("/chat/completions", chat)[0])
+                found = True
         except EndpointError as error:
             raise self._unknown_model(error) from None
         if not found:
