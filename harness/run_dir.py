@@ -5,9 +5,10 @@ board into it would replace that run's results and leave its plots behind,
 so it is refused unless asked for with `--replace`, which removes every file
 the earlier run and the commands reading it wrote (the prediction cache and
 fine-tuned weights stay: they are found by the model's fingerprint, never
-shown for a model that is not in the run). A run stopped before its first
-results.json left only its cache, which any board may use. A directory
-holding anything else is the user's and is never written into.
+shown for a model that is not in the run). A run stopped before it wrote
+results.json (interrupted, or on a full disk) left no results to lose, and
+its lock file says a run used the directory: any board may run there. A
+directory holding anything else is the user's and is never written into.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.boards import Board
+from harness.files import RunDirLock
 from harness.results import RESULTS_FILE
 
 # What a run, and the commands reading it (sweep, cascade), write into a run directory.
@@ -51,8 +53,8 @@ def _left_by_a_run(path: Path) -> bool:
 
 
 def held_board(run_dir: Path) -> dict[str, Any] | None:
-    """The identity of the board `run_dir` holds; None when it holds no board's run (it is new, empty, or
-    holds only what an interrupted run leaves); raises ValueError naming the files of a directory that
+    """The identity of the board `run_dir` holds; None when it holds no board's results (it is new, empty,
+    or a run stopped there before writing them); raises ValueError naming the files of a directory that
     is not a run's (a user's own results.json or predictions.jsonl)."""
     if not run_dir.is_dir():
         return None
@@ -60,6 +62,10 @@ def held_board(run_dir: Path) -> dict[str, Any] | None:
     if results is not None:
         return board_identity(results["config"])
     foreign = sorted(p.name for p in run_dir.iterdir() if not _left_by_a_run(p))
+    if (run_dir / RESULTS_FILE).exists():
+        foreign = [RESULTS_FILE]  # not a harness results file: whatever else is there, it is not a run's
+    elif RunDirLock(run_dir).path.exists():
+        return None
     if foreign:
         shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
         raise ValueError(f"{run_dir} is not a harness run directory (it holds {shown})")
