@@ -104,6 +104,12 @@ def _resolve_board(name_or_path: str) -> Board:
 @click.option(
     "--out", type=click.Path(file_okay=False, path_type=Path), help="Run directory [default: runs/BOARD]."
 )
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Replace another board's run in --out (its reports go; the prediction cache stays). Without it, "
+    "a run into a directory holding another board's run is refused; the same board's run resumes.",
+)
 @click.option("--seed", type=int, help="Seed for splits and fine-tuning [default: 0].")
 @click.option(
     "--seeds", help="Run once per seed (e.g. 0,1,2) and show means, spreads and combined intervals."
@@ -165,6 +171,10 @@ def run(**opts: Any) -> None:
     board = _board_from_options(opts)
     run_dir = opts["out"] or DEFAULT_RUNS / board.name
     plan = preflight(get_host(), board, run_dir, cache_path=opts["cache_path"], dry_run=opts["dry_run"])
+    from harness.run_dir import replace_other_board, run_dir_problem
+
+    if problem := run_dir_problem(run_dir, board, replace=opts["replace"]):
+        plan.problems.append(problem)
     if opts["dry_run"]:
         click.echo(plan.render(), nl=False)
     plan.raise_problems()
@@ -175,6 +185,12 @@ def run(**opts: Any) -> None:
     from harness.progress import progress_for_stderr
     from harness.runner import run_board
 
+    if opts["replace"] and run_dir.is_dir():
+        from harness.files import RunDirLock
+
+        with RunDirLock(run_dir):  # not while another run writes there
+            replace_other_board(run_dir, board)
+
     with progress_for_stderr() as progress:
         results = run_board(get_host(), board, run_dir, cache_path=opts["cache_path"], progress=progress)
     from harness.results import leaderboard_rows
@@ -184,6 +200,9 @@ def run(**opts: Any) -> None:
     fmt = "terminal" if "terminal" in exporters else "text"
     table = render_format(fmt, exporters.get(fmt).obj.render, rows, View(opts["columns"], opts["wide"]))
     click.echo(table, nl=False)
+    from harness.load_issues import malformed_summary
+
+    click.echo(malformed_summary(run_dir, rows), nl=False)
     click.echo("\nfiles:")
     for path in sorted(p for p in run_dir.iterdir() if p.is_file() and not p.name.startswith(".")):
         click.echo(f"  {path}")
@@ -191,9 +210,16 @@ def run(**opts: Any) -> None:
         click.echo(f"  {run_dir}/seed-N/: each seed's own run ({', '.join(map(str, board.seeds))})")
     if board.leaves_out and not board.seeds:
         click.echo(f"\nleft out to finish quickly: {board.leaves_out}")
+    from harness.metrics import unparseable_flag
+
+    flagged = [(r, flag) for r in results["rows"] if (flag := unparseable_flag(r))]
+    for row, flag in flagged:
+        click.echo(f"flagged: {row['task']} · {row['label']}: {flag}", err=True)
     errors = sum(r["status"] == "error" for r in results["rows"])
     if errors:
         raise RunFailed(f"{errors} row(s) failed; their errors are shown above")
+    if flagged:
+        raise RunFailed(f"{len(flagged)} row(s) flagged for unparseable answers (see above)")
 
 
 def _board_from_options(opts: dict[str, Any]) -> Board:

@@ -9,8 +9,11 @@ import click
 EXIT_CODES = """\b
 Exit codes:
   0    every row succeeded
-  1    the run finished but a row failed, or it stopped on a full or unwritable disk
+  1    the run finished but a row failed, or more than half of a row's answers name no label,
+       or it stopped on a full or unwritable disk
   2    a usage or preflight error: nothing ran
+  3    the data file is truncated or corrupt: the run stopped where it breaks rather than
+       score part of it (what was scored is cached; repair the file and run it again)
   130  interrupted (Ctrl-C); the same command resumes from the cache"""
 
 

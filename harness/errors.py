@@ -28,3 +28,12 @@ class RunFailed(HarnessError):
     """A run that started did not end well: a row failed, or it stopped on a storage error."""
 
     exit_code = 1
+
+
+class DamagedData(HarnessError):
+    """A data file that breaks before its end (a cut download, a corrupt archive): the run stops there.
+
+    Scoring the rows before the break would answer for part of the file as if it were all of it.
+    """
+
+    exit_code = 3

@@ -10,7 +10,7 @@ module as `evaluate:PATH_OR_NAME`, to every row.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,9 @@ ResampledFn = Callable[["np.ndarray", "np.ndarray", Sequence[str], "np.ndarray"]
 
 # The prediction of a row that names no label (an unparseable generated answer): wrong for every gold label.
 NO_LABEL = -1
+# Beyond this share of answers naming no label, a row's scores measure the answer parser (or a server that
+# does not give what the scoring mode reads), not the model: the row is flagged and the run exits 1.
+UNPARSEABLE_LIMIT = 0.5
 
 
 def predictions(probs: np.ndarray) -> np.ndarray:
@@ -264,4 +267,15 @@ def _one_number(result: Any, key: str, spec: str) -> float:
     raise HarnessError(
         f"metric {spec!r} returned {sorted(result or {})}; a metric here must return one number "
         f"(or one named {key!r})"
+    )
+
+
+def unparseable_flag(row: Mapping[str, Any]) -> str | None:
+    """Why a finished row's scores cannot be trusted for its unparseable answers, or None when they can."""
+    share = float((row.get("extra") or {}).get("unparseable_share") or 0.0)
+    if row.get("status", "ok") != "ok" or share <= UNPARSEABLE_LIMIT:
+        return None
+    return (
+        f"{share:.0%} of the answers name no label, more than the {UNPARSEABLE_LIMIT:.0%} allowed: "
+        "the scores say more about the answers' format than about the model"
     )

@@ -29,10 +29,11 @@ from harness import provenance
 from harness.boards import Board, ModelEntry
 from harness.cache import CachedPrediction, PredictionCache, embedding_text, text_key
 from harness.cost import hourly_price, latency_summary, row_cost
-from harness.errors import HarnessError
+from harness.errors import DamagedData, HarnessError
 from harness.files import RunDirLock, out_of_space, storage_error, write_json
 from harness.intervals import MetricFn, bootstrap_intervals
-from harness.metrics import NO_LABEL, predictions, report, resolve, row_metrics
+from harness.load_issues import IssueFile
+from harness.metrics import NO_LABEL, predictions, report, resolve, row_metrics, unparseable_flag
 from harness.options import scoped_options
 from harness.plan import RUNNER_OPTIONS, plan_problems
 from harness.plugin_manager import PluginHost, get_host
@@ -319,6 +320,7 @@ class Runner:
         self.backend: Backend = self.registries.backends.build(board.backend, board.backend_options)
         self.requested_metrics = resolve(board.metrics, self.registries.metrics)
         self.price = hourly_price(self.backend.describe(), board.price_per_hour)
+        self.issue_file = IssueFile(run_dir)
 
     # building things from names -------------------------------------------------
     def make_task(self, name: str) -> Task:
@@ -393,6 +395,7 @@ class Runner:
         finally:
             cache.close()
             partial.unlink(missing_ok=True)
+            self.issue_file.finish()
         results = {
             "schema": 1,
             "board": self.board.name,
@@ -413,7 +416,7 @@ class Runner:
     ) -> Row:
         row = Row(task=task.name, model=entry.key, label=entry.display, backend=self.backend.describe())
         row.in_training = task.name in entry.in_training
-        issues = IssueLog()
+        issues = self.issue_file.log()
         try:
             model = self.make_model(entry.spec, entry.options_with(self.board.model_options), cache)
             splits = self.open_splits(task, issues)
@@ -439,7 +442,7 @@ class Runner:
             row.cost = row_cost(row.n, row.fit_s + row.runtime_s, row.extra, self.price)
             row.notes.extend(splits.notes)
         except Exception as exc:  # one model's failure must not end the board; a full disk ends it
-            if out_of_space(exc):
+            if out_of_space(exc) or isinstance(exc, DamagedData):  # as does a damaged data file
                 raise
             row.status = "error"
             row.error = f"{type(exc).__name__}: {exc}"
@@ -453,6 +456,7 @@ class Runner:
             "by_reason": dict(issues.counts),
             "first": [str(i) for i in issues.issues[:20]],
         }
+        self.issue_file.keep(issues)
         return row
 
     @contextmanager
@@ -566,6 +570,10 @@ class Runner:
         probs = np.concatenate(probs_parts)
         if unparseable := int(np.sum(predictions(probs) == NO_LABEL)):
             row.extra["unparseable"] = unparseable
+            row.extra["unparseable_share"] = round(unparseable / len(gold), 4)
+            if flag := unparseable_flag({"extra": row.extra}):
+                row.extra["unparseable_over_limit"] = True
+                row.notes.append(flag)
         own = task.metrics(gold_array, probs)
         plan = row_metrics(task, self.registries.metrics, self.requested_metrics, own)
         row.metrics = {**own, **report(plan.added, gold_array, probs, task.labels)}

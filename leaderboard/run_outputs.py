@@ -9,6 +9,8 @@ from harness.files import atomic_write, write_json
 from harness.hookspecs import hookimpl
 from harness.results import RESULTS_FILE, leaderboard_rows
 
+RUN_PLOTS = ("pareto_*.png", "slices_*.png", "confusion_*.png", "per_class_*.png")  # what write_plots draws
+
 
 def write_run_outputs(run_dir: Path) -> list[Path]:
     """leaderboard.md, leaderboard.html and the plots of one run; returns the paths written.
@@ -26,6 +28,9 @@ def write_run_outputs(run_dir: Path) -> list[Path]:
         atomic_write(run_dir / name, render(rows))
         written.append(run_dir / name)
     plots = write_plots(run_dir, rows)
+    for pattern in RUN_PLOTS:  # an earlier run's plot of models or tasks this run does not have
+        for stale in set(run_dir.glob(pattern)) - set(plots):
+            stale.unlink()
     atomic_write(run_dir / "leaderboard.html", render_html(rows))
     return written + plots
 

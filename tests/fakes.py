@@ -82,12 +82,14 @@ class WordModel:
         max_batch: int = 0,
         hang_on: str | None = None,
         interrupt_on: str | None = None,
+        silent_on: str | None = None,
     ) -> None:
         self.name = name
         self.fail_on = fail_on
         self.max_batch = max_batch
         self.hang_on = hang_on
         self.interrupt_on = interrupt_on
+        self.silent_on = silent_on
         self.calls = 0
         self.predicted = 0
         self.fitted: list[Example] = []
@@ -109,7 +111,7 @@ class WordModel:
             if self.fail_on and self.fail_on in text:
                 raise RuntimeError(f"cannot score {text!r}")
             p = 0.95 if "great" in text else 0.6 if "fine" in text else 0.1
-            rows.append([1 - p, p])
+            rows.append([0.0, 0.0] if self.silent_on and self.silent_on in text else [1 - p, p])
         return np.array(rows)
 
     def fingerprint(self) -> str:
@@ -121,6 +123,7 @@ WORD_OPTIONS = OptionSet(
     Option("max_batch", int, 0, "raise an out-of-memory error on larger batches", minimum=0),
     Option("hang_on", str, None, "sleep on texts containing this"),
     Option("interrupt_on", str, None, "raise KeyboardInterrupt on texts containing this"),
+    Option("silent_on", str, None, "answer no label (an unparseable answer) for texts containing this"),
 )
 SEEDED_OPTIONS = OptionSet(Option("fail_on_seed", int, None, "fail to build with this seed"))
 
@@ -160,6 +163,7 @@ class ToyPlugin:
             max_batch=values["max_batch"],
             hang_on=values["hang_on"],
             interrupt_on=values["interrupt_on"],
+            silent_on=values["silent_on"],
         )
         self.models.append(model)
         return model

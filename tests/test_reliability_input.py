@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import tempfile
 from pathlib import Path
 
@@ -354,3 +355,78 @@ def test_models_read_markup_cleaned_text_unless_the_task_keeps_it(tmp_path):
     assert category.markup == "keep" and CategoryTask().markup == "clean"
     with pytest.raises(ValueError, match="markup=.*: choose one of clean, keep"):
         PolarityTask({"markup": "strip"})
+
+
+# a damaged file, and malformed rows, on the terminal ----------------------------------------------------------
+
+
+def release_rows(count: int, broken_every: int = 0) -> bytes:
+    """A release-format TSV of `count` rows with varied text (so that gzip cannot squeeze it to nothing);
+    with `broken_every`, every such row has a field too few."""
+    lines = ["\t".join(HEADER)]
+    for i in range(1, count + 1):
+        words = " ".join(f"w{(i * 7919 + j * 104729) % 100003:05d}" for j in range(12))
+        fields = ["US", str(i), f"R{i}", "P", "1", "t", "Gift Card", str(1 + i % 5), "0", "0", "N", "Y", "h",
+                  f"{'great' if i % 2 else 'awful'} {words}", "2015-08-31"]  # fmt: skip
+        if broken_every and i % broken_every == 0:
+            fields = fields[:-1]
+        lines.append("\t".join(fields))
+    return ("\n".join(lines) + "\n").encode()
+
+
+def run_words(host, monkeypatch, data: Path, out: Path):
+    from harness import cli as cli_module
+    from harness import plugin_manager
+
+    monkeypatch.setattr(plugin_manager, "_host", host)
+    args = ["run", "--backend", "cpu", "--task", "polarity", "--task-option", "train_size=0", "--data", str(data),
+            "--model", "words", "--bootstrap", "0", "--out", str(out)]  # fmt: skip
+    return CliRunner().invoke(cli_module.cli, args)
+
+
+def test_a_truncated_gzip_stops_the_run_with_one_line_naming_the_file_and_exit_3(host, monkeypatch, tmp_path):
+    import gzip
+
+    packed = gzip.compress(release_rows(2000))
+    data = tmp_path / "cut.tsv.gz"
+    data.write_bytes(packed[: len(packed) // 2])  # past the rows the preflight reads
+    result = run_words(host, monkeypatch, data, tmp_path / "run")
+    assert result.exit_code == 3, result.output
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    assert re.fullmatch(
+        rf"Error: {re.escape(str(data))} is truncated or corrupt: \d+ lines read, then .+", line
+    )
+    assert "end-of-stream marker" in line
+    assert not (tmp_path / "run" / "results.json").exists()  # no scores for half of the file
+
+
+def test_a_gzip_truncated_within_the_first_rows_is_a_preflight_error(host, monkeypatch, tmp_path):
+    import gzip
+
+    packed = gzip.compress(release_rows(2000))
+    data = tmp_path / "cut.tsv.gz"
+    data.write_bytes(packed[:3000])
+    result = run_words(host, monkeypatch, data, tmp_path / "run")
+    assert result.exit_code == 2 and "nothing ran" in result.stderr
+    assert f"{data} is truncated or corrupt" in result.stderr
+
+
+def test_malformed_rows_are_counted_with_the_first_reasons_and_the_file_listing_them_all(
+    host, monkeypatch, tmp_path
+):
+    data = tmp_path / "reviews.tsv"
+    data.write_bytes(release_rows(40, broken_every=4))
+    out = tmp_path / "run"
+    result = run_words(host, monkeypatch, data, out)
+    assert result.exit_code == 0, result.output
+    listed = (out / "malformed_rows.txt").read_text().splitlines()
+    assert listed == [f"{data}:{n + 1}: wrong field count: 14 fields, expected 15" for n in range(4, 41, 4)]
+    assert f"malformed rows: 10, skipped (all of them in {out / 'malformed_rows.txt'}):" in result.stdout
+    for line in listed[:3]:
+        assert f"  {line}\n" in result.stdout
+    assert listed[3] not in result.stdout and "... and 7 more" in result.stdout
+    # a later run of clean data into the same directory leaves no list of the old file's rows behind
+    data.write_bytes(release_rows(40))
+    result = run_words(host, monkeypatch, data, out)
+    assert result.exit_code == 0 and "malformed rows: 10" not in result.stdout
+    assert not (out / "malformed_rows.txt").exists()

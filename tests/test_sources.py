@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from harness.errors import DamagedData
 from harness.tasks.sources import DemoSource, register_sources
 from harness.tasks.sources._csv import CsvSource
 from harness.tasks.sources._hf_dataset import HfDatasetSource
@@ -130,14 +131,18 @@ def test_text_that_opens_with_the_gzip_magic_bytes_is_read_as_text(tmp_path: Pat
 
 
 @needs_data
-def test_truncated_gzip_keeps_the_rows_before_the_cut(tmp_path: Path) -> None:
+def test_a_truncated_gzip_yields_the_rows_before_the_cut_then_stops_naming_the_file(tmp_path: Path) -> None:
     whole = b"\n".join(gift_card_lines(400)) + b"\n"
     packed = gzip.compress(whole)
     path = tmp_path / "cut.tsv.gz"
     path.write_bytes(packed[: len(packed) // 2])
-    reviews, issues = read(TsvSource(), path)
+    reviews: list[Review] = []
+    with pytest.raises(
+        DamagedData, match=r"cut\.tsv\.gz is truncated or corrupt: (\d+) lines read"
+    ) as raised:
+        reviews.extend(TsvSource().read(str(path), SourceOptions(), IssueLog()))
     assert 0 < len(reviews) < 400
-    assert [issue.reason.split(":")[0] for issue in issues.issues] == ["unreadable file"]
+    assert f"{len(reviews) + 1} lines read" in str(raised.value)  # the header and every row yielded
     expected_ids = [line.split(b"\t")[2].decode() for line in gift_card_lines(len(reviews))[1:]]
     assert [r.id for r in reviews] == expected_ids
 

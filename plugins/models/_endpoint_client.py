@@ -4,13 +4,17 @@ Servers under load answer 429 or 5xx and hosted APIs ask clients to slow
 down with `Retry-After`, so those (and timeouts and refused connections,
 as when a server restarts) are retried with exponential backoff; anything
 else fails at once with one line that says what to fix. The API key is
-sent in a header and appears in no message.
+sent in a header and appears in no message, record or file: a server or
+gateway may echo the request's headers in its answers, so every byte it
+sends back has the key (and any `Bearer ...` token) redacted before anything
+reads it, and the server's error text loses its control characters.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import re
 import threading
 import time
 import urllib.error
@@ -22,6 +26,10 @@ from harness.errors import HarnessError
 RETRIED_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 BACKOFF_START_S = 0.5
 BACKOFF_MAX_S = 30.0
+REDACTED = "[redacted]"
+BEARER_TOKEN = re.compile(rb"(Bearer\s+)[^\s\"',;\\]+", re.IGNORECASE)
+# Control characters (ESC starts terminal sequences) and bidi controls, as review text loses them on display.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]+")
 
 
 class EndpointError(HarnessError):
@@ -68,8 +76,10 @@ class EndpointClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._headers = {"Content-Type": "application/json"}
+        self._secrets: list[bytes] = []
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
+            self._secrets = [api_key.encode(), json.dumps(api_key)[1:-1].encode()]
         self.timeout = timeout
         self.max_retries = max_retries
         self.limiter = RateLimiter(requests_per_minute)
@@ -87,10 +97,10 @@ class EndpointClient:
             request = urllib.request.Request(self.base_url + path, data=data, headers=self._headers)
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    payload = response.read()
+                    payload = self.redact(response.read())
                 return _json(payload, path), time.perf_counter() - began
             except urllib.error.HTTPError as error:
-                failure = self.refusal(error.code, error.read(), path)
+                failure = self.refusal(error.code, self.redact(error.read()), path)
                 if error.code not in RETRIED_STATUS:
                     raise failure from None
                 wait = retry_after(error.headers.get("Retry-After"), delay)
@@ -115,10 +125,16 @@ class EndpointClient:
         request = urllib.request.Request(self.base_url + "/models", headers=self._headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                answer = json.loads(response.read())
-            return sorted(str(item["id"]) for item in answer.get("data", []))
+                answer = json.loads(self.redact(response.read()))
+            return sorted(printable(str(item["id"])) for item in answer.get("data", []))
         except Exception:
             return []
+
+    def redact(self, payload: bytes) -> bytes:
+        """What the server sent, with the API key and any bearer token replaced, wherever they appear."""
+        for secret in self._secrets:
+            payload = payload.replace(secret, REDACTED.encode())
+        return BEARER_TOKEN.sub(rb"\1" + REDACTED.encode(), payload)
 
     def refusal(self, status: int, payload: bytes, path: str) -> EndpointError:
         """One line for an HTTP error, with the fix for the ones people meet."""
@@ -145,7 +161,8 @@ def _json(payload: bytes, path: str) -> dict[str, Any]:
     try:
         answer = json.loads(payload)
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise EndpointError(f"{path}: the server's answer is not JSON: {payload[:120]!r}") from None
+        shown = printable(payload[:120].decode("utf-8", "replace"))
+        raise EndpointError(f"{path}: the server's answer is not JSON: {shown!r}") from None
     if not isinstance(answer, dict):
         raise EndpointError(f"{path}: the server's answer is not a JSON object")
     return answer
@@ -159,4 +176,9 @@ def _detail(payload: bytes) -> str:
         text = error.get("message", "") if isinstance(error, dict) else str(error)
     except Exception:
         text = payload.decode("utf-8", "replace")
-    return " ".join(str(text).split())[:200]
+    return " ".join(printable(str(text)).split())[:200]
+
+
+def printable(text: str) -> str:
+    """Server text without control characters: it reaches the terminal and the leaderboard files."""
+    return CONTROL.sub(" ", text)

@@ -61,6 +61,12 @@ MODES = ("auto", "logprobs", "completion_top_logprobs", "top_logprobs", "generat
 ECHO_CHECK_NATS = 0.05
 PROBE_PROMPT = "Is the review positive or negative?\nReview: Great.\nAnswer:"
 PROBE_LABEL = " positive"
+MODE_NEEDS = {
+    "logprobs": "the prompt's log-probabilities (echo) on /completions",
+    "completion_top_logprobs": "the next token's log-probabilities on /completions",
+    "top_logprobs": "the answer token's top_logprobs on /chat/completions",
+    "generate": "a message on /chat/completions",
+}
 OPTIONS = OptionSet(
     Option("base_url", str, "http://127.0.0.1:8080/v1", "the endpoint's URL, up to and including /v1"),
     Option(
@@ -151,21 +157,25 @@ class EndpointModel:
             requests_per_minute=values["requests_per_minute"],
         )
         self.logit_bias = _logit_bias(values["logit_bias"])
-        self._mode: str | None = None if self.requested_mode == "auto" else self.requested_mode
+        self._mode: str | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._last: dict[tuple[str, str], tuple[Any, dict[str, Any], bool]] = {}
 
     @property
     def mode(self) -> str:
-        """The scoring mode in use; `auto` is settled by probing the endpoint once."""
+        """The scoring mode in use; `auto` is settled by probing the endpoint once, a forced mode is
+        tried once (a server without log-probabilities would otherwise score every review unparseable)."""
         if self._mode is None:
-            self._mode = self.probe()
+            auto = self.requested_mode == "auto"
+            self._mode = self.probe() if auto else self.confirm(self.requested_mode)
         return self._mode
 
     def fingerprint(self) -> str:
         """Model name, base URL, the mode in use and every output-affecting option; never the key."""
-        values = {**OPTIONS.fingerprinted(self.options), "mode": self.mode}
-        return f"openai|model={self.model_name}|options={digest(values)}" + generated_rows_mark(self.mode)
+        # a forced mode is not tried here: a resumed run whose answers are all cached needs no server
+        mode = self.mode if self.requested_mode == "auto" else self.requested_mode
+        values = {**OPTIONS.fingerprinted(self.options), "mode": mode}
+        return f"openai|model={self.model_name}|options={digest(values)}" + generated_rows_mark(mode)
 
     def checkpoints(self, task: Task) -> list[str]:
         """No weights to fetch; asked by the preflight, it probes the server, so that an unreachable
@@ -203,6 +213,31 @@ class EndpointModel:
         except EndpointError as error:
             raise self._unknown_model(error) from None
         return "generate"
+
+    def confirm(self, mode: str) -> str:
+        """`mode` when one request in it answers with what the mode scores from, else one line saying so."""
+        chat = {"messages": [{"role": "user", "content": PROBE_PROMPT}], "max_tokens": 1}
+        try:
+            if mode == "logprobs":
+                echo = {"prompt": PROBE_PROMPT + PROBE_LABEL, "max_tokens": 1, "echo": True, "logprobs": 1}
+                found = _echoes_label(self._post("/completions", echo)[0])
+            elif mode == "completion_top_logprobs":
+                body = {"prompt": PROBE_PROMPT, "max_tokens": 1, "logprobs": 5}
+                found = bool(_completion_top_logprobs(self._post("/completions", body)[0]))
+            elif mode == "top_logprobs":
+                body = {**chat, "logprobs": True, "top_logprobs": 5}
+                found = bool(_top_logprobs(self._post("/chat/completions", body)[0]))
+            else:  # generate: an answer without a message raises
+                _message_text(self._post("/chat/completions", chat)[0])
+                found = True
+        except EndpointError as error:
+            raise self._unknown_model(error) from None
+        if not found:
+            raise EndpointError(
+                f"mode={mode}: {self.client.base_url} answers without {MODE_NEEDS[mode]}; "
+                "mode=auto picks the best mode it offers"
+            )
+        return mode
 
     def _unknown_model(self, error: EndpointError) -> EndpointError:
         if error.status != 404:
@@ -458,6 +493,14 @@ def _sound_echo(answer: dict[str, Any], alternatives: Sequence[tuple[str, float]
         return False
     listed = [logprob for token, logprob in alternatives if token == PROBE_LABEL]
     return not listed or abs(listed[0] - echoed) <= ECHO_CHECK_NATS
+
+
+def _echoes_label(answer: dict[str, Any]) -> bool:
+    try:
+        label_logprob(answer, PROBE_LABEL)
+    except (EndpointError, TypeError, ValueError):
+        return False
+    return True
 
 
 def _completion_top_logprobs(answer: dict[str, Any]) -> list[tuple[str, float]]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from harness.errors import HarnessError
+from harness.errors import DamagedData, HarnessError
 from harness.types import IssueLog, Review, SourceOptions
 
 # ID1, ID2 and CM: RFC 1952 defines deflate (8) as the only method, so a text file opening with the
@@ -258,7 +258,8 @@ def iter_lines(path: str | Path, issues: IssueLog) -> Iterator[tuple[int, str]]:
 
     Lines are split on "\\n" only (a stray "\\r" or form feed inside a review
     stays in its review). A UTF-8 line with a bad byte is reported and skipped.
-    A truncated compressed file ends the stream with one reported issue.
+    A truncated or corrupt compressed file is not a malformed row: it raises
+    `DamagedData` naming the file and the lines read before the break.
     """
     source = str(path)
     with open_binary(path) as handle:
@@ -267,7 +268,10 @@ def iter_lines(path: str | Path, issues: IssueLog) -> Iterator[tuple[int, str]]:
             for number, line in _decoded_lines(handle, source, issues):
                 yield number, line
         except _read_errors() as error:
-            issues.add(source, number + 1, f"unreadable file: {error}")
+            raise DamagedData(
+                f"{source} is truncated or corrupt: {number} lines read, then {error}; "
+                "repair it or download it again"
+            ) from None
 
 
 def _read_errors() -> tuple[type[Exception], ...]:
