@@ -60,7 +60,7 @@ lint: setup
 
 # the documentation site, into site/; strict, so a broken link, a missing page or a failed reference fails
 docs: setup
-	$(BIN)/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 clean:
 	rm -rf $(VENV) runs site
