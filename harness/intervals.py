@@ -153,10 +153,10 @@ def design_effects(clustered: dict[str, np.ndarray], naive: dict[str, np.ndarray
     """Per metric, the clustered bootstrap's standard error over the review bootstrap's (1: no clustering)."""
     effects = {}
     for name, draws in clustered.items():
-        if name in naive:
-            sd_naive = float(np.nanstd(naive[name], ddof=1))
-            if sd_naive > 0:
-                effects[name] = float(np.nanstd(draws, ddof=1)) / sd_naive
+        kept, reference = draws[np.isfinite(draws)], naive.get(name, np.empty(0))
+        reference = reference[np.isfinite(reference)]
+        if len(kept) > 1 and len(reference) > 1 and np.std(reference) > 0:
+            effects[name] = float(np.std(kept, ddof=1) / np.std(reference, ddof=1))
     return effects
 
 
