@@ -184,3 +184,20 @@ def test_a_run_on_product_data_reports_clustered_intervals_compare_and_power(tmp
         commands, ["power", "--baseline", "0.85", "--difference", "0.01", "--from", str(flat)]
     )
     assert refused.exit_code != 0 and "a pilot needs two models" in str(refused.exception or refused.output)
+
+
+def test_the_two_level_bootstrap_resamples_clusters_where_the_reviews_have_them() -> None:
+    hits = clustered_hits(np.random.default_rng(0), 30, 10, 0.8, 0.3)
+    ids, keys = [str(i) for i in range(300)], [f"p{i // 10}" for i in range(300)]
+
+    def measure(seed: int, index: np.ndarray) -> dict[str, float]:
+        return {"m": float(hits[index].mean())}
+
+    by_review = intervals.two_level_draws(
+        measure, [intervals.resampling_units(ids, None)] * 2, resamples=2000
+    )
+    by_cluster = intervals.two_level_draws(
+        measure, [intervals.resampling_units(ids, keys)] * 2, resamples=2000
+    )
+    # both seeds scored the same reviews: the spread is the reviews' (design effect sqrt(1 + 9 * 0.3) = 1.9)
+    assert np.std(by_cluster["m"]) > 1.5 * np.std(by_review["m"])
