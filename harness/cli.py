@@ -134,6 +134,8 @@ def _resolve_board(name_or_path: str) -> Board:
 @click.option("--category-col", help="Column holding the product category (CSV/JSONL).")
 @click.option("--title-col", help="Column holding the review title (CSV/JSONL).")
 @click.option("--slice-col", help="Column to report quality by, beside length, negation, category and stars.")
+@click.option("--cluster", "cluster_col", help="Column grouping reviews that are not independent; intervals "
+              "resample its groups [default: product_id where the data has it]; 'none' resamples reviews.")  # fmt: skip
 @click.option("--cache", "cache_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Prediction cache file [default: RUN_DIR/cache.sqlite]; share one across runs to reuse predictions.")  # fmt: skip
 @click.option(
@@ -248,7 +250,7 @@ def _board_from_options(opts: dict[str, Any]) -> Board:
     board.metrics = list(dict.fromkeys([*board.metrics, *opts["metrics"]]))
     board.model_options.update(parse_pairs(opts["model_opts"], "--model-option"))
     board.backend_options.update(parse_pairs(opts["backend_opts"], "--backend-option"))
-    for column in ("text_col", "stars_col", "category_col", "title_col"):
+    for column in ("text_col", "stars_col", "category_col", "title_col", "cluster_col"):
         if opts[column]:
             board.source_options[column] = opts[column]
     return board

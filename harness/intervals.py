@@ -1,6 +1,11 @@
 """Bootstrap confidence intervals for any task's metrics, so a leaderboard shows its uncertainty.
 
-One run's interval resamples its reviews. A multi-seed run adds a second
+One run's interval resamples its reviews, or, when the reviews fall into
+clusters (reviews of one product), whole clusters: reviews of one product
+share the product's quality and wording, so resampling them as if each were
+independent understates the uncertainty. The resampling unit is the one
+parameter `clusters` of the one bootstrap below; the design effect is the
+ratio of the clustered to the unclustered standard error. A multi-seed run adds a second
 source of variation, the seed (split, fine-tuning, demonstrations,
 calibration), and its combined interval comes from a two-level bootstrap:
 resample the seeds with replacement and, once per draw, every review any seed
@@ -51,27 +56,75 @@ def on_resamples(
     return {name: np.asarray(values, dtype=np.float64) for name, values in samples.items()}
 
 
-def resample_blocks(n: int, resamples: int, seed: int) -> Iterator[np.ndarray]:
-    """The bootstrap's resample indices, in blocks of [some resamples, n].
+def cluster_codes(keys: Sequence[str | None]) -> np.ndarray | None:
+    """Each review's cluster as a number 0..G-1 (a review without a key is a cluster of its own);
+    None when no review has a key, so the bootstrap resamples reviews."""
+    if all(key is None for key in keys):
+        return None
+    codes: dict[str, int] = {}
+    return np.array(
+        [
+            codes.setdefault(f"k{key}" if key is not None else f"r{i}", len(codes))
+            for i, key in enumerate(keys)
+        ],
+        dtype=np.int64,
+    )
 
-    The blocks come from one seeded stream in order, so they hold the same
-    indices as drawing one resample at a time.
+
+def cluster_count(clusters: np.ndarray | None, n: int) -> int:
+    """How many units the bootstrap resamples: clusters, or the reviews themselves."""
+    return n if clusters is None else len(np.unique(clusters))
+
+
+def resample_blocks(
+    n: int, resamples: int, seed: int, clusters: np.ndarray | None = None
+) -> Iterator[np.ndarray]:
+    """The bootstrap's resample indices, in blocks of [some resamples, length].
+
+    Without `clusters` every resample draws n reviews; the blocks come from
+    one seeded stream in order, so they hold the same indices as drawing one
+    resample at a time. With `clusters` (each review's cluster number) a
+    resample draws as many clusters as there are, with replacement, and takes
+    every review of each cluster drawn, so resamples differ in length: each
+    block holds the resamples of one length.
     """
     rng = np.random.default_rng(seed)
-    block = max(1, BLOCK_INDICES // n)
-    for start in range(0, resamples, block):
-        yield rng.integers(0, n, size=(min(block, resamples - start), n))
+    if clusters is None:
+        block = max(1, BLOCK_INDICES // n)
+        for start in range(0, resamples, block):
+            yield rng.integers(0, n, size=(min(block, resamples - start), n))
+        return
+    _, codes = np.unique(clusters, return_inverse=True)
+    order = np.argsort(
+        codes, kind="stable"
+    )  # the reviews of cluster g are order[starts[g]:starts[g] + sizes[g]]
+    sizes = np.bincount(codes)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    by_length: dict[int, list[np.ndarray]] = {}
+    for picks in rng.integers(0, len(sizes), size=(resamples, len(sizes))):
+        counts = sizes[picks]
+        offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        by_length.setdefault(int(counts.sum()), []).append(order[np.repeat(starts[picks], counts) + offsets])
+    for rows in by_length.values():
+        yield np.stack(rows)
 
 
 def bootstrap_samples(
-    metric_fn: MetricFn, gold: np.ndarray, probs: np.ndarray, *, resamples: int = 1000, seed: int = 0
+    metric_fn: MetricFn,
+    gold: np.ndarray,
+    probs: np.ndarray,
+    *,
+    resamples: int = 1000,
+    seed: int = 0,
+    clusters: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """Every metric on `resamples` resamples of the examples (with replacement); empty below two examples."""
+    """Every metric on `resamples` resamples of the examples, or of their `clusters` (with replacement);
+    empty below two units."""
     n = len(gold)
-    if n < 2 or resamples < 1:
+    if cluster_count(clusters, n) < 2 or resamples < 1:
         return {}
     parts: dict[str, list[np.ndarray]] = {}
-    for index in resample_blocks(n, resamples, seed):
+    for index in resample_blocks(n, resamples, seed, clusters):
         for name, values in on_resamples(metric_fn, gold, probs, index).items():
             parts.setdefault(name, []).append(values)
     return {name: np.concatenate(values).astype(np.float64) for name, values in parts.items()}
@@ -83,27 +136,72 @@ def percentile_interval(draws: np.ndarray) -> tuple[float, float]:
 
 
 def bootstrap_intervals(
-    metric_fn: MetricFn, gold: np.ndarray, probs: np.ndarray, *, resamples: int = 1000, seed: int = 0
+    metric_fn: MetricFn,
+    gold: np.ndarray,
+    probs: np.ndarray,
+    *,
+    resamples: int = 1000,
+    seed: int = 0,
+    clusters: np.ndarray | None = None,
 ) -> dict[str, tuple[float, float]]:
-    """95% percentile intervals of every metric over resampled examples (with replacement)."""
-    samples = bootstrap_samples(metric_fn, gold, probs, resamples=resamples, seed=seed)
+    """95% percentile intervals of every metric over resampled examples or clusters (with replacement)."""
+    samples = bootstrap_samples(metric_fn, gold, probs, resamples=resamples, seed=seed, clusters=clusters)
     return {name: percentile_interval(draws) for name, draws in samples.items()}
+
+
+def design_effects(clustered: dict[str, np.ndarray], naive: dict[str, np.ndarray]) -> dict[str, float]:
+    """Per metric, the clustered bootstrap's standard error over the review bootstrap's (1: no clustering)."""
+    effects = {}
+    for name, draws in clustered.items():
+        kept, reference = draws[np.isfinite(draws)], naive.get(name, np.empty(0))
+        reference = reference[np.isfinite(reference)]
+        if len(kept) > 1 and len(reference) > 1 and np.std(reference) > 0:
+            effects[name] = float(np.std(kept, ddof=1) / np.std(reference, ddof=1))
+    return effects
+
+
+def clustered_intervals(
+    metric_fn: MetricFn,
+    gold: np.ndarray,
+    probs: np.ndarray,
+    *,
+    resamples: int,
+    seed: int,
+    clusters: np.ndarray | None,
+) -> tuple[dict[str, tuple[float, float]], dict[str, float]]:
+    """The intervals a row reports (clustered where there are clusters) and, per metric, the design effect
+    measured against the review bootstrap (empty without clusters)."""
+    samples = bootstrap_samples(metric_fn, gold, probs, resamples=resamples, seed=seed, clusters=clusters)
+    effects = {}
+    if clusters is not None:
+        naive = bootstrap_samples(metric_fn, gold, probs, resamples=resamples, seed=seed)
+        effects = design_effects(samples, naive)
+    return {name: percentile_interval(draws) for name, draws in samples.items()}, effects
+
+
+def resampling_units(ids: Sequence[str], clusters: Sequence[str | None] | None) -> list[str]:
+    """What a two-level bootstrap resamples for each review: its cluster, or the review itself."""
+    if clusters is None:
+        return [f"r{i}" for i in ids]
+    return [f"k{c}" if c is not None else f"r{i}" for i, c in zip(ids, clusters, strict=True)]
 
 
 def two_level_draws(
     measure: Callable[[int, np.ndarray], dict[str, float]],
-    ids: Sequence[Sequence[str]],
+    units: Sequence[Sequence[str]],
     *,
     resamples: int = 1000,
     seed: int = 0,
 ) -> dict[str, np.ndarray]:
     """Draws of every measure's mean over the seeds, varying both the seed and the reviews.
 
-    `ids[s]` names the reviews seed s scored, in the order of its arrays, and
-    `measure(s, index)` is seed s's figures on its reviews `index`. Each draw
-    picks len(ids) seeds with replacement and resamples, once, every review
-    any seed scored (with replacement); each seed picked is measured on the
-    copies drawn of its own reviews, and the draw is the mean over the seeds
+    `units[s]` names, for each review seed s scored (in the order of its
+    arrays), the unit resampled: the review's id, or its cluster (see
+    `resampling_units`); `measure(s, index)` is seed s's figures on its
+    reviews `index`. Each draw picks len(units) seeds with replacement and
+    resamples, once, every unit any seed scored (with replacement); each seed
+    picked is measured on the copies drawn of its own reviews (a review of a
+    cluster drawn twice counts twice), and the draw is the mean over the seeds
     picked. Seeds that scored the same reviews thus see the same resample
     (seeds that agree add no spread), and seeds whose reviews overlap share
     the overlap's resample. A seed picked twice counts its one resample twice,
@@ -112,8 +210,8 @@ def two_level_draws(
     """
     rng = np.random.default_rng(seed)
     universe: dict[str, int] = {}
-    members = [np.array([universe.setdefault(i, len(universe)) for i in seed_ids]) for seed_ids in ids]
-    count = len(ids)
+    members = [np.array([universe.setdefault(u, len(universe)) for u in seed_units]) for seed_units in units]
+    count = len(units)
     draws: dict[str, list[float]] = {}
     for _ in range(resamples):
         picks = rng.integers(0, count, size=count)

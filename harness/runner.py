@@ -31,7 +31,7 @@ from harness.cache import CachedPrediction, PredictionCache, embedding_text, tex
 from harness.cost import hourly_price, latency_summary, row_cost
 from harness.errors import DamagedData, HarnessError
 from harness.files import RunDirLock, out_of_space, storage_error, write_json
-from harness.intervals import MetricFn, bootstrap_intervals
+from harness.intervals import MetricFn, bootstrap_intervals, cluster_codes, cluster_count, clustered_intervals
 from harness.load_issues import IssueFile
 from harness.metrics import NO_LABEL, predictions, report, resolve, row_metrics, unparseable_flag
 from harness.options import scoped_options
@@ -41,6 +41,7 @@ from harness.registry import Registries
 from harness.reported import reported_rows
 from harness.slices import BUILTIN_DIMENSIONS, slice_report, text_features
 from harness.types import (
+    DEFAULT_CLUSTER_COL,
     SEED_COMPONENTS,
     Backend,
     BatchStats,
@@ -113,16 +114,20 @@ class Row:
     latency: dict[str, Any] = field(default_factory=dict)
     in_training: bool = False  # the task's data is in the model's training mixture (the board says so)
     slices: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # Where the reviews fall into clusters: the column, how many clusters, and per metric the design effect.
+    clustering: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class Scored:
-    """What one row scored: example ids, gold label indices [n], probabilities [n, k], and its metrics."""
+    """What one row scored: example ids, gold label indices [n], probabilities [n, k], its metrics, and
+    each example's cluster (None: a review on its own)."""
 
     ids: list[str]
     gold: np.ndarray
     probs: np.ndarray
     metrics: MetricFn
+    clusters: list[str | None] = field(default_factory=list)
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:
@@ -495,6 +500,7 @@ class Runner:
             batch_size = self.runner_options(entry)["batch_size"] or DEFAULT_BATCH_SIZE
         gold: list[int] = []
         ids: list[str] = []
+        cluster_keys: list[str | None] = []
         probs_parts: list[np.ndarray] = []
         latencies: list[float] = []
         sliced: list[dict[str, Any]] = []  # what slicing reads of each scored example
@@ -560,6 +566,7 @@ class Runner:
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
             gold.extend(ex.label for ex in chunk)
             ids.extend(ex.id for ex in chunk)
+            cluster_keys.extend(ex.cluster for ex in chunk)
             probs_parts.append(chunk_probs)
         row.n = len(gold)
         if not gold:  # an empty, header-only or unreadable file must not look like a finished row
@@ -579,26 +586,36 @@ class Runner:
         row.metrics = {**own, **report(plan.added, gold_array, probs, task.labels)}
         row.added_metrics = plan.columns()
         row.notes.extend(plan.notes)
-        row.intervals = {
-            name: [lo, hi]
-            for name, (lo, hi) in bootstrap_intervals(
-                plan, gold_array, probs, resamples=self.board.bootstrap, seed=self.board.seed
-            ).items()
-        }
+        clusters = cluster_codes(cluster_keys)
+        intervals, effects = clustered_intervals(
+            plan, gold_array, probs, resamples=self.board.bootstrap, seed=self.board.seed, clusters=clusters
+        )
+        row.intervals = {name: [lo, hi] for name, (lo, hi) in intervals.items()}
+        if clusters is not None:
+            row.clustering = {"column": self.board.source_options.get("cluster_col") or DEFAULT_CLUSTER_COL,
+                              "clusters": cluster_count(clusters, row.n), "design_effect": effects}  # fmt: skip
         if isinstance(model, MeasuresRawText):
-            self.add_raw_measures(row, model.measure_raw(raw_texts, gold_array, task), gold_array)
-        self.scored[(task.name, entry.spec, entry.display)] = Scored(ids, gold_array, probs, plan)
+            measured = model.measure_raw(raw_texts, gold_array, task)
+            self.add_raw_measures(row, measured, gold_array, clusters)
+        self.scored[(task.name, entry.spec, entry.display)] = Scored(
+            ids, gold_array, probs, plan, cluster_keys
+        )
         row.reviews_per_s = row.n / row.runtime_s if row.runtime_s > 0 else None
         facet_names = dict.fromkeys(name for r in sliced for name in (r.get("facets") or {}))
         dimensions = [d for d in BUILTIN_DIMENSIONS if d in ("length", "negation") or d in facet_names]
         dimensions += [d for d in facet_names if d not in BUILTIN_DIMENSIONS]
         row.slices = slice_report(
-            sliced, gold_array, probs, plan, dimensions, resamples=self.board.bootstrap, seed=self.board.seed
-        )
+            sliced, gold_array, probs, plan, dimensions, resamples=self.board.bootstrap, seed=self.board.seed,
+            clusters=clusters,
+        )  # fmt: skip
         return raw_texts, latencies
 
     def add_raw_measures(
-        self, row: Row, measured: tuple[dict[str, np.ndarray], dict[str, Any]], gold: np.ndarray
+        self,
+        row: Row,
+        measured: tuple[dict[str, np.ndarray], dict[str, Any]],
+        gold: np.ndarray,
+        clusters: np.ndarray | None = None,
     ) -> None:
         """A model's per-review figures from its raw texts as metrics with intervals, shown as columns."""
         values, counts = measured
@@ -613,7 +630,7 @@ class Runner:
 
         row.metrics.update(means(gold, table))
         intervals = bootstrap_intervals(
-            means, gold, table, resamples=self.board.bootstrap, seed=self.board.seed
+            means, gold, table, resamples=self.board.bootstrap, seed=self.board.seed, clusters=clusters
         )
         row.intervals.update({name: [lo, hi] for name, (lo, hi) in intervals.items()})
         row.added_metrics += [{"name": name, "higher_is_better": True} for name in names]
@@ -652,6 +669,8 @@ class Runner:
         }
         if ex.facets:
             record["facets"] = dict(ex.facets)
+        if ex.cluster is not None:
+            record["cluster"] = ex.cluster
         if hit.raw_text is not None:
             record["raw_text"] = hit.raw_text
         if hit.embedding is not None:

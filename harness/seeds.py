@@ -23,7 +23,7 @@ from harness import provenance
 from harness.boards import Board
 from harness.errors import HarnessError
 from harness.files import RunDirLock, write_json
-from harness.intervals import percentile_interval, spread, two_level_draws
+from harness.intervals import percentile_interval, resampling_units, spread, two_level_draws
 from harness.metrics import resolve
 from harness.plugin_manager import PluginHost
 from harness.results import RESULTS_FILE
@@ -31,12 +31,12 @@ from harness.runner import ProgressSink, Runner, Scored, now
 from harness.types import RunInfo
 
 COMBINED_INTERVAL = (
-    "two-level bootstrap, 95%: each draw resamples the seeds with replacement and, once, every review any "
-    "seed scored; each seed drawn is measured on the copies of its own reviews, and the draw is the mean "
+    "two-level bootstrap, 95%: each draw resamples the seeds with replacement and, once, every review (or "
+    "cluster of reviews, where the row is clustered) any seed scored; each seed drawn is measured on the copies of its own reviews, and the draw is the mean "
     "over the seeds drawn"
 )
 # Row fields that describe the row rather than measure it: taken from the first seed.
-DESCRIPTIVE = ("task", "model", "label", "added_metrics", "counts", "load_issues", "backend")
+DESCRIPTIVE = ("task", "model", "label", "added_metrics", "counts", "load_issues", "backend", "clustering")
 
 
 def seed_dir(run_dir: Path, seed: int) -> Path:
@@ -142,14 +142,16 @@ def pool_rows(
 
 
 def combined_intervals(board: Board, scored: list[Scored]) -> dict[str, list[float]]:
-    """The two-level bootstrap 95% interval of each metric's mean over the seeds."""
+    """The two-level bootstrap 95% interval of each metric's mean over the seeds; where the reviews fall
+    into clusters, the second level resamples clusters."""
     if board.bootstrap < 1 or min(len(s.gold) for s in scored) < 2:
         return {}
 
     def measure(s: int, index: np.ndarray) -> dict[str, float]:
         return scored[s].metrics(scored[s].gold[index], scored[s].probs[index])
 
-    draws = two_level_draws(measure, [s.ids for s in scored], resamples=board.bootstrap, seed=board.seed)
+    units = [resampling_units(s.ids, s.clusters or None) for s in scored]
+    draws = two_level_draws(measure, units, resamples=board.bootstrap, seed=board.seed)
     return {name: list(percentile_interval(values)) for name, values in draws.items()}
 
 

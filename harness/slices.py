@@ -111,10 +111,13 @@ def slice_report(
     *,
     resamples: int,
     seed: int,
+    clusters: np.ndarray | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """Per dimension, per slice: n, metrics, bootstrap 95% intervals and (hybrids) the share escalated.
 
-    `records` are the prediction records in the order of `gold` and `probs`.
+    `records` are the prediction records in the order of `gold` and `probs`;
+    with `clusters` (each record's cluster number) a slice's intervals resample
+    the clusters of its reviews.
     """
     stages = [escalated(r.get("raw_text")) for r in records]
     is_hybrid = any(s is not None for s in stages)
@@ -127,8 +130,9 @@ def slice_report(
             # A metric a slice cannot define (accuracy on positives among 1-star reviews) is left out.
             values = {k: v for k, v in metric_fn(gold[index], probs[index]).items() if np.isfinite(v)}
             defined = _Only(metric_fn, frozenset(values))
+            part = clusters[index] if clusters is not None else None
             intervals = bootstrap_intervals(
-                defined, gold[index], probs[index], resamples=resamples, seed=seed
+                defined, gold[index], probs[index], resamples=resamples, seed=seed, clusters=part
             )
             entry: dict[str, Any] = {
                 "slice": name,

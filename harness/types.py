@@ -30,6 +30,8 @@ class Review:
     stars: int | None = None
     category: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
+    # The group the review belongs to for intervals (its product, by default): see `SourceOptions.cluster_col`.
+    cluster: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,13 +39,16 @@ class Example:
     """A review turned into a task input: the text a model sees and the gold label index.
 
     `facets` are what slicing reads besides the text (stars, category and a
-    user's `slice_col`), as strings; models never see them.
+    user's `slice_col`), as strings; models never see them. `cluster` is the
+    review's group (its product): reviews of one group are not independent,
+    so intervals resample whole groups.
     """
 
     id: str
     text: str
     label: int
     facets: Mapping[str, str] = field(default_factory=dict)
+    cluster: str | None = None
 
 
 @dataclass
@@ -85,14 +90,24 @@ class IssueLog:
         return sum(self.counts.values())
 
 
+# The column whose reviews are clustered when the data has it and no other is chosen (`--cluster`).
+DEFAULT_CLUSTER_COL = "product_id"
+NO_CLUSTER = "none"
+
+
 @dataclass
 class SourceOptions:
-    """How to read a source: column mapping for CSV/JSONL and anything source-specific."""
+    """How to read a source: column mapping for CSV/JSONL and anything source-specific.
+
+    `cluster_col` names the column that groups reviews for intervals; None
+    means `DEFAULT_CLUSTER_COL` where the data has it, and `NO_CLUSTER` none.
+    """
 
     text_col: str | None = None
     stars_col: str | None = None
     category_col: str | None = None
     title_col: str | None = None
+    cluster_col: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
 

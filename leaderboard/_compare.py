@@ -2,7 +2,10 @@
 
 Pairing by example id makes the comparison far more sensitive than comparing
 two leaderboard numbers: both runs' errors on the same review cancel out, and
-only the reviews where they disagree carry information.
+only the reviews where they disagree carry information. Where the reviews
+carry clusters (their product), every resample draws whole clusters, the same
+ones for both runs. Beside the difference stands the smallest accuracy
+difference the comparison could have detected (see `harness.power`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from typing import Any
 import numpy as np
 
 from harness.errors import HarnessError
+from harness.intervals import cluster_codes, cluster_count, design_effects, resample_blocks, resampling_units
 from harness.leaderboard._predictions import group_predictions, iter_predictions
+from harness.power import min_detectable_difference
 from harness.results import read_results
 
 
@@ -46,6 +51,9 @@ class Comparison:
     p_value: float
     disagreements: list[dict[str, Any]] = field(default_factory=list)
     disagreement_count: int = 0
+    clusters: int | None = None  # clusters resampled; None: the reviews were resampled
+    design_effect: float | None = None  # of the accuracy difference: clustered over unclustered SE
+    min_detectable: float | None = None  # accuracy difference detectable at 80% power, 5% two-sided
 
 
 def mcnemar_exact(only_a_right: int, only_b_right: int) -> float:
@@ -77,6 +85,26 @@ def paired_metrics(gold: np.ndarray, pred: np.ndarray, classes: int) -> dict[str
     present = (~np.isnan(stacked)).sum(axis=0)
     out["macro_f1"] = np.where(present > 0, np.nansum(stacked, axis=0) / np.maximum(present, 1), np.nan)
     return out
+
+
+def paired_draws(
+    gold: np.ndarray,
+    pred_a: np.ndarray,
+    pred_b: np.ndarray,
+    classes: int,
+    *,
+    resamples: int,
+    seed: int,
+    clusters: np.ndarray | None,
+) -> dict[str, np.ndarray]:
+    """B minus A of every metric on resamples drawn once for both runs (of reviews, or of clusters)."""
+    parts: dict[str, list[np.ndarray]] = {}
+    for picks in resample_blocks(len(gold), resamples, seed, clusters):
+        sample_a = paired_metrics(gold[picks], pred_a[picks], classes)
+        sample_b = paired_metrics(gold[picks], pred_b[picks], classes)
+        for name in sample_a:
+            parts.setdefault(name, []).append(sample_b[name] - sample_a[name])
+    return {name: np.concatenate(values) for name, values in parts.items()}
 
 
 def pair_by_id(a: Sequence[dict[str, Any]], b: Sequence[dict[str, Any]]) -> list[tuple[dict, dict]]:
@@ -112,12 +140,15 @@ def compare_records(
     pred_b = np.array([index[str(rb["pred"])] for _, rb in pairs])
     point_a = paired_metrics(gold[None], pred_a[None], len(labels))
     point_b = paired_metrics(gold[None], pred_b[None], len(labels))
+    clusters = cluster_codes([ra.get("cluster") for ra, _ in pairs])
     samples: dict[str, np.ndarray] = {}
-    if resamples > 0 and len(pairs) > 1:
-        picks = np.random.default_rng(seed).integers(0, len(pairs), size=(resamples, len(pairs)))
-        sample_a = paired_metrics(gold[picks], pred_a[picks], len(labels))
-        sample_b = paired_metrics(gold[picks], pred_b[picks], len(labels))
-        samples = {name: sample_b[name] - sample_a[name] for name in sample_a}
+    effect: float | None = None if clusters is not None else 1.0
+    if resamples > 0 and cluster_count(clusters, len(pairs)) > 1:
+        k = len(labels)
+        samples = paired_draws(gold, pred_a, pred_b, k, resamples=resamples, seed=seed, clusters=clusters)
+        if clusters is not None:
+            naive = paired_draws(gold, pred_a, pred_b, k, resamples=resamples, seed=seed, clusters=None)
+            effect = design_effects(samples, naive).get("accuracy")
     diffs = []
     for name in point_a:
         value_a, value_b = float(point_a[name][0]), float(point_b[name][0])
@@ -140,8 +171,14 @@ def compare_records(
         }  # fmt: skip
         for ra, rb in disagree[:show]
     ]
+    detectable = None
+    if effect is not None:
+        detectable = min_detectable_difference(
+            len(pairs), (only_a + only_b) / len(pairs), design_effect=effect
+        )
     return Comparison(task, model, len(pairs), diffs, only_a, only_b, mcnemar_exact(only_a, only_b),
-                      examples, len(disagree))  # fmt: skip
+                      examples, len(disagree), None if clusters is None else cluster_count(clusters, len(pairs)),
+                      effect, detectable)  # fmt: skip
 
 
 def compare_runs(
@@ -291,8 +328,11 @@ def pool_seeds(
 
     draws = {}
     if resamples > 0:
-        ids = [[str(pair[0]["id"]) for pair in seed_pairs] for seed_pairs in pairs]
-        draws = two_level_draws(measure, ids, resamples=resamples, seed=seed)
+        units = [
+            resampling_units([str(a["id"]) for a, _ in seed_pairs], [a.get("cluster") for a, _ in seed_pairs])
+            for seed_pairs in pairs
+        ]
+        draws = two_level_draws(measure, units, resamples=resamples, seed=seed)
     metrics = []
     for first in per_seed[0].metrics:
         found = [m for c in per_seed for m in c.metrics if m.name == first.name]
@@ -305,7 +345,7 @@ def pool_seeds(
             diffs, float(np.std(diffs, ddof=1)), low, high, t_test_over_seeds(diffs),
         ))  # fmt: skip
     return SeedComparison(key[0], key[1], seeds, [c.n for c in per_seed], metrics, [c.p_value for c in per_seed],
-                          "two-level bootstrap, 95%: seeds resampled, then the paired reviews of all seeds once")  # fmt: skip
+                          "two-level bootstrap, 95%: seeds resampled, then the paired reviews (or their clusters) of all seeds once")  # fmt: skip
 
 
 def shown_name(name: str, labels: Sequence[str]) -> str:

@@ -33,6 +33,7 @@ IN_TRAINING_NOTE = (
     f"{IN_TRAINING_MARK} the task's data is in the model's training mixture: in-domain, not zero-shot"
 )
 REPORTED = "reported"
+CLUSTER_MARK = "‡"
 
 
 @dataclass
@@ -142,14 +143,15 @@ def headline_metric(task: str, rows: Sequence[Row]) -> str | None:
 
 
 def format_metric(row: Row, key: str) -> Cell:
-    """`0.912 ± 0.011`: the value and the half-width of its bootstrap interval."""
+    """`0.912 ± 0.011`: the value and the half-width of its bootstrap interval, marked where the interval
+    resampled clusters of reviews."""
     value = (row.get("metrics") or {}).get(key)
     if value is None:
         return Cell("")
     text = f"{value:.3f}"
     interval = (row.get("intervals") or {}).get(key)
     if interval and len(interval) == 2 and None not in interval:
-        text += f" ± {(interval[1] - interval[0]) / 2:.3f}"
+        text += f" ± {(interval[1] - interval[0]) / 2:.3f}" + (CLUSTER_MARK if row.get("clustering") else "")
     return Cell(text, float(value))
 
 
@@ -253,6 +255,29 @@ def summary_line(rows: Sequence[Row]) -> str:
     return " · ".join(parts)
 
 
+def cluster_summary(task: str, rows: Sequence[Row]) -> str:
+    """What the clustered intervals resampled and how much wider clustering made them (the design effect,
+    clustered over unclustered standard error, of the headline metric)."""
+    clustered = [r for r in rows if r.get("clustering")]
+    if not clustered:
+        return ""
+    metric = headline_metric(task, rows) or ""
+    columns = sorted({str(r["clustering"]["column"]) for r in clustered})
+    counts = sorted({int(r["clustering"]["clusters"]) for r in clustered})
+    effects = [r["clustering"].get("design_effect", {}).get(metric) for r in clustered]
+    found = [e for e in effects if e is not None]
+    shown = (
+        f"{min(found):.2f}" + (f"-{max(found):.2f}" if max(found) - min(found) >= 0.005 else "")
+        if found
+        else "-"
+    )
+    many = f"{counts[0]}" + (f"-{counts[-1]}" if len(counts) > 1 else "")
+    return (
+        f"{CLUSTER_MARK} ± resamples {', '.join(columns)} clusters ({many} clusters), not single reviews; "
+        f"design effect on {dict(metric_columns(task, rows)).get(metric, metric)}: {shown}"
+    )
+
+
 def seed_cell(row: Row, key: str, metric: str) -> Cell:
     """Standard deviation or range of the headline metric over the seeds, or a seed's mean review ±.
 
@@ -334,6 +359,8 @@ def build_table(task: str, rows: Sequence[Row]) -> Table:
     highlight_best(columns, [r for r, e in zip(body, entries, strict=True) if e in ok_entries])
     errors = [f"{e.label}: {e.row.get('error')}" for e in entries if e.row.get("status", "ok") == "error"]
     summary = summary_line(rows)
+    if clustered := cluster_summary(task, rows):
+        summary += " · " + clustered
     if seeded:
         summary += " · " + seed_summary(task, rows)
     headline = headline_metric(task, rows)

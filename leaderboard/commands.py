@@ -1,4 +1,4 @@
-"""The `harness compare`, `harness errors` and `harness slices` commands, added to the CLI through `register_commands`."""
+"""The `harness compare`, `harness power`, `harness errors` and `harness slices` commands, added to the CLI through `register_commands`."""
 
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ def format_comparisons(comparisons: list[Any]) -> str:
     lines = []
     for c in comparisons:
         lines.append(
-            f"{c.task} · {c.model}: {c.n} paired examples (B minus A, paired bootstrap 95% interval)"
+            f"{c.task} · {c.model}: {c.n} paired examples (B minus A, paired bootstrap 95% interval"
+            + (f", resampling {c.clusters} clusters" if c.clusters is not None else "")
+            + ")"
         )
         for m in c.metrics:
             interval = f"[{m.low:+.3f}, {m.high:+.3f}]" if m.low is not None else "(no interval)"
@@ -30,6 +32,7 @@ def format_comparisons(comparisons: list[Any]) -> str:
             f"  McNemar exact test: only A right {c.only_a_right}, only B right {c.only_b_right}, "
             f"p = {c.p_value:.4g}"
         )
+        lines.append(detectable_line(c))
         lines.append(f"  predictions differ on {c.disagreement_count} example(s)")
         for example in c.disagreements:
             lines.append(
@@ -38,6 +41,18 @@ def format_comparisons(comparisons: list[Any]) -> str:
             )
         lines.append("")
     return "\n".join(lines)
+
+
+def detectable_line(c: Any) -> str:
+    """The smallest accuracy difference the comparison could have seen, and what it rests on."""
+    design = (f"design effect {c.design_effect:.2f} over {c.clusters} clusters" if c.clusters is not None
+              and c.design_effect is not None else "reviews independent")  # fmt: skip
+    basis = f"disagreement {(c.only_a_right + c.only_b_right) / c.n:.1%}, {design}"
+    if c.min_detectable is None:
+        return (
+            f"  minimum detectable accuracy difference (80% power, 5% two-sided): none measurable ({basis})"
+        )
+    return f"  minimum detectable accuracy difference (80% power, 5% two-sided): {c.min_detectable:.3f} ({basis})"
 
 
 def format_seed_comparisons(comparisons: list[Any]) -> str:
@@ -75,6 +90,10 @@ def register_commands(cli: Any) -> None:
     def compare(run_a: Path, run_b: Path, task: str | None, model: str | None, show: int, resamples: int,
                 seed: int, as_json: bool) -> None:  # fmt: skip
         """Paired comparison of two runs on the same reviews: differences, intervals, McNemar, disagreements.
+
+        Intervals resample the reviews' clusters (their product) where the runs
+        recorded them, and the smallest accuracy difference the comparison could
+        detect (80% power, 5% two-sided) is shown beside the difference.
 
         Two multi-seed runs (`harness run --seeds`) are paired seed by seed and
         the differences pooled: their interval and t-test include the seed spread.
@@ -132,3 +151,46 @@ def register_commands(cli: Any) -> None:
             format_slice_tables(run_slice_tables(run_dir, by=by, task=task and task_name(task), model=model)),
             nl=False,
         )
+
+    @cli.command()
+    @click.option("--metric", default="accuracy", show_default=True, help="The metric compared (accuracy).")
+    @click.option("--baseline", type=click.FloatRange(0, 1, min_open=True, max_open=True), required=True,
+                  help="The accuracy of the model compared against.")  # fmt: skip
+    @click.option("--difference", type=float, required=True, help="The accuracy difference to detect.")
+    @click.option("--from", "pilot_run", type=RUN_DIR,
+                  help="A pilot run: its two models' disagreement rate and its design effect are used.")  # fmt: skip
+    @click.option("--task", help="The pilot run's task.")
+    @click.option("--models", help="The pilot run's two models, A,B [default: its only two].")
+    @click.option("--disagreement", type=click.FloatRange(0, 1, min_open=True),
+                  help="Share of reviews exactly one model gets right [default: pilot's, else independent errors].")  # fmt: skip
+    @click.option("--design-effect", type=click.FloatRange(min=1),
+                  help="Clustered over unclustered standard error [default: pilot's, else 1].")  # fmt: skip
+    @click.option(
+        "--power", "power_", type=click.FloatRange(0.5, 1, max_open=True), default=0.8, show_default=True
+    )
+    @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05,
+                  show_default=True, help="Two-sided significance level.")  # fmt: skip
+    def power(metric: str, baseline: float, difference: float, pilot_run: Path | None, task: str | None,
+              models: str | None, disagreement: float | None, design_effect: float | None, power_: float,
+              alpha: float) -> None:  # fmt: skip
+        """How many reviews (and clusters) a paired comparison needs to detect an accuracy difference.
+
+        A pilot run (--from) supplies how often the two models disagree and the
+        design effect of its reviews' clusters; without one the models' errors are
+        taken as independent and the reviews as unclustered.
+        """
+        from harness.errors import HarnessError
+        from harness.leaderboard._power import plan_comparison, read_pilot
+
+        if metric != "accuracy":
+            raise HarnessError(
+                f"power planning is for accuracy (a paired McNemar comparison), not {metric!r}"
+            )
+        if (task or models) and pilot_run is None:
+            raise HarnessError("--task and --models choose rows of a pilot run: give --from RUN")
+        chosen = tuple(m.strip() for m in models.split(",")) if models else ()
+        if chosen and len(chosen) != 2:
+            raise HarnessError(f"--models takes two models, A,B; got {models!r}")
+        pilot = read_pilot(pilot_run, task and task_name(task), chosen) if pilot_run is not None else None
+        click.echo(plan_comparison(baseline, difference, pilot=pilot, disagreement=disagreement,
+                                   design_effect=design_effect, alpha=alpha, power=power_), nl=False)  # fmt: skip

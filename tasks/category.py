@@ -54,9 +54,9 @@ PROMPT = (
     "Customer review:\n{text}"
 )
 
-# A sampled review: (negated seeded hash, arrival number, id, text, facets); the heap keeps the smallest
-# hashes (arrival numbers are unique, so facets are never compared).
-Sampled = tuple[float, int, str, str, dict[str, str]]
+# A sampled review: (negated seeded hash, arrival number, id, text, facets, cluster); the heap keeps the
+# smallest hashes (arrival numbers are unique, so facets and clusters are never compared).
+Sampled = tuple[float, int, str, str, dict[str, str], str | None]
 
 
 def _parse_categories(spec: str) -> tuple[tuple[str, ...], int | None]:
@@ -146,8 +146,10 @@ class CategoryTask(RegisteredMetrics):
         for index, (label, sample, (n_train, n_test)) in enumerate(
             zip(self.labels, samples, sizes, strict=True)
         ):
-            for position, (negated, _, review_id, text, facets) in enumerate(sample[: n_train + n_test]):
-                example = Example(review_id, text, index, facets)
+            for position, (negated, _, review_id, text, facets, cluster) in enumerate(
+                sample[: n_train + n_test]
+            ):
+                example = Example(review_id, text, index, facets, cluster)
                 (train if position < n_train else test).append((-negated, example))
             counts["kept"] += frequency[label]
         counts["train"] = len(train)
@@ -197,7 +199,14 @@ class CategoryTask(RegisteredMetrics):
                 continue
             frequency[label] += 1
             facets = common.facets(review, self.slice_col)
-            item = (-common.unit_hash(seed, review.id), counts["read"], review.id, text, facets)
+            item = (
+                -common.unit_hash(seed, review.id),
+                counts["read"],
+                review.id,
+                text,
+                facets,
+                review.cluster,
+            )
             pool = pools.setdefault(label, [])
             if len(pool) < quota:
                 heapq.heappush(pool, item)

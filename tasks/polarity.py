@@ -179,7 +179,7 @@ class PolarityTask(RegisteredMetrics):
                 counts["empty_text"] += 1
             counts["kept"] += 1
             label = 0 if review.stars <= 2 else 1
-            yield Example(review.id, text, label, common.facets(review, self.slice_col))
+            yield Example(review.id, text, label, common.facets(review, self.slice_col), review.cluster)
 
     def fingerprint(self) -> str:
         return common.fingerprint(

@@ -48,6 +48,7 @@ def polarity_row(
         "latency": {},
         "in_training": False,
         "slices": {},
+        "clustering": {},
     }
     row.update(extra)
     return row

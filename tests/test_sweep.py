@@ -312,6 +312,8 @@ def test_outputs_table_csv_json_and_png(host, pair_plugin, tmp_path):
     assert curves.count("router") == 50 and curves.count("small-only") == curves.count("large-only") == 1
     assert float(rows[0]["share_escalated"]) == report.curve[0].share
     assert json.loads(json_path.read_text())["target"]["threshold"] == report.target.threshold
+    bands = json.loads(json_path.read_text())["bands"]
+    assert len(bands["low"]) == len(bands["high"]) == len(report.curve) and bands["clusters"] is None
     assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -331,6 +333,7 @@ def test_sweep_command_end_to_end(host, pair_plugin, tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert "APGR" in result.output and "held-out" in result.output
+    assert "AIQ (area under the cost-quality hull)" in result.output and "CPT(80%)" in result.output
     for name in ("sweep.csv", "sweep.json", "sweep.png", "results.json", "predictions.jsonl"):
         assert f"wrote {out / name}" in result.output
         assert (out / name).exists()

@@ -20,7 +20,7 @@ import numpy as np
 
 from harness.cache import embedding_from_text
 from harness.errors import HarnessError
-from harness.intervals import bootstrap_intervals
+from harness.intervals import bootstrap_intervals, cluster_codes
 from harness.metrics import predictions
 from harness.plugins.routing import _calibration as calibration
 from harness.types import Router
@@ -46,6 +46,8 @@ class PairedPredictions:
     # Dollars per review of each model, where the run priced its rows (see `review_costs`)
     small_cost: np.ndarray | None = None
     large_cost: np.ndarray | None = None
+    # Each review's cluster number (its product) where the run recorded one: intervals resample clusters.
+    clusters: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -62,6 +64,7 @@ class PairedPredictions:
             small_embeddings=None if self.small_embeddings is None else self.small_embeddings[mask],
             small_cost=None if self.small_cost is None else self.small_cost[mask],
             large_cost=None if self.large_cost is None else self.large_cost[mask],
+            clusters=None if self.clusters is None else self.clusters[mask],
         )
 
 
@@ -101,6 +104,7 @@ def read_pair(path: Path, task: str, labels: Sequence[str], small: str, large: s
         small_embeddings=_embeddings(small_records),
         small_cost=review_costs(results, task, small, small_latency),
         large_cost=review_costs(results, task, large, large_latency),
+        clusters=cluster_codes([r.get("cluster") for r in small_records]),
     )
 
 
@@ -259,14 +263,17 @@ class TargetResult:
 def held_out_intervals(
     pair: PairedPredictions, escalate: np.ndarray, metric_fn: MetricFn, *, resamples: int, seed: int
 ) -> dict[str, tuple[float, float]]:
-    """Bootstrap 95% intervals of the escalated share and every metric, resampling examples."""
+    """Bootstrap 95% intervals of the escalated share and every metric, resampling examples (or their
+    clusters, where the run recorded them)."""
     k = pair.small.shape[1]
     packed = np.hstack([hybrid_probs(pair, escalate), np.asarray(escalate, dtype=np.float64)[:, None]])
 
     def measure(gold: np.ndarray, rows: np.ndarray) -> dict[str, float]:
         return {"share_escalated": float(rows[:, k].mean()), **metric_fn(gold, rows[:, :k])}
 
-    return bootstrap_intervals(measure, pair.gold, packed, resamples=resamples, seed=seed)
+    return bootstrap_intervals(
+        measure, pair.gold, packed, resamples=resamples, seed=seed, clusters=pair.clusters
+    )
 
 
 def calibrate_target(

@@ -28,6 +28,7 @@ from harness.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from harness.plugin_manager import PluginHost
+    from harness.plugins.routing._bands import ResampledMetric, SweepBands
     from harness.plugins.routing._guarantee import CertifiedResult, CoverageRow
     from harness.plugins.routing._learned import RouterScore
     from harness.plugins.routing._replay import PairedPredictions, Point, TargetResult, TemperatureResult
@@ -150,6 +151,7 @@ class SweepReport:
     routers: list[RouterScore] = field(default_factory=list)
     saving: Saving | None = None
     notes: list[str] = field(default_factory=list)
+    bands: SweepBands | None = None  # the curve's band and the summary figures' intervals
 
 
 def replay_sweep(
@@ -158,6 +160,7 @@ def replay_sweep(
     """Replay every threshold, the oracle and the optional calibration from paired predictions."""
     from harness.plugins.routing import _calibration as calibration
     from harness.plugins.routing import _replay as replay
+    from harness.plugins.routing._bands import sweep_bands
     from harness.types import LearnsToRoute
 
     factory = host.registries.routers.get(settings.router).obj
@@ -194,6 +197,10 @@ def replay_sweep(
     else:
         thresholds = calibration.share_thresholds(router_score(pair.small), settings.shares).tolist()
     curve = replay.router_curve(pair, make_router, thresholds, task.metrics)
+    bands = sweep_bands(
+        pair, [make_router(t).escalate(pair.small) for t in thresholds], headline_on_resamples(task, metric),
+        resamples=settings.bootstrap, seed=settings.seed,
+    )  # fmt: skip
     shares = [p.share for p in curve]
     quality = [p.metrics[metric] for p in curve]
     low, high = small_only.metrics[metric], large_only.metrics[metric]
@@ -268,7 +275,19 @@ def replay_sweep(
         routers=routers,
         saving=saving,
         notes=notes,
+        bands=bands,
     )
+
+
+def headline_on_resamples(task: Task, metric: str) -> ResampledMetric:
+    """The headline metric on many resamples at once, in array operations where the task's metrics allow."""
+    from harness.intervals import on_resamples
+    from harness.metrics import RegisteredMetrics, resampled_report, task_metrics
+
+    found = [m for m in task_metrics(task) if m.name == metric] if isinstance(task, RegisteredMetrics) else []
+    if found:
+        return lambda gold, probs, index: resampled_report(found, gold, probs, task.labels, index)[metric]
+    return lambda gold, probs, index: on_resamples(task.metrics, gold, probs, index)[metric]
 
 
 def run_models(
@@ -361,11 +380,13 @@ def write_outputs(report: SweepReport, run_dir: Path) -> list[Path]:
     atomic_write(csv_path, sweep_csv(report))
     write_json(json_path, asdict(report))
     chosen = report.target.held_out if report.target is not None else None
-    if chosen is None and report.certified:
-        chosen = report.certified[0].held_out
+    certified = next((r.held_out for r in report.certified if r.held_out is not None), None)
+    if chosen is None:
+        chosen = certified
+    band = (report.bands.low, report.bands.high) if report.bands is not None else None
     plot_sweep(png_path, report.metric, report.curve, report.oracle, report.small_only, report.large_only,
                title=f"{report.task}: {report.small} > {report.large} ({report.router}, n = {report.n})",
-               chosen=chosen)  # fmt: skip
+               chosen=chosen, band=band, certified=certified)  # fmt: skip
     return [csv_path, json_path, png_path]
 
 
@@ -411,6 +432,8 @@ def print_report(report: SweepReport, console: Any) -> None:
                       "are left out here; sweep.csv has every threshold")  # fmt: skip
     gaps = ", ".join(f"{k} of the gap at {_fmt(v, 3)} escalated" for k, v in report.share_to_recover.items())
     console.print(f"APGR ({report.metric}): {_fmt(report.apgr, 3)}; {gaps}")
+    if report.bands is not None:
+        _print_bands(report, console)
     if report.temperature is not None:
         t = report.temperature
         console.print(f"temperature {t.temperature:.3f}: held-out ECE {t.ece_before:.4f} -> {t.ece_after:.4f}, "
@@ -425,6 +448,33 @@ def print_report(report: SweepReport, console: Any) -> None:
         _print_routers(report.routers, report.metric, console)
     for note in report.notes:
         console.print(f"note: {note}")
+
+
+def _print_bands(report: SweepReport, console: Any) -> None:
+    """APGR, CPT, AIQ and the saving at equal quality, each with its bootstrap interval."""
+    from rich.table import Table
+
+    bands = report.bands
+    assert bands is not None
+    unit = f"{bands.clusters} clusters of reviews" if bands.clusters is not None else "reviews"
+    table = Table(title=f"routing curve ({report.metric}): 95% bootstrap intervals, {bands.resamples} "
+                        f"resamples of {unit}")  # fmt: skip
+    for column in ("figure", "value", "95% interval"):
+        table.add_column(column, justify="left" if column == "figure" else "right", no_wrap=True)
+    values: dict[str, tuple[str, float | None]] = {
+        "apgr": ("APGR (gap recovered, averaged over share escalated)", report.apgr),
+        **{f"cpt_{k}": (f"CPT({k}): share escalated to recover {k} of the gap", v)
+           for k, v in report.share_to_recover.items()},
+        "aiq": ("AIQ (area under the cost-quality hull)", bands.aiq),
+        "saving": ("saving at equal quality", report.saving.saving if report.saving is not None else None),
+    }  # fmt: skip
+    for key, (name, value) in values.items():
+        low, high = bands.intervals.get(key, (None, None))
+        table.add_row(
+            name, _fmt(value, 3), f"[{_fmt(low, 3)}, {_fmt(high, 3)}]" if low is not None else "n/a"
+        )
+    console.print(table)
+    console.print(f"AIQ's cost axis: {bands.cost_axis}")
 
 
 def _print_target(target: TargetResult, metric: str, console: Any) -> None:
@@ -570,7 +620,7 @@ def board_for_sweep(models: Sequence[str], task: str, opts: dict[str, Any]) -> B
     for key in ("backend", "limit", "seed", "bootstrap"):
         if opts.get(key) is not None:
             setattr(board, key, opts[key])
-    for column in ("text_col", "stars_col", "category_col", "title_col"):
+    for column in ("text_col", "stars_col", "category_col", "title_col", "cluster_col"):
         if opts.get(column):
             board.source_options[column] = opts[column]
     return board
@@ -606,6 +656,8 @@ def register_commands(cli):
     @click.option("--stars-col", help="Column holding the star rating (CSV/JSONL).")
     @click.option("--category-col", help="Column holding the product category (CSV/JSONL).")
     @click.option("--title-col", help="Column holding the review title (CSV/JSONL).")
+    @click.option("--cluster", "cluster_col", help="Column grouping reviews for intervals [default: product_id "
+                  "where the data has it]; 'none' resamples reviews.")  # fmt: skip
     @click.option("--router", default="confidence", show_default=True, help="confidence, margin or entropy.")
     @click.option("--shares", default=DEFAULT_SHARES, show_default=True,
                   help="Shares escalated to put thresholds at (quantiles of the router's score): "

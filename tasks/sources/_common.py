@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from harness.errors import DamagedData, HarnessError
-from harness.types import IssueLog, Review, SourceOptions
+from harness.types import DEFAULT_CLUSTER_COL, NO_CLUSTER, IssueLog, Review, SourceOptions
 
 # ID1, ID2 and CM: RFC 1952 defines deflate (8) as the only method, so a text file opening with the
 # two magic bytes by chance is still read as text.
@@ -43,18 +43,23 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
     "category": ("product_category", "category"),
     "id": ("review_id", "id"),
 }
-FLAGS = {"text": "--text-col", "stars": "--stars-col", "title": "--title-col", "category": "--category-col"}
+FLAGS = {"text": "--text-col", "stars": "--stars-col", "title": "--title-col", "category": "--category-col",
+         "cluster": "--cluster"}  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Columns:
-    """Which source column feeds each field of a `Review` (None: the source has no such column)."""
+    """Which source column feeds each field of a `Review` (None: the source has no such column).
+
+    The cluster column stays among the review's extra columns too, so it can also be a slice column.
+    """
 
     text: str
     stars: str | None
     title: str | None
     category: str | None
     id: str | None
+    cluster: str | None = None
 
     def used(self) -> set[str]:
         return {c for c in (self.text, self.stars, self.title, self.category, self.id) if c is not None}
@@ -96,7 +101,23 @@ def resolve_columns(
             )
     text = chosen["text"]
     assert text is not None
-    return Columns(text, chosen["stars"], chosen["title"], chosen["category"], chosen["id"])
+    return Columns(text, chosen["stars"], chosen["title"], chosen["category"], chosen["id"],
+                   cluster_column(present, options, where, found))  # fmt: skip
+
+
+def cluster_column(present: set[str], options: SourceOptions, where: str, found: Sequence[str]) -> str | None:
+    """The column grouping reviews for intervals: the one asked for (which must exist), else the
+    product where the data has it; None for `--cluster none`."""
+    asked = options.cluster_col
+    if asked == NO_CLUSTER:
+        return None
+    if asked is None:
+        return DEFAULT_CLUSTER_COL if DEFAULT_CLUSTER_COL in present else None
+    if asked not in present:
+        raise ValueError(
+            f"{where}: column {asked!r} (--cluster) not found; columns found: {', '.join(found)}"
+        )
+    return asked
 
 
 def parse_stars(value: Any) -> int | None:
@@ -157,6 +178,7 @@ def make_review(row: Mapping[str, Any], columns: Columns, fallback_id: str) -> R
     title = as_text(row.get(columns.title), columns.title) if columns.title else ""
     category = as_text(row.get(columns.category), columns.category).strip() if columns.category else ""
     review_id = as_text(row.get(columns.id), columns.id).strip() if columns.id else ""
+    cluster = as_text(row.get(columns.cluster), columns.cluster).strip() if columns.cluster else ""
     used = columns.used()
     extra = {
         k: v if isinstance(v, str) else str(v) for k, v in row.items() if k not in used and v is not None
@@ -168,6 +190,7 @@ def make_review(row: Mapping[str, Any], columns: Columns, fallback_id: str) -> R
         stars=stars,
         category=category or None,
         extra=extra,
+        cluster=cluster or None,
     )
 
 
