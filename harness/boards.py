@@ -11,13 +11,14 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from harness.budget import NO_BUDGET, ErrorBudget
 from harness.errors import HarnessError
 from harness.types import SEED_COMPONENTS
 
 BOARD_KEYS = {
     "name", "description", "tasks", "models", "data", "dataset", "backend", "backend_options",
     "limit", "seed", "seeds", "vary", "task_options", "model_options", "source_options", "sort", "bootstrap",
-    "metrics", "price_per_hour", "reported",
+    "metrics", "price_per_hour", "reported", "max_errors",
 }  # fmt: skip
 MODEL_KEYS = {"spec", "name", "label", "options", "tasks", "in_training"}
 # Other names a task is known by: the study calls its category task "correlation analysis".
@@ -92,6 +93,8 @@ class Board:
     component_seeds: dict[str, int] = field(default_factory=dict)
     # A TOML file of figures a study reported, shown beside the measured rows (see harness/reported.py).
     reported: str | None = None
+    # Reviews a row may lose to model errors before it fails: a count or a share, e.g. "5%" (harness.budget).
+    max_errors: str = NO_BUDGET
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -185,6 +188,7 @@ def board_from_dict(raw: dict[str, Any], origin: str) -> Board:
         seeds=check_seeds([int(s) for s in raw["seeds"]], f"{origin}: seeds") if "seeds" in raw else [],
         vary=check_vary([str(c) for c in raw.get("vary", ["all"])], f"{origin}: vary"),
         reported=str(Path(origin).parent / raw["reported"]) if raw.get("reported") else None,
+        max_errors=ErrorBudget.parse(str(raw.get("max_errors", NO_BUDGET)), f"{origin}: max_errors").text,
     )
 
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from harness import provenance
 from harness.boards import Board, ModelEntry
+from harness.budget import ErrorBudget
 from harness.cache import CachedPrediction, PredictionCache, embedding_text, text_key
 from harness.cost import hourly_price, latency_summary, row_cost
 from harness.errors import HarnessError
@@ -66,6 +67,7 @@ CHUNK_SIZE = 512
 DEFAULT_BATCH_SIZE = 32
 WARMUP_TEXTS = 2
 PREDICTION_TEXT_CHARS = 500  # enough to read an error in `harness errors`, bounded for huge runs
+MAX_IDS_SHOWN = 10  # review ids named in an error message; results.json keeps every failed review's id
 
 
 class ProgressSink(Protocol):
@@ -75,7 +77,23 @@ class ProgressSink(Protocol):
 
     def advance(self, count: int) -> None: ...
 
-    def stop(self) -> None: ...
+    def stop(self, outcome: str = "done") -> None:
+        """End the current stage; `outcome` is "done", "failed" or "interrupted"."""
+        ...
+
+
+class ReviewsFailed(HarnessError):
+    """`predict` raised on these reviews; the message names them, the cause keeps the model's traceback."""
+
+    exit_code = 1
+
+    def __init__(
+        self, ids: Sequence[str], cause: BaseException, what: str = "in a batch of {n} review(s)"
+    ) -> None:
+        shown = ", ".join(ids[:MAX_IDS_SHOWN]) + (
+            f" and {len(ids) - MAX_IDS_SHOWN} more" if len(ids) > MAX_IDS_SHOWN else ""
+        )
+        super().__init__(f"{type(cause).__name__}: {cause} ({what.format(n=len(ids))}: {shown})")
 
 
 @dataclass
@@ -87,6 +105,9 @@ class Row:
     label: str
     status: str = "ok"
     error: str | None = None
+    traceback: str | None = None  # the failure's whole traceback, the model's own frames included
+    # Reviews left out because the model failed on them alone, within the board's error budget (max_errors).
+    failed_reviews: list[dict[str, str]] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
     intervals: dict[str, list[float]] = field(default_factory=dict)
     added_metrics: list[dict[str, Any]] = field(default_factory=list)
@@ -408,6 +429,7 @@ class Runner:
         row = Row(task=task.name, model=entry.key, label=entry.display, backend=self.backend.describe())
         row.in_training = task.name in entry.in_training
         issues = IssueLog()
+        outcome = "interrupted"
         try:
             model = self.make_model(entry.spec, entry.options_with(self.board.model_options), cache)
             splits = self.open_splits(task, issues)
@@ -430,16 +452,20 @@ class Runner:
             row.latency = latency_summary(latencies, row.extra)
             row.cost = row_cost(row.n, row.fit_s + row.runtime_s, row.extra, self.price)
             row.notes.extend(splits.notes)
+            outcome = "done"
         except Exception as exc:  # one model's failure must not end the board; a full disk ends it
             if out_of_space(exc):
                 raise
+            outcome = "failed"
             row.status = "error"
-            row.error = f"{type(exc).__name__}: {exc}"
-            if not isinstance(exc, HarnessError):
-                row.notes.append(traceback.format_exc(limit=3))
+            named = isinstance(exc, ReviewsFailed)
+            row.error = str(exc) if named else f"{type(exc).__name__}: {exc}"
+            cause = exc.__cause__ if named and exc.__cause__ is not None else exc
+            if not isinstance(cause, HarnessError):
+                row.traceback = "".join(traceback.format_exception(cause))
         finally:
             if self.progress is not None:
-                self.progress.stop()
+                self.progress.stop(outcome)
         row.load_issues = {
             "total": issues.total,
             "by_reason": dict(issues.counts),
@@ -475,6 +501,8 @@ class Runner:
         probs_parts: list[np.ndarray] = []
         latencies: list[float] = []
         sliced: list[dict[str, Any]] = []  # what slicing reads of each scored example
+        budget = ErrorBudget.parse(self.board.max_errors, "max_errors")
+        last_failure: BaseException | None = None
         warmed = False
         if self.progress is not None:
             self.progress.start(f"{task.name} · {entry.display}", self.scored_total(task))
@@ -486,20 +514,39 @@ class Runner:
             row.cached += len(chunk) - len(todo)
             if self.progress is not None and len(chunk) > len(todo):
                 self.progress.advance(len(chunk) - len(todo))
-            start = 0
+            start = size = 0
+            splitting_until = 0  # a failed batch is split in halves up to here, then batches are whole again
             while start < len(todo):
-                batch = [chunk[i] for i in todo[start : start + batch_size]]
+                if start >= splitting_until:
+                    size = batch_size
+                batch = [chunk[i] for i in todo[start : start + size]]
                 try:
                     output, seconds = self.timed_predict(
                         model, [ex.text for ex in batch], task, entry, warm=warmed
                     )
                 except Exception as exc:
-                    if not is_out_of_memory(exc) or batch_size == 1:
-                        raise
-                    batch_size = max(1, batch_size // 2)
-                    row.extra["batch_size"] = batch_size
-                    row.notes.append(f"out of memory: batch size halved to {batch_size}")
-                    release_device_memory(self.backend)
+                    out_of_memory = is_out_of_memory(exc)
+                    if len(batch) > 1 and (out_of_memory or budget.allows_any):
+                        size = len(batch) // 2
+                        splitting_until = max(splitting_until, start + len(batch))
+                        if out_of_memory:
+                            batch_size = min(batch_size, size)
+                            row.extra["batch_size"] = batch_size
+                            row.notes.append(f"out of memory: batch size halved to {batch_size}")
+                            release_device_memory(self.backend)
+                        continue
+                    if not budget.allows_any:
+                        raise ReviewsFailed([ex.id for ex in batch], exc) from exc
+                    last_failure, failed_key = exc, text_key(batch[0].text)
+                    same = [ex.id for ex, key in zip(chunk, keys, strict=True) if key == failed_key]
+                    row.failed_reviews += [
+                        {"id": id_, "error": f"{type(exc).__name__}: {exc}"} for id_ in same
+                    ]
+                    if budget.exceeded(len(row.failed_reviews), self.board.limit):
+                        raise self.over_budget(row, budget, exc) from exc
+                    start += 1
+                    if self.progress is not None:
+                        self.progress.advance(len(same))
                     continue
                 warmed = True
                 start += len(batch)
@@ -524,6 +571,10 @@ class Runner:
                 )
                 if self.progress is not None:
                     self.progress.advance(len(batch))
+            chunk = [ex for ex, key in zip(chunk, keys, strict=True) if key in found]  # less failed reviews
+            keys = [text_key(ex.text) for ex in chunk]
+            if not chunk:
+                continue
             chunk_probs = np.stack([found[key].probs for key in keys])
             for ex, key, p in zip(chunk, keys, chunk_probs, strict=True):
                 hit = found[key]
@@ -539,6 +590,15 @@ class Runner:
             ids.extend(ex.id for ex in chunk)
             probs_parts.append(chunk_probs)
         row.n = len(gold)
+        if row.failed_reviews:
+            failed = row.failed_reviews
+            if budget.exceeded(len(failed), row.n + len(failed)):
+                raise self.over_budget(row, budget, last_failure) from last_failure
+            row.notes.append(
+                f"{len(failed)} review(s) failed and are left out (within --max-errors {budget.text}): "
+                + ", ".join(r["id"] for r in failed[:MAX_IDS_SHOWN])
+                + (" ..." if len(failed) > MAX_IDS_SHOWN else "")
+            )
         if not gold:  # an empty, header-only or unreadable file must not look like a finished row
             row.counts = dict(splits.counts)
             seen = ", ".join(f"{k} {v}" for k, v in sorted(splits.counts.items()) if v) or "no reviews read"
@@ -569,6 +629,17 @@ class Runner:
             sliced, gold_array, probs, plan, dimensions, resamples=self.board.bootstrap, seed=self.board.seed
         )
         return raw_texts, latencies
+
+    @staticmethod
+    def over_budget(row: Row, budget: ErrorBudget, last: BaseException | None) -> ReviewsFailed:
+        """The error that fails a row whose failed reviews are more than its error budget allows."""
+        failed = row.failed_reviews
+        cause = last if last is not None else RuntimeError(failed[-1]["error"])
+        return ReviewsFailed(
+            [r["id"] for r in failed],
+            cause,
+            "{n} review(s) failed, more than --max-errors " + budget.text + " allows",
+        )
 
     def add_raw_measures(
         self, row: Row, measured: tuple[dict[str, np.ndarray], dict[str, Any]], gold: np.ndarray
