@@ -134,7 +134,16 @@ def check_vary(components: list[str], where: str) -> list[str]:
 def _strings(mapping: Any, where: str) -> dict[str, str]:
     if not isinstance(mapping, dict):
         raise HarnessError(f"{where} must be a table of key = value")
-    return {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in mapping.items()}
+    return {str(k): _string(v) for k, v in mapping.items()}
+
+
+def _string(value: Any) -> str:
+    """A TOML value as the string an option parses: `true`, `3`, or a list of words as `a,b`."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return str(value)
 
 
 def _model_entry(raw: Any, where: str) -> ModelEntry:

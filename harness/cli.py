@@ -325,6 +325,8 @@ def plugins(hook: str | None, as_json: bool) -> None:
             for entry in registries.of_kind(kind):
                 registered.setdefault(entry.plugin, []).append(f"{kind[:-1]}:{entry.name}")
     except HarnessError as exc:
+        if host.strict:  # HARNESS_STRICT_PLUGINS=1: a broken contract fails the command
+            raise
         click.echo(f"error: {exc}", err=True)
     infos = [p for p in host.plugins.values() if hook is None or hook in p.hooks]
     if as_json:

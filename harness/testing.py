@@ -34,6 +34,7 @@ ORDINARY_TEXTS = (
     "A thriller novel that kept me reading until 3am.",
 )
 TRAIN_REVIEWS = 40
+CHANGED_WORD = "zyzzyva"  # added to a string or word-list option: a word no review is likely to hold
 
 
 def check_model_plugin(
@@ -49,8 +50,8 @@ def check_model_plugin(
     """Every check above, for the model `spec` of `plugin` (a module or object with hooks).
 
     `options` are given to every instance; `option_changes` are values that
-    must change the fingerprint (by default one for each declared bool, choice
-    and number option that changes predictions). `tasks` default to the tasks
+    must change the fingerprint (by default one for each declared option that
+    changes predictions: bool, choice, number, word list, and string with a default). `tasks` default to the tasks
     the model declares, or polarity and category.
     """
     if host is None:
@@ -160,4 +161,8 @@ def _other_value(option: Option) -> str | None:
         return str(default + 1)
     if option.kind is float and default is not None:
         return str(default * 2 if default else 0.5)
-    return None
+    if option.kind is list:  # a word list: one more word
+        return ",".join([*(default or ()), CHANGED_WORD])
+    if option.kind is str and default is not None:  # a template or prefix: the same text, one word longer
+        return f"{default} {CHANGED_WORD}"
+    return None  # a string without a default names a file or checkpoint: no value can be guessed
