@@ -136,3 +136,4 @@ def test_a_plugin_declaring_a_bad_default_fails_to_load_with_one_line_naming_plu
         assert "yes" not in host.registries.models
     [error] = host.plugins["bad-defaults"].errors
     assert "'weight_negation' has the default 'yes', which is not a bool" in error and "\n" not in error
+    assert "test_options.py:" in error  # where the plugin declared it, not where it was checked
