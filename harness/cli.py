@@ -288,7 +288,7 @@ def _latest_run() -> Path:
     "fmt",
     default="text",
     show_default=True,
-    help="text, md, csv, json (see `harness list exporters`).",
+    help="text, terminal, md, csv, json, html (see `harness list exporters`).",
 )
 @click.option(
     "--output",

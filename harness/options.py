@@ -166,11 +166,12 @@ class OptionSet:
         return {name: values[name] for name, option in self._by_name.items() if option.affects_output}
 
 
-def unknown_option_message(name: str, known: Sequence[str], owner: str) -> str:
+def unknown_option_message(name: str, known: Sequence[str], owner: str, *, verb: str = "has") -> str:
+    """`OWNER has no option 'x'; did you mean 'y'? (options: ...)`; `verb="read"` for a group of models."""
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     listed = ", ".join(sorted(known)) or "none"
-    return f"{owner} has no option {name!r}{hint} (options: {listed})"
+    return f"{owner} {verb} no option {name!r}{hint} (options: {listed})"
 
 
 NO_OPTIONS = OptionSet()

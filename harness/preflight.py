@@ -95,6 +95,7 @@ class Plan:
     models: list[ModelPlan] = field(default_factory=list)
     rows: list[TaskRows] = field(default_factory=list)
     disk_bytes: int | None = None
+    needed_bytes: int | None = None  # the free space the run asks for: the estimate, or a floor above it
     free_bytes: int | None = None
     memory_total: int | None = None
     problems: list[str] = field(default_factory=list)
@@ -133,8 +134,9 @@ class Plan:
         known = f"~{_size(largest)}" if largest else "unknown"
         out.append(f"memory: largest model {known}{total} ({backend.device})")
         disk = "unknown" if self.disk_bytes is None else f"~{_size(self.disk_bytes)}"
-        free = "" if self.free_bytes is None else f", {_size(self.free_bytes)} free"
-        out.append(f"disk: predictions and cache {disk}{free}")
+        needs = "" if self.needed_bytes is None else f"; the run needs about {_size(self.needed_bytes)} free"
+        free = "" if self.free_bytes is None else f" ({_size(self.free_bytes)} free)"
+        out.append(f"disk: predictions and cache {disk}{needs}{free}")
         out.extend(f"note: {note}" for note in self.notes)
         out.append(f"{len(self.problems)} problem(s), listed below" if self.problems else "no problems found")
         return "\n".join(out) + "\n"
@@ -481,7 +483,7 @@ def _check_run_dir(board: Board, run_dir: Path, cache_path: Path | None, plan: P
         pairs = [scored.get(task, board.limit or 0) for model in plan.models for task in model.tasks]
         plan.disk_bytes = sum(pairs) * BYTES_PER_PREDICTION
     plan.free_bytes = shutil.disk_usage(_existing_parent(run_dir)).free
-    needed = max(plan.disk_bytes or 0, MIN_FREE_BYTES)
+    needed = plan.needed_bytes = max(plan.disk_bytes or 0, MIN_FREE_BYTES)
     if plan.free_bytes < needed:
         plan.problems.append(
             f"{_existing_parent(run_dir)} has {_size(plan.free_bytes)} free; the run needs about {_size(needed)}"

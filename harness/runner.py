@@ -290,6 +290,14 @@ def open_reviews(registries: Registries, board: Board, issues: IssueLog) -> Iter
     sources = registries.sources
     if source_name is None:
         matches = [entry for entry in sources if entry.obj.sniff(location)]
+        path = Path(location).expanduser()
+        if not matches and not path.exists():
+            raise HarnessError(f"the data path {location!r} does not exist (no file or directory of that name)")
+        if not matches and path.is_dir():
+            raise HarnessError(
+                f"the data path {location!r} is a directory but not a saved dataset (datasets' save_to_disk); "
+                "give a .tsv, .jsonl or .csv file in it, or --dataset NAME"
+            )
         if not matches:
             raise HarnessError(
                 f"no source can read {location!r} (known sources: {', '.join(sources.names())}); "

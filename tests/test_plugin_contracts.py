@@ -142,8 +142,13 @@ def test_an_unknown_model_option_is_refused_with_the_closest_name(host, toy_plug
     board = Board(
         name="t", tasks=["toy"], models=[ModelEntry("words")], data="toy:20", model_options={"x": "1"}
     )
-    with pytest.raises(HarnessError, match=r"no model of this board \(words\) has no option 'x'"):
+    with pytest.raises(HarnessError, match=r"the models of this board \(words\) read no option 'x'"):
         run_board(host, board, tmp_path)
+    board.model_options = {"fail_no": "x"}
+    with pytest.raises(HarnessError) as error:
+        run_board(host, board, tmp_path)
+    assert "read no option 'fail_no'; did you mean 'fail_on'?" in str(error.value)
+    assert "no model" not in str(error.value)  # no double negative
     assert toy_plugin.models == []
 
 

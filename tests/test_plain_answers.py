@@ -1,0 +1,79 @@
+"""Small things a user meets on the way: what a missing --data path says, what a dry run promises, the
+modes of written files, what `leaderboard --help` offers."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+from click.testing import CliRunner
+
+from harness import cli as cli_module
+from harness import plugin_manager
+from harness.boards import Board, ModelEntry
+from harness.files import atomic_write
+from harness.preflight import MIN_FREE_BYTES, preflight
+from harness.runner import run_board
+
+
+@pytest.fixture
+def toy_cli(host, monkeypatch):
+    monkeypatch.setattr(plugin_manager, "_host", host)
+
+    def invoke(*args: str):
+        base = ["run", "--task", "toy", "--model", "words", "--backend", "cpu", "--bootstrap", "10"]
+        return CliRunner().invoke(cli_module.cli, [*base, *args])
+
+    return invoke
+
+
+def test_a_missing_data_path_says_it_does_not_exist(toy_cli, tmp_path):
+    missing = tmp_path / "reviews.tsv"
+    result = toy_cli("--data", str(missing), "--out", str(tmp_path / "run"))
+    assert result.exit_code == 2
+    assert f"the data path '{missing}' does not exist" in result.stderr
+    assert "no source can read" not in result.stderr
+
+
+def test_a_directory_as_data_says_it_is_a_directory(toy_cli, tmp_path):
+    folder = tmp_path / "reviews"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("not reviews\n")
+    result = toy_cli("--data", str(folder), "--out", str(tmp_path / "run"))
+    assert result.exit_code == 2
+    assert f"the data path '{folder}' is a directory but not a saved dataset" in result.stderr
+
+
+def test_a_dry_run_shows_the_free_space_the_run_then_asks_for(host, tmp_path):
+    board = Board(
+        name="t", tasks=["toy"], models=[ModelEntry("words")], data="toy:60", backend="cpu", limit=20
+    )
+    plan = preflight(host, board, tmp_path / "run", dry_run=True)
+    assert plan.disk_bytes is not None and plan.disk_bytes < MIN_FREE_BYTES
+    assert "the run needs about 100.0 MiB free" in plan.render()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_every_file_of_a_run_follows_the_umask(host, tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        atomic_write(tmp_path / "alone.txt", "x")
+        run_board(host, Board(name="t", tasks=["toy"], models=[ModelEntry("words")], data="toy:30",
+                              backend="cpu", bootstrap=10), tmp_path / "run")  # fmt: skip
+        CliRunner().invoke(cli_module.cli, ["leaderboard", str(tmp_path / "run"), "--format", "html", "-o",
+                                            str(tmp_path / "run" / "board.html")])  # fmt: skip
+    finally:
+        os.umask(previous)
+    written = [tmp_path / "alone.txt", *(p for p in (tmp_path / "run").iterdir() if p.is_file())]
+    expected = 0o666 & ~umask
+    names = {p.name for p in written}
+    assert {"results.json", "predictions.jsonl", "cache.sqlite", "board.html"} <= names
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in written if not p.name.startswith(".")}
+    assert set(modes.values()) == {expected}, modes
+
+
+def test_leaderboard_help_names_every_registered_format(host):
+    shown = CliRunner().invoke(cli_module.cli, ["leaderboard", "--help"]).output
+    for entry in host.registries.exporters:
+        assert entry.name in shown, entry.name
