@@ -292,7 +292,9 @@ def open_reviews(registries: Registries, board: Board, issues: IssueLog) -> Iter
         matches = [entry for entry in sources if entry.obj.sniff(location)]
         path = Path(location).expanduser()
         if not matches and not path.exists():
-            raise HarnessError(f"the data path {location!r} does not exist (no file or directory of that name)")
+            raise HarnessError(
+                f"the data path {location!r} does not exist (no file or directory of that name)"
+            )
         if not matches and path.is_dir():
             raise HarnessError(
                 f"the data path {location!r} is a directory but not a saved dataset (datasets' save_to_disk); "
