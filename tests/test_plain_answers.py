@@ -77,3 +77,40 @@ def test_leaderboard_help_names_every_registered_format(host):
     shown = CliRunner().invoke(cli_module.cli, ["leaderboard", "--help"]).output
     for entry in host.registries.exporters:
         assert entry.name in shown, entry.name
+
+
+def write_reviews(path, stars: list[int]) -> str:
+    lines = ["id\ttext\tstars", *(f"{i}\treview number {i} says {s} stars\t{s}" for i, s in enumerate(stars))]
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def polarity_board(data: str, *models: str) -> Board:
+    return Board(
+        name="t", tasks=["polarity"], models=[ModelEntry(m) for m in models], data=data, backend="cpu"
+    )
+
+
+@pytest.mark.parametrize(
+    "rows", [120, 500]
+)  # read whole by the preflight's first rows, and read on to the end
+def test_a_one_label_train_split_is_refused_by_the_preflight_for_a_model_that_learns(host, tmp_path, rows):
+    data = write_reviews(tmp_path / "positive.tsv", [5] * rows)
+    plan = preflight(host, polarity_board(data, "tfidf-logreg", "vader"), tmp_path / "run")
+    [problem] = plan.problems
+    assert "task 'polarity': all" in problem and "labelled 'positive'" in problem
+    assert "tfidf-logreg learn(s) from it" in problem and "vader" not in problem
+    assert not preflight(host, polarity_board(data, "vader"), tmp_path / "run").problems
+
+
+def test_a_train_split_whose_first_rows_hold_one_label_passes_when_the_rest_holds_another(host, tmp_path):
+    data = write_reviews(
+        tmp_path / "sorted.tsv", [5] * 300 + [1] * 300
+    )  # sorted by stars, as files often are
+    assert not preflight(host, polarity_board(data, "tfidf-logreg"), tmp_path / "run").problems
+
+
+def test_a_model_on_a_task_it_does_not_support_is_one_problem_not_two(host, tmp_path):
+    board = Board(name="t", tasks=["category"], models=[ModelEntry("vader")], data="demo", backend="cpu")
+    problems = preflight(host, board, tmp_path / "run").problems
+    assert len(problems) == 1 and "supports the polarity task(s) only" in problems[0]
