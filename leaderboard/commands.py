@@ -23,6 +23,7 @@ def format_comparisons(comparisons: list[Any]) -> str:
         lines.append(
             f"{c.task} · {c.model}: {c.n} paired examples (B minus A, paired bootstrap 95% interval)"
         )
+        lines += [f"  note: {note}" for note in c.notes]
         for m in c.metrics:
             interval = f"[{m.low:+.3f}, {m.high:+.3f}]" if m.low is not None else "(no interval)"
             lines.append(f"  {m.name:<24} A {m.a:.3f}  B {m.b:.3f}  diff {m.diff:+.3f} {interval}")

@@ -114,3 +114,27 @@ def test_a_model_on_a_task_it_does_not_support_is_one_problem_not_two(host, tmp_
     board = Board(name="t", tasks=["category"], models=[ModelEntry("vader")], data="demo", backend="cpu")
     problems = preflight(host, board, tmp_path / "run").problems
     assert len(problems) == 1 and "supports the polarity task(s) only" in problems[0]
+
+
+def test_compare_of_runs_on_different_data_says_so_and_what_it_paired(host, tmp_path):
+    from harness.leaderboard._compare import compare_runs
+    from harness.leaderboard.commands import format_comparisons
+
+    for name, data in (("a", "toy:60"), ("b", "toy:40")):
+        board = Board(
+            name="t", tasks=["toy"], models=[ModelEntry("words")], data=data, backend="cpu", bootstrap=10
+        )
+        run_board(host, board, tmp_path / name)
+    shown = format_comparisons(compare_runs(tmp_path / "a", tmp_path / "b", resamples=20))
+    assert "note: the runs differ in data: A 'toy:60', B 'toy:40'" in shown
+    assert "scored by A only, 0 by B only" in shown
+    assert "note:" not in format_comparisons(compare_runs(tmp_path / "a", tmp_path / "a", resamples=20))
+
+
+def test_compare_notes_shared_ids_that_hold_other_texts(tmp_path):
+    from harness.leaderboard._compare import compare_records
+
+    a = [{"id": str(i), "gold": "positive", "pred": "positive", "text": f"review {i}"} for i in range(5)]
+    b = [{**r, "text": "another shop's review"} if r["id"] == "3" else r for r in a]
+    [note] = compare_records("polarity", "m", a, b, resamples=0).notes
+    assert note.startswith("1 of the paired ids hold different texts")
