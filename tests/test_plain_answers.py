@@ -138,3 +138,23 @@ def test_compare_notes_shared_ids_that_hold_other_texts(tmp_path):
     b = [{**r, "text": "another shop's review"} if r["id"] == "3" else r for r in a]
     [note] = compare_records("polarity", "m", a, b, resamples=0).notes
     assert note.startswith("1 of the paired ids hold different texts")
+
+
+def test_plots_with_labels_the_font_lacks_and_all_nan_draws_raise_no_warning():
+    import warnings
+
+    import numpy as np
+
+    from harness.intervals import percentile_interval
+    from harness.leaderboard._plots import new_figure, png_bytes
+    from harness.plugins.routing._calibration import pick_for_metric
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning here would reach the user's stderr
+        figure = new_figure(3, 2)
+        figure.add_subplot().set_title("评论 模型")
+        assert png_bytes(figure).startswith(b"\x89PNG")
+        low, high = percentile_interval(np.full(20, np.nan))
+        assert np.isnan(low) and np.isnan(high)
+        assert percentile_interval(np.array([np.nan, 1.0, 2.0, 3.0])) == pytest.approx((1.05, 2.95))
+        assert pick_for_metric(np.array([0.2, 0.1]), np.array([np.nan, np.nan]), 0.9) == (1, False)
