@@ -48,6 +48,7 @@ from harness.types import (
     Example,
     FitsTrainSplit,
     IssueLog,
+    KnowsFittedFingerprint,
     MeasuresRawText,
     Model,
     ModelContext,
@@ -443,17 +444,18 @@ class Runner:
         try:
             model = self.make_model(entry.spec, entry.options_with(self.board.model_options), cache)
             splits = self.open_splits(task, issues)
+            unfitted: list[Example] | None = None  # a train split the model has not been fitted on yet
             if isinstance(model, FitsTrainSplit) and splits.train:
-                if self.progress is not None:  # fine-tuning takes minutes: show that something runs
-                    self.progress.start(
-                        f"{task.name} · {entry.display} · fitting on {len(splits.train)}", None
-                    )
-                start = time.perf_counter()
-                model.fit(splits.train, task)
-                row.fit_s = time.perf_counter() - start
-                if self.progress is not None:
-                    self.progress.stop()
-            raw_texts, latencies = self.score(task, model, entry, splits, cache, out, row, info)
+                if isinstance(model, KnowsFittedFingerprint) and self.all_cached(
+                    task, model.fitted_fingerprint(splits.train, task), cache
+                ):
+                    unfitted = splits.train
+                    row.notes.append("every prediction was in the cache, so the model was not fitted")
+                else:
+                    self.fit(model, splits.train, task, entry, row, show=True)
+            raw_texts, latencies = self.score(
+                task, model, entry, splits, cache, out, row, info, unfitted=unfitted
+            )
             row.counts = dict(splits.counts)
             if isinstance(model, SummarisesRawText):  # covers cached predictions, never counts the warm-up
                 row.extra.update(model.stats_from_raw(raw_texts))
@@ -483,6 +485,34 @@ class Runner:
         }
         return row
 
+    def fit(
+        self,
+        model: FitsTrainSplit,
+        train: list[Example],
+        task: Task,
+        entry: ModelEntry,
+        row: Row,
+        *,
+        show: bool,
+    ) -> None:
+        """Fit on the train split, timed into the row; `show` gives the fit its own progress line."""
+        if show and self.progress is not None:  # fine-tuning takes minutes: show that something runs
+            self.progress.start(f"{task.name} · {entry.display} · fitting on {len(train)}", None)
+        start = time.perf_counter()
+        model.fit(train, task)
+        row.fit_s += time.perf_counter() - start
+        if show and self.progress is not None:
+            self.progress.stop()
+
+    def all_cached(self, task: Task, model_fp: str, cache: PredictionCache) -> bool:
+        """Whether the cache holds every prediction of the row, read from a stream of its own."""
+        task_fp, k = task.fingerprint(), len(task.labels)
+        for chunk in chunked(self.open_splits(task, IssueLog()).test, CHUNK_SIZE):
+            keys = {text_key(ex.text) for ex in chunk}
+            if len(cache.get_many(model_fp, task_fp, list(keys), k)) < len(keys):
+                return False
+        return True
+
     def score(
         self,
         task: Task,
@@ -493,14 +523,21 @@ class Runner:
         out: IO[str],
         row: Row,
         info: RunInfo,
+        *,
+        unfitted: list[Example] | None = None,
     ) -> tuple[list[str | None], list[float]]:
         """Score every example into `row`; returns the stored raw texts of models that summarise them,
         and every example's latency (its batch's seconds shared by the batch's examples, or the seconds
-        the model gave for each)."""
+        the model gave for each). A model not yet fitted on `unfitted` is fitted before its first
+        prediction, should one be missing from the cache after all."""
         k = len(task.labels)
         raw_texts: list[str | None] = []
         keep_raw = isinstance(model, SummarisesRawText | MeasuresRawText)
-        model_fp, task_fp = model.fingerprint(), task.fingerprint()
+        task_fp = task.fingerprint()
+        if unfitted is not None and isinstance(model, KnowsFittedFingerprint):
+            model_fp = model.fitted_fingerprint(unfitted, task)
+        else:
+            model_fp = model.fingerprint()
         # The model's own figure first: it knows how many reviews keep all its streams or replicas busy.
         if isinstance(model, ChoosesBatchSize):
             batch_size = int(model.batch_size)
@@ -530,6 +567,14 @@ class Runner:
                 if start >= splitting_until:
                     size = batch_size
                 batch = [chunk[i] for i in todo[start : start + size]]
+                if unfitted is not None and isinstance(model, FitsTrainSplit):
+                    self.fit(model, unfitted, task, entry, row, show=False)
+                    unfitted = None
+                    if model.fingerprint() != model_fp:
+                        raise HarnessError(
+                            f"model {entry.spec!r}: fitted_fingerprint() gave {model_fp!r} but the fitted "
+                            f"model's fingerprint() is {model.fingerprint()!r}; the two must agree"
+                        )
                 try:
                     output, seconds = self.timed_predict(
                         model, [ex.text for ex in batch], task, entry, warm=warmed

@@ -158,3 +158,37 @@ def test_plots_with_labels_the_font_lacks_and_all_nan_draws_raise_no_warning():
         assert np.isnan(low) and np.isnan(high)
         assert percentile_interval(np.array([np.nan, 1.0, 2.0, 3.0])) == pytest.approx((1.05, 2.95))
         assert pick_for_metric(np.array([0.2, 0.1]), np.array([np.nan, np.nan]), 0.9) == (1, False)
+
+
+def tfidf_board(limit: int) -> Board:
+    return Board(name="t", tasks=["polarity"], models=[ModelEntry("tfidf-logreg")], data="demo", backend="cpu",
+                 limit=limit, bootstrap=10)  # fmt: skip
+
+
+def fitted(events) -> bool:
+    return any(e[0] == "start" and "fitting on" in e[1] for e in events)
+
+
+def test_a_model_whose_every_prediction_is_cached_is_not_fitted_again(host, tmp_path):
+    from tests.fakes import ProgressRecorder
+
+    first, again, more = ProgressRecorder(), ProgressRecorder(), ProgressRecorder()
+    [row] = run_board(host, tfidf_board(20), tmp_path, progress=first)["rows"]
+    assert fitted(first.events) and row["computed"] == 20
+    [cached] = run_board(host, tfidf_board(20), tmp_path, progress=again)["rows"]
+    assert not fitted(again.events) and cached["fit_s"] == 0
+    assert cached["cached"] == 20 and cached["metrics"] == row["metrics"]
+    assert any("the model was not fitted" in note for note in cached["notes"])
+    [grown] = run_board(host, tfidf_board(30), tmp_path, progress=more)["rows"]  # 10 new reviews: fitted
+    assert fitted(more.events) and grown["cached"] == 20 and grown["computed"] == 10
+
+
+def test_a_prediction_missing_after_the_cache_was_checked_is_made_by_a_fitted_model(
+    host, tmp_path, monkeypatch
+):
+    from harness.runner import Runner
+
+    run_board(host, tfidf_board(20), tmp_path)
+    monkeypatch.setattr(Runner, "all_cached", lambda self, task, model_fp, cache: True)  # as if another run
+    [row] = run_board(host, tfidf_board(30), tmp_path)["rows"]  # had emptied part of the cache since
+    assert row["status"] == "ok" and row["computed"] == 10 and row["fit_s"] > 0
