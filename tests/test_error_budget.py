@@ -102,3 +102,12 @@ def test_the_command_line_takes_max_errors_and_shows_the_models_frames_under_deb
     assert "1 review(s) failed and are left out" in kept.output
     bad = CliRunner().invoke(cli_module.cli, [*args, "--out", str(tmp_path / "c"), "--max-errors", "lots"])
     assert bad.exit_code == 2 and "--max-errors takes a number" in bad.stderr
+
+
+def test_an_interrupted_row_ends_its_progress_as_interrupted(host, tmp_path):
+    recorder = ProgressRecorder()
+    with pytest.raises(KeyboardInterrupt):
+        run_board(host, board(fail_on="never", interrupt_on="review 41 "), tmp_path, progress=recorder)
+    assert recorder.events[-1] == ("stop", "interrupted")
+    scoring = recorder.events.index(("start", "toy · words", None))
+    assert ("stop",) not in recorder.events[scoring:]  # the fit ended, the scoring never said done
