@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.errors import HarnessError
 from harness.options import Option
 from harness.plugin_manager import PluginHost
 from harness.registry import Entry
@@ -66,8 +67,14 @@ def check_model_plugin(
         model = _prepared(spec, given, workdir, host, task, train)
         _check_probabilities(model, task, spec)
         _check_fingerprint_is_stable(model, _prepared(spec, given, workdir, host, task, train), spec)
+        guessed = _free_text(entry) if option_changes is None else set()
         for key, value in _changes(entry, option_changes).items():
-            changed = _prepared(spec, {**given, key: value}, workdir, host, task, train)
+            try:
+                changed = _prepared(spec, {**given, key: value}, workdir, host, task, train)
+            except (HarnessError, ValueError):
+                if key in guessed:  # a string with a format of its own (NAME=label,...) refused the guess
+                    continue
+                raise
             assert changed.fingerprint() != model.fingerprint(), (
                 f"{spec}: option {key}={value} changes predictions but not the fingerprint, so the "
                 "prediction cache would serve answers of the old setting; put it in fingerprint()"
@@ -148,6 +155,11 @@ def _changes(entry: Entry[ModelFactory], given: Mapping[str, str] | None) -> dic
     return {
         o.name: value for o in entry.options if o.affects_output and (value := _other_value(o)) is not None
     }
+
+
+def _free_text(entry: Entry[ModelFactory]) -> set[str]:
+    """Names of the string options without choices, whose changed value is a guess the model may refuse."""
+    return {o.name for o in entry.options or () if o.kind is str and not o.choices}
 
 
 def _other_value(option: Option) -> str | None:
