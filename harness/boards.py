@@ -11,13 +11,14 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from harness.budget import NO_BUDGET, ErrorBudget
 from harness.errors import HarnessError
 from harness.types import SEED_COMPONENTS
 
 BOARD_KEYS = {
     "name", "description", "tasks", "models", "data", "dataset", "backend", "backend_options",
     "limit", "seed", "seeds", "vary", "task_options", "model_options", "source_options", "sort", "bootstrap",
-    "metrics", "price_per_hour", "reported", "leaves_out",
+    "metrics", "price_per_hour", "reported", "leaves_out", "max_errors",
 }  # fmt: skip
 MODEL_KEYS = {"spec", "name", "label", "options", "tasks", "in_training"}
 # Other names a task is known by: the study calls its category task "correlation analysis".
@@ -94,6 +95,8 @@ class Board:
     reported: str | None = None
     # What the board leaves out to finish quickly, and the flags that add it back (printed after its table).
     leaves_out: str = ""
+    # Reviews a row may lose to model errors before it fails: a count or a share, e.g. "5%" (harness.budget).
+    max_errors: str = NO_BUDGET
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -133,7 +136,16 @@ def check_vary(components: list[str], where: str) -> list[str]:
 def _strings(mapping: Any, where: str) -> dict[str, str]:
     if not isinstance(mapping, dict):
         raise HarnessError(f"{where} must be a table of key = value")
-    return {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in mapping.items()}
+    return {str(k): _string(v) for k, v in mapping.items()}
+
+
+def _string(value: Any) -> str:
+    """A TOML value as the string an option parses: `true`, `3`, or a list of words as `a,b`."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return str(value)
 
 
 def _model_entry(raw: Any, where: str) -> ModelEntry:
@@ -188,6 +200,7 @@ def board_from_dict(raw: dict[str, Any], origin: str) -> Board:
         vary=check_vary([str(c) for c in raw.get("vary", ["all"])], f"{origin}: vary"),
         reported=str(Path(origin).parent / raw["reported"]) if raw.get("reported") else None,
         leaves_out=str(raw.get("leaves_out", "")),
+        max_errors=ErrorBudget.parse(str(raw.get("max_errors", NO_BUDGET)), f"{origin}: max_errors").text,
     )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from harness.boards import Board, ModelEntry, check_seeds, check_vary, load_board, task_name
+from harness.budget import ErrorBudget
 from harness.command_helpers import EXIT_CODES, parse_pairs, quiet_model_libraries
 from harness.errors import HarnessError, RunFailed
 from harness.files import storage_error
@@ -156,6 +157,11 @@ def _resolve_board(name_or_path: str) -> Board:
     help="Dollars per hour of this hardware, for the cost columns [default: list price of the detected device].",
 )
 @view_options
+@click.option(
+    "--max-errors",
+    help="Reviews a row may lose to model errors before the row fails: a count (3) or a share (5%) "
+    "[default: 0]; each failed review is listed by id in results.json.",
+)
 def run(**opts: Any) -> None:
     """Run a board (default: `default`) or the tasks x models given by flags, and print the leaderboard.
 
@@ -218,6 +224,10 @@ def run(**opts: Any) -> None:
     for row, flag in flagged:
         click.echo(f"flagged: {row['task']} · {row['label']}: {flag}", err=True)
     errors = sum(r["status"] == "error" for r in results["rows"])
+    if errors and debugging(click.get_current_context()):
+        for failed in results["rows"]:
+            if failed.get("traceback"):
+                click.echo(f"{failed['task']} · {failed['model']}:\n{failed['traceback']}", err=True)
     if errors:
         raise RunFailed(f"{errors} row(s) failed; their errors are shown above")
     if flagged:
@@ -238,6 +248,8 @@ def _board_from_options(opts: dict[str, Any]) -> Board:
         board.data, board.dataset = opts["data"], None
     if opts["dataset"]:
         board.dataset, board.data = opts["dataset"], None
+    if opts["max_errors"] is not None:
+        board.max_errors = ErrorBudget.parse(opts["max_errors"]).text
     for key in ("backend", "limit", "seed", "bootstrap", "price_per_hour"):
         if opts[key] is not None:
             setattr(board, key, opts[key])
@@ -309,7 +321,7 @@ def _latest_run() -> Path:
     "fmt",
     default="text",
     show_default=True,
-    help="text, md, csv, json (see `harness list exporters`).",
+    help="text, terminal, md, csv, json, html (see `harness list exporters`).",
 )
 @click.option(
     "--output",
@@ -353,6 +365,8 @@ def plugins(hook: str | None, as_json: bool) -> None:
             for entry in registries.of_kind(kind):
                 registered.setdefault(entry.plugin, []).append(f"{kind[:-1]}:{entry.name}")
     except HarnessError as exc:
+        if host.strict:  # HARNESS_STRICT_PLUGINS=1: a broken contract fails the command
+            raise
         click.echo(f"error: {exc}", err=True)
     infos = [p for p in host.plugins.values() if hook is None or hook in p.hooks]
     if as_json:

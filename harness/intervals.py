@@ -15,6 +15,7 @@ over the seeds drawn is one draw.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol, runtime_checkable
@@ -131,8 +132,12 @@ def bootstrap_samples(
 
 
 def percentile_interval(draws: np.ndarray) -> tuple[float, float]:
-    """The central 95% of the draws (NaN draws, from resamples where a metric is undefined, left out)."""
-    return float(np.nanpercentile(draws, 2.5)), float(np.nanpercentile(draws, 97.5))
+    """The central 95% of the draws (NaN draws, from resamples where a metric is undefined, left out);
+    NaN when the metric is undefined in every resample."""
+    defined = draws[~np.isnan(draws)]
+    if defined.size == 0:
+        return math.nan, math.nan
+    return float(np.percentile(defined, 2.5)), float(np.percentile(defined, 97.5))
 
 
 def bootstrap_intervals(

@@ -17,7 +17,7 @@ from harness.errors import HarnessError
 
 TRUE_WORDS = ("true", "1", "yes", "on")
 FALSE_WORDS = ("false", "0", "no", "off")
-KINDS = (str, int, float, bool)
+KINDS = (str, int, float, bool, list)  # list: a list of words, given as a comma list ("not,never")
 
 
 class OptionError(HarnessError, ValueError):
@@ -29,7 +29,10 @@ class Option:
     """One option: its type, default (None: the plugin decides, e.g. per family), help and limits.
 
     `choices` restricts a string option; `minimum` bounds a number; `affects_output`
-    says whether the value can change predictions (then it is fingerprinted).
+    says whether the value can change predictions (then it is fingerprinted). The
+    default is checked against all of these when the option is declared, so a
+    `"yes"` given to a bool fails at once instead of being truthy later. A `list`
+    option holds words (a tuple of strings), given on the command line as `a,b,c`.
     """
 
     name: str
@@ -42,7 +45,33 @@ class Option:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise TypeError(f"option {self.name!r}: kind must be one of str, int, float, bool")
+            raise TypeError(f"option {self.name!r}: kind must be one of str, int, float, bool, list")
+        if self.kind is list and isinstance(self.default, list | tuple):
+            object.__setattr__(self, "default", tuple(self.default))  # frozen: a default must not be shared
+        problem = self.default_problem()
+        if problem is not None:
+            raise OptionError(f"option {self.name!r} has the default {self.default!r}, {problem}")
+
+    def default_problem(self) -> str | None:
+        """Why the declared default does not fit the declared kind, choices or minimum (None: it fits)."""
+        value, kind = self.default, self.kind
+        if value is None:
+            return None  # the plugin decides
+        if kind is bool and not isinstance(value, bool):
+            return "which is not a bool; give True or False"
+        if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+            return "which is not a whole number"
+        if kind is float and (isinstance(value, bool) or not isinstance(value, int | float)):
+            return "which is not a number"
+        if kind is str and not isinstance(value, str):
+            return "which is not a string"
+        if kind is list and not (isinstance(value, tuple) and all(isinstance(v, str) for v in value)):
+            return "which is not a list of strings"
+        if self.choices and value not in self.choices:
+            return f"which is not one of its choices ({', '.join(self.choices)})"
+        if self.minimum is not None and kind in (int, float) and value < self.minimum:
+            return f"which is below its minimum {self.minimum:g}"
+        return None
 
     def parse(self, raw: str) -> Any:
         """The typed value of `raw`; empty means the default."""
@@ -55,6 +84,8 @@ class Option:
             if text.lower() in FALSE_WORDS:
                 return False
             raise OptionError(f"option {self.name}={raw!r} must be true or false")
+        if self.kind is list:
+            return tuple(word for part in text.split(",") if (word := part.strip()))
         if self.kind in (int, float):
             try:
                 value = self.kind(text)
@@ -70,8 +101,20 @@ class Option:
 
     def describe(self) -> str:
         """One line for `harness info`: name, type, default and help."""
-        kind = "|".join(self.choices) if self.choices else self.kind.__name__
-        shown = repr(self.default) if isinstance(self.default, str) else self.default
+        kind = (
+            "|".join(self.choices)
+            if self.choices
+            else "comma list"
+            if self.kind is list
+            else self.kind.__name__
+        )
+        shown = (
+            repr(self.default)
+            if isinstance(self.default, str)
+            else ",".join(self.default)
+            if isinstance(self.default, tuple)
+            else self.default
+        )
         default = "" if self.default is None else f" [default: {shown}]"
         return f"{self.name} ({kind}){default}: {self.help}"
 
@@ -123,11 +166,12 @@ class OptionSet:
         return {name: values[name] for name, option in self._by_name.items() if option.affects_output}
 
 
-def unknown_option_message(name: str, known: Sequence[str], owner: str) -> str:
+def unknown_option_message(name: str, known: Sequence[str], owner: str, *, verb: str = "has") -> str:
+    """`OWNER has no option 'x'; did you mean 'y'? (options: ...)`; `verb="read"` for a group of models."""
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     listed = ", ".join(sorted(known)) or "none"
-    return f"{owner} has no option {name!r}{hint} (options: {listed})"
+    return f"{owner} {verb} no option {name!r}{hint} (options: {listed})"
 
 
 NO_OPTIONS = OptionSet()

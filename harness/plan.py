@@ -79,8 +79,8 @@ def plan_problems(board: Board, registries: Registries) -> list[str]:
     if not every_option:
         for key in board.model_options:
             if "." not in key and key not in board_names:
-                owner = "no model of this board (" + ", ".join(e.display for e in board.models) + ")"
-                problems.append(unknown_option_message(key, sorted(board_names), owner))
+                owner = "the models of this board (" + ", ".join(e.display for e in board.models) + ")"
+                problems.append(unknown_option_message(key, sorted(board_names), owner, verb="read"))
     return problems
 
 

@@ -80,9 +80,15 @@ class PluginInfo:
         return {"name": self.name, "source": self.source, "hooks": self.hooks, "errors": self.errors}
 
 
+HARNESS_CORE = os.path.dirname(os.path.abspath(__file__))
+
+
 def _short_error(exc: BaseException) -> str:
+    """The error and where it happened: the deepest line of the plugin's own code, where there is one."""
     frames = traceback.extract_tb(exc.__traceback__)
-    where = f" ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    own = [f for f in frames if not f.filename.startswith((HARNESS_CORE, "<"))]
+    frame = (own or frames)[-1] if frames else None
+    where = f" ({frame.filename}:{frame.lineno})" if frame is not None else ""
     return f"{type(exc).__name__}: {exc}{where}"
 
 

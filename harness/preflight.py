@@ -28,7 +28,7 @@ from harness.boards import Board
 from harness.errors import HarnessError
 from harness.plan import plan_problems
 from harness.plugin_manager import PluginHost
-from harness.types import SEED_COMPONENTS, IssueLog, NamesCheckpoints, Task
+from harness.types import SEED_COMPONENTS, FitsTrainSplit, IssueLog, NamesCheckpoints, Task
 
 FIRST_ROWS = 200  # enough to see a missing column or an unreadable file, cheap on any file
 HUB_PROBE_TIMEOUT_S = 3.0
@@ -95,6 +95,7 @@ class Plan:
     models: list[ModelPlan] = field(default_factory=list)
     rows: list[TaskRows] = field(default_factory=list)
     disk_bytes: int | None = None
+    needed_bytes: int | None = None  # the free space the run asks for: the estimate, or a floor above it
     free_bytes: int | None = None
     memory_total: int | None = None
     problems: list[str] = field(default_factory=list)
@@ -133,8 +134,9 @@ class Plan:
         known = f"~{_size(largest)}" if largest else "unknown"
         out.append(f"memory: largest model {known}{total} ({backend.device})")
         disk = "unknown" if self.disk_bytes is None else f"~{_size(self.disk_bytes)}"
-        free = "" if self.free_bytes is None else f", {_size(self.free_bytes)} free"
-        out.append(f"disk: predictions and cache {disk}{free}")
+        needs = "" if self.needed_bytes is None else f"; the run needs about {_size(self.needed_bytes)} free"
+        free = "" if self.free_bytes is None else f" ({_size(self.free_bytes)} free)"
+        out.append(f"disk: predictions and cache {disk}{needs}{free}")
         out.extend(f"note: {note}" for note in self.notes)
         out.append(f"{len(self.problems)} problem(s), listed below" if self.problems else "no problems found")
         return "\n".join(out) + "\n"
@@ -203,6 +205,7 @@ def preflight(
         plan.problems.append(registries.backends.unknown_message(board.backend))
     plan.problems.extend(plan_problems(board, registries))
     tasks: dict[str, Task] = {}
+    learners: dict[str, list[str]] = {}  # task -> the models that learn from its train split
     for name in board.tasks:
         try:
             tasks[name] = registries.tasks.build(name, board.task_options.get(name, {}))
@@ -217,9 +220,15 @@ def preflight(
         except Exception as exc:  # a plugin's factory may fail any way; the run would fail the same
             plan.problems.append(f"model {entry.display!r}: {_reason(exc)}")
             continue
+        if isinstance(model, FitsTrainSplit):
+            for task_name in model_plan.tasks:
+                learners.setdefault(task_name, []).append(entry.display)
+        family = registries.models.get(entry.spec.partition(":")[0])
         for task_name in model_plan.tasks:
             if task_name not in tasks or not isinstance(model, NamesCheckpoints):
                 continue
+            if not family.supports(task_name):
+                continue  # plan_problems has said so, in the words every family's refusal shares
             try:
                 needed = [c for c in model.checkpoints(tasks[task_name]) if c not in model_plan.checkpoints]
             except Exception as exc:
@@ -227,7 +236,7 @@ def preflight(
                 continue
             model_plan.checkpoints.extend(needed)
     _check_checkpoints(plan, load_torch=not dry_run)
-    _check_data(host, board, tasks, plan, dry_run)
+    _check_data(host, board, tasks, plan, dry_run, learners)
     _check_run_dir(board, run_dir, cache_path, plan)
     return plan
 
@@ -427,8 +436,16 @@ def device_memory(device: str, *, load_torch: bool) -> tuple[int | None, int | N
 
 
 # data ----------------------------------------------------------------------------------------------------
-def _check_data(host: PluginHost, board: Board, tasks: dict[str, Task], plan: Plan, count_rows: bool) -> None:
-    """The data opens, its first rows parse, and every task keeps some of them; optionally count every row."""
+def _check_data(
+    host: PluginHost,
+    board: Board,
+    tasks: dict[str, Task],
+    plan: Plan,
+    count_rows: bool,
+    learners: dict[str, list[str]],
+) -> None:
+    """The data opens, its first rows parse, every task keeps some of them, and a train split that a model
+    learns from holds two labels or more; optionally count every row."""
     from harness.runner import open_reviews
 
     for name, task in tasks.items():
@@ -454,10 +471,43 @@ def _check_data(host: PluginHost, board: Board, tasks: dict[str, Task], plan: Pl
                 f"task {name!r} keeps none of the first {read} reviews of {plan.data} ({reasons}); "
                 "is a column missing or mapped wrongly? see --stars-col, --category-col"
             )
+        if learners.get(name) and len({ex.label for ex in splits.train}) == 1:
+            whole = count_rows or read < FIRST_ROWS
+            _check_train_labels(host, board, task, splits.train, plan, learners[name], whole=whole)
         if count_rows:
             dropped = {k: v for k, v in counts.items() if k not in ("read", "kept", "train", "test")}
             kept = counts.get("kept", scored + len(splits.train))
             plan.rows.append(TaskRows(name, read, kept, len(splits.train), scored, dropped))
+
+
+def _check_train_labels(
+    host: PluginHost,
+    board: Board,
+    task: Task,
+    train: list[Any],
+    plan: Plan,
+    models: list[str],
+    *,
+    whole: bool,
+) -> None:
+    """A train split of one label is refused: a model fitted on it answers that label for every review, or
+    cannot be fitted at all. When the first rows alone gave one label, the whole data is read to be sure."""
+    from harness.runner import open_reviews
+
+    if not whole:
+        try:
+            reviews = open_reviews(host.registries, board, IssueLog())
+            train = task.split(reviews, limit=None, seed=board.seed).train
+        except Exception:  # a file that breaks further on fails the run with its own message
+            return
+    labels = {ex.label for ex in train}
+    if len(labels) != 1:
+        return
+    plan.problems.append(
+        f"task {task.name!r}: all {len(train)} reviews of its train split are labelled "
+        f"{task.labels[labels.pop()]!r}; {', '.join(models)} learn(s) from it and need(s) two labels or "
+        "more (give data with both, or leave the model out)"
+    )
 
 
 # run directory -------------------------------------------------------------------------------------------
@@ -481,7 +531,7 @@ def _check_run_dir(board: Board, run_dir: Path, cache_path: Path | None, plan: P
         pairs = [scored.get(task, board.limit or 0) for model in plan.models for task in model.tasks]
         plan.disk_bytes = sum(pairs) * BYTES_PER_PREDICTION
     plan.free_bytes = shutil.disk_usage(_existing_parent(run_dir)).free
-    needed = max(plan.disk_bytes or 0, MIN_FREE_BYTES)
+    needed = plan.needed_bytes = max(plan.disk_bytes or 0, MIN_FREE_BYTES)
     if plan.free_bytes < needed:
         plan.problems.append(
             f"{_existing_parent(run_dir)} has {_size(plan.free_bytes)} free; the run needs about {_size(needed)}"

@@ -57,8 +57,11 @@ class RichProgress:
         if speed:
             self._progress.update(self._task, rate=f"{speed:.1f} reviews/s")
 
-    def stop(self) -> None:
+    def stop(self, outcome: str = "done") -> None:
         if self._task is not None:
+            if outcome != "done":  # a bar left half full must not read as a finished row
+                description = self._progress.tasks[self._task].description
+                self._progress.update(self._task, description=f"{description} · {outcome}")
             self._progress.stop_task(self._task)
             self._task = None
 
@@ -70,7 +73,8 @@ class LogProgress:
     """The runner's ProgressSink for a stderr that is not a terminal: timestamped lines, never redrawn.
 
     One line when a stage starts (a fit, or scoring), one every `every` seconds
-    while it advances (done / total, reviews/s, time remaining) and one when it ends.
+    while it advances (done / total, reviews/s, time remaining) and one when it ends
+    (done, failed or interrupted).
     """
 
     def __init__(self, stream: IO[str] | None = None, every: float | None = None) -> None:
@@ -107,12 +111,13 @@ class LogProgress:
             self._logged = now
             self._write(f"{self._label}: {self._status(now)}")
 
-    def stop(self) -> None:
+    def stop(self, outcome: str = "done") -> None:
+        """The stage's last line: "done", or "failed" / "interrupted" with how far it got."""
         if self._label is None:
             return
         now = time.monotonic()
         summary = f"{self._done} reviews, {self._rate(now):.1f} reviews/s, " if self._done else ""
-        self._write(f"{self._label}: done, {summary}{now - self._began:.1f} s")
+        self._write(f"{self._label}: {outcome}, {summary}{now - self._began:.1f} s")
         self._label = None
 
     def _rate(self, now: float) -> float:

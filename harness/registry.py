@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import typing
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,21 @@ PRODUCTS: dict[str, tuple[type, str]] = {
     "backends": (Backend, "a Backend: name, device, dtype, setup(), synchronize() and describe()"),
 }
 
+# The members of each product; a factory's declared product (a class registered as the factory, or the
+# factory's return annotation) is checked for the methods when it registers, before anything is built.
+PRODUCT_METHODS: dict[str, tuple[str, ...]] = {
+    "models": ("predict", "fingerprint"),
+    "tasks": ("split", "metrics", "fingerprint"),
+    "routers": ("escalate",),
+    "backends": ("setup", "synchronize", "describe"),
+}
+PRODUCT_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "models": ("name",),
+    "tasks": ("name", "labels", "label_words", "prompt"),
+    "routers": ("name",),
+    "backends": ("name", "device", "dtype"),
+}
+
 
 class ContractError(HarnessError):
     """A plugin's factory or hook broke the plugin contract; the message names the plugin and the fix."""
@@ -100,7 +116,38 @@ def factory_problem(kind: str, obj: object) -> str | None:
         return f"registered a factory taking {inspect.signature(obj)}; a {kind[:-1]} factory is {expected}"
     except ValueError:  # builtins without a signature: trust them
         return None
+    product = declared_product(obj)
+    missing = missing_members(kind, product, methods_only=True) if product is not None else []
+    if product is not None and missing:
+        return (
+            f"its factory returns {product.__name__}, which has no {', '.join(missing)}; "
+            f"it must return {PRODUCTS[kind][1]}"
+        )
     return None
+
+
+def declared_product(factory: object) -> type | None:
+    """The class a factory says it builds (itself when it is a class, else its return annotation), if any.
+
+    This is what can be checked without calling the factory, which may load weights.
+    """
+    if isinstance(factory, type):
+        return factory
+    try:
+        returned = typing.get_type_hints(factory).get("return")
+    except Exception:  # an annotation that does not resolve, or an object hints cannot be read from
+        return None
+    return returned if isinstance(returned, type) and returned not in (typing.Any, object) else None
+
+
+def missing_members(kind: str, obj: object, *, methods_only: bool = False) -> list[str]:
+    """The members of a `kind` product that `obj` lacks, as `fingerprint()` or `name`."""
+    missing = [
+        f"{name}()" for name in PRODUCT_METHODS.get(kind, ()) if not callable(getattr(obj, name, None))
+    ]
+    if not methods_only:
+        missing += [name for name in PRODUCT_ATTRIBUTES.get(kind, ()) if not hasattr(obj, name)]
+    return missing
 
 
 class Registry(Generic[T]):
@@ -154,9 +201,11 @@ class Registry(Generic[T]):
         product = entry.obj(*args)  # type: ignore[operator]
         expected_type, expected = PRODUCTS[self.kind]
         if not isinstance(product, expected_type):
+            missing = missing_members(self.kind, product) if product is not None else []
+            lacks = f", which has no {', '.join(missing)}" if missing else ""
             raise ContractError(
                 f"plugin {entry.plugin!r}: the {self.kind[:-1]} factory {name!r} returned "
-                f"{type(product).__name__}; it must return {expected}"
+                f"{type(product).__name__}{lacks}; it must return {expected}"
             )
         return product
 

@@ -17,7 +17,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +27,7 @@ import numpy as np
 
 from harness import provenance
 from harness.boards import Board, ModelEntry
+from harness.budget import ErrorBudget
 from harness.cache import CachedPrediction, PredictionCache, embedding_text, text_key
 from harness.cost import hourly_price, latency_summary, row_cost
 from harness.errors import DamagedData, HarnessError
@@ -51,6 +52,7 @@ from harness.types import (
     Example,
     FitsTrainSplit,
     IssueLog,
+    KnowsFittedFingerprint,
     MeasuresRawText,
     Model,
     ModelContext,
@@ -73,6 +75,7 @@ DEFAULT_BATCH_SIZE = 32
 LOOKAHEAD_REVIEWS = 5000
 WARMUP_TEXTS = 2
 PREDICTION_TEXT_CHARS = 500  # enough to read an error in `harness errors`, bounded for huge runs
+MAX_IDS_SHOWN = 10  # review ids named in an error message; results.json keeps every failed review's id
 
 
 class ProgressSink(Protocol):
@@ -82,7 +85,23 @@ class ProgressSink(Protocol):
 
     def advance(self, count: int) -> None: ...
 
-    def stop(self) -> None: ...
+    def stop(self, outcome: str = "done") -> None:
+        """End the current stage; `outcome` is "done", "failed" or "interrupted"."""
+        ...
+
+
+class ReviewsFailed(HarnessError):
+    """`predict` raised on these reviews; the message names them, the cause keeps the model's traceback."""
+
+    exit_code = 1
+
+    def __init__(
+        self, ids: Sequence[str], cause: BaseException, what: str = "in a batch of {n} review(s)"
+    ) -> None:
+        shown = ", ".join(ids[:MAX_IDS_SHOWN]) + (
+            f" and {len(ids) - MAX_IDS_SHOWN} more" if len(ids) > MAX_IDS_SHOWN else ""
+        )
+        super().__init__(f"{type(cause).__name__}: {cause} ({what.format(n=len(ids))}: {shown})")
 
 
 @dataclass
@@ -94,6 +113,9 @@ class Row:
     label: str
     status: str = "ok"
     error: str | None = None
+    traceback: str | None = None  # the failure's whole traceback, the model's own frames included
+    # Reviews left out because the model failed on them alone, within the board's error budget (max_errors).
+    failed_reviews: list[dict[str, str]] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
     intervals: dict[str, list[float]] = field(default_factory=dict)
     added_metrics: list[dict[str, Any]] = field(default_factory=list)
@@ -281,6 +303,16 @@ def open_reviews(registries: Registries, board: Board, issues: IssueLog) -> Iter
     sources = registries.sources
     if source_name is None:
         matches = [entry for entry in sources if entry.obj.sniff(location)]
+        path = Path(location).expanduser()
+        if not matches and not path.exists():
+            raise HarnessError(
+                f"the data path {location!r} does not exist (no file or directory of that name)"
+            )
+        if not matches and path.is_dir():
+            raise HarnessError(
+                f"the data path {location!r} is a directory but not a saved dataset (datasets' save_to_disk); "
+                "give a .tsv, .jsonl or .csv file in it, or --dataset NAME"
+            )
         if not matches:
             raise HarnessError(
                 f"no source can read {location!r} (known sources: {', '.join(sources.names())}); "
@@ -422,22 +454,29 @@ class Runner:
         row = Row(task=task.name, model=entry.key, label=entry.display, backend=self.backend.describe())
         row.in_training = task.name in entry.in_training
         issues = self.issue_file.log()
+        outcome = "interrupted"
         try:
             model = self.make_model(entry.spec, entry.options_with(self.board.model_options), cache)
             splits = self.open_splits(task, issues)
+            unfitted: list[Example] | None = None  # a train split the model has not been fitted on yet
             if isinstance(model, FitsTrainSplit) and splits.train:
-                with self.stage(f"{task.name} · {entry.display} · fitting on {len(splits.train)}"):
-                    start = time.perf_counter()
-                    model.fit(splits.train, task)
-                    row.fit_s = time.perf_counter() - start
-            if isinstance(model, ChoosesForWorkload):
+                if isinstance(model, KnowsFittedFingerprint) and self.all_cached(
+                    task, model.fitted_fingerprint(splits.train, task), cache
+                ):
+                    unfitted = splits.train
+                    row.notes.append("every prediction was in the cache, so the model was not fitted")
+                else:
+                    self.fit(model, splits.train, task, entry, row, show=True)
+            if isinstance(model, ChoosesForWorkload) and unfitted is None:
                 ahead = list(itertools.islice(splits.test, LOOKAHEAD_REVIEWS))
                 splits.test = itertools.chain(ahead, splits.test)
                 with self.stage(f"{task.name} · {entry.display} · choosing an engine"):
                     start = time.perf_counter()
                     model.choose([ex.text for ex in ahead], len(ahead), task)
                     row.choose_s = time.perf_counter() - start
-            raw_texts, latencies = self.score(task, model, entry, splits, cache, out, row, info)
+            raw_texts, latencies = self.score(
+                task, model, entry, splits, cache, out, row, info, unfitted=unfitted
+            )
             row.counts = dict(splits.counts)
             if isinstance(model, SummarisesRawText):  # covers cached predictions, never counts the warm-up
                 row.extra.update(model.stats_from_raw(raw_texts))
@@ -446,16 +485,20 @@ class Runner:
             row.latency = latency_summary(latencies, row.extra)
             row.cost = row_cost(row.n, row.fit_s + row.runtime_s, row.extra, self.price)
             row.notes.extend(splits.notes)
+            outcome = "done"
         except Exception as exc:  # one model's failure must not end the board; a full disk ends it
             if out_of_space(exc) or isinstance(exc, DamagedData):  # as does a damaged data file
                 raise
+            outcome = "failed"
             row.status = "error"
-            row.error = f"{type(exc).__name__}: {exc}"
-            if not isinstance(exc, HarnessError):
-                row.notes.append(traceback.format_exc(limit=3))
+            named = isinstance(exc, ReviewsFailed)
+            row.error = str(exc) if named else f"{type(exc).__name__}: {exc}"
+            cause = exc.__cause__ if named and exc.__cause__ is not None else exc
+            if not isinstance(cause, HarnessError):
+                row.traceback = "".join(traceback.format_exception(cause))
         finally:
             if self.progress is not None:
-                self.progress.stop()
+                self.progress.stop(outcome)
         row.load_issues = {
             "total": issues.total,
             "by_reason": dict(issues.counts),
@@ -466,14 +509,44 @@ class Runner:
 
     @contextmanager
     def stage(self, label: str) -> Iterator[None]:
-        """A progress line with no count for a step before scoring, so a long one shows that something runs."""
-        if self.progress is not None:
-            self.progress.start(label, None)
+        """A progress line with no count for a step before scoring, so a long one shows that something runs;
+        it ends "failed" when the step raises, never "done"."""
+        if self.progress is None:
+            yield
+            return
+        self.progress.start(label, None)
+        outcome = "failed"
         try:
             yield
+            outcome = "done"
         finally:
-            if self.progress is not None:
-                self.progress.stop()
+            self.progress.stop(outcome)
+
+    def fit(
+        self,
+        model: FitsTrainSplit,
+        train: list[Example],
+        task: Task,
+        entry: ModelEntry,
+        row: Row,
+        *,
+        show: bool,
+    ) -> None:
+        """Fit on the train split, timed into the row; `show` gives the fit its own progress line."""
+        label = f"{task.name} · {entry.display} · fitting on {len(train)}"
+        with self.stage(label) if show else nullcontext():
+            start = time.perf_counter()
+            model.fit(train, task)
+            row.fit_s += time.perf_counter() - start
+
+    def all_cached(self, task: Task, model_fp: str, cache: PredictionCache) -> bool:
+        """Whether the cache holds every prediction of the row, read from a stream of its own."""
+        task_fp, k = task.fingerprint(), len(task.labels)
+        for chunk in chunked(self.open_splits(task, IssueLog()).test, CHUNK_SIZE):
+            keys = {text_key(ex.text) for ex in chunk}
+            if len(cache.get_many(model_fp, task_fp, list(keys), k)) < len(keys):
+                return False
+        return True
 
     def score(
         self,
@@ -485,14 +558,21 @@ class Runner:
         out: IO[str],
         row: Row,
         info: RunInfo,
+        *,
+        unfitted: list[Example] | None = None,
     ) -> tuple[list[str | None], list[float]]:
         """Score every example into `row`; returns the stored raw texts of models that summarise them,
         and every example's latency (its batch's seconds shared by the batch's examples, or the seconds
-        the model gave for each)."""
+        the model gave for each). A model not yet fitted on `unfitted` is fitted before its first
+        prediction, should one be missing from the cache after all."""
         k = len(task.labels)
         raw_texts: list[str | None] = []
         keep_raw = isinstance(model, SummarisesRawText | MeasuresRawText)
-        model_fp, task_fp = model.fingerprint(), task.fingerprint()
+        task_fp = task.fingerprint()
+        if unfitted is not None and isinstance(model, KnowsFittedFingerprint):
+            model_fp = model.fitted_fingerprint(unfitted, task)
+        else:
+            model_fp = model.fingerprint()
         # The model's own figure first: it knows how many reviews keep all its streams or replicas busy.
         if isinstance(model, ChoosesBatchSize):
             batch_size = int(model.batch_size)
@@ -504,6 +584,8 @@ class Runner:
         probs_parts: list[np.ndarray] = []
         latencies: list[float] = []
         sliced: list[dict[str, Any]] = []  # what slicing reads of each scored example
+        budget = ErrorBudget.parse(self.board.max_errors, "max_errors")
+        last_failure: BaseException | None = None
         warmed = False
         if self.progress is not None:
             self.progress.start(f"{task.name} · {entry.display}", self.scored_total(task))
@@ -515,20 +597,47 @@ class Runner:
             row.cached += len(chunk) - len(todo)
             if self.progress is not None and len(chunk) > len(todo):
                 self.progress.advance(len(chunk) - len(todo))
-            start = 0
+            start = size = 0
+            splitting_until = 0  # a failed batch is split in halves up to here, then batches are whole again
             while start < len(todo):
-                batch = [chunk[i] for i in todo[start : start + batch_size]]
+                if start >= splitting_until:
+                    size = batch_size
+                batch = [chunk[i] for i in todo[start : start + size]]
+                if unfitted is not None and isinstance(model, FitsTrainSplit):
+                    self.fit(model, unfitted, task, entry, row, show=False)
+                    unfitted = None
+                    if model.fingerprint() != model_fp:
+                        raise HarnessError(
+                            f"model {entry.spec!r}: fitted_fingerprint() gave {model_fp!r} but the fitted "
+                            f"model's fingerprint() is {model.fingerprint()!r}; the two must agree"
+                        )
                 try:
                     output, seconds = self.timed_predict(
                         model, [ex.text for ex in batch], task, entry, warm=warmed
                     )
                 except Exception as exc:
-                    if not is_out_of_memory(exc) or batch_size == 1:
-                        raise
-                    batch_size = max(1, batch_size // 2)
-                    row.extra["batch_size"] = batch_size
-                    row.notes.append(f"out of memory: batch size halved to {batch_size}")
-                    release_device_memory(self.backend)
+                    out_of_memory = is_out_of_memory(exc)
+                    if len(batch) > 1 and (out_of_memory or budget.allows_any):
+                        size = len(batch) // 2
+                        splitting_until = max(splitting_until, start + len(batch))
+                        if out_of_memory:
+                            batch_size = min(batch_size, size)
+                            row.extra["batch_size"] = batch_size
+                            row.notes.append(f"out of memory: batch size halved to {batch_size}")
+                            release_device_memory(self.backend)
+                        continue
+                    if not budget.allows_any:
+                        raise ReviewsFailed([ex.id for ex in batch], exc) from exc
+                    last_failure, failed_key = exc, text_key(batch[0].text)
+                    same = [ex.id for ex, key in zip(chunk, keys, strict=True) if key == failed_key]
+                    row.failed_reviews += [
+                        {"id": id_, "error": f"{type(exc).__name__}: {exc}"} for id_ in same
+                    ]
+                    if budget.exceeded(len(row.failed_reviews), self.board.limit):
+                        raise self.over_budget(row, budget, exc) from exc
+                    start += 1
+                    if self.progress is not None:
+                        self.progress.advance(len(same))
                     continue
                 warmed = True
                 start += len(batch)
@@ -553,6 +662,10 @@ class Runner:
                 )
                 if self.progress is not None:
                     self.progress.advance(len(batch))
+            chunk = [ex for ex, key in zip(chunk, keys, strict=True) if key in found]  # less failed reviews
+            keys = [text_key(ex.text) for ex in chunk]
+            if not chunk:
+                continue
             chunk_probs = np.stack([found[key].probs for key in keys])
             for ex, key, p in zip(chunk, keys, chunk_probs, strict=True):
                 hit = found[key]
@@ -569,6 +682,15 @@ class Runner:
             cluster_keys.extend(ex.cluster for ex in chunk)
             probs_parts.append(chunk_probs)
         row.n = len(gold)
+        if row.failed_reviews:
+            failed = row.failed_reviews
+            if budget.exceeded(len(failed), row.n + len(failed)):
+                raise self.over_budget(row, budget, last_failure) from last_failure
+            row.notes.append(
+                f"{len(failed)} review(s) failed and are left out (within --max-errors {budget.text}): "
+                + ", ".join(r["id"] for r in failed[:MAX_IDS_SHOWN])
+                + (" ..." if len(failed) > MAX_IDS_SHOWN else "")
+            )
         if not gold:  # an empty, header-only or unreadable file must not look like a finished row
             row.counts = dict(splits.counts)
             seen = ", ".join(f"{k} {v}" for k, v in sorted(splits.counts.items()) if v) or "no reviews read"
@@ -609,6 +731,17 @@ class Runner:
             clusters=clusters,
         )  # fmt: skip
         return raw_texts, latencies
+
+    @staticmethod
+    def over_budget(row: Row, budget: ErrorBudget, last: BaseException | None) -> ReviewsFailed:
+        """The error that fails a row whose failed reviews are more than its error budget allows."""
+        failed = row.failed_reviews
+        cause = last if last is not None else RuntimeError(failed[-1]["error"])
+        return ReviewsFailed(
+            [r["id"] for r in failed],
+            cause,
+            "{n} review(s) failed, more than --max-errors " + budget.text + " allows",
+        )
 
     def add_raw_measures(
         self,

@@ -55,8 +55,8 @@ class SeedProgress:
     def advance(self, count: int) -> None:
         self.inner.advance(count)
 
-    def stop(self) -> None:
-        self.inner.stop()
+    def stop(self, outcome: str = "done") -> None:
+        self.inner.stop(outcome)
 
 
 def refuse_mixed_run_dir(run_dir: Path, multi_seed: bool) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.errors import HarnessError
 from harness.options import Option
 from harness.plugin_manager import PluginHost
 from harness.registry import Entry
@@ -34,6 +35,7 @@ ORDINARY_TEXTS = (
     "A thriller novel that kept me reading until 3am.",
 )
 TRAIN_REVIEWS = 40
+CHANGED_WORD = "zyzzyva"  # added to a string or word-list option: a word no review is likely to hold
 
 
 def check_model_plugin(
@@ -49,8 +51,8 @@ def check_model_plugin(
     """Every check above, for the model `spec` of `plugin` (a module or object with hooks).
 
     `options` are given to every instance; `option_changes` are values that
-    must change the fingerprint (by default one for each declared bool, choice
-    and number option that changes predictions). `tasks` default to the tasks
+    must change the fingerprint (by default one for each declared option that
+    changes predictions: bool, choice, number, word list, and string with a default). `tasks` default to the tasks
     the model declares, or polarity and category.
     """
     if host is None:
@@ -65,8 +67,14 @@ def check_model_plugin(
         model = _prepared(spec, given, workdir, host, task, train)
         _check_probabilities(model, task, spec)
         _check_fingerprint_is_stable(model, _prepared(spec, given, workdir, host, task, train), spec)
+        guessed = _free_text(entry) if option_changes is None else set()
         for key, value in _changes(entry, option_changes).items():
-            changed = _prepared(spec, {**given, key: value}, workdir, host, task, train)
+            try:
+                changed = _prepared(spec, {**given, key: value}, workdir, host, task, train)
+            except (HarnessError, ValueError):
+                if key in guessed:  # a string with a format of its own (NAME=label,...) refused the guess
+                    continue
+                raise
             assert changed.fingerprint() != model.fingerprint(), (
                 f"{spec}: option {key}={value} changes predictions but not the fingerprint, so the "
                 "prediction cache would serve answers of the old setting; put it in fingerprint()"
@@ -149,6 +157,11 @@ def _changes(entry: Entry[ModelFactory], given: Mapping[str, str] | None) -> dic
     }
 
 
+def _free_text(entry: Entry[ModelFactory]) -> set[str]:
+    """Names of the string options without choices, whose changed value is a guess the model may refuse."""
+    return {o.name for o in entry.options or () if o.kind is str and not o.choices}
+
+
 def _other_value(option: Option) -> str | None:
     """A value unlike the default, for the option kinds where one can be chosen without knowing the model."""
     default: Any = option.default
@@ -160,4 +173,8 @@ def _other_value(option: Option) -> str | None:
         return str(default + 1)
     if option.kind is float and default is not None:
         return str(default * 2 if default else 0.5)
-    return None
+    if option.kind is list:  # a word list: one more word
+        return ",".join([*(default or ()), CHANGED_WORD])
+    if option.kind is str and default is not None:  # a template or prefix: the same text, one word longer
+        return f"{default} {CHANGED_WORD}"
+    return None  # a string without a default names a file or checkpoint: no value can be guessed

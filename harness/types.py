@@ -230,6 +230,17 @@ class ChoosesForWorkload(Protocol):
 
 
 @runtime_checkable
+class KnowsFittedFingerprint(Protocol):
+    """A model that learns from the train split and can say, without fitting, the fingerprint `fit` gives it.
+
+    The runner then skips the fit when every prediction of the row is in the cache
+    (a rerun, a sweep replaying a finished run), and fits before the first one that is not.
+    """
+
+    def fitted_fingerprint(self, train: Sequence[Example], task: Task) -> str: ...
+
+
+@runtime_checkable
 class ChoosesBatchSize(Protocol):
     """A model that knows how many texts a `predict` call should get; wins over the batch_size option."""
 

@@ -54,6 +54,7 @@ class Comparison:
     clusters: int | None = None  # clusters resampled; None: the reviews were resampled
     design_effect: float | None = None  # of the accuracy difference: clustered over unclustered SE
     min_detectable: float | None = None  # accuracy difference detectable at 80% power, 5% two-sided
+    notes: list[str] = field(default_factory=list)  # what makes the pairing less than the two whole runs
 
 
 def mcnemar_exact(only_a_right: int, only_b_right: int) -> float:
@@ -178,7 +179,39 @@ def compare_records(
         )
     return Comparison(task, model, len(pairs), diffs, only_a, only_b, mcnemar_exact(only_a, only_b),
                       examples, len(disagree), None if clusters is None else cluster_count(clusters, len(pairs)),
-                      effect, detectable)  # fmt: skip
+                      effect, detectable, pairing_notes(a, b, pairs))  # fmt: skip
+
+
+def pairing_notes(
+    a: Sequence[dict[str, Any]], b: Sequence[dict[str, Any]], pairs: list[tuple[dict, dict]]
+) -> list[str]:
+    """What a reader of the differences must know: reviews left unpaired, and shared ids of other texts."""
+    notes = []
+    if len(pairs) < max(len(a), len(b)):
+        notes.append(
+            f"paired on the {len(pairs)} reviews both runs scored; {len(a) - len(pairs)} scored by A only, "
+            f"{len(b) - len(pairs)} by B only"
+        )
+    other = sum(1 for ra, rb in pairs if "text" in ra and "text" in rb and ra["text"] != rb["text"])
+    if other:
+        notes.append(
+            f"{other} of the paired ids hold different texts in the two runs: they are not the same reviews"
+        )
+    return notes
+
+
+DATA_KEYS = ("data", "dataset", "source_options", "seed")  # what decides which reviews a run scores
+
+
+def data_notes(run_a: Path, run_b: Path) -> list[str]:
+    """A note for each setting of the two runs that decides their reviews and differs, e.g. the data file."""
+    config_a = read_results(run_a).get("config") or {}
+    config_b = read_results(run_b).get("config") or {}
+    return [
+        f"the runs differ in {key}: A {config_a.get(key)!r}, B {config_b.get(key)!r}"
+        for key in DATA_KEYS
+        if config_a.get(key) != config_b.get(key)
+    ]
 
 
 def compare_runs(
@@ -199,12 +232,16 @@ def compare_runs(
         raise HarnessError(
             f"no (task, model) is in both runs; run A has {sorted(groups_a)}, run B has {sorted(groups_b)}"
         )
-    return [
+    comparisons = [
         compare_records(
             key[0], key[1], groups_a[key], groups_b[key], resamples=resamples, seed=seed, show=show
         )
         for key in shared
     ]
+    settings = data_notes(run_a, run_b)
+    for comparison in comparisons:
+        comparison.notes[:0] = settings
+    return comparisons
 
 
 @dataclass

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,9 +39,17 @@ def new_figure(width: float, height: float) -> Any:
     return figure
 
 
+def save_png(figure: Any, target: Any, **options: Any) -> None:
+    """`figure.savefig` without matplotlib's "Glyph ... missing from font" warnings on stderr: a label in a
+    script the font lacks is drawn as boxes, and the tables beside the picture show it in full."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font")
+        figure.savefig(target, **options)
+
+
 def png_bytes(figure: Any) -> bytes:
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", bbox_inches="tight")
+    save_png(figure, buffer, format="png", bbox_inches="tight")
     return buffer.getvalue()
 
 

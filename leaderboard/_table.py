@@ -358,6 +358,12 @@ def build_table(task: str, rows: Sequence[Row]) -> Table:
     body = [entry_cells(e, columns) for e in entries]
     highlight_best(columns, [r for r, e in zip(body, entries, strict=True) if e in ok_entries])
     errors = [f"{e.label}: {e.row.get('error')}" for e in entries if e.row.get("status", "ok") == "error"]
+    errors += [
+        f"{e.label}: {len(lost)} review(s) failed and are left out of n, within the error budget "
+        f"(see failed_reviews in results.json)"
+        for e in ok_entries
+        if (lost := e.row.get("failed_reviews"))
+    ]
     summary = summary_line(rows)
     if clustered := cluster_summary(task, rows):
         summary += " · " + clustered

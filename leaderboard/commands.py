@@ -25,6 +25,7 @@ def format_comparisons(comparisons: list[Any]) -> str:
             + (f", resampling {c.clusters} clusters" if c.clusters is not None else "")
             + ")"
         )
+        lines += [f"  note: {note}" for note in c.notes]
         for m in c.metrics:
             interval = f"[{m.low:+.3f}, {m.high:+.3f}]" if m.low is not None else "(no interval)"
             lines.append(f"  {m.name:<24} A {m.a:.3f}  B {m.b:.3f}  diff {m.diff:+.3f} {interval}")

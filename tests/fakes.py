@@ -215,5 +215,5 @@ class ProgressRecorder:
     def advance(self, count: int) -> None:
         self.events.append(("advance", count))
 
-    def stop(self) -> None:
-        self.events.append(("stop",))
+    def stop(self, outcome: str = "done") -> None:
+        self.events.append(("stop",) if outcome == "done" else ("stop", outcome))

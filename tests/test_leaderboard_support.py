@@ -23,6 +23,8 @@ def polarity_row(
         "label": label,
         "status": "ok",
         "error": None,
+        "traceback": None,
+        "failed_reviews": [],
         "metrics": {
             "macro_f1": f1,
             "accuracy": f1 + 0.02,

@@ -165,6 +165,42 @@ def test_the_kit_catches_a_fingerprint_that_misses_an_option(tmp_path):
         check_model_plugin(stale, "stale", workdir=tmp_path, tasks=["polarity"])
 
 
+@pytest.mark.parametrize(
+    ("declared", "changed"),
+    [
+        ('Option("negations", list, ("not", "never"), "words that flip the answer")', "negations=not,never,zyzzyva"),
+        ('Option("suffix", str, " Answer:", "text after the review")', "suffix= Answer: zyzzyva"),
+    ],
+)  # fmt: skip
+def test_the_kit_catches_a_fingerprint_that_misses_a_word_list_or_string_option(declared, changed, tmp_path):
+    from harness.testing import check_model_plugin
+
+    forgetful = plugin_module(
+        "forgetful",
+        f"""
+        import numpy as np
+        from harness import Option, OptionSet, hookimpl
+
+        OPTIONS = OptionSet({declared})
+
+        class Forgetful:
+            name = "forgetful"
+
+            def predict(self, texts, task):
+                return np.tile([0.5, 0.5], (len(texts), 1))
+
+            def fingerprint(self):
+                return "forgetful"  # forgets its option
+
+        @hookimpl
+        def register_models(register):
+            register("forgetful", lambda arg, ctx: Forgetful(), options=OPTIONS)
+        """,
+    )
+    with pytest.raises(AssertionError, match=f"option {changed} changes predictions but not the fingerprint"):
+        check_model_plugin(forgetful, "forgetful", workdir=tmp_path, tasks=["polarity"])
+
+
 def plugin_module(name: str, source: str):
     import textwrap
     import types

@@ -142,8 +142,13 @@ def test_an_unknown_model_option_is_refused_with_the_closest_name(host, toy_plug
     board = Board(
         name="t", tasks=["toy"], models=[ModelEntry("words")], data="toy:20", model_options={"x": "1"}
     )
-    with pytest.raises(HarnessError, match=r"no model of this board \(words\) has no option 'x'"):
+    with pytest.raises(HarnessError, match=r"the models of this board \(words\) read no option 'x'"):
         run_board(host, board, tmp_path)
+    board.model_options = {"fail_no": "x"}
+    with pytest.raises(HarnessError) as error:
+        run_board(host, board, tmp_path)
+    assert "read no option 'fail_no'; did you mean 'fail_on'?" in str(error.value)
+    assert "no model" not in str(error.value)  # no double negative
     assert toy_plugin.models == []
 
 
@@ -206,3 +211,66 @@ def test_strict_mode_cli_exits_non_zero_with_one_line_and_no_traceback(tmp_path)
     assert "Traceback" not in done.stderr
     [line] = [line for line in done.stderr.splitlines() if line.strip()]
     assert "plugin 'broken'" in line and "did you mean 'register_models'" in line
+
+
+NO_FINGERPRINT_CLASS = """
+    import numpy as np
+    from harness import hookimpl
+
+    class NoFingerprint:
+        name = "no-fingerprint"
+
+        def __init__(self, arg, ctx):
+            pass
+
+        def predict(self, texts, task):
+            return np.full((len(texts), 2), 0.5)
+
+    @hookimpl
+    def register_models(register):
+        register("no-fingerprint", NoFingerprint)
+"""
+NO_FINGERPRINT_ANNOTATED = NO_FINGERPRINT_CLASS.replace(
+    'register("no-fingerprint", NoFingerprint)',
+    "def make(arg, ctx) -> NoFingerprint:\n            return NoFingerprint(arg, ctx)\n\n"
+    '        register("no-fingerprint", make)',
+)
+NO_FINGERPRINT_UNDECLARED = NO_FINGERPRINT_CLASS.replace(
+    'register("no-fingerprint", NoFingerprint)',
+    'register("no-fingerprint", lambda arg, ctx: NoFingerprint(arg, ctx))',
+)
+
+
+@pytest.mark.parametrize("source", [NO_FINGERPRINT_CLASS, NO_FINGERPRINT_ANNOTATED])
+def test_strict_mode_checks_the_declared_product_of_a_factory_without_building_it(source):
+    with pytest.raises(PluginLoadError) as error:
+        _ = host_with(plugin(source), strict=True).registries
+    message = str(error.value)
+    assert "plugin 'broken'" in message and "model 'no-fingerprint'" in message
+    assert "returns NoFingerprint, which has no fingerprint()" in message and "\n" not in message
+
+
+def test_a_product_without_a_member_is_refused_where_it_is_built_naming_the_member(tmp_path):
+    host = host_with(plugin(NO_FINGERPRINT_UNDECLARED), strict=True)  # nothing declared: built to be checked
+    with pytest.raises(ContractError, match=r"returned NoFingerprint, which has no fingerprint\(\); it must"):
+        build_model("no-fingerprint", {}, 0, tmp_path, backend_name="cpu", host=host)
+
+
+def test_strict_harness_plugins_exits_non_zero_on_a_declared_product_without_a_member(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "harness_nofp.py").write_text(textwrap.dedent(NO_FINGERPRINT_CLASS))
+    info = site / "harness_nofp-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: harness-nofp\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[harness]\nnofp = harness_nofp\n")
+    env = {"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}
+    args = [sys.executable, "-m", "harness", "plugins"]
+    lenient = subprocess.run(args, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert lenient.returncode == 0 and "has no fingerprint()" in lenient.stdout
+    strict = subprocess.run(
+        args, capture_output=True, text=True, env={**env, "HARNESS_STRICT_PLUGINS": "1"}, cwd=tmp_path
+    )
+    assert strict.returncode == 2 and "Traceback" not in strict.stderr
+    [line] = [line for line in strict.stderr.splitlines() if line.strip()]
+    assert "plugin 'nofp'" in line and "has no fingerprint()" in line

@@ -71,8 +71,11 @@ def test_unreadable_data_and_a_model_that_cannot_do_the_task(cli, tmp_path):
                  "--out", str(tmp_path / "o"))  # fmt: skip
     assert result.exit_code == 2
     found = problems(result.stderr)
-    assert any("cannot run task 'category'" in p and "polarity only" in p for p in found)
-    assert any("no source can read" in p for p in found)
+    assert [p for p in found if "vader" in p] == [
+        p for p in found if "supports the polarity task(s) only" in p
+    ]
+    assert len([p for p in found if "vader" in p]) == 1  # said once, not again in the model's own words
+    assert any("nothing.xyz' does not exist" in p for p in found)
 
 
 def test_hub_models_not_downloaded_are_refused_offline_without_retries(cli, tmp_path, monkeypatch):

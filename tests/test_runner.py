@@ -132,8 +132,12 @@ def test_concurrent_runs_in_different_directories_both_finish(host, tmp_path):
 
 
 def test_unreadable_source_location_is_a_clear_error(host, tmp_path):
-    [row] = run_board(host, toy_board(data="nowhere.xyz"), tmp_path)["rows"]
-    assert "no source can read 'nowhere.xyz'" in row["error"]
+    unknown = tmp_path / "reviews.xyz"
+    unknown.write_text("not a format any source reads\n")
+    [row] = run_board(host, toy_board(data=str(unknown)), tmp_path / "a")["rows"]
+    assert f"no source can read '{unknown}'" in row["error"]
+    [row] = run_board(host, toy_board(data="nowhere.xyz"), tmp_path / "b")["rows"]
+    assert "the data path 'nowhere.xyz' does not exist" in row["error"]
 
 
 def test_corrupted_cache_is_rebuilt_not_trusted(host, tmp_path):

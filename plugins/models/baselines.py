@@ -126,8 +126,16 @@ class TfidfLogreg:
 
     def fingerprint(self) -> str:
         """After training, the train data the model learned from (the fit has no other randomness)."""
-        trained = {key: data for key, (_, data) in sorted(self._fitted.items())}
-        return f"tfidf-logreg-{digest({'trained': trained})}"
+        return self._fingerprint({key: data for key, (_, data) in self._fitted.items()})
+
+    def fitted_fingerprint(self, train: Sequence[Example], task: Task) -> str:
+        """The fingerprint `fit(train, task)` gives, without fitting: a rerun whose answers are cached skips it."""
+        trained = {key: data for key, (_, data) in self._fitted.items()}
+        return self._fingerprint({**trained, task.fingerprint(): train_data_hash(train)})
+
+    @staticmethod
+    def _fingerprint(trained: dict[str, str]) -> str:
+        return f"tfidf-logreg-{digest({'trained': dict(sorted(trained.items()))})}"
 
 
 def make_vader(arg: str | None, ctx: ModelContext) -> VaderModel:

@@ -179,7 +179,8 @@ def pick_for_metric(shares: np.ndarray, values: np.ndarray, target: float) -> tu
     ok = np.flatnonzero(values >= target)
     if len(ok):
         return int(ok[np.argmin(shares[ok])]), True
-    best = np.flatnonzero(values == np.nanmax(values))
+    defined = ~np.isnan(values)  # a metric undefined everywhere: the cheapest threshold
+    best = np.flatnonzero(values == np.max(values[defined])) if defined.any() else np.arange(len(values))
     return int(best[np.argmin(shares[best])]), False
 
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from harness.leaderboard._plots import save_png
 from harness.plugins.routing import _calibration as calibration
 from harness.plugins.routing._replay import MetricFn, read_pair
 
@@ -173,7 +174,7 @@ def plot_cascade(path: Path, report: CascadeReport) -> Path:
     axes.set_ylabel(report.metric)
     axes.legend(loc="lower right", fontsize="small")
     figure.suptitle(f"{report.task}: {' > '.join(report.models)} ({report.router}, n = {report.n})")
-    figure.savefig(path, dpi=110)
+    save_png(figure, path, dpi=110)
     return path
 
 

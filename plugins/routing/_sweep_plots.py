@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from harness.leaderboard._plots import save_png
 from harness.plugins.routing._replay import Point
 
 
@@ -61,5 +62,5 @@ def plot_sweep(
     by_share.legend(loc="lower right", fontsize="small")
     by_time.legend(loc="lower right", fontsize="small")
     figure.suptitle(title)
-    figure.savefig(path, dpi=110)
+    save_png(figure, path, dpi=110)
     return path
