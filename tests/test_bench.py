@@ -184,6 +184,7 @@ def test_tsv_copies_keep_the_release_format_with_new_ids(tmp_path: Path) -> None
 
 
 @pytest.mark.slow
+@pytest.mark.long
 @needs_data
 def test_small_part_harness_fp32_matches_the_study_pipeline(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(bench_small, "build_distilbert_base", lambda d, seed=0: build_distilbert(d))

@@ -258,6 +258,7 @@ def _calibration_ids(workdir) -> set[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_packaged_smollm2_zero_shot_divides_the_content_free_prior_out_of_its_raw_scores(tmp_path):
     """Zero-shot SmolLM2-135M is near chance on a handful of reviews (0.668 macro-F1 on 1,000 marc
     reviews), so what is checked here is the path: the study's prompt scored, then calibrated."""

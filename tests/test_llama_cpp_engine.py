@@ -122,6 +122,7 @@ def _scores(engine: str, task, tmp_path, **options: str) -> np.ndarray:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 @llama_cpp_missing
 @pytest.mark.parametrize("weights", ["float32", "stored"])
 @pytest.mark.parametrize("task", [PolarityTask(), CategoryTask()], ids=["polarity", "category"])
@@ -140,6 +141,7 @@ def test_llama_cpp_label_likelihoods_agree_with_transformers_on_the_packaged_ggu
 
 
 @pytest.mark.slow
+@pytest.mark.long
 @llama_cpp_missing
 def test_llama_cpp_on_the_float32_copy_generates_what_transformers_generates(tmp_path):
     answers = {}

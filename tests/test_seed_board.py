@@ -116,7 +116,8 @@ def test_rows_option_reads_only_the_first_rows():
     assert splits.counts["read"] == 10 and splits.counts["dropped_3star"] == 3
 
 
-@pytest.mark.slow  # fourteen rows of tiny models, two of them fine-tuned: about a minute on an idle machine
+@pytest.mark.slow  # fourteen rows of tiny models, two of them fine-tuned: minutes, so make test-all runs it
+@pytest.mark.long
 def test_seed_board_follows_the_protocol(seed_run):
     out, rows = seed_run
     results = json.loads((out / "results.json").read_text())
@@ -152,6 +153,7 @@ def test_seed_board_follows_the_protocol(seed_run):
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_reported_rows_stand_beside_measured_ones_never_ranked(seed_run):
     out, _ = seed_run
     results = json.loads((out / "results.json").read_text())

@@ -79,6 +79,7 @@ def test_float32_encoder_engines_match_torch(t5: Path, model_dir: Path, engine: 
     assert model.run_stats()["engine"] == f"{engine}-fp32"
 
 
+@pytest.mark.long
 @pytest.mark.parametrize(
     ("engine", "precision"), [("openvino", "bf16"), ("openvino", "int8"), ("onnxruntime", "int8")]
 )
@@ -118,6 +119,7 @@ def test_explicit_engines_change_the_fingerprint_and_auto_does_not(t5: Path, tmp
     assert scorer(t5, tmp_path, engine="onnxruntime", precision="int8").fingerprint() != auto
 
 
+@pytest.mark.long
 def test_bench_times_label_scoring_with_each_encoder_engine_against_torch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

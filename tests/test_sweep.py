@@ -350,6 +350,7 @@ def test_sweep_command_end_to_end(host, pair_plugin, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_real_minilm_smollm2_sweep_on_the_demo_sample_runs_each_model_once(tmp_path):
     pytest.importorskip("accelerate", reason="transformers needs accelerate to load SmolLM2's GGUF file")
     from harness.plugin_manager import PluginHost
