@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import HarnessError
+from harness import HarnessError
 from harness.intervals import cluster_codes, cluster_count, design_effects, resample_blocks, resampling_units
 from harness.leaderboard._predictions import group_predictions, iter_predictions
 from harness.power import min_detectable_difference

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
+from harness import HarnessError
 from harness.leaderboard._table import (
     REPORTED,
     Entry,

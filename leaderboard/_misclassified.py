@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
+from harness import HarnessError
 from harness.leaderboard._predictions import confidence, iter_predictions
 from harness.leaderboard._terminal import CONTROL
 from harness.results import read_results

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness import HarnessError
 from harness.leaderboard._compare import compare_records
 from harness.leaderboard._predictions import group_predictions, iter_predictions
 from harness.power import independent_disagreement, reviews_needed

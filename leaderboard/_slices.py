@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
+from harness import HarnessError
 from harness.leaderboard._table import TASK_METRICS, format_metric
 from harness.leaderboard._terminal import printable
 from harness.results import read_results

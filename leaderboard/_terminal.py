@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from harness.errors import HarnessError
+from harness import HarnessError
 from harness.leaderboard._table import IN_TRAINING_MARK, Cell, Column, Table, build_tables
 
 DEFAULT_WIDTH = 100  # no terminal to ask (a pipe, a log file, CI)

@@ -6,7 +6,7 @@ import tomllib
 from importlib.resources import files
 from pathlib import Path
 
-from harness.hookspecs import hookimpl
+from harness import hookimpl
 
 
 def board_files() -> list[Path]:

@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 
+from harness import hookimpl
 from harness.boards import task_name
-from harness.hookspecs import hookimpl
 
 RUN_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 

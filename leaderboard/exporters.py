@@ -8,12 +8,11 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from harness.hookspecs import hookimpl
+from harness import Exporter, hookimpl
 from harness.leaderboard._findings import board_findings
 from harness.leaderboard._html import render_html
 from harness.leaderboard._table import Table, build_tables
 from harness.leaderboard._terminal import render_plain, render_terminal
-from harness.types import Exporter
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")  # a leading tab or CR also starts a formula
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from harness import hookimpl
 from harness.files import atomic_write, write_json
-from harness.hookspecs import hookimpl
 from harness.results import RESULTS_FILE, leaderboard_rows
 
 RUN_PLOTS = ("pareto_*.png", "slices_*.png", "confusion_*.png", "per_class_*.png")  # what write_plots draws

@@ -14,8 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from harness.options import Option, OptionError, OptionSet
-from harness.types import Review
+from harness import Option, OptionError, OptionSet, Review
 
 INPUTS = ("body", "title+body")
 MARKUP = ("clean", "keep")

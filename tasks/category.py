@@ -30,12 +30,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import islice
 
-from harness.hookspecs import hookimpl
-from harness.metrics import RegisteredMetrics
-from harness.options import Option, OptionSet
+from harness import Example, Option, OptionSet, RegisteredMetrics, Review, Splits, hookimpl
 from harness.tasks import _common as common
 from harness.tasks._category_names import STUDY_CATEGORIES, normalise, to_release_name
-from harness.types import Example, Review, Splits
 
 NOTED_NAMES = 20
 OPTIONS = common.SHARED_OPTIONS + OptionSet(

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from harness.hookspecs import hookimpl
+from harness import hookimpl
 from harness.metrics import NO_LABEL, Metric, ResampledFn, predictions
 
 NAN = float("nan")

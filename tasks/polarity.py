@@ -36,11 +36,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import chain, islice
 
-from harness.hookspecs import hookimpl
-from harness.metrics import RegisteredMetrics
-from harness.options import Option, OptionSet
+from harness import Example, Option, OptionSet, RegisteredMetrics, Review, Splits, hookimpl
 from harness.tasks import _common as common
-from harness.types import Example, Review, Splits
 
 LABELS = ("negative", "positive")
 TRAIN_SHARE = 0.5

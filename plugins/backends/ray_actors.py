@@ -23,12 +23,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
-from harness.hookspecs import hookimpl
-from harness.options import Option, OptionSet
+from harness import Example, HarnessError, Model, ModelOutput, Option, OptionSet, Task, hookimpl
 from harness.plugins.backends.torch_devices import DTYPES
 from harness.provenance import cpu_name
-from harness.types import Example, Model, ModelOutput, Task
 
 OPTIONAL_METHODS = ("stats_from_raw", "measure_raw")
 

@@ -5,12 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from harness.errors import HarnessError
-from harness.hookspecs import hookimpl
-from harness.options import Option, OptionSet
+from harness import BackendFactory, HarnessError, Option, OptionSet, Register, hookimpl
 from harness.provenance import cpu_name
-from harness.registry import Register
-from harness.types import BackendFactory
 
 DTYPES = ("float32", "bfloat16", "float16")
 

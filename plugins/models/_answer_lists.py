@@ -30,8 +30,8 @@ import json
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from harness import ModelOutput, Task
 from harness.plugins.models._label_scoring import answers_to_probs, parse_answer
-from harness.types import ModelOutput, Task
 
 if TYPE_CHECKING:
     import numpy as np

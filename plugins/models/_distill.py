@@ -18,12 +18,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from harness import SEED_COMPONENTS, Example, HarnessError, IssueLog, Splits, Task
 from harness.cache import text_key
-from harness.errors import HarnessError
 from harness.plugins.models._finetune import FinetuneResult, one_hot
 from harness.runner import Runner, build_model, open_reviews
 from harness.tasks._common import unit_hash
-from harness.types import SEED_COMPONENTS, Example, IssueLog, Splits, Task
 
 if TYPE_CHECKING:
     from harness.plugins.models.classifiers import HFClassifier

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
+from harness import HarnessError
 from harness.plugins.models._engine_export import install_hint, missing
 from harness.plugins.models._finetune import digest
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
+from harness import HarnessError
 from harness.plugins.models._finetune import digest, length_batches
 
 INSTALL = {

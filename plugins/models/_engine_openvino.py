@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
+from harness import HarnessError
 from harness.plugins.models._engine_export import CLASSIFIER, Pass, batched_logits, build_once, quiet_export
 
 HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}

@@ -25,10 +25,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
+from harness import Example, HarnessError
 from harness.plugins.models._checkpoints import checkpoint_identity
 from harness.plugins.models._truncation import fit_tokens
-from harness.types import Example
 
 DONE_FILE = "finetune.json"
 

@@ -9,10 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import HarnessError
-from harness.hookspecs import hookimpl
+from harness import Example, HarnessError, ModelContext, ModelOutput, Task, hookimpl
 from harness.plugins.models._finetune import digest, train_data_hash
-from harness.types import Example, ModelContext, ModelOutput, Task
 
 if TYPE_CHECKING:
     import numpy as np

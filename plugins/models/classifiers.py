@@ -51,9 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
-from harness.hookspecs import hookimpl
-from harness.options import Option, OptionSet
+from harness import Example, HarnessError, ModelContext, ModelOutput, Option, OptionSet, Task, hookimpl
 from harness.plugins.models import _engine_choice as engines
 from harness.plugins.models._checkpoints import checkpoint_identity
 from harness.plugins.models._encoder_layers import use_inference_layers
@@ -69,7 +67,6 @@ from harness.plugins.models._finetune import (
     window_limit,
 )
 from harness.plugins.models._truncation import POLICIES
-from harness.types import Example, ModelContext, ModelOutput, Task
 
 ALIASES = {"pos": "positive", "neg": "negative"}
 OPTIONS = OptionSet(

@@ -17,10 +17,10 @@ from typing import Any
 
 import click
 
+from harness import hookimpl
 from harness.boards import Board, ModelEntry
 from harness.command_helpers import EXIT_CODES
 from harness.errors import HarnessError, RunFailed
-from harness.hookspecs import hookimpl
 
 BOARD_NAME = "distill"
 DEFAULT_POOL = 2000

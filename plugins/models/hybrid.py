@@ -32,8 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import HarnessError
-from harness.hookspecs import hookimpl
+from harness import HarnessError, hookimpl
 from harness.stages import parse_stage_marker
 from harness.types import (
     ChoosesForWorkload,

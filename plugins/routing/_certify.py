@@ -47,7 +47,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from harness.errors import HarnessError
+from harness import HarnessError
 
 METRICS = ("accuracy", "class_accuracy")
 ORDERING_SHARE = 0.25

@@ -25,12 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import HarnessError
-from harness.metrics import predictions
+from harness import HarnessError, ModelOutput, predictions
 from harness.plugins.routing import _calibration as calibration
 from harness.plugins.routing._replay import MetricFn, PairedPredictions, hybrid_probs
 from harness.plugins.routing.routers import entropy_confidence, max_probability, top_two_margin
-from harness.types import ModelOutput
 
 NEGATION = re.compile(
     r"\b(?:not|no|never|nothing|none|nobody|neither|nor|cannot|without|hardly)\b|n't\b", re.I

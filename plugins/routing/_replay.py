@@ -18,12 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from harness import HarnessError, Router, predictions
 from harness.cache import embedding_from_text
-from harness.errors import HarnessError
 from harness.intervals import bootstrap_intervals, cluster_codes
-from harness.metrics import predictions
 from harness.plugins.routing import _calibration as calibration
-from harness.types import Router
 
 MetricFn = Callable[[np.ndarray, np.ndarray], dict[str, float]]
 RouterFactory = Callable[[float], Router]

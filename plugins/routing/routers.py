@@ -13,8 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import HarnessError
-from harness.hookspecs import hookimpl
+from harness import HarnessError, hookimpl
 
 
 def max_probability(probs: np.ndarray) -> np.ndarray:

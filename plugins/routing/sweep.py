@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from harness import hookimpl
 from harness.boards import Board, ModelEntry
 from harness.command_helpers import EXIT_CODES, parse_pairs
 from harness.errors import HarnessError, RunFailed
-from harness.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from harness.plugin_manager import PluginHost

@@ -14,12 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from importlib import resources
 
-from harness.hookspecs import hookimpl
+from harness import IssueLog, Review, SourceOptions, hookimpl
 from harness.tasks.sources._csv import CsvSource
 from harness.tasks.sources._hf_dataset import HfDatasetSource
 from harness.tasks.sources._jsonl import JsonlSource
 from harness.tasks.sources._tsv import TsvSource
-from harness.types import IssueLog, Review, SourceOptions
 
 DEMO = "demo"
 

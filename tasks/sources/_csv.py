@@ -13,6 +13,7 @@ import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
+from harness import IssueLog, Review, SourceOptions
 from harness.tasks.sources._common import (
     check_header,
     data_name,
@@ -22,7 +23,6 @@ from harness.tasks.sources._common import (
     make_review,
     resolve_columns,
 )
-from harness.types import IssueLog, Review, SourceOptions
 
 DELIMITERS = (",", ";", "\t", "|")
 

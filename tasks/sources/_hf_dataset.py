@@ -12,8 +12,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from harness import IssueLog, Review, SourceOptions
 from harness.tasks.sources._common import Columns, make_review, resolve_columns
-from harness.types import IssueLog, Review, SourceOptions
 
 
 def is_saved_dataset(location: str) -> bool:

@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+from harness import IssueLog, Review, SourceOptions
 from harness.tasks.sources._common import (
     Columns,
     data_name,
@@ -21,7 +22,6 @@ from harness.tasks.sources._common import (
     make_review,
     resolve_columns,
 )
-from harness.types import IssueLog, Review, SourceOptions
 
 
 class JsonlSource:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from harness import IssueLog, Review, SourceOptions
 from harness.tasks.sources._common import (
     check_header,
     data_name,
@@ -19,7 +20,6 @@ from harness.tasks.sources._common import (
     make_review,
     resolve_columns,
 )
-from harness.types import IssueLog, Review, SourceOptions
 
 
 class TsvSource:
