@@ -89,6 +89,7 @@ def timings_table(records: list[dict[str, Any]]) -> str:
         [
             f"`{r['command']}`",
             duration(r["wall_s"]),
+            f"{r['peak_rss_mib']:,} MiB" if "peak_rss_mib" in r else "",
             machine_text(r["machine"]),
             r["date"][:10],
             load_text(r["load_average"]),
@@ -96,7 +97,15 @@ def timings_table(records: list[dict[str, Any]]) -> str:
         ]
         for r in records
     ]
-    return table(["command", "wall time", "machine", "date", "load average (1 min)", "commit"], rows)
+    header = [
+        "command",
+        "wall time",
+        "peak memory (largest process)",
+        "machine",
+        "date",
+        "load average (1 min)",
+    ]
+    return table([*header, "commit"], rows)
 
 
 def bench_table(checks: list[dict[str, Any]]) -> str:

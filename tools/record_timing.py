@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shlex
 import subprocess
 import sys
@@ -63,16 +64,20 @@ def git_commit() -> str | None:
 
 
 def timed(command: list[str]) -> dict[str, Any]:
-    """Run `command` in the foreground; its wall time and the load average before and after."""
+    """Run `command` in the foreground; its wall and CPU time, peak memory and the load before and after."""
     load_before = os.getloadavg()
     started = datetime.now(UTC)
     start = time.perf_counter()
     code = subprocess.run(command, check=False).returncode
     wall = time.perf_counter() - start
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {
         "command": shlex.join(command),
         "exit_code": code,
         "wall_s": round(wall, 1),
+        # the largest resident set of any one process the command ran (Linux counts KiB), and its CPU time
+        "peak_rss_mib": round(children.ru_maxrss / 1024),
+        "cpu_s": round(children.ru_utime + children.ru_stime, 1),
         "date": started.isoformat(timespec="seconds"),
         "load_average": {
             "before": [round(x, 2) for x in load_before],
