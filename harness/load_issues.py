@@ -73,7 +73,8 @@ def malformed_summary(run_dir: Path, rows: Sequence[Mapping[str, Any]]) -> str:
         return ""
     found = sorted(run_dir.glob(f"seed-*/{ISSUES_FILE}")) if not (run_dir / ISSUES_FILE).exists() else []
     where = run_dir / ISSUES_FILE if not found else found[0]
-    lines = [f"malformed rows: {total}, skipped (all of them in {where}):"]
+    # the path on a line of its own: a long run directory must not push the count past the terminal's edge
+    lines = [f"malformed rows: {total}, skipped; all of them are listed in", f"  {where}", "the first:"]
     from harness.leaderboard._terminal import printable
 
     lines += [f"  {' '.join(printable(str(issue)).split())}" for issue in issues.get("first", [])[:SHOWN]]

@@ -145,8 +145,9 @@ def test_a_run_reports_the_per_k_accuracies_with_intervals_and_rebuilds_them_fro
             "--task-option", f"categories={','.join(LABELS)}", "--task-option", "train_per_class=0",
             "--task-option", "test_per_class=3", "--task-option", "min_chars=10",
             "--task-option", f"prompt={PROMPT}"]  # fmt: skip
+    # The tiny random T5's answers name no category: the row is scored, flagged, and the run exits 1.
     first = CliRunner().invoke(cli, args)
-    assert first.exit_code == 0, first.output
+    assert first.exit_code == 1 and "answers name no label" in first.output, first.output
     [row] = json.loads((tmp_path / "run" / "results.json").read_text())["rows"]
     assert row["status"] == "ok" and row["n"] == 12, row["error"]
     assert {"answer_top1", "answer_top2", "top1", "map"} <= set(row["metrics"])
@@ -161,6 +162,6 @@ def test_a_run_reports_the_per_k_accuracies_with_intervals_and_rebuilds_them_fro
     )
     assert row["metrics"]["answer_top2"] == pytest.approx(float(np.mean(hits["answer_top2"])))
     again = CliRunner().invoke(cli, args)
-    assert again.exit_code == 0, again.output
+    assert again.exit_code == 1, again.output
     [cached] = json.loads((tmp_path / "run" / "results.json").read_text())["rows"]
     assert cached["computed"] == 0 and cached["metrics"] == row["metrics"]

@@ -37,6 +37,7 @@ def polarity_row(
         "n": 100,
         "runtime_s": runtime,
         "fit_s": 0.0,
+        "choose_s": 0.0,
         "reviews_per_s": 100 / runtime,
         "truncated": 0,
         "cached": 0,

@@ -155,7 +155,9 @@ def test_the_end_of_a_run_prints_the_same_view_and_stores_the_findings(host, mon
     default, cost = run(tmp_path / "a"), run(tmp_path / "b", "--columns", "cost")
     assert "latency" not in default and "latency" in cost
     board = default[: default.index("\nfiles:")]
-    assert max(len(line) for line in board.splitlines()) <= 100
+    assert max(len(line) for line in board.splitlines()) <= 100, [
+        wide for wide in board.splitlines() if len(wide) > 100
+    ]
     (found,) = json.loads((tmp_path / "a" / "results.json").read_text(encoding="utf-8"))["findings"]
     assert found["task"] == "toy" and found["sentences"][0] in " ".join(board.split("\n"))
 

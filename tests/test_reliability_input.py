@@ -421,7 +421,10 @@ def test_malformed_rows_are_counted_with_the_first_reasons_and_the_file_listing_
     assert result.exit_code == 0, result.output
     listed = (out / "malformed_rows.txt").read_text().splitlines()
     assert listed == [f"{data}:{n + 1}: wrong field count: 14 fields, expected 15" for n in range(4, 41, 4)]
-    assert f"malformed rows: 10, skipped (all of them in {out / 'malformed_rows.txt'}):" in result.stdout
+    assert (
+        f"malformed rows: 10, skipped; all of them are listed in\n  {out / 'malformed_rows.txt'}\n"
+        in result.stdout
+    )
     for line in listed[:3]:
         assert f"  {line}\n" in result.stdout
     assert listed[3] not in result.stdout and "... and 7 more" in result.stdout

@@ -127,7 +127,8 @@ def test_slices_command_prints_one_dimension_with_intervals(host, tmp_path):
 
 def test_slice_col_flag_reaches_every_task():
     opts = {key: None for key in ("board_name", "data", "dataset", "backend", "limit", "seed", "bootstrap",
-                                  "categories", "text_col", "stars_col", "category_col", "title_col", "cluster_col", "price_per_hour")}  # fmt: skip
+                                  "categories", "text_col", "stars_col", "category_col", "title_col", "cluster_col", "price_per_hour",
+                                  "max_errors")}  # fmt: skip
     opts.update(models=("minilm",), tasks=("polarity", "category"), task_opts=(), model_opts=(),
                 backend_opts=(), metrics=(), slice_col="shop", seeds=None, repeats=None, vary=None)  # fmt: skip
     board = _board_from_options(opts)

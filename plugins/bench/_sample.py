@@ -55,8 +55,9 @@ class Sample:
     def write_scored(self, path: Path) -> Path:
         """The scored examples as JSON lines with the release's field names, for a run to read.
 
-        The review's own stars and category go with it (1 or 5 stars where the
-        example has none), so the run reads the same examples, slices included.
+        The review's own stars, category and product go with it (1 or 5 stars
+        where the example has none), so the run reads the same examples, slices
+        and clusters included.
         """
         with open(path, "w", encoding="utf-8") as out:
             for example in self.scored:
@@ -67,6 +68,8 @@ class Sample:
                 }
                 if "category" in example.facets:
                     record["product_category"] = example.facets["category"]
+                if example.cluster is not None:  # the product, so the run's intervals cluster alike
+                    record["product_id"] = example.cluster
                 out.write(json.dumps(record) + "\n")
         return path
 
