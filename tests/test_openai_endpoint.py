@@ -435,3 +435,34 @@ def test_the_bench_part_compares_the_served_model_with_both_in_process_engines(
     for figures in report["against"].values():
         assert 0.0 <= figures["argmax_agreement"] <= 1.0 and figures["max_abs_prob_diff"] >= 0.0
     assert report["against"]["llama.cpp"]["max_abs_prob_diff"] <= 0.005  # the same float32 weights
+
+
+def board_problems(host, models: list[str], **options: str) -> list[str]:
+    from harness.plan import plan_problems
+
+    board = Board(name="t", tasks=["polarity"], models=[ModelEntry(m) for m in models], data="demo",
+                  model_options=options)  # fmt: skip
+    return plan_problems(board, host.registries)
+
+
+def test_a_served_model_named_like_a_family_is_planned_with_its_own_options(host):
+    """`openai:smollm2` serves a model called smollm2: its options are the openai family's."""
+    models = ["smollm2", "openai:smollm2"]
+    [problem] = board_problems(host, models, **{"openai:smollm2.gguf_file": "x.gguf"})
+    assert "model 'openai:smollm2' has no option 'gguf_file'" in problem and "base_url" in problem
+    for name in ("smollm2", "gpt-4.1", "llama3:8b"):
+        [problem] = board_problems(host, [f"openai:{name}"], foo="1")
+        assert "has no option 'foo'" in problem and "base_url" in problem and "gguf_file" not in problem
+    assert (
+        board_problems(host, models, **{"openai.top_logprobs": "5", "smollm2.engine": "transformers"}) == []
+    )
+
+
+def test_an_unscoped_option_two_families_read_differently_must_name_its_model(host):
+    [problem] = board_problems(host, ["smollm2", "openai:smollm2"], mode="generate")
+    assert "'mode' means different things" in problem
+    assert "openai.mode=generate" in problem and "smollm2.mode=generate" in problem
+    assert board_problems(host, ["openai:smollm2"], mode="generate") == []
+    assert board_problems(host, ["smollm2", "openai:smollm2"], **{"openai.mode": "generate"}) == []
+    # an option that cannot change predictions may mean different things (an engine's name)
+    assert board_problems(host, ["smollm2", "minilm"], engine="auto") == []
