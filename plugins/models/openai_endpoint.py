@@ -15,9 +15,18 @@ finds it with one probe request and records it in the row):
   no other label (a label not shown gets the lowest shown log-probability),
   so the label words should differ in their first token; when no listed
   token starts a label the answer is unparseable, as below;
-- `generate`: the answer generated on `/chat/completions`, parsed; an
-  answer that names no label is counted as unparseable and scored wrong
-  (an all-zero row, predicting no label), never dropped.
+- `generate`: the answer generated after the in-process prompt text on
+  `/completions` (stopped at a blank line), or on `/chat/completions` with
+  `chat_template=true`, parsed exactly or else by the first label word in
+  it (counted as lenient); an answer that names no label is counted as
+  unparseable and scored wrong (an all-zero row, predicting no label),
+  never dropped.
+
+The in-process LLMs' experiment runs here too: `shots` demonstrations drawn
+by the same function with the same seed (by their length in the served
+model's `tokenizer`), and `calibrate` fitted on the train split's scores
+from the endpoint; the row says what ran (`shots`, `calibration`,
+`prompt_format`).
 
 Reviews are sent by `concurrency` worker threads, and the runner is asked
 for batches of that size, so every batch's answers reach the prediction
