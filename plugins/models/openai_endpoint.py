@@ -74,7 +74,9 @@ PROBE_LABEL = " positive"
 # A generated answer ends at a blank line: a small model goes on with another "Review: ..." after the label.
 GENERATE_STOP = ["\n\n"]
 # (base URL, model, logit bias) -> the mode a probe found and its tokens: the preflight's probe serves the run.
-_PROBED: dict[tuple[str, str, str], tuple[str, dict[str, int]]] = {}
+_PROBED: dict[tuple[str, ...], tuple[str, dict[str, int]]] = {}
+# (base URL, model, logit bias) -> whether the server's echo carries each token's own log-probability.
+_ECHO_SOUND: dict[tuple[str, str, str], bool] = {}
 OPTIONS = OptionSet(
     Option("base_url", str, "http://127.0.0.1:8080/v1", "the endpoint's URL, up to and including /v1"),
     Option(
@@ -221,7 +223,7 @@ class EndpointModel:
         """The scoring mode in use; `auto` is settled by probing the endpoint once per process (the
         preflight's probe serves the run), and the probe's tokens are counted in the row."""
         if self._mode is None:
-            key = (self.client.base_url, self.model_name, json.dumps(self.logit_bias, sort_keys=True))
+            key = (*self._server_key(), str(self.chat))
             if key not in _PROBED:
                 usage: dict[str, int] = {}
                 _PROBED[key] = (self.probe(usage), usage)
@@ -229,6 +231,31 @@ class EndpointModel:
             for name, count in usage.items():
                 self.overhead[f"probe_{name}"] = count
         return self._mode
+
+    def _server_key(self) -> tuple[str, str, str]:
+        return self.client.base_url, self.model_name, json.dumps(self.logit_bias, sort_keys=True)
+
+    @property
+    def _echo_sound(self) -> bool:
+        """Whether the server's echoed log-probabilities are the label's (see `_sound_echo`): known from the
+        probe, else asked once per process with the probe's two requests (their tokens are counted)."""
+        key = self._server_key()
+        if key not in _ECHO_SOUND:
+            usage: dict[str, int] = {}
+            answers = []
+            try:
+                for body in ({"prompt": PROBE_PROMPT, "max_tokens": 1, "logprobs": 20},
+                             {"prompt": PROBE_PROMPT + PROBE_LABEL, "max_tokens": 1, "echo": True, "logprobs": 1}):  # fmt: skip
+                    answers.append(self._post("/completions", body, retries=0)[0])
+                    _add_usage(usage, answers[-1])
+                _ECHO_SOUND[key] = _sound_echo(answers[1], _completion_top_logprobs(answers[0]))
+            except EndpointError as error:
+                if error.status in (None, 401, 403) or error.status >= 500:
+                    raise
+                _ECHO_SOUND[key] = False
+            for name, count in usage.items():
+                self.overhead[f"probe_{name}"] = self.overhead.get(f"probe_{name}", 0) + count
+        return _ECHO_SOUND[key]
 
     def fingerprint(self) -> str:
         """Model name, base URL, the mode in use and every output-affecting option; never the key; after
@@ -314,7 +341,14 @@ class EndpointModel:
             next_token = post("/completions", {"prompt": PROBE_PROMPT, "max_tokens": 1, "logprobs": 20})
             alternatives = _completion_top_logprobs(next_token)
             echo = {"prompt": PROBE_PROMPT + PROBE_LABEL, "max_tokens": 1, "echo": True, "logprobs": 1}
-            if _sound_echo(post("/completions", echo), alternatives):
+            try:
+                sound = _sound_echo(post("/completions", echo), alternatives)
+            except EndpointError as error:
+                if error.status in (None, 401, 403):
+                    raise
+                sound = False
+            _ECHO_SOUND[self._server_key()] = sound
+            if sound:
                 return "logprobs"
             if alternatives:
                 return "completion_top_logprobs"
@@ -364,6 +398,8 @@ class EndpointModel:
         todo = [text for text in dict.fromkeys(texts) if (key, text) not in self._last]
         known = dict(self._last)
         if todo:
+            if mode == "completion_top_logprobs":
+                _ = self._echo_sound  # asked once here, not by every worker thread
             self._calibrate(task, mode)
             scored = self._map(lambda text: self.score_one(text, task, mode), todo)
             known.update({(key, text): result for text, result in zip(todo, scored, strict=True)})
@@ -409,7 +445,8 @@ class EndpointModel:
                 scores.append(label_logprob(answer, continuation))
             return np.asarray(scores, dtype=np.float64)
         if mode == "completion_top_logprobs":
-            top = self._listed_labels(self._prompt_text(review, task), task, record)
+            prompt = self._prompt_text(review, task)
+            top = self._exact_missing_labels(prompt, self._listed_labels(prompt, task, record), task, record)
             return self._listed_scores(top, task, record, exact=True)
         body = {"messages": self._messages(review, task), "max_tokens": 1, "logprobs": True,
                 "top_logprobs": self.options["top_logprobs"]}  # fmt: skip
@@ -531,7 +568,7 @@ class EndpointModel:
         more. A server that lists far fewer than asked, or refuses a longer
         list, keeps the list it gave.
         """
-        asked = self.options["top_logprobs"]
+        first = asked = self.options["top_logprobs"]
         wanted = {" " + word for word in task.label_words}
         top: list[tuple[str, float]] = []
         while True:
@@ -541,14 +578,37 @@ class EndpointModel:
             except EndpointError as error:
                 if not top or error.status is None or error.status >= 500:
                     raise
+                record["top_logprobs_refused"] = asked
                 return top
             top = _completion_top_logprobs(answer)
+            if asked != first:
+                record["top_logprobs"] = asked
             widest = self.options["top_logprobs_max"]
             # (tokens that read alike share one key, so a full list can hold a few fewer than asked)
             if wanted <= {token for token, _ in top} or len(top) < asked // 2 or asked >= widest:
                 return top
             asked = min(asked * 8, widest)
-            record["top_logprobs"] = asked
+
+    def _exact_missing_labels(
+        self, prompt: str, top: list[tuple[str, float]], task: Task, record: dict[str, Any]
+    ) -> list[tuple[str, float]]:
+        """The alternatives with every label the list left out scored exactly: the prompt ending with the
+        label, its log-probability echoed (servers whose echo is sound only: see `_echo_is_sound`).
+
+        vLLM lists at most 20 alternatives unless started with a higher
+        `--max-logprobs`; the lowest listed would stand in for a label left
+        out, and a review whose list holds neither label would be unparseable.
+        """
+        missing = [word for word in task.label_words if " " + word not in dict(top)]
+        if not top or not missing or not self._echo_sound:
+            if missing:
+                record["labels_not_listed"] = len(missing)
+            return top
+        for word in missing:
+            body = {"prompt": prompt + " " + word, "max_tokens": 1, "echo": True, "logprobs": 1}
+            top = [*top, (" " + word, label_logprob(self._request("/completions", body, record), " " + word))]
+        record["labels_scored_exactly"] = len(missing)
+        return top
 
     def _listed_scores(
         self, top: list[tuple[str, float]], task: Task, record: dict[str, Any], exact: bool = False
@@ -629,6 +689,10 @@ def endpoint_stats(
         "review_seconds_p95": round(float(np.percentile(review_seconds, 95)), 6),
         **{name: count for name, count in sorted(overhead.items()) if count},
     }
+    for name, field in (("labels_scored_exactly", "reviews_labels_scored_exactly"),
+                        ("labels_not_listed", "reviews_labels_not_listed")):  # fmt: skip
+        if any(name in r for r in records):
+            stats[field] = sum(1 for r in records if r.get(name))
     if any(r.get("mode") == "generate" for r in records):
         lenient = sum(1 for r in records if r.get("lenient"))
         stats["parsed_leniently"] = lenient
