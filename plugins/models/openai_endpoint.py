@@ -432,7 +432,7 @@ class EndpointModel:
         return scores_to_probs(self._calibrated(scores, task)[None, :]).reshape(-1), record, cut
 
     def label_scores(self, review: str, task: Task, mode: str, record: dict[str, Any]) -> np.ndarray | None:
-        """Each label's raw score for one review, None when the answer names no label (see `_label_row`)."""
+        """Each label's raw score for one review, None when the answer names no label (see `_listed_scores`)."""
         import numpy as np
 
         if mode == "logprobs":
@@ -473,7 +473,7 @@ class EndpointModel:
         return [*demos, {"role": "user", "content": before + review + after}]
 
     def _generated_row(self, review: str, task: Task, record: dict[str, Any]) -> np.ndarray:
-        """Generate an answer, stopped at the end of its line on /completions, and parse it: exactly (case
+        """Generate an answer, stopped at a blank line on /completions, and parse it: exactly (case
         and punctuation forgiven), else by the first label word in it (`lenient` in the record)."""
         import numpy as np
 
