@@ -215,6 +215,8 @@ class EndpointModel:
         self._demos: dict[str, tuple[Example, ...]] = {}
         self._samples: dict[str, list[Example]] = {}
         self._calibration: dict[str, tuple[float, np.ndarray] | np.ndarray] = {}
+        # The most alternatives the server lists: lowered when it refuses a longer list.
+        self._list_cap: int = self.options["top_logprobs_max"]
         # Tokens of requests that score no review of the row: the probe and the calibration.
         self.overhead: dict[str, int] = {}
 
@@ -568,7 +570,7 @@ class EndpointModel:
         more. A server that lists far fewer than asked, or refuses a longer
         list, keeps the list it gave.
         """
-        first = asked = self.options["top_logprobs"]
+        first = asked = granted = self.options["top_logprobs"]
         wanted = {" " + word for word in task.label_words}
         top: list[tuple[str, float]] = []
         while True:
@@ -578,12 +580,13 @@ class EndpointModel:
             except EndpointError as error:
                 if not top or error.status is None or error.status >= 500:
                     raise
-                record["top_logprobs_refused"] = asked
+                # the server's cap lies below: later reviews ask no more than the list it gave
+                self._list_cap = min(self._list_cap, granted)
                 return top
-            top = _completion_top_logprobs(answer)
+            top, granted = _completion_top_logprobs(answer), asked
             if asked != first:
                 record["top_logprobs"] = asked
-            widest = self.options["top_logprobs_max"]
+            widest = min(self.options["top_logprobs_max"], self._list_cap)
             # (tokens that read alike share one key, so a full list can hold a few fewer than asked)
             if wanted <= {token for token, _ in top} or len(top) < asked // 2 or asked >= widest:
                 return top
