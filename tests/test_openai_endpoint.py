@@ -14,6 +14,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -25,6 +26,7 @@ from harness.options import OptionError
 from harness.plugins.models._endpoint_client import EndpointClient, EndpointError, RateLimiter, retry_after
 from harness.plugins.models.openai_endpoint import (
     endpoint_stats,
+    first_label_word,
     label_logprob,
     make_endpoint,
     scores_from_top_logprobs,
@@ -127,6 +129,49 @@ def test_stats_count_unparseable_answers_tokens_latency_and_token_cost():
     assert stats["prompt_tokens"] == 400 and stats["completion_tokens"] == 6
     assert stats["token_cost_usd"] == pytest.approx((400 * 1.0 + 6 * 10.0) / 1e6)
     assert stats["request_latency_p50_s"] == pytest.approx(1.0)
+
+
+def test_latency_is_per_request_apart_from_per_review_and_overhead_tokens_are_charged():
+    records = [
+        {"mode": "logprobs", "parsed": True, "prompt_tokens": 10, "completion_tokens": 2, "seconds": 3.0,
+         "request_seconds": [1.0, 2.0]},
+        {"mode": "logprobs", "parsed": True, "prompt_tokens": 10, "completion_tokens": 2, "seconds": 5.0,
+         "request_seconds": [2.0, 3.0]},
+    ]  # fmt: skip
+    overhead = {"probe_prompt_tokens": 30, "calibration_completion_tokens": 4}
+    stats = endpoint_stats([json.dumps(r) for r in records], 1.0, 10.0, overhead=overhead)
+    assert stats["requests"] == 4 and stats["request_latency_p50_s"] == pytest.approx(2.0)
+    assert stats["review_seconds_p50"] == pytest.approx(4.0)
+    assert stats["probe_prompt_tokens"] == 30 and stats["prompt_tokens"] == 20
+    assert stats["token_cost_usd"] == pytest.approx(((20 + 30) * 1.0 + (4 + 4) * 10.0) / 1e6)
+    assert "parsed_leniently" not in stats  # scored label likelihoods parse nothing
+
+
+@pytest.mark.parametrize(
+    ("answer", "label"),
+    [("Negative\n\nSentence: good", 1), ("The sentiment of the sentence is negative.", 1),
+     ("positive, not negative", 0), ("POSITIVE!", 0), ("positively unclear", None), ("", None)],
+)  # fmt: skip
+def test_a_generated_answer_names_the_first_label_word_in_it(answer, label):
+    assert first_label_word(answer, ["positive", "negative"]) == label
+
+
+def test_served_demonstrations_are_the_in_process_ones(tmp_path):
+    """Drawn by the same function with the same seed and tokenizer, from the same train reviews."""
+    from harness.plugins.models.causal_lm import make_smollm2
+    from harness.types import Example
+
+    train = [Example(id=f"r{i}", text=f"Review number {i} says " + "good " * (i % 30), label=i % 2)
+             for i in range(60)]  # fmt: skip
+    served = make_endpoint("smollm2", make_context(tmp_path, shots="4", tokenizer="smollm2", mode="generate"))
+    in_process = make_smollm2(None, make_context(tmp_path, shots="4"))
+    in_process._load_tokenizer()
+    task = SimpleNamespace(fingerprint=lambda: "t")
+    served.fit(train, task)
+    demos = served._demos["t"]
+    assert len(demos) == 4 and demos == in_process.choose_demonstrations(train, task)
+    with pytest.raises(OptionError, match="shots=4 needs tokenizer="):
+        make_endpoint("smollm2", make_context(tmp_path, shots="4"))
 
 
 def test_retry_after_header_wins_over_the_backoff():
@@ -239,6 +284,30 @@ def test_generate_and_parse_through_a_server_without_logprobs(host, server, tmp_
     for path in run_dir.rglob("*"):
         if path.is_file():
             assert SECRET.encode() not in path.read_bytes(), path
+
+
+@pytest.mark.slow
+def test_a_served_model_runs_the_in_process_protocol_with_demonstrations(host, server, tmp_path):
+    """`openai:NAME.shots=4` reaches the served row (its fingerprint changes, nothing comes from the cache);
+    the answers are generated after the in-process prompt text on /completions and parsed."""
+    spec = f"openai:{server.model}"
+    board = served_board(server, 6)
+    board.task_options = {"polarity": {"train_size": "40"}}
+    cache = tmp_path / "cache.sqlite"
+    [plain] = run_board(host, board, tmp_path / "plain", cache_path=cache)["rows"]
+    board.model_options = {**board.model_options, f"{spec}.shots": "4", f"{spec}.tokenizer": "smollm2"}
+    [shown] = run_board(host, board, tmp_path / "shots", cache_path=cache)["rows"]
+    assert plain["status"] == shown["status"] == "ok", (plain["error"], shown["error"])
+    assert shown["cached"] == 0 and shown["computed"] == 6
+    assert (plain["extra"]["shots"], shown["extra"]["shots"]) == (0, 4)
+    assert shown["extra"]["prompt_format"] == "text" and shown["extra"]["scoring_mode"] == ["generate"]
+    raw = [json.loads(r["raw_text"]) for r in predictions_by_model(tmp_path / "shots")[spec].values()]
+    assert shown["extra"]["unparseable"] == sum(1 for r in raw if not r["parsed"])
+    assert shown["extra"]["parsed_leniently"] == sum(1 for r in raw if r.get("lenient"))
+    assert shown["extra"]["requests"] == 6 and all(len(r["request_seconds"]) == 1 for r in raw)
+    assert shown["extra"]["unparseable"] < 6  # the demonstrations show the answer's form
+    [again] = run_board(host, board, tmp_path / "again", cache_path=cache)["rows"]
+    assert again["cached"] == 6 and again["extra"]["shots"] == 4
 
 
 @pytest.mark.slow
@@ -435,3 +504,34 @@ def test_the_bench_part_compares_the_served_model_with_both_in_process_engines(
     for figures in report["against"].values():
         assert 0.0 <= figures["argmax_agreement"] <= 1.0 and figures["max_abs_prob_diff"] >= 0.0
     assert report["against"]["llama.cpp"]["max_abs_prob_diff"] <= 0.005  # the same float32 weights
+
+
+def board_problems(host, models: list[str], **options: str) -> list[str]:
+    from harness.plan import plan_problems
+
+    board = Board(name="t", tasks=["polarity"], models=[ModelEntry(m) for m in models], data="demo",
+                  model_options=options)  # fmt: skip
+    return plan_problems(board, host.registries)
+
+
+def test_a_served_model_named_like_a_family_is_planned_with_its_own_options(host):
+    """`openai:smollm2` serves a model called smollm2: its options are the openai family's."""
+    models = ["smollm2", "openai:smollm2"]
+    [problem] = board_problems(host, models, **{"openai:smollm2.gguf_file": "x.gguf"})
+    assert "model 'openai:smollm2' has no option 'gguf_file'" in problem and "base_url" in problem
+    for name in ("smollm2", "gpt-4.1", "llama3:8b"):
+        [problem] = board_problems(host, [f"openai:{name}"], foo="1")
+        assert "has no option 'foo'" in problem and "base_url" in problem and "gguf_file" not in problem
+    assert (
+        board_problems(host, models, **{"openai.top_logprobs": "5", "smollm2.engine": "transformers"}) == []
+    )
+
+
+def test_an_unscoped_option_two_families_read_differently_must_name_its_model(host):
+    [problem] = board_problems(host, ["smollm2", "openai:smollm2"], mode="generate")
+    assert "'mode' means different things" in problem
+    assert "openai.mode=generate" in problem and "smollm2.mode=generate" in problem
+    assert board_problems(host, ["openai:smollm2"], mode="generate") == []
+    assert board_problems(host, ["smollm2", "openai:smollm2"], **{"openai.mode": "generate"}) == []
+    # an option that cannot change predictions may mean different things (an engine's name)
+    assert board_problems(host, ["smollm2", "minilm"], engine="auto") == []

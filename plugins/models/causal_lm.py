@@ -38,7 +38,7 @@ import importlib.util
 import inspect
 import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -216,34 +216,13 @@ class CausalScorer:
         self._demos[key] = demos
         if self.settings.mode == "generate" or self.calibrate not in ("auto", "train"):
             return
-        shown = {d.id for d in demos}
-        rest = sorted((e for e in train if e.id not in shown), key=lambda e: e.id)
-        sample = random.Random(f"{self.calibration_seed}:calibration").sample(
-            rest, min(self.calibration_size, len(rest))
-        )
+        sample = calibration_sample(train, demos, self.calibration_size, self.calibration_seed)
         if sample:
             self._fitted[key] = self._fit_scale_and_bias(sample, task)
 
     def choose_demonstrations(self, train: Sequence[Example], task: Task) -> tuple[Example, ...]:
         """`shots` short train reviews, seeded, taking one label after another so no label dominates."""
-        if not self.shots:
-            return ()
-        low, high = DEMO_TOKENS
-        by_label: dict[int, list[Example]] = {}
-        for example in sorted(train, key=lambda e: e.id):
-            if low <= len(self._encode(example.text)) <= high:
-                by_label.setdefault(example.label, []).append(example)
-        rng = random.Random(f"{self.demo_seed}:demonstrations")
-        for examples in by_label.values():
-            rng.shuffle(examples)
-        labels = sorted(by_label)
-        rng.shuffle(labels)
-        chosen: list[Example] = []
-        while len(chosen) < self.shots and any(by_label.values()):
-            for label in labels:
-                if by_label[label] and len(chosen) < self.shots:
-                    chosen.append(by_label[label].pop())
-        return tuple(chosen)
+        return choose_demonstrations(train, self.shots, self.demo_seed, lambda text: len(self._encode(text)))
 
     def _fit_scale_and_bias(self, sample: Sequence[Example], task: Task) -> tuple[float, np.ndarray]:
         """Scale and label biases from the sample's raw scores; stored under the work directory."""
@@ -329,18 +308,15 @@ class CausalScorer:
         demos = self._demos.get(task.fingerprint(), ())
         words = task.label_words
         if self.uses_chat_template:
-            turns = []
-            for demo in demos:
-                turns.append({"role": "user", "content": before + demo.text + after})
-                turns.append({"role": "assistant", "content": words[demo.label]})
-            turns.append({"role": "user", "content": _SENTINEL})
+            turns = [
+                *demonstration_turns(demos, before, after, words),
+                {"role": "user", "content": _SENTINEL},
+            ]
             rendered = self._tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
             chat_before, chat_after = rendered.split(_SENTINEL, 1)
             return self._encode(chat_before + before), after + chat_after, ""
         lead, _ = special_tokens_around(self._tokenizer)
-        shown = "".join(
-            f"{before}{demo.text}{after}{self.answer_prefix} {words[demo.label]}\n\n" for demo in demos
-        )
+        shown = demonstrations_text(demos, before, after, self.answer_prefix, words)
         return lead + self._encode(shown + before), after + self.answer_prefix, " "
 
     def _encode(self, text: str) -> list[int]:
@@ -555,6 +531,61 @@ class CausalScorer:
                 ):
                     answers[i] = text
         return answers
+
+
+def choose_demonstrations(
+    train: Sequence[Example], shots: int, seed: int, count_tokens: Callable[[str], int]
+) -> tuple[Example, ...]:
+    """`shots` short train reviews (DEMO_TOKENS long by `count_tokens`), seeded, taking one label after
+    another so no label dominates; a served model draws its demonstrations here too, so the same seed and
+    tokenizer show it the same ones."""
+    if not shots:
+        return ()
+    low, high = DEMO_TOKENS
+    by_label: dict[int, list[Example]] = {}
+    for example in sorted(train, key=lambda e: e.id):
+        if low <= count_tokens(example.text) <= high:
+            by_label.setdefault(example.label, []).append(example)
+    rng = random.Random(f"{seed}:demonstrations")
+    for examples in by_label.values():
+        rng.shuffle(examples)
+    labels = sorted(by_label)
+    rng.shuffle(labels)
+    chosen: list[Example] = []
+    while len(chosen) < shots and any(by_label.values()):
+        for label in labels:
+            if by_label[label] and len(chosen) < shots:
+                chosen.append(by_label[label].pop())
+    return tuple(chosen)
+
+
+def calibration_sample(
+    train: Sequence[Example], demos: Sequence[Example], size: int, seed: int
+) -> list[Example]:
+    """The seeded train reviews a calibration is fitted on: up to `size`, none of them a demonstration."""
+    shown = {d.id for d in demos}
+    rest = sorted((e for e in train if e.id not in shown), key=lambda e: e.id)
+    return random.Random(f"{seed}:calibration").sample(rest, min(size, len(rest)))
+
+
+def demonstrations_text(
+    demos: Sequence[Example], before: str, after: str, answer_prefix: str, label_words: Sequence[str]
+) -> str:
+    """The demonstrations as plain text, each a full prompt followed by its answer and a blank line."""
+    return "".join(
+        f"{before}{demo.text}{after}{answer_prefix} {label_words[demo.label]}\n\n" for demo in demos
+    )
+
+
+def demonstration_turns(
+    demos: Sequence[Example], before: str, after: str, label_words: Sequence[str]
+) -> list[dict[str, str]]:
+    """The demonstrations as earlier chat turns: each prompt a user turn, its label the assistant's answer."""
+    turns = []
+    for demo in demos:
+        turns.append({"role": "user", "content": before + demo.text + after})
+        turns.append({"role": "assistant", "content": label_words[demo.label]})
+    return turns
 
 
 def _resolve_engine(engine: str, gguf: str | None) -> str:

@@ -15,9 +15,18 @@ finds it with one probe request and records it in the row):
   no other label (a label not shown gets the lowest shown log-probability),
   so the label words should differ in their first token; when no listed
   token starts a label the answer is unparseable, as below;
-- `generate`: the answer generated on `/chat/completions`, parsed; an
-  answer that names no label is counted as unparseable and scored wrong
-  (an all-zero row, predicting no label), never dropped.
+- `generate`: the answer generated after the in-process prompt text on
+  `/completions` (stopped at a blank line), or on `/chat/completions` with
+  `chat_template=true`, parsed exactly or else by the first label word in
+  it (counted as lenient); an answer that names no label is counted as
+  unparseable and scored wrong (an all-zero row, predicting no label),
+  never dropped.
+
+The in-process LLMs' experiment runs here too: `shots` demonstrations drawn
+by the same function with the same seed (by their length in the served
+model's `tokenizer`), and `calibrate` fitted on the train split's scores
+from the endpoint; the row says what ran (`shots`, `calibration`,
+`prompt_format`).
 
 Reviews are sent by `concurrency` worker threads, and the runner is asked
 for batches of that size, so every batch's answers reach the prediction
@@ -34,23 +43,24 @@ import json
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.cost import token_price
 from harness.errors import HarnessError
+from harness.files import write_json
 from harness.hookspecs import hookimpl
 from harness.options import Option, OptionError, OptionSet
 from harness.plugins.models._endpoint_client import EndpointClient, EndpointError
 from harness.plugins.models._finetune import digest
 from harness.plugins.models._label_scoring import (
-    answers_to_probs,
     generated_rows_mark,
     parse_answer,
     prompt_parts,
     scores_to_probs,
 )
 from harness.plugins.models._truncation import fit_tokens
-from harness.types import ModelContext, ModelOutput, Task
+from harness.types import Example, ModelContext, ModelOutput, Task
 
 if TYPE_CHECKING:
     import numpy as np
@@ -65,8 +75,14 @@ MODE_NEEDS = {
     "logprobs": "the prompt's log-probabilities (echo) on /completions",
     "completion_top_logprobs": "the next token's log-probabilities on /completions",
     "top_logprobs": "the answer token's top_logprobs on /chat/completions",
-    "generate": "a message on /chat/completions",
+    "generate": "an answer (a completion, or a message with chat_template)",
 }
+# A generated answer ends at a blank line: a small model goes on with another "Review: ..." after the label.
+GENERATE_STOP = ["\n\n"]
+# (base URL, model, logit bias) -> the mode a probe found and its tokens: the preflight's probe serves the run.
+_PROBED: dict[tuple[str, ...], tuple[str, dict[str, int]]] = {}
+# (base URL, model, logit bias) -> whether the server's echo carries each token's own log-probability.
+_ECHO_SOUND: dict[tuple[str, str, str], bool] = {}
 OPTIONS = OptionSet(
     Option("base_url", str, "http://127.0.0.1:8080/v1", "the endpoint's URL, up to and including /v1"),
     Option(
@@ -104,6 +120,38 @@ OPTIONS = OptionSet(
         "completion_top_logprobs: while a label's own token is not listed, ask again for 8 times as many, up to "
         "this many",
         minimum=1,
+    ),
+    Option(
+        "shots",
+        int,
+        0,
+        "demonstrations from the train split, drawn as the in-process LLMs draw them (needs tokenizer)",
+        minimum=0,
+    ),
+    Option(
+        "calibrate",
+        str,
+        "none",
+        "train: scale and bias fitted on train reviews' scores from the endpoint; content-free: the 'N/A' "
+        "prior; auto: train when there is a train split, else content-free; none: raw scores",
+        choices=("auto", "train", "content-free", "none"),
+    ),
+    Option("calibration_size", int, 100, "train reviews the calibration is fitted on", minimum=1),
+    Option(
+        "chat_template",
+        str,
+        "false",
+        "generate mode: true (or auto) sends chat turns to /chat/completions, the server's template; false "
+        "sends the in-process prompt text to /completions",
+        choices=("auto", "true", "false"),
+    ),
+    Option(
+        "tokenizer",
+        str,
+        None,
+        "the served model's tokenizer (hub id, folder, .gguf file, or smollm2 for the packaged one): "
+        "demonstrations are chosen by their length in its tokens, as in-process",
+        affects_output=False,
     ),
     Option("concurrency", int, 4, "requests in flight at once", minimum=1, affects_output=False),
     Option("request_timeout", float, 60.0, "seconds one request may take", minimum=0.1, affects_output=False),
@@ -157,25 +205,134 @@ class EndpointModel:
             requests_per_minute=values["requests_per_minute"],
         )
         self.logit_bias = _logit_bias(values["logit_bias"])
+        self.shots: int = values["shots"]
+        self.chat: bool = values["chat_template"] != "false"
+        if self.shots and not values["tokenizer"]:
+            raise OptionError(
+                f"shots={self.shots} needs tokenizer=... (the served model's: a hub id, folder or .gguf file, "
+                "smollm2 for the packaged one), to choose the demonstrations the in-process LLMs choose"
+            )
+        self.demo_seed = ctx.seed_for("demos")
+        self.calibration_seed = ctx.seed_for("calibration")
+        self.workdir = Path(ctx.workdir)
         self._mode: str | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._last: dict[tuple[str, str], tuple[Any, dict[str, Any], bool]] = {}
+        self._demos: dict[str, tuple[Example, ...]] = {}
+        self._samples: dict[str, list[Example]] = {}
+        self._calibration: dict[str, tuple[float, np.ndarray] | np.ndarray] = {}
+        # The most alternatives the server lists: lowered when it refuses a longer list.
+        self._list_cap: int = self.options["top_logprobs_max"]
+        # Tokens of requests that score no review of the row: the probe and the calibration.
+        self.overhead: dict[str, int] = {}
 
     @property
     def mode(self) -> str:
-        """The scoring mode in use; `auto` is settled by probing the endpoint once, a forced mode is
+        """The scoring mode in use; `auto` is settled by probing the endpoint once per process (the
+        preflight's probe serves the run), and the probe's tokens are counted in the row. A forced mode is
         tried once (a server without log-probabilities would otherwise score every review unparseable)."""
+        if self._mode is None and self.requested_mode != "auto":
+            self._mode = self.confirm(self.requested_mode)
         if self._mode is None:
-            auto = self.requested_mode == "auto"
-            self._mode = self.probe() if auto else self.confirm(self.requested_mode)
+            key = (*self._server_key(), str(self.chat))
+            if key not in _PROBED:
+                usage: dict[str, int] = {}
+                _PROBED[key] = (self.probe(usage), usage)
+            self._mode, usage = _PROBED[key]
+            for name, count in usage.items():
+                self.overhead[f"probe_{name}"] = count
         return self._mode
 
+    def _server_key(self) -> tuple[str, str, str]:
+        return self.client.base_url, self.model_name, json.dumps(self.logit_bias, sort_keys=True)
+
+    @property
+    def _echo_sound(self) -> bool:
+        """Whether the server's echoed log-probabilities are the label's (see `_sound_echo`): known from the
+        probe, else asked once per process with the probe's two requests (their tokens are counted)."""
+        key = self._server_key()
+        if key not in _ECHO_SOUND:
+            usage: dict[str, int] = {}
+            answers = []
+            try:
+                for body in ({"prompt": PROBE_PROMPT, "max_tokens": 1, "logprobs": 20},
+                             {"prompt": PROBE_PROMPT + PROBE_LABEL, "max_tokens": 1, "echo": True, "logprobs": 1}):  # fmt: skip
+                    answers.append(self._post("/completions", body, retries=0)[0])
+                    _add_usage(usage, answers[-1])
+                _ECHO_SOUND[key] = _sound_echo(answers[1], _completion_top_logprobs(answers[0]))
+            except EndpointError as error:
+                if error.status in (None, 401, 403) or error.status >= 500:
+                    raise
+                _ECHO_SOUND[key] = False
+            for name, count in usage.items():
+                self.overhead[f"probe_{name}"] = self.overhead.get(f"probe_{name}", 0) + count
+        return _ECHO_SOUND[key]
+
     def fingerprint(self) -> str:
-        """Model name, base URL, the mode in use and every output-affecting option; never the key."""
+        """Model name, base URL, the mode in use and every output-affecting option; never the key; after
+        `fit`, also the demonstrations and the calibration's reviews."""
         # a forced mode is not tried here: a resumed run whose answers are all cached needs no server
         mode = self.mode if self.requested_mode == "auto" else self.requested_mode
         values = {**OPTIONS.fingerprinted(self.options), "mode": mode}
-        return f"openai|model={self.model_name}|options={digest(values)}" + generated_rows_mark(mode)
+        fitted = {
+            key: {
+                "demos": [[d.id, d.label, d.text] for d in self._demos.get(key, ())],
+                "calibration": [e.id for e in self._samples.get(key, ())],
+            }
+            for key in sorted(set(self._demos) | set(self._samples))
+        }
+        return (
+            f"openai|model={self.model_name}|options={digest(values)}"
+            + (f"|fitted={digest(fitted)}" if fitted else "")
+            + generated_rows_mark(mode)
+        )
+
+    def fit(self, train: Sequence[Example], task: Task) -> None:
+        """Choose the demonstrations as the in-process LLMs do, and the train reviews a calibration will be
+        fitted on; their scores are asked for only when a review is not cached (see `_calibrate`)."""
+        from harness.plugins.models.causal_lm import calibration_sample, choose_demonstrations
+
+        key = task.fingerprint()
+        demos = choose_demonstrations(train, self.shots, self.demo_seed, self._token_counter())
+        self._demos[key] = demos
+        if self.options["calibrate"] in ("auto", "train") and self.mode != "generate":
+            size = self.options["calibration_size"]
+            self._samples[key] = calibration_sample(train, demos, size, self.calibration_seed)
+
+    def protocol(self) -> dict[str, Any]:
+        """What the row says about the experiment it ran: demonstrations, calibration and prompt format."""
+        return {
+            "shots": self.shots,
+            "calibration": self._calibration_kind(),
+            "prompt_format": "chat" if self._chat_mode(self.mode) else "text",
+        }
+
+    def _calibration_kind(self) -> str:
+        if self.mode == "generate":
+            return "none"
+        if self._samples:
+            return f"train ({max(len(s) for s in self._samples.values())} reviews)"
+        calibrate = self.options["calibrate"]
+        return "content-free" if calibrate == "auto" else calibrate
+
+    def _chat_mode(self, mode: str) -> bool:
+        return mode == "top_logprobs" or (mode == "generate" and self.chat)
+
+    def _token_counter(self) -> Any:
+        """Token counts by the served model's tokenizer (only needed when there are demonstrations)."""
+        if not self.shots:
+            return len
+        from transformers import AutoTokenizer
+
+        from harness.plugins.models.causal_lm import packaged_smollm2
+
+        name = self.options["tokenizer"]
+        path = packaged_smollm2() if name == "smollm2" else Path(name).expanduser()
+        if path.suffix == ".gguf":
+            tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+        else:
+            tokenizer = AutoTokenizer.from_pretrained(name)
+        return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def checkpoints(self, task: Task) -> list[str]:
         """No weights to fetch; asked by the preflight, it probes the server, so that an unreachable
@@ -183,15 +340,28 @@ class EndpointModel:
         _ = self.mode
         return []
 
-    def probe(self) -> str:
-        """The first mode the endpoint answers usefully; wrong keys and unknown models fail here, in one line."""
+    def probe(self, usage: dict[str, int] | None = None) -> str:
+        """The first mode the endpoint answers usefully; wrong keys and unknown models fail here, in one line.
+        The tokens of its answered requests are added to `usage`."""
+        usage = {} if usage is None else usage
+
+        def post(path: str, body: dict[str, Any], retries: int | None = 0) -> dict[str, Any]:
+            answer, _ = self._post(path, body, retries=retries)
+            _add_usage(usage, answer)
+            return answer
+
         try:
-            next_token, _ = self._post(
-                "/completions", {"prompt": PROBE_PROMPT, "max_tokens": 1, "logprobs": 20}, retries=0
-            )
+            next_token = post("/completions", {"prompt": PROBE_PROMPT, "max_tokens": 1, "logprobs": 20})
             alternatives = _completion_top_logprobs(next_token)
             echo = {"prompt": PROBE_PROMPT + PROBE_LABEL, "max_tokens": 1, "echo": True, "logprobs": 1}
-            if _sound_echo(self._post("/completions", echo, retries=0)[0], alternatives):
+            try:
+                sound = _sound_echo(post("/completions", echo), alternatives)
+            except EndpointError as error:
+                if error.status in (None, 401, 403):
+                    raise
+                sound = False
+            _ECHO_SOUND[self._server_key()] = sound
+            if sound:
                 return "logprobs"
             if alternatives:
                 return "completion_top_logprobs"
@@ -200,16 +370,17 @@ class EndpointModel:
                 raise
         chat = {"messages": [{"role": "user", "content": PROBE_PROMPT}], "max_tokens": 1}
         try:
-            answer, _ = self._post(
-                "/chat/completions", {**chat, "logprobs": True, "top_logprobs": 5}, retries=0
-            )
+            answer = post("/chat/completions", {**chat, "logprobs": True, "top_logprobs": 5})
             if _top_logprobs(answer):
                 return "top_logprobs"
         except EndpointError as error:
             if error.status in (None, 401, 403, 404):
                 raise self._unknown_model(error) from None
         try:
-            self._post("/chat/completions", chat)
+            if self.chat:
+                post("/chat/completions", chat, retries=None)
+            else:
+                post("/completions", {"prompt": PROBE_PROMPT, "max_tokens": 1}, retries=None)
         except EndpointError as error:
             raise self._unknown_model(error) from None
         return "generate"
@@ -227,8 +398,11 @@ class EndpointModel:
             elif mode == "top_logprobs":
                 body = {**chat, "logprobs": True, "top_logprobs": 5}
                 found = bool(_top_logprobs(self._post("/chat/completions", body)[0]))
-            else:  # generate: an answer without a message raises
+            elif self.chat:  # generate in the chat template: an answer without a message raises
                 _message_text(self._post("/chat/completions", chat)[0])
+                found = True
+            else:  # generate: an answer without a completion's text raises
+                _completion_text(self._post("/completions", {"prompt": PROBE_PROMPT, "max_tokens": 1})[0])
                 found = True
         except EndpointError as error:
             raise self._unknown_model(error) from None
@@ -265,9 +439,10 @@ class EndpointModel:
         todo = [text for text in dict.fromkeys(texts) if (key, text) not in self._last]
         known = dict(self._last)
         if todo:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.batch_size, thread_name_prefix="endpoint")
-            scored = self._pool.map(lambda text: self.score_one(text, task, mode), todo)
+            if mode == "completion_top_logprobs":
+                _ = self._echo_sound  # asked once here, not by every worker thread
+            self._calibrate(task, mode)
+            scored = self._map(lambda text: self.score_one(text, task, mode), todo)
             known.update({(key, text): result for text, result in zip(todo, scored, strict=True)})
         results = [known[(key, text)] for text in texts]
         # The runner's untimed warm-up sends a batch's first reviews again: kept here, they are not re-sent.
@@ -278,42 +453,149 @@ class EndpointModel:
             raw_text=[json.dumps(record, ensure_ascii=False) for _, record, _ in results],
         )
 
+    def _map(self, score: Any, texts: Sequence[str]) -> list[Any]:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.batch_size, thread_name_prefix="endpoint")
+        return list(self._pool.map(score, texts))
+
     def score_one(self, text: str, task: Task, mode: str) -> tuple[np.ndarray, dict[str, Any], bool]:
         """One review's probability row, its record (mode, answer, tokens, seconds) and truncation flag."""
         import numpy as np
 
-        before, after = prompt_parts(task.prompt, task.label_words)
         (kept,), cut = fit_tokens(list(text), self.options["max_chars"], "head+tail")
-        prompt = before + "".join(kept) + after
-        record: dict[str, Any] = {"mode": mode, "prompt_tokens": 0, "completion_tokens": 0, "seconds": 0.0}
+        record: dict[str, Any] = {"mode": mode, "prompt_tokens": 0, "completion_tokens": 0, "seconds": 0.0,
+                                  "request_seconds": []}  # fmt: skip
+        if mode == "generate":
+            return self._generated_row("".join(kept), task, record), record, cut
+        scores = self.label_scores("".join(kept), task, mode, record)
+        if scores is None:
+            return np.zeros(len(task.label_words)), record, cut
+        return scores_to_probs(self._calibrated(scores, task)[None, :]).reshape(-1), record, cut
+
+    def label_scores(self, review: str, task: Task, mode: str, record: dict[str, Any]) -> np.ndarray | None:
+        """Each label's raw score for one review, None when the answer names no label (see `_listed_scores`)."""
+        import numpy as np
+
         if mode == "logprobs":
+            prompt = self._prompt_text(review, task)
             scores = []
             for word in task.label_words:
                 continuation = " " + word
-                body = {
-                    "prompt": prompt + self.options["answer_prefix"] + continuation,
-                    "max_tokens": 1,
-                    "echo": True,
-                    "logprobs": 1,
-                }
+                body = {"prompt": prompt + continuation, "max_tokens": 1, "echo": True, "logprobs": 1}
                 answer = self._request("/completions", body, record)
                 scores.append(label_logprob(answer, continuation))
-            return scores_to_probs(np.asarray([scores])).reshape(-1), record, cut
+            return np.asarray(scores, dtype=np.float64)
         if mode == "completion_top_logprobs":
-            top = self._listed_labels(prompt + self.options["answer_prefix"], task, record)
-            return self._label_row(top, task, record, cut, exact=True)
-        messages = [{"role": "user", "content": prompt}]
-        if mode == "top_logprobs":
-            body = {"messages": messages, "max_tokens": 1, "logprobs": True,
-                    "top_logprobs": self.options["top_logprobs"]}  # fmt: skip
-            top = _top_logprobs(self._request("/chat/completions", body, record))
-            return self._label_row(top, task, record, cut)
-        body = {"messages": messages, "max_tokens": self.options["max_new_tokens"]}
-        answer = self._request("/chat/completions", body, record)
-        text_out = _message_text(answer)
-        record["answer"] = text_out
-        record["parsed"] = parse_answer(text_out, task.label_words) is not None
-        return answers_to_probs([text_out], task.label_words)[0], record, cut
+            prompt = self._prompt_text(review, task)
+            top = self._exact_missing_labels(prompt, self._listed_labels(prompt, task, record), task, record)
+            return self._listed_scores(top, task, record, exact=True)
+        body = {"messages": self._messages(review, task), "max_tokens": 1, "logprobs": True,
+                "top_logprobs": self.options["top_logprobs"]}  # fmt: skip
+        top = _top_logprobs(self._request("/chat/completions", body, record))
+        return self._listed_scores(top, task, record)
+
+    def _prompt_text(self, review: str, task: Task) -> str:
+        """The in-process prompt as text: demonstrations, the prompt around the review, the answer prefix."""
+        from harness.plugins.models.causal_lm import demonstrations_text
+
+        before, after = prompt_parts(task.prompt, task.label_words)
+        prefix = self.options["answer_prefix"]
+        demos = demonstrations_text(
+            self._demos.get(task.fingerprint(), ()), before, after, prefix, task.label_words
+        )
+        return demos + before + review + after + prefix
+
+    def _messages(self, review: str, task: Task) -> list[dict[str, str]]:
+        """The prompt as chat turns: each demonstration a user turn answered by its label, then the review."""
+        from harness.plugins.models.causal_lm import demonstration_turns
+
+        before, after = prompt_parts(task.prompt, task.label_words)
+        demos = demonstration_turns(self._demos.get(task.fingerprint(), ()), before, after, task.label_words)
+        return [*demos, {"role": "user", "content": before + review + after}]
+
+    def _generated_row(self, review: str, task: Task, record: dict[str, Any]) -> np.ndarray:
+        """Generate an answer, stopped at a blank line on /completions, and parse it: exactly (case
+        and punctuation forgiven), else by the first label word in it (`lenient` in the record)."""
+        import numpy as np
+
+        if self.chat:
+            body = {"messages": self._messages(review, task), "max_tokens": self.options["max_new_tokens"]}
+            answer = _message_text(self._request("/chat/completions", body, record))
+        else:
+            body = {"prompt": self._prompt_text(review, task), "max_tokens": self.options["max_new_tokens"],
+                    "stop": GENERATE_STOP}  # fmt: skip
+            answer = _completion_text(self._request("/completions", body, record))
+        record["answer"] = answer
+        index = parse_answer(answer, task.label_words)
+        if index is None:
+            index = first_label_word(answer, task.label_words)
+            record["lenient"] = index is not None
+        record["parsed"] = index is not None
+        row = np.zeros(len(task.label_words))
+        if index is not None:
+            row[index] = 1.0
+        return row
+
+    def _calibrated(self, scores: np.ndarray, task: Task) -> np.ndarray:
+        """Label scores after the calibration `_calibrate` fitted for the task (none: as they are)."""
+        import numpy as np
+
+        fitted = self._calibration.get(task.fingerprint())
+        if fitted is None:
+            return scores
+        if isinstance(fitted, tuple):
+            scale, bias = fitted
+            return scale * scores + bias
+        return scores - np.log(fitted)
+
+    def _calibrate(self, task: Task, mode: str) -> None:
+        """Fit the task's calibration on the endpoint's scores, once, and only when a review is to be scored:
+        a run whose predictions are all cached sends nothing. Fitted scale and bias are kept under the work
+        directory, as the in-process scorers keep theirs."""
+        from harness.plugins.models.causal_lm import CONTENT_FREE
+        from harness.plugins.routing._calibration import fit_scale_and_bias
+
+        key = task.fingerprint()
+        calibrate = self.options["calibrate"]
+        if key in self._calibration or mode == "generate" or calibrate == "none":
+            return
+        sample = self._samples.get(key, [])
+        if calibrate == "train" and not sample:
+            raise HarnessError(f"{self.name}: calibrate=train needs a train split, and this task gave none")
+        texts = [e.text for e in sample] if sample else list(CONTENT_FREE)
+        path = self.workdir / "calibration" / f"openai-{digest([self.fingerprint(), key, texts])}.json"
+        if path.is_file():
+            stored = json.loads(path.read_text(encoding="utf-8"))
+            self._calibration[key] = _stored_calibration(stored)
+            return
+        records: list[dict[str, Any]] = []
+
+        def raw(text: str) -> np.ndarray | None:
+            record: dict[str, Any] = {"prompt_tokens": 0, "completion_tokens": 0, "seconds": 0.0,
+                                      "request_seconds": []}  # fmt: skip
+            records.append(record)
+            (kept,), _ = fit_tokens(list(text), self.options["max_chars"], "head+tail")
+            return self.label_scores("".join(kept), task, mode, record)
+
+        scores = self._map(raw, texts)
+        for name in ("prompt_tokens", "completion_tokens"):
+            self.overhead[f"calibration_{name}"] = self.overhead.get(f"calibration_{name}", 0) + sum(
+                r[name] for r in records
+            )
+        kept = [(row, e.label) for row, e in zip(scores, sample, strict=False) if row is not None]
+        if sample:
+            import numpy as np
+
+            if not kept:
+                raise HarnessError(f"{self.name}: no calibration review's answer named a label")
+            scale, bias = fit_scale_and_bias(np.stack([r for r, _ in kept]), np.asarray([g for _, g in kept]))
+            stored = {"scale": scale, "bias": bias.tolist(), "review_ids": [e.id for e in sample]}
+        else:
+            if scores[0] is None:
+                raise HarnessError(f"{self.name}: the content-free input's answer named no label")
+            stored = {"prior": scores_to_probs(scores[0][None, :]).mean(axis=0).tolist()}
+        write_json(path, stored)
+        self._calibration[key] = _stored_calibration(stored)
 
     def _listed_labels(self, prompt: str, task: Task, record: dict[str, Any]) -> list[tuple[str, float]]:
         """The next token's alternatives after `prompt`, asked again with 8 times as many (up to
@@ -327,7 +609,7 @@ class EndpointModel:
         more. A server that lists far fewer than asked, or refuses a longer
         list, keeps the list it gave.
         """
-        asked = self.options["top_logprobs"]
+        first = asked = granted = self.options["top_logprobs"]
         wanted = {" " + word for word in task.label_words}
         top: list[tuple[str, float]] = []
         while True:
@@ -337,42 +619,63 @@ class EndpointModel:
             except EndpointError as error:
                 if not top or error.status is None or error.status >= 500:
                     raise
+                # the server's cap lies below: later reviews ask no more than the list it gave
+                self._list_cap = min(self._list_cap, granted)
                 return top
-            top = _completion_top_logprobs(answer)
-            widest = self.options["top_logprobs_max"]
+            top, granted = _completion_top_logprobs(answer), asked
+            if asked != first:
+                record["top_logprobs"] = asked
+            widest = min(self.options["top_logprobs_max"], self._list_cap)
             # (tokens that read alike share one key, so a full list can hold a few fewer than asked)
             if wanted <= {token for token, _ in top} or len(top) < asked // 2 or asked >= widest:
                 return top
             asked = min(asked * 8, widest)
-            record["top_logprobs"] = asked
 
-    def _label_row(
-        self, top: list[tuple[str, float]], task: Task, record: dict[str, Any], cut: bool, exact: bool = False
-    ) -> tuple[np.ndarray, dict[str, Any], bool]:
-        """A review's row from its first answer token's alternatives; none starting a label is unparseable,
-        as a generated answer naming none is. After the raw prompt (`exact`), a label that is one listed
-        token scores that token, as the in-process scorers score the label's own tokens."""
-        import numpy as np
+    def _exact_missing_labels(
+        self, prompt: str, top: list[tuple[str, float]], task: Task, record: dict[str, Any]
+    ) -> list[tuple[str, float]]:
+        """The alternatives with every label the list left out scored exactly: the prompt ending with the
+        label, its log-probability echoed (servers whose echo is sound only: see `_echo_is_sound`).
 
+        vLLM lists at most 20 alternatives unless started with a higher
+        `--max-logprobs`; the lowest listed would stand in for a label left
+        out, and a review whose list holds neither label would be unparseable.
+        """
+        missing = [word for word in task.label_words if " " + word not in dict(top)]
+        if not top or not missing or not self._echo_sound:
+            if missing:
+                record["labels_not_listed"] = len(missing)
+            return top
+        for word in missing:
+            body = {"prompt": prompt + " " + word, "max_tokens": 1, "echo": True, "logprobs": 1}
+            top = [*top, (" " + word, label_logprob(self._request("/completions", body, record), " " + word))]
+        record["labels_scored_exactly"] = len(missing)
+        return top
+
+    def _listed_scores(
+        self, top: list[tuple[str, float]], task: Task, record: dict[str, Any], exact: bool = False
+    ) -> np.ndarray | None:
+        """A review's label scores from its first answer token's alternatives; none starting a label is
+        unparseable, as a generated answer naming none is. After the raw prompt (`exact`), a label that is
+        one listed token scores that token, as the in-process scorers score the label's own tokens."""
         record["answer"] = top[0][0] if top else ""
         label_scores = scores_from_top_logprobs(top, task.label_words, exact=exact)
         record["parsed"] = label_scores is not None
-        if label_scores is None:
-            return np.zeros(len(task.label_words)), record, cut
-        return scores_to_probs(label_scores[None, :]).reshape(-1), record, cut
+        return label_scores
 
     def _request(self, path: str, body: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
         """One request; its tokens and seconds are added to the review's record."""
         answer, seconds = self._post(path, body)
-        usage = answer.get("usage") or {}
-        record["prompt_tokens"] += int(usage.get("prompt_tokens") or 0)
-        record["completion_tokens"] += int(usage.get("completion_tokens") or 0)
+        _add_usage(record, answer)
         record["seconds"] = round(record["seconds"] + seconds, 6)
+        record["request_seconds"].append(round(seconds, 6))
         return answer
 
     def stats_from_raw(self, raw_texts: Sequence[str | None]) -> dict[str, Any]:
-        """Mode, unparseable answers, tokens, request latency and token cost, from stored records too."""
-        return endpoint_stats(raw_texts, self.price_in, self.price_out, self.price_source)
+        """Mode, unparseable answers, tokens, request latency and token cost, from stored records too; the
+        protocol run; the tokens of this process' probe and calibration, which are charged too."""
+        stats = endpoint_stats(raw_texts, self.price_in, self.price_out, self.price_source, self.overhead)
+        return {**stats, **self.protocol()} if stats else stats
 
 
 def _token_prices(
@@ -389,27 +692,57 @@ def _token_prices(
 
 
 def endpoint_stats(
-    raw_texts: Sequence[str | None], price_in: float, price_out: float, price_source: str = "model options"
+    raw_texts: Sequence[str | None],
+    price_in: float,
+    price_out: float,
+    price_source: str = "model options",
+    overhead: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    """What the row records about a served model's answers (records that are not this model's are skipped)."""
+    """What the row records about a served model's answers (records that are not this model's are skipped).
+
+    Latency is per request (a review in `logprobs` mode sends one per label,
+    and re-asks add more) and, apart, per review. `overhead` holds the tokens
+    of requests that scored no review (`probe_prompt_tokens`,
+    `calibration_completion_tokens`, ...): listed, and charged.
+    """
     import numpy as np
 
     records = [record for record in map(_record, raw_texts) if record is not None]
     if not records:
         return {}
+    overhead = overhead or {}
     prompt_tokens = sum(int(r.get("prompt_tokens", 0)) for r in records)
     completion_tokens = sum(int(r.get("completion_tokens", 0)) for r in records)
-    seconds = np.asarray([float(r.get("seconds", 0.0)) for r in records])
+    review_seconds = np.asarray([float(r.get("seconds", 0.0)) for r in records])
+    # records stored before requests were timed one by one hold their review's seconds only
+    requests = np.asarray(
+        [float(t) for r in records for t in r.get("request_seconds", [r.get("seconds", 0.0)])]
+    )
+    parsed = [r for r in records if r.get("parsed") is not None]
     stats: dict[str, Any] = {
         "scoring_mode": sorted({str(r.get("mode")) for r in records}),
-        "unparseable": sum(1 for r in records if r.get("parsed") is False),
+        "unparseable": sum(1 for r in parsed if r["parsed"] is False),
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
-        "request_latency_p50_s": round(float(np.percentile(seconds, 50)), 6),
-        "request_latency_p95_s": round(float(np.percentile(seconds, 95)), 6),
+        "requests": int(requests.size),
+        "request_latency_p50_s": round(float(np.percentile(requests, 50)), 6),
+        "request_latency_p95_s": round(float(np.percentile(requests, 95)), 6),
+        "review_seconds_p50": round(float(np.percentile(review_seconds, 50)), 6),
+        "review_seconds_p95": round(float(np.percentile(review_seconds, 95)), 6),
+        **{name: count for name, count in sorted(overhead.items()) if count},
     }
+    for name, field in (("labels_scored_exactly", "reviews_labels_scored_exactly"),
+                        ("labels_not_listed", "reviews_labels_not_listed")):  # fmt: skip
+        if any(name in r for r in records):
+            stats[field] = sum(1 for r in records if r.get(name))
+    if any(r.get("mode") == "generate" for r in records):
+        lenient = sum(1 for r in records if r.get("lenient"))
+        stats["parsed_leniently"] = lenient
+        stats["parsed_leniently_share"] = round(lenient / len(records), 6)
     if price_in or price_out:
-        stats["token_cost_usd"] = (prompt_tokens * price_in + completion_tokens * price_out) / 1e6
+        all_in = prompt_tokens + sum(v for k, v in overhead.items() if k.endswith("prompt_tokens"))
+        all_out = completion_tokens + sum(v for k, v in overhead.items() if k.endswith("completion_tokens"))
+        stats["token_cost_usd"] = (all_in * price_in + all_out * price_out) / 1e6
         stats["token_price_source"] = price_source
     return stats
 
@@ -519,6 +852,42 @@ def _top_logprobs(answer: dict[str, Any]) -> list[tuple[str, float]]:
         return [(str(item["token"]), float(item["logprob"])) for item in first["top_logprobs"]]
     except (KeyError, IndexError, TypeError, ValueError):
         return []
+
+
+def first_label_word(text: str, label_words: Sequence[str]) -> int | None:
+    """The label whose word comes first in an answer, as a whole word, case ignored ("The sentiment of the
+    review is negative." names negative); None when it names none."""
+    import re
+
+    found = []
+    for index, word in enumerate(label_words):
+        match = re.search(rf"(?<!\w){re.escape(word.strip())}(?!\w)", text, flags=re.IGNORECASE)
+        if match:
+            found.append((match.start(), index))
+    return min(found)[1] if found else None
+
+
+def _add_usage(counts: dict[str, Any], answer: dict[str, Any]) -> None:
+    """Add an answer's `usage` token counts to `counts`."""
+    usage = answer.get("usage") or {}
+    for name in ("prompt_tokens", "completion_tokens"):
+        counts[name] = counts.get(name, 0) + int(usage.get(name) or 0)
+
+
+def _stored_calibration(stored: dict[str, Any]) -> tuple[float, np.ndarray] | np.ndarray:
+    """A calibration as written: a scale and per-label bias, or the content-free label prior."""
+    import numpy as np
+
+    if "prior" in stored:
+        return np.asarray(stored["prior"], dtype=np.float64)
+    return float(stored["scale"]), np.asarray(stored["bias"], dtype=np.float64)
+
+
+def _completion_text(answer: dict[str, Any]) -> str:
+    try:
+        return str(answer["choices"][0]["text"] or "")
+    except (KeyError, IndexError, TypeError):
+        raise EndpointError("the endpoint's /completions answer has no text") from None
 
 
 def _message_text(answer: dict[str, Any]) -> str:
