@@ -521,7 +521,7 @@ def test_a_served_model_named_like_a_family_is_planned_with_its_own_options(host
     assert "model 'openai:smollm2' has no option 'gguf_file'" in problem and "base_url" in problem
     for name in ("smollm2", "gpt-4.1", "llama3:8b"):
         [problem] = board_problems(host, [f"openai:{name}"], foo="1")
-        assert "has no option 'foo'" in problem and "base_url" in problem and "gguf_file" not in problem
+        assert "read no option 'foo'" in problem and "base_url" in problem and "gguf_file" not in problem
     assert (
         board_problems(host, models, **{"openai.top_logprobs": "5", "smollm2.engine": "transformers"}) == []
     )
