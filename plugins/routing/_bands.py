@@ -84,12 +84,13 @@ def summary_figures(
     large_usd: float | None,
 ) -> dict[str, float]:  # fmt: skip
     """APGR, CPT, AIQ and the saving at equal quality of one curve (figures a curve cannot define left out)."""
-    figures = {"aiq": aiq(shares.tolist(), quality.tolist(), small, large)}
-    recovered = calibration.apgr(shares, quality, small, large)
+    share_list, quality_list = shares.tolist(), quality.tolist()
+    figures = {"aiq": aiq(share_list, quality_list, small, large)}
+    recovered = calibration.apgr(share_list, quality_list, small, large)
     if recovered is not None:
         figures["apgr"] = recovered
         for fraction in GAP_FRACTIONS:
-            share = calibration.share_to_recover(shares, quality, small, large, fraction)
+            share = calibration.share_to_recover(share_list, quality_list, small, large, fraction)
             if share is not None:
                 figures[f"cpt_{fraction:.0%}"] = share
     if usd is not None and large_usd:
