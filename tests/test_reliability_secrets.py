@@ -28,8 +28,9 @@ class EchoingHandler(BaseHTTPRequestHandler):
         header = self.headers.get("Authorization", "")
         probe = "Review: Great." in json.dumps(body)  # the preflight's request, answered for every model
         if body["model"] == "echo" or (probe and body["model"] == "refuse"):
-            answer = {"choices": [{"message": {"content": f"positive; you sent {header}"}}],
-                      "usage": {"prompt_tokens": 3, "completion_tokens": 2}}  # fmt: skip
+            said = f"positive; you sent {header}"
+            choice = {"message": {"content": said}} if "chat" in self.path else {"text": said}
+            answer = {"choices": [choice], "usage": {"prompt_tokens": 3, "completion_tokens": 2}}
             self.answer(200, answer)
             return
         message = f"{ESC}[31mbad request; headers: Authorization: {header}; key {SECRET}{ESC}]0;owned{ESC}\\"
@@ -68,7 +69,7 @@ def run_against(host, monkeypatch, base_url: str, out: Path, *models: str):
 
     monkeypatch.setattr(plugin_manager, "_host", host)
     monkeypatch.setenv("HARNESS_TEST_LEAKED_KEY", SECRET)
-    args = ["run", "--backend", "cpu", "--task", "toy", "--data", "toy:12", "--bootstrap", "0", "--out", str(out),
+    args = ["run", "--backend", "cpu", "--task", "toy", "--data", "toy:40", "--bootstrap", "0", "--out", str(out),
             "--model-option", f"base_url={base_url}", "--model-option", "api_key_env=HARNESS_TEST_LEAKED_KEY",
             "--model-option", "mode=generate", "--model-option", "max_retries=0"]  # fmt: skip
     for model in models:

@@ -133,13 +133,25 @@ def rows_tables(rows: list[dict[str, Any]]) -> str:
     for task in dict.fromkeys(row["task"] for row in rows):
         task_rows = [row for row in rows if row["task"] == task]
         metrics = list(dict.fromkeys(name for row in task_rows for name in row.get("metrics", {})))
+        clustered = any(row.get("clustering") for row in task_rows)
         cells = [
             [row.get("label") or row["model"], row["status"], str(row.get("n", ""))]
             + [metric_text(row, name) for name in metrics]
+            + ([clustering_text(row.get("clustering") or {})] if clustered else [])
             for row in task_rows
         ]
-        parts.append(f"**{task}**\n\n" + table(["model", "status", "reviews", *metrics], cells))
+        extra = ["clusters (design effect)"] if clustered else []
+        parts.append(f"**{task}**\n\n" + table(["model", "status", "reviews", *metrics, *extra], cells))
     return "\n".join(parts)
+
+
+def clustering_text(clustering: dict[str, Any]) -> str:
+    """How many clusters the intervals resampled, by which column, and each metric's design effect."""
+    if not clustering:
+        return "reviews"
+    effects = clustering.get("design_effect") or {}
+    shown = ", ".join(f"{name} {value:.2f}" for name, value in effects.items() if value is not None)
+    return f"{clustering['clusters']:,} {clustering['column']} ({shown})"
 
 
 def metric_text(row: dict[str, Any], name: str) -> str:

@@ -299,16 +299,17 @@ class EndpointModel:
             size = self.options["calibration_size"]
             self._samples[key] = calibration_sample(train, demos, size, self.calibration_seed)
 
-    def protocol(self) -> dict[str, Any]:
-        """What the row says about the experiment it ran: demonstrations, calibration and prompt format."""
+    def protocol(self, mode: str) -> dict[str, Any]:
+        """What the row says about the experiment it ran in `mode`: demonstrations, calibration and prompt
+        format."""
         return {
             "shots": self.shots,
-            "calibration": self._calibration_kind(),
-            "prompt_format": "chat" if self._chat_mode(self.mode) else "text",
+            "calibration": self._calibration_kind(mode),
+            "prompt_format": "chat" if self._chat_mode(mode) else "text",
         }
 
-    def _calibration_kind(self) -> str:
-        if self.mode == "generate":
+    def _calibration_kind(self, mode: str) -> str:
+        if mode == "generate":
             return "none"
         if self._samples:
             return f"train ({max(len(s) for s in self._samples.values())} reviews)"
@@ -675,7 +676,8 @@ class EndpointModel:
         """Mode, unparseable answers, tokens, request latency and token cost, from stored records too; the
         protocol run; the tokens of this process' probe and calibration, which are charged too."""
         stats = endpoint_stats(raw_texts, self.price_in, self.price_out, self.price_source, self.overhead)
-        return {**stats, **self.protocol()} if stats else stats
+        # the mode the records were scored in: a fully cached row asks no server what it would use now
+        return {**stats, **self.protocol(stats["scoring_mode"][-1])} if stats else stats
 
 
 def _token_prices(
