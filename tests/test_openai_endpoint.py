@@ -475,9 +475,11 @@ def test_minilm_a_served_smollm2_and_their_hybrid_print_cost_and_latency(
             "--model", "minilm", "--model", served, "--model", f"hybrid:minilm>{served}@confidence:0.9",
             "--model-option", f"openai.base_url={llama_server.base_url}",
             "--model-option", "openai.api_key_env=HARNESS_TEST_KEY", "--price-per-hour", "0.40",
+            # a server that answers the end token lists no alternatives; biased away, every answer parses
+            "--model-option", f"openai.logit_bias={json.dumps({smollm2_end_token(): -100})}",
             "--model-option", "openai.price_in=0.10", "--model-option", "openai.price_out=0.40",
             "--out", str(tmp_path / "run")]  # fmt: skip
-    result = CliRunner().invoke(cli_module.cli, args)
+    result = CliRunner().invoke(cli_module.cli, [*args, "--wide"])
     assert result.exit_code == 0, result.output
     header = next(line for line in result.output.splitlines() if "macro-F1" in line)
     assert "cost ($)" in header and "$ per 1,000 reviews" in header and "latency p50/p95" in header
