@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import HarnessError
+from harness import HarnessError, Option
 from harness.plugins.models._engine_export import install_hint, missing
 from harness.plugins.models._finetune import digest
 
@@ -39,7 +39,15 @@ ENGINES = ("auto", "torch", "openvino", "onnxruntime")
 PRECISIONS = {"openvino": ("fp32", "bf16", "int8"), "onnxruntime": ("fp32", "int8")}
 AUTO_ENGINES = ("openvino", "onnxruntime")  # what engine=auto measures beside torch, where installed
 TORCH_PRECISION = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
-MEASURE = ("auto", "always")  # the `measure` option: when the saving repays it, or whatever the run's size
+# The `measure` option of every model whose engine `auto` chooses: when the saving repays it, or always.
+MEASURE_OPTION = Option(
+    "measure",
+    str,
+    "auto",
+    "engine=auto: measure the engines when the run's reviews repay it (auto) or whatever its size (always)",
+    choices=("auto", "always"),
+    affects_output=False,
+)
 # A measurement may cost at most this share of what it can save on the run.
 BUDGET_SHARE = 0.1
 # The most an engine has run faster than float32 torch in `harness bench` (1.7x to 2.9x): what the budget
@@ -179,37 +187,29 @@ def choose(
     budget needs, and it is kept as torch's timing when the candidates are measured.
     """
     sample = spread(windows, SAMPLE_WINDOWS)
-    reference(sample[:4])  # warm-up, as for every candidate
-    began = time.perf_counter()
-    expected_logits = reference(sample)[0]
-    seconds = time.perf_counter() - began
+    expected_logits, seconds = timed_logits(reference, sample)
     budget = workload.budget(found, seconds / len(sample))
     torch = next((c for c in found if c.engine == "torch"), None)
     if not budget["measure"] and torch is not None:
         return Decision(torch, "budget", budget=budget)
-    return measure(found, sample, build, reference, columns, path, expected_logits, budget)
+    return measure(found, sample, build, expected_logits, columns, path, budget)
 
 
 def measure(
     found: Sequence[Candidate],
-    windows: Sequence[Sequence[int]],
+    sample: Sequence[Sequence[int]],
     build: Callable[[Candidate], Callable[[Sequence[Sequence[int]]], Any]],
-    reference: Callable[[Sequence[Sequence[int]]], Any],
+    expected_logits: Any,
     columns: Sequence[int],
     path: Path,
-    expected_logits: Any = None,
-    budget: dict[str, Any] | None = None,
+    budget: dict[str, Any],
 ) -> Decision:
-    """Time every candidate on `windows`, keep the fastest within the agreement bar, record it at `path`.
+    """Time every candidate on `sample`, keep the fastest within the agreement bar, record it at `path`.
 
     `build` makes a candidate's scorer (logits and embeddings of windows); one that cannot run
-    here (a HarnessError) is left out with its reason. `reference` is float32
-    torch, whose answers on the task's `columns` the candidates must keep
-    (`expected_logits`: its logits on the sample, where already computed).
+    here (a HarnessError) is left out with its reason. `expected_logits` are float32
+    torch's on the sample, whose answers on the task's `columns` the candidates must keep.
     """
-    sample = spread(windows, SAMPLE_WINDOWS)
-    if expected_logits is None:
-        expected_logits = reference(sample)[0]
     expected = expected_logits[:, list(columns)].argmax(1)
     timings: dict[str, dict[str, Any]] = {}
     for candidate in found:
@@ -218,10 +218,7 @@ def measure(
         except HarnessError as error:
             timings[candidate.key] = {"skipped": str(error)}
             continue
-        scorer(sample[:4])  # warm-up: first-call allocations and kernel choices stay out of the timing
-        began = time.perf_counter()
-        logits, _ = scorer(sample)
-        seconds = time.perf_counter() - began
+        logits, seconds = timed_logits(scorer, sample)
         agreement = float((logits[:, list(columns)].argmax(1) == expected).mean())
         timings[candidate.key] = {
             "reviews_per_s": len(sample) / seconds,
@@ -238,6 +235,17 @@ def measure(
     scratch.write_text(json.dumps(record, indent=2) + "\n")
     scratch.replace(path)
     return Decision(best, "measured", timings, budget)
+
+
+def timed_logits(
+    scorer: Callable[[Sequence[Sequence[int]]], Any], sample: Sequence[Sequence[int]]
+) -> tuple[Any, float]:
+    """The scorer's logits on `sample` and the seconds they took, after a warm-up on its first windows
+    (first-call allocations and kernel choices stay out of the timing)."""
+    scorer(sample[:4])
+    began = time.perf_counter()
+    logits, _ = scorer(sample)
+    return logits, time.perf_counter() - began
 
 
 def spread(items: Sequence[Any], count: int) -> list[Any]:

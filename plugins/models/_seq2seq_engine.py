@@ -45,14 +45,7 @@ ENGINE_OPTIONS = OptionSet(
         choices=("auto", "fp32", "bf16", "int8"),
         affects_output=False,
     ),
-    Option(
-        "measure",
-        str,
-        "auto",
-        "engine=auto: measure the engines when the run's reviews repay it (auto) or whatever its size (always)",
-        choices=engines.MEASURE,
-        affects_output=False,
-    ),
+    engines.MEASURE_OPTION,
 )
 
 

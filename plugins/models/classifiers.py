@@ -105,14 +105,7 @@ OPTIONS = OptionSet(
         "fp32, bf16 or int8 on openvino/onnxruntime (torch: the backend's dtype); auto: measured",
         choices=("auto", "fp32", "bf16", "int8"),
     ),
-    Option(
-        "measure",
-        str,
-        "auto",
-        "engine=auto: measure the engines when the run's reviews repay it (auto) or whatever its size (always)",
-        choices=engines.MEASURE,
-        affects_output=False,
-    ),
+    engines.MEASURE_OPTION,
     Option(
         "finetune",
         str,
