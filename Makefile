@@ -8,6 +8,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SERVERS_STAMP := $(VENV)/.test-servers
+# vLLM's CPU build for the `served` tests lives in its own environment (it pins its own torch and transformers)
+VLLM_VENV := .venv-vllm
 # llama.cpp built for CPU features every x86-64 machine of the last decade has (not this one's own), so
 # that pip's cached wheel still runs after the processor changes; no tools, examples or multimodal library
 LLAMA_CPP_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
@@ -49,7 +51,6 @@ test-all: test $(SERVERS_STAMP) $(VLLM_VENV)/.installed
 
 # vLLM's CPU build for the `served` tests, in its own environment: it pins torch and transformers apart from
 # the harness'. Its torchvision, torchaudio and torchcodec fail to load without CUDA, and it needs neither.
-VLLM_VENV := .venv-vllm
 $(VLLM_VENV)/.installed:
 	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
 	$(VLLM_VENV)/bin/python -m pip install --quiet --upgrade pip
