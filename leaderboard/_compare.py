@@ -273,6 +273,9 @@ class SeedComparison:
     metrics: list[SeedDiff]
     mcnemar_p: list[float]
     interval: str
+    disagreement: float = 0.0  # share of the pooled paired reviews exactly one run got right
+    design_effect: float | None = None  # of the mean accuracy difference, seeds and reviews over pooled
+    min_detectable: float | None = None  # accuracy difference detectable at 80% power, 5% two-sided
 
 
 def seed_runs(run_dir: Path) -> dict[int, Path] | None:
@@ -370,6 +373,13 @@ def pool_seeds(
             for seed_pairs in pairs
         ]
         draws = two_level_draws(measure, units, resamples=resamples, seed=seed)
+    pooled = [np.concatenate([seed_arrays[i] for seed_arrays in arrays]) for i in range(3)]
+    disagreement = sum(c.only_a_right + c.only_b_right for c in per_seed) / len(pooled[0])
+    effect = detectable = None
+    if "accuracy" in draws:
+        effect, detectable = seed_detectable(
+            pooled, len(labels), disagreement, draws["accuracy"], resamples=resamples, seed=seed
+        )
     metrics = []
     for first in per_seed[0].metrics:
         found = [m for c in per_seed for m in c.metrics if m.name == first.name]
@@ -382,7 +392,37 @@ def pool_seeds(
             diffs, float(np.std(diffs, ddof=1)), low, high, t_test_over_seeds(diffs),
         ))  # fmt: skip
     return SeedComparison(key[0], key[1], seeds, [c.n for c in per_seed], metrics, [c.p_value for c in per_seed],
-                          "two-level bootstrap, 95%: seeds resampled, then the paired reviews (or their clusters) of all seeds once")  # fmt: skip
+                          "two-level bootstrap, 95%: seeds resampled, then the paired reviews (or their clusters) of all seeds once",
+                          disagreement, effect, detectable)  # fmt: skip
+
+
+def seed_detectable(
+    pooled: list[np.ndarray],
+    classes: int,
+    disagreement: float,
+    seed_draws: np.ndarray,
+    *,
+    resamples: int,
+    seed: int,
+) -> tuple[float | None, float | None]:
+    """The design effect and minimum detectable accuracy difference of a comparison over seeds.
+
+    `pooled` holds gold, A's and B's predictions of every seed's paired reviews, one seed after another,
+    `disagreement` the share of them exactly one run got right, and `seed_draws` the two-level bootstrap's
+    draws of the mean accuracy difference. The detectable difference is McNemar's on the pooled reviews at
+    their disagreement rate, with a design effect that is the two-level bootstrap's standard error over that
+    of the pooled reviews resampled as if independent. Pooling alone would be wrong twice over: a review
+    every seed scored would count once per seed, and the seed-to-seed spread of the difference would be
+    left out, both making a difference look easier to see than it is. The design effect carries both, as
+    it carries the clusters, so the detectable difference widens exactly as the interval beside it does;
+    for seeds that changed nothing on the same reviews it is one seed's.
+    """
+    gold, pred_a, pred_b = pooled
+    naive = paired_draws(gold, pred_a, pred_b, classes, resamples=resamples, seed=seed, clusters=None)
+    effect = design_effects({"accuracy": seed_draws}, naive).get("accuracy")
+    if effect is None:
+        return None, None
+    return effect, min_detectable_difference(len(gold), disagreement, design_effect=effect)
 
 
 def shown_name(name: str, labels: Sequence[str]) -> str:

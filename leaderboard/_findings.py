@@ -1,12 +1,13 @@
-"""What a board found, in at most three sentences per task, from the numbers the harness already computes.
+"""What a board found, in at most four sentences per task, from the numbers the harness already computes.
 
 The best row and whether the paired interval separates it from the next;
 what each hybrid gains against its small model and gives up against its
-large one; which rows the quality-runtime Pareto front dominates. Paired
-differences come from `harness compare`'s own code (`_compare`), on the
-predictions the run wrote, so the board and `harness compare` cannot
-disagree; a difference is called a gain or a loss only when its 95%
-interval excludes zero. Rows without predictions (a study's reported
+large one; which rows the quality-runtime Pareto front dominates; for rows
+whose intervals overlap, whether their reviews could have told them apart
+(`_reach`). Paired differences come from `harness compare`'s own code
+(`_compare`), on the predictions the run wrote, so the board and `harness
+compare` cannot disagree; a difference is called a gain or a loss only when
+its 95% interval excludes zero. Rows without predictions (a study's reported
 figures, a bare export) get no paired claims.
 """
 
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import HarnessError
+from harness.leaderboard._reach import Reach, overlap_record, overlapping_pairs, reach_sentence
 from harness.leaderboard._table import (
     REPORTED,
     Entry,
@@ -49,6 +51,7 @@ class Difference:
     high: float | None = None
     interval: str | None = None
     mcnemar_p: float | None = None
+    reach: Reach | None = None  # what the paired predictions could detect; None without them
 
     @property
     def verdict(self) -> str:
@@ -76,6 +79,7 @@ class Findings:
     best: dict[str, Any] | None = None
     hybrids: list[dict[str, Any]] = field(default_factory=list)
     dominated: list[dict[str, str]] = field(default_factory=list)
+    overlaps: list[dict[str, Any]] = field(default_factory=list)  # pairs whose intervals overlap (`_reach`)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -139,19 +143,26 @@ def measured_difference(
             compared = compare_records(task, first.model, groups[0][keys[1]], groups[0][keys[0]],
                                        resamples=RESAMPLES, seed=SEED, show=0)  # fmt: skip
             found = next((m for m in compared.metrics if m.name == name), None)
+            accuracy = next(m for m in compared.metrics if m.name == "accuracy")
+            disagreement = (compared.only_a_right + compared.only_b_right) / compared.n
+            reach = Reach(compared.n, 1, accuracy.b, accuracy.a, disagreement, compared.design_effect,
+                          compared.min_detectable)  # fmt: skip
             if found is None:
-                return plain
+                return Difference(first.label, second.label, plain.diff, reach=reach)
             return Difference(first.label, second.label, found.diff, found.low, found.high,
-                              SINGLE_INTERVAL, compared.p_value)  # fmt: skip
+                              SINGLE_INTERVAL, compared.p_value, reach)  # fmt: skip
         pooled = pool_seeds((task, first.model), seeds, [(g[keys[1]], g[keys[0]]) for g in groups],
                             resamples=RESAMPLES, seed=SEED)  # fmt: skip
     except HarnessError:  # the two rows scored no review in common, or disagree on a gold label
         return plain
+    seed_accuracy = next(m for m in pooled.metrics if m.name == "accuracy")
+    reach = Reach(sum(pooled.n), len(seeds), seed_accuracy.b, seed_accuracy.a, pooled.disagreement,
+                  pooled.design_effect, pooled.min_detectable)  # fmt: skip
     seed_diff = next((m for m in pooled.metrics if m.name == name), None)
     if seed_diff is None:
-        return plain
+        return Difference(first.label, second.label, plain.diff, reach=reach)
     return Difference(first.label, second.label, seed_diff.diff, seed_diff.low, seed_diff.high,
-                      pooled.interval)  # fmt: skip
+                      pooled.interval, reach=reach)  # fmt: skip
 
 
 def signed(value: float) -> str:
@@ -281,6 +292,14 @@ def task_findings(
             {"label": e.label, "model": e.model, "by": e.pareto.removeprefix(DOMINATED_PREFIX)}
             for e in dominated
         ]
+    for first, second in overlapping_pairs(ranked, metric):
+        record = overlap_record(
+            first, second, metric, paired_difference(task, first, second, metric, predictions)
+        )
+        if record is not None:
+            findings.overlaps.append(record)
+    if sentence := reach_sentence(header, ranked[0].model, findings.overlaps):
+        findings.sentences.append(sentence)
     return findings
 
 

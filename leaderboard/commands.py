@@ -48,12 +48,21 @@ def detectable_line(c: Any) -> str:
     """The smallest accuracy difference the comparison could have seen, and what it rests on."""
     design = (f"design effect {c.design_effect:.2f} over {c.clusters} clusters" if c.clusters is not None
               and c.design_effect is not None else "reviews independent")  # fmt: skip
-    basis = f"disagreement {(c.only_a_right + c.only_b_right) / c.n:.1%}, {design}"
-    if c.min_detectable is None:
-        return (
-            f"  minimum detectable accuracy difference (80% power, 5% two-sided): none measurable ({basis})"
-        )
-    return f"  minimum detectable accuracy difference (80% power, 5% two-sided): {c.min_detectable:.3f} ({basis})"
+    return detectable_text(
+        c.min_detectable, f"disagreement {(c.only_a_right + c.only_b_right) / c.n:.1%}, {design}"
+    )
+
+
+def seed_detectable_line(c: Any) -> str:
+    """As `detectable_line`, for the mean difference over seeds: its design effect holds the seed spread."""
+    design = "not measured" if c.design_effect is None else f"{c.design_effect:.2f} of seeds and reviews"
+    basis = f"disagreement {c.disagreement:.1%} over the {sum(c.n):,} paired reviews of {len(c.seeds)} seeds"
+    return detectable_text(c.min_detectable, f"{basis}, design effect {design}")
+
+
+def detectable_text(min_detectable: float | None, basis: str) -> str:
+    shown = "none measurable" if min_detectable is None else f"{min_detectable:.3f}"
+    return f"  minimum detectable accuracy difference (80% power, 5% two-sided): {shown} ({basis})"
 
 
 def format_seed_comparisons(comparisons: list[Any]) -> str:
@@ -71,6 +80,7 @@ def format_seed_comparisons(comparisons: list[Any]) -> str:
                 f"{' '.join(f'{d:+.3f}' for d in m.diffs)} (sd {m.sd:.3f}; t-test over seeds: {t_test})"
             )
         lines.append("  McNemar exact test per seed: " + ", ".join(f"p = {p:.3g}" for p in c.mcnemar_p))
+        lines.append(seed_detectable_line(c))
         lines.append("")
     return "\n".join(lines)
 

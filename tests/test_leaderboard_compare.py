@@ -12,9 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.errors import HarnessError
-from harness.leaderboard._compare import compare_records, compare_runs, mcnemar_exact
+from harness.leaderboard._compare import compare_records, compare_runs, compare_seed_runs, mcnemar_exact
 from harness.leaderboard._misclassified import display_text, misclassified
 from harness.leaderboard.commands import register_commands
+from tests.test_leaderboard_findings import records, seeded_run
 from tests.test_leaderboard_support import polarity_row, prediction, write_run
 
 POLARITY = ["negative", "positive"]
@@ -125,6 +126,23 @@ def test_compare_command_prints_differences_mcnemar_and_disagreements(tmp_path):
     )
     [data] = json.loads(as_json.output)
     assert data["only_b_right"] == 3 and data["metrics"][0]["low"] is None
+
+
+def test_multi_seed_compare_prints_the_detectable_difference_of_seeds_and_reviews(tmp_path):
+    # The same reviews and predictions in every seed: three seeds see no more than one does.
+    run_a = seeded_run(tmp_path / "a", {"m": lambda seed: set(range(20))}, (0, 1, 2))
+    run_b = seeded_run(tmp_path / "b", {"m": lambda seed: set(range(10, 32))}, (0, 1, 2))
+    [pooled] = compare_seed_runs(run_a, run_b)
+    single = compare_records("polarity", "m", records("m", set(range(20))), records("m", set(range(10, 32))))
+    assert pooled.disagreement == pytest.approx(22 / 200) and pooled.design_effect > 1.5
+    assert single.min_detectable is not None
+    assert pooled.min_detectable == pytest.approx(single.min_detectable, rel=0.1)
+    result = CliRunner().invoke(cli_group(), ["compare", str(run_a), str(run_b)])
+    assert result.exit_code == 0, result.output
+    assert (
+        f"minimum detectable accuracy difference (80% power, 5% two-sided): {pooled.min_detectable:.3f} "
+        "(disagreement 11.0% over the 600 paired reviews of 3 seeds, design effect"
+    ) in result.output
 
 
 def error_run(tmp_path):

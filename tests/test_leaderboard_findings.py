@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from harness.leaderboard._compare import compare_records, paired_metrics
 from harness.leaderboard._findings import board_findings
 from harness.leaderboard._html import render_html
 from harness.leaderboard.exporters import render_json, render_markdown
 from harness.leaderboard.run_outputs import add_findings
+from harness.power import min_detectable_difference, reviews_needed
 from harness.results import leaderboard_rows, read_results
 from tests.test_leaderboard_support import polarity_row, prediction, write_run
 
@@ -132,19 +135,87 @@ def test_rows_without_predictions_get_no_separation_claim():
     assert "no separation is claimed" in found.sentences[0]
 
 
-def test_a_seeded_run_pools_the_seeds_paired_differences(tmp_path):
-    run = tmp_path / "seeded"
-    for seed in (0, 1):
-        wrong_b = set(range(seed, 100 + seed, 2))
-        rows = [row("a", "Alpha", set(), 1.0, 0.1), row("b", "Beta", wrong_b, 1.0, 0.1)]
-        write_run(run / f"seed-{seed}", rows, records("a", set()) + records("b", wrong_b))
-    pooled = [row("a", "Alpha", set(), 1.0, 0.1), row("b", "Beta", set(range(0, 100, 2)), 1.0, 0.1)]
-    write_run(run, pooled)
+def seeded_run(
+    run: Path, wrong: dict[str, Callable[[int], set[int]]], seeds: tuple[int, ...] = (0, 1)
+) -> Path:
+    """A multi-seed run of the given models (spec -> the review ids it gets wrong under each seed), its rows
+    labelled by the spec; the pooled rows are seed 0's, as only the seeds' predictions are paired."""
+    for seed in seeds:
+        rows = [row(spec, spec.title(), by_seed(seed), 1.0, 0.1) for spec, by_seed in wrong.items()]
+        write_run(
+            run / f"seed-{seed}",
+            rows,
+            [r for spec, by_seed in wrong.items() for r in records(spec, by_seed(seed))],
+        )
+    write_run(run, [row(spec, spec.title(), by_seed(seeds[0]), 1.0, 0.1) for spec, by_seed in wrong.items()])
     results = json.loads((run / "results.json").read_text(encoding="utf-8"))
-    results["seeds"] = {"seeds": [0, 1], "runs": {"0": "seed-0", "1": "seed-1"}}
+    results["seeds"] = {"seeds": list(seeds), "runs": {str(s): f"seed-{s}" for s in seeds}}
     (run / "results.json").write_text(json.dumps(results), encoding="utf-8")
+    return run
+
+
+def test_a_seeded_run_pools_the_seeds_paired_differences(tmp_path):
+    run = seeded_run(
+        tmp_path / "seeded", {"a": lambda seed: set(), "b": lambda seed: set(range(seed, 100 + seed, 2))}
+    )
     against = only(leaderboard_rows([run])).best["against_next"]
     assert against["verdict"] == "gain" and against["interval"].startswith("two-level bootstrap")
+
+
+def test_rows_whose_intervals_overlap_are_told_their_reviews_could_not_separate_them(tmp_path):
+    # Alpha alone is wrong on e0-e9, Beta alone on e20-e31: accuracy 0.900 against 0.890
+    found = only(
+        board(
+            tmp_path, {"a": ("Alpha", set(range(20)), 1.0, 0.1), "b": ("Beta", set(range(10, 32)), 1.0, 0.1)}
+        )
+    )
+    (pair,) = found.overlaps
+    detectable = min_detectable_difference(N, 22 / N)  # no clusters: design effect 1
+    assert (pair["first"], pair["second"], pair["n"], pair["disagreement"]) == ("Alpha", "Beta", N, 22 / N)
+    assert pair["min_detectable"] == pytest.approx(detectable) and detectable > 0.01
+    assert not pair["separable"] and pair["reviews_needed"] == reviews_needed(0.01, 22 / N)
+    sentence = found.sentences[-1]
+    assert sentence.startswith("Overlapping macro-F1 intervals, on paired accuracy at 80% power")
+    assert (
+        f"Alpha and Beta, 0.900 vs 0.890, closer than the {detectable:.3f} these 200 reviews can detect"
+        in sentence
+    )
+
+
+def test_clearly_different_rows_get_no_such_sentence_and_separable_overlaps_are_called_detectable(tmp_path):
+    rows = board(tmp_path, {"a": ("Alpha", set(), 1.0, 0.1), "b": ("Beta", set(range(0, 120, 2)), 2.0, 0.2)})
+    found = only(rows)
+    assert found.overlaps == [] and not any(s.startswith("Overlapping") for s in found.sentences)
+    for (
+        r
+    ) in rows:  # intervals as wide as a tiny sample's: they overlap, yet 60 one-sided disagreements separate
+        r["intervals"]["macro_f1"] = [0.4, 1.0]
+    (pair,) = only(rows).overlaps
+    assert pair["separable"] and pair["min_detectable"] < 0.3
+    assert (
+        f"a difference these 200 reviews can detect (from {pair['min_detectable']:.3f})"
+        in only(rows).sentences[-1]
+    )
+
+
+def test_many_overlapping_pairs_name_the_top_rows_and_keep_the_full_list(tmp_path):
+    models = {name: (name.title(), set(range(i, 20 + i)), 1.0, 0.1) for i, name in enumerate("abcde")}
+    found = only(board(tmp_path, models))  # every row 0.900: ten overlapping pairs
+    assert len(found.overlaps) == 10 and all(not p["separable"] for p in found.overlaps)
+    sentence = found.sentences[-1]
+    top = found.best["label"]
+    assert sentence.count(f"{top} and ") == 3 and "of 7 more overlapping pairs, 7 are closer than" in sentence
+
+
+def test_a_seeded_runs_overlapping_rows_are_judged_on_the_pooled_reviews_and_seed_spread(tmp_path):
+    run = seeded_run(
+        tmp_path / "seeded",
+        {"a": lambda seed: set(range(20)), "b": lambda seed: set(range(10 + seed, 32))},
+        (0, 1, 2),
+    )
+    (pair,) = only(leaderboard_rows([run])).overlaps
+    assert (pair["n"], pair["seeds"]) == (3 * N, 3) and pair["min_detectable"] is not None
+    assert "these 600 reviews over 3 seeds can detect" in only(leaderboard_rows([run])).sentences[-1]
 
 
 def test_the_sentences_open_the_html_and_go_into_results_json_markdown_and_json(tmp_path):
