@@ -5,6 +5,7 @@ plugin needs is importable from `harness` itself, and importing it stays light
 (no torch, no transformers).
 """
 
+from harness.board_flags import board_from_options, board_options
 from harness.boards import Board, ModelEntry
 from harness.errors import HarnessError
 from harness.hookspecs import hookimpl
@@ -90,6 +91,8 @@ __all__ = [
     "SummarisesRawText",
     "Task",
     "TaskFactory",
+    "board_from_options",
+    "board_options",
     "hookimpl",
     "predictions",
     "task_report",

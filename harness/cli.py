@@ -17,15 +17,13 @@ from typing import Any
 
 import click
 
-from harness.boards import Board, ModelEntry, check_seeds, check_vary, load_board, task_name
-from harness.budget import ErrorBudget
-from harness.command_helpers import EXIT_CODES, parse_pairs, quiet_model_libraries
+from harness.board_flags import board_from_options, board_options
+from harness.command_helpers import EXIT_CODES, quiet_model_libraries
 from harness.errors import HarnessError, RunFailed
 from harness.files import storage_error
 from harness.leaderboard._terminal import View, render_format, view_options
 from harness.plugin_manager import get_host
 from harness.registry import KINDS, Entry
-from harness.types import SEED_COMPONENTS
 
 DEFAULT_RUNS = Path("runs")
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command ended by Ctrl-C
@@ -77,31 +75,8 @@ def cli(debug: bool) -> None:
     """
 
 
-def _resolve_board(name_or_path: str) -> Board:
-    path = Path(name_or_path)
-    if path.suffix == ".toml" or path.exists():
-        return load_board(path)
-    entry = get_host().registries.boards.get(name_or_path)
-    return load_board(Path(entry.obj))
-
-
 @cli.command(epilog=EXIT_CODES)
-@click.option("--board", "board_name", help="Board name (see `harness boards`) or path to a board TOML file.")
-@click.option("--task", "tasks", multiple=True, help="Task to run (repeatable); replaces the board's tasks.")
-@click.option(
-    "--model",
-    "models",
-    multiple=True,
-    help="Model spec, e.g. minilm or flan-t5:google/flan-t5-small (repeatable).",
-)
-@click.option("--data", help="Review file (.tsv[.gz], .jsonl, .csv), a saved dataset directory, or 'demo'.")
-@click.option("--dataset", help="Hugging Face dataset name or local save_to_disk directory.")
-@click.option("--backend", help="cpu, cuda, mps or auto (default: the board's, usually auto).")
-@click.option(
-    "--limit",
-    type=click.IntRange(min=1),
-    help="Score at most N examples per task (train splits are separate).",
-)
+@board_options("board_name", "tasks", "models", "data", "dataset", "backend", "limit")
 @click.option(
     "--out", type=click.Path(file_okay=False, path_type=Path), help="Run directory [default: runs/BOARD]."
 )
@@ -111,57 +86,17 @@ def _resolve_board(name_or_path: str) -> Board:
     help="Replace another board's run in --out (its reports go; the prediction cache stays). Without it, "
     "a run into a directory holding another board's run is refused; the same board's run resumes.",
 )
-@click.option("--seed", type=int, help="Seed for splits and fine-tuning [default: 0].")
-@click.option(
-    "--seeds", help="Run once per seed (e.g. 0,1,2) and show means, spreads and combined intervals."
-)
-@click.option("--repeats", type=click.IntRange(min=2), help="Like --seeds, with N seeds from --seed on.")
-@click.option("--vary", help="What --seeds varies: split,finetune,demos,calibration or all [default: all].")
-@click.option("--categories", help="Category labels: 'study' (the 11), a comma list, or auto:N.")
-@click.option(
-    "--task-option", "task_opts", multiple=True, help="KEY=VALUE passed to every task (repeatable)."
-)
-@click.option(
-    "--model-option",
-    "model_opts",
-    multiple=True,
-    help="KEY=VALUE passed to every model, FAMILY.KEY=VALUE to one family (repeatable).",
-)
-@click.option(
-    "--backend-option", "backend_opts", multiple=True, help="KEY=VALUE for the backend, e.g. threads=2."
-)
-@click.option("--text-col", help="Column holding the review text (CSV/JSONL).")
-@click.option("--stars-col", help="Column holding the star rating (CSV/JSONL).")
-@click.option("--category-col", help="Column holding the product category (CSV/JSONL).")
-@click.option("--title-col", help="Column holding the review title (CSV/JSONL).")
-@click.option("--slice-col", help="Column to report quality by, beside length, negation, category and stars.")
-@click.option("--cluster", "cluster_col", help="Column grouping reviews that are not independent; intervals "
-              "resample its groups [default: product_id where the data has it]; 'none' resamples reviews.")  # fmt: skip
+@board_options("seed", "seeds", "repeats", "vary", "categories", "task_opts", "model_opts", "backend_opts",
+               "text_col", "stars_col", "category_col", "title_col", "slice_col", "cluster_col")  # fmt: skip
 @click.option("--cache", "cache_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Prediction cache file [default: RUN_DIR/cache.sqlite]; share one across runs to reuse predictions.")  # fmt: skip
-@click.option(
-    "--bootstrap", type=click.IntRange(min=0), help="Bootstrap resamples for intervals [default: 1000]."
-)
-@click.option(
-    "--metric",
-    "metrics",
-    multiple=True,
-    help="Metric to add to every row (repeatable): a name from `harness list metrics` or evaluate:PATH_OR_NAME.",
-)
+@board_options("bootstrap", "metrics")
 @click.option(
     "--dry-run", is_flag=True, help="Check everything and print the plan (rows, memory, disk); run nothing."
 )
-@click.option(
-    "--price-per-hour",
-    type=click.FloatRange(min=0),
-    help="Dollars per hour of this hardware, for the cost columns [default: list price of the detected device].",
-)
+@board_options("price_per_hour")
 @view_options
-@click.option(
-    "--max-errors",
-    help="Reviews a row may lose to model errors before the row fails: a count (3) or a share (5%) "
-    "[default: 0]; each failed review is listed by id in results.json.",
-)
+@board_options("max_errors")
 def run(**opts: Any) -> None:
     """Run a board (default: `default`) or the tasks x models given by flags, and print the leaderboard.
 
@@ -176,7 +111,7 @@ def run(**opts: Any) -> None:
     quiet_model_libraries()
     from harness.preflight import preflight
 
-    board = _board_from_options(opts)
+    board = board_from_options(opts)
     run_dir = opts["out"] or DEFAULT_RUNS / board.name
     plan = preflight(get_host(), board, run_dir, cache_path=opts["cache_path"], dry_run=opts["dry_run"])
     from harness.run_dir import replace_other_board, run_dir_problem
@@ -232,79 +167,6 @@ def run(**opts: Any) -> None:
         raise RunFailed(f"{errors} row(s) failed; their errors are shown above")
     if flagged:
         raise RunFailed(f"{len(flagged)} row(s) flagged for unparseable answers (see above)")
-
-
-def _board_from_options(opts: dict[str, Any]) -> Board:
-    board = _resolve_board(opts["board_name"] or "default")
-    if opts["models"]:
-        board.models = [ModelEntry(spec=spec) for spec in opts["models"]]
-        if not opts["board_name"]:
-            board.name = "adhoc"
-    if opts["tasks"]:
-        board.tasks = [task_name(t) for t in opts["tasks"]]
-        if not opts["board_name"]:
-            board.name = "adhoc"
-    if opts["data"]:
-        board.data, board.dataset = opts["data"], None
-    if opts["dataset"]:
-        board.dataset, board.data = opts["dataset"], None
-    if opts["max_errors"] is not None:
-        board.max_errors = ErrorBudget.parse(opts["max_errors"]).text
-    for key in ("backend", "limit", "seed", "bootstrap", "price_per_hour"):
-        if opts[key] is not None:
-            setattr(board, key, opts[key])
-    if board.name == "adhoc":
-        # The default board's seeds suit its own rows; a board built from flags runs once unless asked.
-        board.seeds, board.vary, board.leaves_out = [], list(SEED_COMPONENTS), ""
-    _seed_options(board, opts)
-    for task in board.tasks:
-        board.task_options[task] = {**board.task_options.get(task, {}), **_task_options(opts, task)}
-    board.metrics = list(dict.fromkeys([*board.metrics, *opts["metrics"]]))
-    board.model_options.update(parse_pairs(opts["model_opts"], "--model-option"))
-    board.backend_options.update(parse_pairs(opts["backend_opts"], "--backend-option"))
-    for column in ("text_col", "stars_col", "category_col", "title_col", "cluster_col"):
-        if opts[column]:
-            board.source_options[column] = opts[column]
-    return board
-
-
-def _seed_options(board: Board, opts: dict[str, Any]) -> None:
-    """--seeds/--repeats make a multi-seed run; --seed alone makes a single-seed run, whatever the board says."""
-    if opts["seeds"] and opts["repeats"]:
-        raise HarnessError("give --seeds or --repeats, not both")
-    if opts["seeds"]:
-        try:
-            seeds = [int(part) for part in opts["seeds"].split(",")]
-        except ValueError:
-            raise HarnessError(
-                f"--seeds takes whole numbers separated by commas, not {opts['seeds']!r}"
-            ) from None
-        board.seeds = check_seeds(seeds, "--seeds")
-    elif opts["repeats"]:
-        board.seeds = list(range(board.seed, board.seed + opts["repeats"]))
-    elif opts["seed"] is not None:
-        board.seeds = []
-    if opts["vary"]:
-        if not board.seeds:
-            raise HarnessError("--vary needs a multi-seed run: give --seeds or --repeats")
-        board.vary = check_vary(opts["vary"].split(","), "--vary")
-
-
-def _task_options(opts: dict[str, Any], task: str) -> dict[str, str]:
-    """`--task-option KEY=VALUE` goes to every task, `TASK.KEY=VALUE` to one; --categories to `category`,
-    --slice-col to every task."""
-    chosen: dict[str, str] = {}
-    for key, value in parse_pairs(opts["task_opts"], "--task-option").items():
-        prefix, dot, name = key.partition(".")
-        if not dot:
-            chosen[key] = value
-        elif task_name(prefix) == task:
-            chosen[name] = value
-    if opts["categories"] and task == "category":
-        chosen["categories"] = opts["categories"]
-    if opts["slice_col"]:
-        chosen["slice_col"] = opts["slice_col"]
-    return chosen
 
 
 def _latest_run() -> Path:

@@ -294,7 +294,37 @@ def test_a_board_says_what_it_leaves_out_and_the_flag_that_adds_it(toy_cli, tmp_
 
 
 def test_the_default_board_runs_one_seed_and_names_the_flag_for_three():
-    from harness.cli import _resolve_board
+    from harness.board_flags import resolve_board
 
-    board = _resolve_board("default")
+    board = resolve_board("default")
     assert board.seeds == [] and "--seeds 0,1,2" in board.leaves_out
+
+
+def test_board_options_declare_the_flags_board_from_options_reads():
+    import click
+
+    from harness import Board, ModelEntry, board_from_options, board_options
+
+    built: list[Board] = []
+
+    @click.command()
+    @board_options("data", "model_opts", "text_col", data="Reviews to score.")
+    def score(**opts):
+        base = Board(name="mine", tasks=["polarity"], models=[ModelEntry("vader")], limit=7)
+        built.append(board_from_options(opts, base))
+
+    args = ["--data", "r.csv", "--model-option", "epochs=1", "--text-col", "body"]
+    assert CliRunner().invoke(score, args).exit_code == 0
+    [board] = built
+    assert (board.data, board.model_options, board.source_options) == (
+        "r.csv",
+        {"epochs": "1"},
+        {"text_col": "body"},
+    )
+    assert board.limit == 7 and board.name == "mine" and board.seeds == []
+    shown = CliRunner().invoke(score, ["--help"]).output
+    assert "Reviews to score." in shown and "--limit" not in shown
+    with pytest.raises(ValueError, match="no flag limit"):
+        board_options("data", limit="Reviews.")
+    with pytest.raises(ValueError, match="no flag colour"):
+        board_options("colour")

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from harness import board_from_options
 from harness import cli as cli_module
 from harness.boards import Board, ModelEntry, board_from_dict
 from harness.errors import HarnessError
@@ -236,10 +237,8 @@ def test_seed_flags_are_checked(args, message, tmp_path):
 
 def test_repeats_counts_from_the_seed_and_seed_alone_runs_one_seed():
     board = seed_board(seed=5, seeds=[0, 1, 2])
-    cli_module._seed_options(board, {"seeds": None, "repeats": 3, "vary": None, "seed": 5})
-    assert board.seeds == [5, 6, 7]
-    cli_module._seed_options(board, {"seeds": None, "repeats": None, "vary": None, "seed": 5})
-    assert board.seeds == []
+    assert board_from_options({"repeats": 3, "seed": 5}, board).seeds == [5, 6, 7]
+    assert board_from_options({"seed": 5}, board).seeds == []
 
 
 def test_metrics_added_to_a_board_are_pooled_over_the_seeds_too(host, tmp_path):

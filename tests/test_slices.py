@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from harness import board_from_options
 from harness.boards import Board, ModelEntry
-from harness.cli import _board_from_options
 from harness.leaderboard.commands import register_commands
 from harness.runner import run_board
 from harness.slices import length_bucket, negation_bucket, slice_of, text_features
@@ -126,10 +126,7 @@ def test_slices_command_prints_one_dimension_with_intervals(host, tmp_path):
 
 
 def test_slice_col_flag_reaches_every_task():
-    opts = {key: None for key in ("board_name", "data", "dataset", "backend", "limit", "seed", "bootstrap",
-                                  "categories", "text_col", "stars_col", "category_col", "title_col", "cluster_col", "price_per_hour",
-                                  "max_errors")}  # fmt: skip
-    opts.update(models=("minilm",), tasks=("polarity", "category"), task_opts=(), model_opts=(),
-                backend_opts=(), metrics=(), slice_col="shop", seeds=None, repeats=None, vary=None)  # fmt: skip
-    board = _board_from_options(opts)
+    board = board_from_options(
+        {"models": ("minilm",), "tasks": ("polarity", "category"), "slice_col": "shop"}
+    )
     assert board.task_options == {"polarity": {"slice_col": "shop"}, "category": {"slice_col": "shop"}}

@@ -349,6 +349,47 @@ def test_sweep_command_end_to_end(host, pair_plugin, tmp_path, monkeypatch):
     assert refused.exit_code != 0 and "ratio of counts" in str(refused.exception)
 
 
+def test_sweep_and_report_writes_the_sweep_and_replays_a_finished_run_without_a_model(
+    host, pair_plugin, tmp_path
+):
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), width=160)
+    run_dir = tmp_path / "run"
+    written = sweep.sweep_and_report(host, sweep_board(), settings(target_share=0.25), run_dir, console)
+    names = ["sweep.csv", "sweep.json", "sweep.png", "results.json", "predictions.jsonl"]
+    assert written == [run_dir / name for name in names] and all(path.is_file() for path in written)
+    assert "APGR" in console.file.getvalue() and "held-out" in console.file.getvalue()
+    scored = sum(made.predicted for made in pair_plugin.made)
+    replay_dir = tmp_path / "replay"
+    replayed = sweep.sweep_and_report(
+        host, sweep_board(), settings(target_share=0.25), replay_dir, console, from_run=run_dir
+    )
+    assert replayed == [replay_dir / name for name in names[:3]]
+    assert sum(made.predicted for made in pair_plugin.made) == scored
+    first, second = (json.loads((d / "sweep.json").read_text()) for d in (run_dir, replay_dir))
+    assert second["curve"] == first["curve"] and second["target"] == first["target"]
+
+
+def test_sweep_flags_that_contradict_each_other_are_refused_before_anything_runs():
+    sweep.check_sweep_flags(["a", "b"], {"thresholds": "0.5", "guarantee": "accuracy>=0.9"})
+    for models, opts, message in [
+        (["a"], {}, "two models"),
+        (["a", "b"], {"target_share": 0.2, "target_metric": "accuracy=0.9"}, "not both"),
+        (["a", "b"], {"batch": 10}, "need --guarantee"),
+        (["a", "b"], {"write_board": True}, "give three models"),
+        (["a", "b", "c"], {"temperature": True}, "--temperature need two models"),
+    ]:
+        with pytest.raises(HarnessError, match=message):
+            sweep.check_sweep_flags(models, opts)
+    board = sweep_board(seed=7, task_opts=("toy.shots=2", "other.x=1"))
+    assert board.seed == 7 and board.task_options == {"toy": {"shots": "2"}}
+    with pytest.raises(HarnessError, match="accuracy only"):
+        sweep.settings_from_options({"guarantee": "class_accuracy>=0.8", "batch": 5}, board)
+    chosen = sweep.settings_from_options({"shares": "0:0.5:0.25", "deltas": (0.05,)}, board)
+    assert chosen.shares == [0.0, 0.25, 0.5] and chosen.deltas == [0.05] and chosen.seed == 7
+
+
 @pytest.mark.slow
 @pytest.mark.long
 def test_real_minilm_smollm2_sweep_on_the_demo_sample_runs_each_model_once(tmp_path):

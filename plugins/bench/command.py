@@ -34,7 +34,9 @@ from typing import Any
 
 import click
 
-from harness.hookspecs import hookimpl
+from harness import hookimpl
+from harness.plugins.bench._sample import Sample
+from harness.plugins.bench._small import AUTO, VARIANTS, Variant
 
 PARTS = ("small", "quality", "scoring", "overhead", "memory", "llama", "llm", "served")
 
@@ -136,7 +138,7 @@ def render(checks: list[Check]) -> str:
 
 def render_paths(report: dict[str, Any]) -> str:
     """Every speed-up path: its speed against the study's way and the fp32 answers it flips."""
-    from harness.plugins.bench._small import REFERENCE, VARIANTS
+    from harness.plugins.bench._small import REFERENCE
 
     speeds = {row["key"]: row for row in report.get("small", {}).get("variants", [])}
     quality = report.get("quality")
@@ -178,7 +180,26 @@ def render_encoder_engines(figures: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run_parts(options: dict[str, Any], workdir: Path, echo: Callable[[str], None]) -> dict[str, Any]:
+@dataclass
+class _Bench:
+    """What every part reads: the options, the balanced sample, a scratch directory and the fast path."""
+
+    options: Mapping[str, Any]
+    sample: Sample
+    workdir: Path
+    echo: Callable[[str], None]
+    fast: Variant | None = None
+
+    @property
+    def texts(self) -> list[str]:
+        return [example.text for example in self.sample.scored]
+
+    def first(self, option: str) -> list[str]:
+        """The first reviews of the sample, as many as the option says."""
+        return self.texts[: self.options[option]]
+
+
+def run_parts(options: Mapping[str, Any], workdir: Path, echo: Callable[[str], None]) -> dict[str, Any]:
     """Draw the balanced sample, run the selected parts, and choose the fast path from what they measured.
 
     The quality part runs first, so that the fast path is chosen among the
@@ -199,82 +220,138 @@ def run_parts(options: dict[str, Any], workdir: Path, echo: Callable[[str], None
     echo(f"sample: {sample.describe()}")
     report: dict[str, Any] = {"parts": parts, "data": options["data"], "seed": options["seed"]}
     report["sample"] = sample.counts()
-    texts = [e.text for e in sample.scored]
+    bench = _Bench(options, sample, workdir, echo)
     passing: set[str] | None = None
     if "quality" in parts:
-        quality = report["quality"] = bench_small.quality(sample, workdir, options["minilm_dir"])
-        accuracy = quality["accuracy"]
-        echo(
-            f"quality: fine-tuned MiniLM accuracy {accuracy['accuracy']:.3f} "
-            f"(95% interval {accuracy['interval'][0]:.3f}-{accuracy['interval'][1]:.3f}; "
-            f"negative {accuracy['per_label']['negative']:.3f}, positive {accuracy['per_label']['positive']:.3f})"
-        )
-        passing = bench_small.passing_paths(quality)
+        report["quality"] = _quality(bench)
+        passing = bench_small.passing_paths(report["quality"])
+    bench.fast = _fast_path(bench, report, passing)
+    for part, measure in _AFTER_THE_FAST_PATH.items():
+        if part in parts:
+            report[part] = measure(bench)
+    return report
 
-    def choose(speeds: Mapping[str, float]) -> tuple[bench_small.Variant, str]:
-        if options["fast"] != bench_small.AUTO:
-            return bench_small.VARIANTS[options["fast"]], "given by --fast"
+
+def _quality(bench: _Bench) -> dict[str, Any]:
+    from harness.plugins.bench._small import quality
+
+    figures = quality(bench.sample, bench.workdir, bench.options["minilm_dir"])
+    accuracy = figures["accuracy"]
+    bench.echo(
+        f"quality: fine-tuned MiniLM accuracy {accuracy['accuracy']:.3f} "
+        f"(95% interval {accuracy['interval'][0]:.3f}-{accuracy['interval'][1]:.3f}; "
+        f"negative {accuracy['per_label']['negative']:.3f}, positive {accuracy['per_label']['positive']:.3f})"
+    )
+    return figures
+
+
+def _fast_path(bench: _Bench, report: dict[str, Any], passing: set[str] | None) -> Variant:
+    """--fast's path, else the fastest within the quality part's agreement bar (timed where `small` runs)."""
+    from harness.plugins.bench import _small as bench_small
+
+    def choose(speeds: Mapping[str, float]) -> tuple[Variant, str]:
+        if bench.options["fast"] != AUTO:
+            return VARIANTS[bench.options["fast"]], "given by --fast"
         return bench_small.choose_fast(passing, speeds)
 
     fast, reason = choose({})
-    if "small" in parts:
-        report["small"] = bench_small.speed(texts, options["variant_reviews"] or len(texts), workdir, choose)
-        fast, reason = (
-            bench_small.VARIANTS[report["small"]["fast_path"]],
-            report["small"]["fast_path_chosen_as"],
-        )
+    if "small" in report["parts"]:
+        reviews = bench.options["variant_reviews"] or len(bench.texts)
+        small = report["small"] = bench_small.speed(bench.texts, reviews, bench.workdir, choose)
+        fast, reason = VARIANTS[small["fast_path"]], small["fast_path_chosen_as"]
     report["fast_path"] = {**asdict(fast), "chosen_as": reason}
-    echo(f"fast path: {fast.key} ({fast.name}): {reason}")
-    if "scoring" in parts:
-        from harness.plugins.bench import _scoring as bench_scoring
-        from harness.plugins.bench._encoder_engines import encoder_engines
+    bench.echo(f"fast path: {fast.key} ({fast.name}): {reason}")
+    return fast
 
-        report["scoring"] = bench_scoring.scoring(texts[: options["scoring_reviews"]], workdir)
-        report["scoring"]["encoder_engines"] = encoder_engines(texts[: options["encoder_reviews"]], workdir)
-        echo(render_encoder_engines(report["scoring"]["encoder_engines"]))
-    if "overhead" in parts:
-        report["overhead"] = bench_small.overhead(sample, workdir, fast)
-    if "memory" in parts:
-        from harness.plugins.bench import _memory as bench_memory
 
-        report["memory"] = bench_memory.memory(
-            options["tsv"], workdir, options["memory_small_rows"], options["memory_rows"]
+def _scoring(bench: _Bench) -> dict[str, Any]:
+    from harness.plugins.bench._encoder_engines import encoder_engines
+    from harness.plugins.bench._scoring import scoring
+
+    figures = scoring(bench.first("scoring_reviews"), bench.workdir)
+    figures["encoder_engines"] = encoder_engines(bench.first("encoder_reviews"), bench.workdir)
+    bench.echo(render_encoder_engines(figures["encoder_engines"]))
+    return figures
+
+
+def _overhead(bench: _Bench) -> dict[str, Any]:
+    from harness.plugins.bench._small import overhead
+
+    assert bench.fast is not None
+    return overhead(bench.sample, bench.workdir, bench.fast)
+
+
+def _memory(bench: _Bench) -> dict[str, Any]:
+    from harness.plugins.bench._memory import memory
+
+    options = bench.options
+    return memory(options["tsv"], bench.workdir, options["memory_small_rows"], options["memory_rows"])
+
+
+def _llama(bench: _Bench) -> dict[str, Any]:
+    from harness.plugins.bench._llama import llama
+
+    figures = llama(bench.first("llama_reviews"), bench.workdir)
+    if "skipped" in figures:
+        bench.echo(f"llama: skipped, {figures['skipped']}")
+    return figures
+
+
+def _llm(bench: _Bench) -> dict[str, Any]:
+    from harness.plugins.bench._llm import llm
+
+    figures = llm(bench.first("llm_reviews"), bench.sample.train, bench.workdir)
+    for task, by_task in figures["by_task"].items():
+        bench.echo(
+            f"llm: {task}: {by_task['reviews_per_s']:.3g} reviews/s, label scoring "
+            f"{by_task['scoring_tokens_per_s']:.4g} tokens/s, plain forward {by_task['forward_tokens_per_s']:.4g}"
         )
-    if "llama" in parts:
-        from harness.plugins.bench import _llama as bench_llama
+    return figures
 
-        report["llama"] = bench_llama.llama(texts[: options["llama_reviews"]], workdir)
-        if "skipped" in report["llama"]:
-            echo(f"llama: skipped, {report['llama']['skipped']}")
-    if "llm" in parts:
-        from harness.plugins.bench import _llm as bench_llm
 
-        report["llm"] = bench_llm.llm(texts[: options["llm_reviews"]], sample.train, workdir)
-        for task, figures in report["llm"]["by_task"].items():
-            echo(
-                f"llm: {task}: {figures['reviews_per_s']:.3g} reviews/s, label scoring "
-                f"{figures['scoring_tokens_per_s']:.4g} tokens/s, plain forward {figures['forward_tokens_per_s']:.4g}"
-            )
-    if "served" in parts:
-        from harness.command_helpers import parse_pairs
-        from harness.plugins.bench import _served as bench_served
+def _served(bench: _Bench) -> dict[str, Any]:
+    from harness.command_helpers import parse_pairs
+    from harness.plugins.bench._served import served
 
-        endpoint_options = {
-            "concurrency": str(options["served_concurrency"]),
-            **parse_pairs(options["served_option"], "--served-option"),
-        }
-        if options["served_key_env"]:
-            endpoint_options["api_key_env"] = options["served_key_env"]
-        report["served"] = bench_served.served(
-            texts[: options["served_reviews"]],
-            workdir,
-            options["served_url"],
-            options["served_model"],
-            endpoint_options,
-        )
-        if "skipped" in report["served"]:
-            echo(f"served: skipped, {report['served']['skipped']}")
-    return report
+    options = bench.options
+    endpoint_options = {
+        "concurrency": str(options["served_concurrency"]),
+        **parse_pairs(options["served_option"], "--served-option"),
+    }
+    if options["served_key_env"]:
+        endpoint_options["api_key_env"] = options["served_key_env"]
+    figures = served(
+        bench.first("served_reviews"), bench.workdir, options["served_url"], options["served_model"],
+        endpoint_options,
+    )  # fmt: skip
+    if "skipped" in figures:
+        bench.echo(f"served: skipped, {figures['skipped']}")
+    return figures
+
+
+# The parts that run after the fast path is chosen, in the order they run.
+_AFTER_THE_FAST_PATH: dict[str, Callable[[_Bench], dict[str, Any]]] = {
+    "scoring": _scoring,
+    "overhead": _overhead,
+    "memory": _memory,
+    "llama": _llama,
+    "llm": _llm,
+    "served": _served,
+}
+
+
+def run_bench(options: Mapping[str, Any], echo: Callable[[str], None]) -> tuple[dict[str, Any], list[Check]]:
+    """What `harness bench` does once its flags are read: run the parts in a scratch directory, check their
+    figures against the targets and write bench.json into `options["out"]`; returns the report and checks."""
+    with tempfile.TemporaryDirectory(prefix="harness-bench-") as tmp:
+        report = run_parts(options, Path(tmp), echo)
+    checks = checks_for(report)
+    report["checks"] = [asdict(check) for check in checks]
+    report["machine"] = machine()
+    out: Path = options["out"]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    return report, checks
 
 
 def machine() -> dict[str, Any]:
@@ -296,136 +373,130 @@ def parse_parts(ctx: click.Context, param: click.Parameter, value: str) -> list[
     return parts
 
 
+@click.command(name="bench")
+@click.option(
+    "--only",
+    default=",".join(PARTS),
+    show_default=True,
+    callback=parse_parts,
+    help="Comma list of parts to run.",
+)
+@click.option(
+    "--data",
+    default="demo",
+    show_default=True,
+    help="Reviews the balanced samples are drawn from: a .tsv, .jsonl or .csv file, or 'demo'.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the balanced samples' draw.",
+)
+@click.option(
+    "--tsv",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Release-format TSV repeated into the memory part's files (default: the demo sample's).",
+)
+@click.option(
+    "--reviews",
+    type=click.IntRange(min=2),
+    default=1000,
+    show_default=True,
+    help="Reviews scored by every part, half of each label (fewer where the data holds fewer).",
+)
+@click.option(
+    "--variant-reviews",
+    type=click.IntRange(min=0),
+    default=200,
+    show_default=True,
+    help="Reviews each speed-up variant is timed on (0: --reviews).",
+)
+@click.option(
+    "--fast",
+    type=click.Choice([AUTO, *sorted(VARIANTS)]),
+    default=AUTO,
+    show_default=True,
+    help="The path the targets are checked on (auto: the fastest that keeps fp32's answers).",
+)
+@click.option(
+    "--minilm-dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A fine-tuned MiniLM checkpoint for the quality part (default: fine-tune one here).",
+)
+@click.option(
+    "--train-reviews",
+    type=click.IntRange(min=2),
+    default=500,
+    show_default=True,
+    help="Reviews MiniLM is fine-tuned on when no --minilm-dir is given, half of each label, never scored.",
+)
+@click.option(
+    "--scoring-reviews",
+    type=click.IntRange(min=1),
+    default=12,
+    show_default=True,
+    help="Reviews the label-scoring part scores both ways (the first of the balanced sample).",
+)
+@click.option(
+    "--encoder-reviews",
+    type=click.IntRange(min=2),
+    default=48,
+    show_default=True,
+    help="Reviews the scoring part scores with label scoring's encoder on each engine (the first of the sample).",
+)
+@click.option(
+    "--llama-reviews",
+    type=click.IntRange(min=1),
+    default=200,
+    show_default=True,
+    help="Reviews the llama part scores with each engine, per task (the first of the balanced sample).",
+)
+@click.option(
+    "--llm-reviews",
+    type=click.IntRange(min=1),
+    default=96,
+    show_default=True,
+    help="Reviews the llm part scores per task (the first of the balanced sample).",
+)
+@click.option("--served-url", help="The served part's endpoint, up to and including /v1.")
+@click.option(
+    "--served-model", default="smollm2", show_default=True, help="The name the server knows SmolLM2 by."
+)
+@click.option("--served-key-env", help="Environment variable holding the served part's API key.")
+@click.option(
+    "--served-option", multiple=True, help="KEY=VALUE for the served model (repeatable), e.g. logit_bias."
+)
+@click.option("--served-concurrency", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option(
+    "--served-reviews",
+    type=click.IntRange(min=1),
+    default=200,
+    show_default=True,
+    help="Reviews the served part scores (the first of the balanced sample).",
+)
+@click.option("--memory-rows", type=click.IntRange(min=1), default=1_000_000, show_default=True)
+@click.option("--memory-small-rows", type=click.IntRange(min=1), default=10_000, show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("runs/bench"),
+    show_default=True,
+    help="Directory for bench.json.",
+)
+def bench_command(**options: Any) -> None:
+    """Measure inference speed, label scoring, run overhead and memory against their targets."""
+    from harness.command_helpers import quiet_model_libraries
+
+    quiet_model_libraries()
+    report, checks = run_bench(options, click.echo)
+    click.echo(render(checks), nl=False)
+    click.echo(render_paths(report), nl=False)
+    click.echo(f"machine: {report['machine']}")
+    click.echo(f"written: {options['out'] / 'bench.json'}")
+
+
 @hookimpl
-def register_commands(cli: Any) -> None:
-    from harness.plugins.bench._small import AUTO, VARIANTS
-
-    @cli.command()
-    @click.option(
-        "--only",
-        default=",".join(PARTS),
-        show_default=True,
-        callback=parse_parts,
-        help="Comma list of parts to run.",
-    )
-    @click.option(
-        "--data",
-        default="demo",
-        show_default=True,
-        help="Reviews the balanced samples are drawn from: a .tsv, .jsonl or .csv file, or 'demo'.",
-    )
-    @click.option(
-        "--seed",
-        type=int,
-        default=0,
-        show_default=True,
-        help="Seed of the balanced samples' draw.",
-    )
-    @click.option(
-        "--tsv",
-        type=click.Path(exists=True, dir_okay=False, path_type=Path),
-        help="Release-format TSV repeated into the memory part's files (default: the demo sample's).",
-    )
-    @click.option(
-        "--reviews",
-        type=click.IntRange(min=2),
-        default=1000,
-        show_default=True,
-        help="Reviews scored by every part, half of each label (fewer where the data holds fewer).",
-    )
-    @click.option(
-        "--variant-reviews",
-        type=click.IntRange(min=0),
-        default=200,
-        show_default=True,
-        help="Reviews each speed-up variant is timed on (0: --reviews).",
-    )
-    @click.option(
-        "--fast",
-        type=click.Choice([AUTO, *sorted(VARIANTS)]),
-        default=AUTO,
-        show_default=True,
-        help="The path the targets are checked on (auto: the fastest that keeps fp32's answers).",
-    )
-    @click.option(
-        "--minilm-dir",
-        type=click.Path(exists=True, file_okay=False, path_type=Path),
-        help="A fine-tuned MiniLM checkpoint for the quality part (default: fine-tune one here).",
-    )
-    @click.option(
-        "--train-reviews",
-        type=click.IntRange(min=2),
-        default=500,
-        show_default=True,
-        help="Reviews MiniLM is fine-tuned on when no --minilm-dir is given, half of each label, never scored.",
-    )
-    @click.option(
-        "--scoring-reviews",
-        type=click.IntRange(min=1),
-        default=12,
-        show_default=True,
-        help="Reviews the label-scoring part scores both ways (the first of the balanced sample).",
-    )
-    @click.option(
-        "--encoder-reviews",
-        type=click.IntRange(min=2),
-        default=48,
-        show_default=True,
-        help="Reviews the scoring part scores with label scoring's encoder on each engine (the first of the sample).",
-    )
-    @click.option(
-        "--llama-reviews",
-        type=click.IntRange(min=1),
-        default=200,
-        show_default=True,
-        help="Reviews the llama part scores with each engine, per task (the first of the balanced sample).",
-    )
-    @click.option(
-        "--llm-reviews",
-        type=click.IntRange(min=1),
-        default=96,
-        show_default=True,
-        help="Reviews the llm part scores per task (the first of the balanced sample).",
-    )
-    @click.option("--served-url", help="The served part's endpoint, up to and including /v1.")
-    @click.option(
-        "--served-model", default="smollm2", show_default=True, help="The name the server knows SmolLM2 by."
-    )
-    @click.option("--served-key-env", help="Environment variable holding the served part's API key.")
-    @click.option(
-        "--served-option", multiple=True, help="KEY=VALUE for the served model (repeatable), e.g. logit_bias."
-    )
-    @click.option("--served-concurrency", type=click.IntRange(min=1), default=4, show_default=True)
-    @click.option(
-        "--served-reviews",
-        type=click.IntRange(min=1),
-        default=200,
-        show_default=True,
-        help="Reviews the served part scores (the first of the balanced sample).",
-    )
-    @click.option("--memory-rows", type=click.IntRange(min=1), default=1_000_000, show_default=True)
-    @click.option("--memory-small-rows", type=click.IntRange(min=1), default=10_000, show_default=True)
-    @click.option(
-        "--out",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=Path("runs/bench"),
-        show_default=True,
-        help="Directory for bench.json.",
-    )
-    def bench(**options: Any) -> None:
-        """Measure inference speed, label scoring, run overhead and memory against their targets."""  # fmt: skip
-        from harness.command_helpers import quiet_model_libraries
-
-        quiet_model_libraries()
-        with tempfile.TemporaryDirectory(prefix="harness-bench-") as tmp:
-            report = run_parts(options, Path(tmp), click.echo)
-        checks = checks_for(report)
-        report["checks"] = [asdict(check) for check in checks]
-        report["machine"] = machine()
-        out: Path = options["out"]
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "bench.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
-        click.echo(render(checks), nl=False)
-        click.echo(render_paths(report), nl=False)
-        click.echo(f"machine: {report['machine']}")
-        click.echo(f"written: {out / 'bench.json'}")
+def register_commands(cli: click.Group) -> None:
+    cli.add_command(bench_command)

@@ -12,15 +12,19 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from harness import hookimpl
-from harness.boards import Board, ModelEntry
+from harness import Board, ModelEntry, board_from_options, board_options, hookimpl
+from harness.boards import task_name
 from harness.command_helpers import EXIT_CODES
 from harness.errors import HarnessError, RunFailed
+
+if TYPE_CHECKING:
+    from harness.plugin_manager import PluginHost
 
 BOARD_NAME = "distill"
 DEFAULT_POOL = 2000
@@ -96,111 +100,106 @@ def comparison_board(board: Board, large: str, small: str, distilled: str) -> st
     return "\n".join(lines) + "\n"
 
 
-@hookimpl
-def register_commands(cli: Any) -> None:
-    @cli.command(epilog=EXIT_CODES)
-    @click.argument("large")
-    @click.argument("small")
-    @click.option("--task", required=True, help="Task to distil, e.g. polarity.")
-    @click.option(
-        "--data", help="Review file (.tsv[.gz], .jsonl, .csv), a saved dataset directory, or 'demo'."
-    )
-    @click.option("--dataset", help="Hugging Face dataset name or local save_to_disk directory.")
-    @click.option("--limit", type=click.IntRange(min=1),
-                  help="Reviews the comparison scores; the pool is drawn from the others.")  # fmt: skip
-    @click.option("--pool", "pool_size", type=click.IntRange(min=1), default=DEFAULT_POOL, show_default=True,
-                  help="Reviews the teacher labels for the student.")  # fmt: skip
-    @click.option("--with-gold/--no-gold", default=True, show_default=True,
-                  help="Also train the student on the gold train split.")  # fmt: skip
-    @click.option("--gold-size", type=click.IntRange(min=0),
-                  help="Gold train reviews (the task option train_size) [default: the task's].")  # fmt: skip
-    @click.option("--categories", help="Category labels: 'study' (the 11), a comma list, or auto:N.")
-    @click.option("--backend", help="cpu, cuda, mps or auto.")
-    @click.option("--seed", type=int, help="Seed for splits, the pool and fine-tuning [default: 0].")
-    @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-                  help="Run directory [default: runs/distill-TASK-SMALL-from-LARGE].")  # fmt: skip
-    @click.option("--cache", "cache_path", type=click.Path(dir_okay=False, path_type=Path),
-                  help="Prediction cache file [default: RUN_DIR/cache.sqlite].")  # fmt: skip
-    @click.option(
-        "--bootstrap", type=click.IntRange(min=0), help="Bootstrap resamples for intervals [default: 1000]."
-    )
-    @click.option("--task-option", "task_opts", multiple=True, help="KEY=VALUE for the task (repeatable).")
-    @click.option(
-        "--model-option", "model_opts", multiple=True, help="KEY=VALUE for both models (repeatable)."
-    )
-    @click.option("--backend-option", "backend_opts", multiple=True, help="KEY=VALUE for the backend.")
-    @click.option("--text-col", help="Column holding the review text (CSV/JSONL).")
-    @click.option("--stars-col", help="Column holding the star rating (CSV/JSONL).")
-    @click.option("--category-col", help="Column holding the product category (CSV/JSONL).")
-    @click.option("--title-col", help="Column holding the review title (CSV/JSONL).")
-    def distill(large: str, small: str, **opts: Any) -> None:
-        """Teach SMALL (a classifier that fine-tunes) from LARGE's probabilities on reviews no run scores.
+def distill_student(
+    host: PluginHost, board: Board, run_dir: Path, *, pool_size: int, with_gold: bool,
+    cache_path: Path | None = None, echo: Callable[[str], None] = click.echo,
+) -> dict[str, Any]:  # fmt: skip
+    """What `harness distill` does once its flags are read: the teacher (the board's first model) scores the
+    pool, the student (its second) learns from it; writes distill.json and board.toml and returns the former."""
+    from harness.files import atomic_write, write_json
+    from harness.plugins.models._distill import PoolRunner, build_student, teach
+    from harness.preflight import preflight
+    from harness.progress import progress_for_stderr
 
-        \b
-        Prints the distilled model's spec and writes board.toml, which compares
-        SMALL before and after, LARGE and their hybrid on the same scored split:
-          harness distill smollm2 minilm --task polarity --data reviews.jsonl \\
-              --limit 1000 --gold-size 100 --pool 2000
-        A second distillation with the same models, data, options and seed
-        reuses the teacher's cached predictions and the saved student.
-        """
-        from harness.files import atomic_write, write_json
-        from harness.plugin_manager import get_host
-        from harness.plugins.models._distill import PoolRunner, build_student, teach
-        from harness.plugins.routing.sweep import board_for_sweep
-        from harness.preflight import preflight
-        from harness.progress import progress_for_stderr
-
-        host = get_host()
-        board = board_for_sweep([large, small], opts["task"], opts)
-        task_name = board.tasks[0]
-        board.name = BOARD_NAME
-        gold_size_option(board, task_name, opts["gold_size"], host)
-        run_dir = opts["out"] or default_run_dir(task_name, large, small)
-        refuse_other_results(run_dir)
-        preflight(host, board, run_dir, cache_path=opts["cache_path"]).raise_problems()
-        teacher = ModelEntry(spec=large, label=f"{large} (teacher, on the pool)")
-        # The student rides along without tasks: no row, but the board's model options it reads are accepted.
-        board.models = [teacher, ModelEntry(spec=small, tasks=[])]
-        with progress_for_stderr() as progress:
-            runner = PoolRunner(
-                host,
-                board,
-                run_dir,
-                cache_path=opts["cache_path"],
-                progress=progress,
-                pool_size=opts["pool_size"],
-            )
-            student = build_student(runner, small, dict(board.model_options))
-            task = runner.make_task(task_name)
-            runner.draw(task)
-            results = runner.run()
-        row = results["rows"][0]
-        if row["status"] == "error":
-            raise RunFailed(f"the teacher failed on the pool: {row['error']}")
-        click.echo(f"teacher {large}: {row['computed']} pool reviews scored, {row['cached']} from the cache")
-        taught = teach(
-            runner, task, (task_name, teacher.spec, teacher.display), student, with_gold=opts["with_gold"]
+    large, small = (entry.spec for entry in board.models)
+    task_name = board.tasks[0]
+    refuse_other_results(run_dir)
+    preflight(host, board, run_dir, cache_path=cache_path).raise_problems()
+    teacher = ModelEntry(spec=large, label=f"{large} (teacher, on the pool)")
+    # The student rides along without tasks: no row, but the board's model options it reads are accepted.
+    board.models = [teacher, ModelEntry(spec=small, tasks=[])]
+    with progress_for_stderr() as progress:
+        runner = PoolRunner(
+            host, board, run_dir, cache_path=cache_path, progress=progress, pool_size=pool_size
         )
-        spec = f"hf-classifier:{taught.result.path}"
-        verb = "fine-tuned" if taught.result.trained else "reused the saved"
-        click.echo(f"{verb} {small} on {taught.gold} gold and {taught.pool} teacher-labelled reviews")
-        summary = {
-            "spec": spec,
-            "checkpoint": str(taught.result.path),
-            "fingerprint": taught.result.fingerprint,
-            "trained": taught.result.trained,
-            "teacher": large,
-            "student": small,
-            "task": task_name,
-            "gold": taught.gold,
-            "pool": taught.pool,
-            "with_gold": opts["with_gold"],
-            "seed": board.seed,
-            "limit": board.limit,
-        }
-        write_json(run_dir / "distill.json", summary)
-        atomic_write(run_dir / "board.toml", comparison_board(board, large, small, spec))
-        click.echo(f"distilled model: {spec}")
-        click.echo(f"wrote {run_dir / 'distill.json'}, {run_dir / 'board.toml'}")
-        click.echo(f"compare: harness run --board {run_dir / 'board.toml'} --out {run_dir / 'board'}")
+        student = build_student(runner, small, dict(board.model_options))
+        task = runner.make_task(task_name)
+        runner.draw(task)
+        results = runner.run()
+    row = results["rows"][0]
+    if row["status"] == "error":
+        raise RunFailed(f"the teacher failed on the pool: {row['error']}")
+    echo(f"teacher {large}: {row['computed']} pool reviews scored, {row['cached']} from the cache")
+    taught = teach(runner, task, (task_name, teacher.spec, teacher.display), student, with_gold=with_gold)
+    spec = f"hf-classifier:{taught.result.path}"
+    verb = "fine-tuned" if taught.result.trained else "reused the saved"
+    echo(f"{verb} {small} on {taught.gold} gold and {taught.pool} teacher-labelled reviews")
+    summary = {
+        "spec": spec,
+        "checkpoint": str(taught.result.path),
+        "fingerprint": taught.result.fingerprint,
+        "trained": taught.result.trained,
+        "teacher": large,
+        "student": small,
+        "task": task_name,
+        "gold": taught.gold,
+        "pool": taught.pool,
+        "with_gold": with_gold,
+        "seed": board.seed,
+        "limit": board.limit,
+    }
+    write_json(run_dir / "distill.json", summary)
+    atomic_write(run_dir / "board.toml", comparison_board(board, large, small, spec))
+    return summary
+
+
+@click.command(name="distill", epilog=EXIT_CODES)
+@click.argument("large")
+@click.argument("small")
+@click.option("--task", required=True, help="Task to distil, e.g. polarity.")
+@board_options(
+    "data", "dataset", "limit", limit="Reviews the comparison scores; the pool is drawn from the others."
+)
+@click.option("--pool", "pool_size", type=click.IntRange(min=1), default=DEFAULT_POOL, show_default=True,
+              help="Reviews the teacher labels for the student.")  # fmt: skip
+@click.option("--with-gold/--no-gold", default=True, show_default=True,
+              help="Also train the student on the gold train split.")  # fmt: skip
+@click.option("--gold-size", type=click.IntRange(min=0),
+              help="Gold train reviews (the task option train_size) [default: the task's].")  # fmt: skip
+@board_options("categories", "backend", "seed", backend="cpu, cuda, mps or auto.",
+               seed="Seed for splits, the pool and fine-tuning [default: 0].")  # fmt: skip
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Run directory [default: runs/distill-TASK-SMALL-from-LARGE].")  # fmt: skip
+@click.option("--cache", "cache_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Prediction cache file [default: RUN_DIR/cache.sqlite].")  # fmt: skip
+@board_options("bootstrap", "task_opts", "model_opts", "backend_opts", "text_col", "stars_col", "category_col",
+               "title_col", task_opts="KEY=VALUE for the task (repeatable).",
+               model_opts="KEY=VALUE for both models (repeatable).", backend_opts="KEY=VALUE for the backend.")  # fmt: skip
+def distill_command(large: str, small: str, **opts: Any) -> None:
+    """Teach SMALL (a classifier that fine-tunes) from LARGE's probabilities on reviews no run scores.
+
+    \b
+    Prints the distilled model's spec and writes board.toml, which compares
+    SMALL before and after, LARGE and their hybrid on the same scored split:
+      harness distill smollm2 minilm --task polarity --data reviews.jsonl \\
+          --limit 1000 --gold-size 100 --pool 2000
+    A second distillation with the same models, data, options and seed
+    reuses the teacher's cached predictions and the saved student.
+    """
+    from harness.plugin_manager import get_host
+
+    host = get_host()
+    models = [ModelEntry(spec=large), ModelEntry(spec=small)]
+    board = board_from_options(opts, Board(name=BOARD_NAME, tasks=[task_name(opts["task"])], models=models))
+    gold_size_option(board, board.tasks[0], opts["gold_size"], host)
+    run_dir = opts["out"] or default_run_dir(board.tasks[0], large, small)
+    summary = distill_student(host, board, run_dir, pool_size=opts["pool_size"], with_gold=opts["with_gold"],
+                              cache_path=opts["cache_path"])  # fmt: skip
+    click.echo(f"distilled model: {summary['spec']}")
+    click.echo(f"wrote {run_dir / 'distill.json'}, {run_dir / 'board.toml'}")
+    click.echo(f"compare: harness run --board {run_dir / 'board.toml'} --out {run_dir / 'board'}")
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    cli.add_command(distill_command)

@@ -14,19 +14,21 @@ import csv
 import io
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from harness import hookimpl
-from harness.boards import Board, ModelEntry
-from harness.command_helpers import EXIT_CODES, parse_pairs
+from harness import Board, ModelEntry, board_from_options, board_options, hookimpl
+from harness.boards import task_name
+from harness.command_helpers import EXIT_CODES
 from harness.errors import HarnessError, RunFailed
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from harness.plugin_manager import PluginHost
     from harness.plugins.routing._bands import ResampledMetric, SweepBands
     from harness.plugins.routing._guarantee import CertifiedResult, CoverageRow
@@ -161,21 +163,8 @@ def replay_sweep(
     from harness.plugins.routing import _calibration as calibration
     from harness.plugins.routing import _replay as replay
     from harness.plugins.routing._bands import sweep_bands
-    from harness.types import LearnsToRoute
 
-    factory = host.registries.routers.get(settings.router).obj
-    try:
-        default = factory(None)
-    except HarnessError:  # a router without a default threshold: calibrate over the grid only
-        default = None
-    if isinstance(default, LearnsToRoute):
-        raise HarnessError(f"router {settings.router!r} learns on calibration reviews: compare it with "
-                           "--compare-routers, which fits it on the calibration half")  # fmt: skip
-    router_score = getattr(default, "score", None)
-
-    def make_router(threshold: float) -> Any:
-        return factory(repr(float(threshold)))
-
+    make_router, router_score = _router(host, settings.router)
     notes: list[str] = []
     half = calibration.calibration_mask(pair.ids, settings.seed)
     temperature = None
@@ -183,19 +172,8 @@ def replay_sweep(
         pair, temperature = replay.scale_small_model(pair, half)
         notes.append(f"small model temperature-scaled (T = {temperature.temperature:.3f}) for every curve")
     small_only, large_only = replay.single_model_points(pair, task.metrics)
-    metric = settings.metric or (
-        "macro_f1" if "macro_f1" in small_only.metrics else next(iter(small_only.metrics))
-    )
-    if metric not in small_only.metrics:
-        raise HarnessError(
-            f"unknown metric {metric!r}; task {task.name!r} reports {', '.join(small_only.metrics)}"
-        )
-    if settings.thresholds is not None:
-        thresholds = settings.thresholds
-    elif router_score is None:
-        raise HarnessError(f"router {settings.router!r} has no score to take quantiles of: give --thresholds")
-    else:
-        thresholds = calibration.share_thresholds(router_score(pair.small), settings.shares).tolist()
+    metric = _headline_metric(settings.metric, small_only, task.name)
+    thresholds = _grid(settings, router_score, pair)
     curve = replay.router_curve(pair, make_router, thresholds, task.metrics)
     bands = sweep_bands(
         pair, [make_router(t).escalate(pair.small) for t in thresholds], headline_on_resamples(task, metric),
@@ -215,36 +193,9 @@ def replay_sweep(
         )  # fmt: skip
         if not target.reached:
             notes.append(f"target {target.target} not reached on the calibration half; best threshold used")
-    certified, coverage = [], []
-    if settings.guarantee is not None:
-        from harness.plugins.routing import _guarantee as guarantee
-
-        if router_score is None:
-            raise HarnessError(f"router {settings.router!r} has no score to certify thresholds of")
-        certified = [
-            guarantee.certify_on_halves(
-                pair,
-                half,
-                router_score,
-                settings.guarantee,
-                delta,
-                task.metrics,
-                resamples=settings.bootstrap,
-                seed=settings.seed,
-                batch=settings.batch,
-            )  # fmt: skip
-            for delta in settings.deltas
-        ]
-        if settings.coverage_splits:
-            coverage = guarantee.coverage(pair, router_score, settings.guarantee, settings.deltas,
-                                          settings.coverage_splits, settings.seed)  # fmt: skip
+    certified, coverage = _certify(pair, half, router_score, task, settings)
     saving = cheapest_at_large_quality(curve, large_only, metric)
-    if large_only.usd_per_1000 is None:
-        notes.append(
-            "no dollars: the run priced neither model's rows (a run records prices; see --price-per-hour)"
-        )
-    elif saving is None:
-        notes.append(f"no threshold reaches the large model's {metric} alone: no saving at equal quality")
+    notes += _saving_notes(saving, large_only, metric)
     routers = []
     if settings.compare_routers:
         from harness.plugins.routing._learned import compare_routers
@@ -252,31 +203,92 @@ def replay_sweep(
         routers = compare_routers(pair, half, task.metrics, metric, settings.shares)
         if pair.small_embeddings is None:
             notes.append(f"no embedding router: {small}'s predictions carry no review embeddings")
+    share_to_recover = {
+        f"{fraction:.0%}": calibration.share_to_recover(shares, quality, low, high, fraction)
+        for fraction in GAP_FRACTIONS
+    }
     return SweepReport(
-        task=task.name,
-        small=small,
-        large=large,
-        router=settings.router,
-        metric=metric,
-        n=len(pair),
-        curve=curve,
-        oracle=replay.oracle_curve(pair, task.metrics),
-        small_only=small_only,
-        large_only=large_only,
-        apgr=calibration.apgr(shares, quality, low, high),
-        share_to_recover={
-            f"{fraction:.0%}": calibration.share_to_recover(shares, quality, low, high, fraction)
-            for fraction in GAP_FRACTIONS
-        },
-        target=target,
-        temperature=temperature,
-        certified=certified,
-        coverage=coverage,
-        routers=routers,
-        saving=saving,
-        notes=notes,
-        bands=bands,
-    )
+        task=task.name, small=small, large=large, router=settings.router, metric=metric, n=len(pair),
+        curve=curve, oracle=replay.oracle_curve(pair, task.metrics), small_only=small_only,
+        large_only=large_only, apgr=calibration.apgr(shares, quality, low, high),
+        share_to_recover=share_to_recover, target=target, temperature=temperature, certified=certified,
+        coverage=coverage, routers=routers, saving=saving, notes=notes, bands=bands,
+    )  # fmt: skip
+
+
+def _router(host: PluginHost, name: str) -> tuple[Callable[[float], Any], Callable[..., Any] | None]:
+    """The router at a threshold, and the score its thresholds cut (None for a router without one)."""
+    from harness.types import LearnsToRoute
+
+    factory = host.registries.routers.get(name).obj
+    try:
+        default = factory(None)
+    except HarnessError:  # a router without a default threshold: calibrate over the grid only
+        default = None
+    if isinstance(default, LearnsToRoute):
+        raise HarnessError(f"router {name!r} learns on calibration reviews: compare it with "
+                           "--compare-routers, which fits it on the calibration half")  # fmt: skip
+
+    def make_router(threshold: float) -> Any:
+        return factory(repr(float(threshold)))
+
+    return make_router, getattr(default, "score", None)
+
+
+def _headline_metric(chosen: str | None, small_only: Point, task: str) -> str:
+    """The metric the curve is summarised by: the one chosen, else macro F1 where the task reports it."""
+    metric = chosen or ("macro_f1" if "macro_f1" in small_only.metrics else next(iter(small_only.metrics)))
+    if metric not in small_only.metrics:
+        raise HarnessError(
+            f"unknown metric {metric!r}; task {task!r} reports {', '.join(small_only.metrics)}"
+        )
+    return metric
+
+
+def _grid(
+    settings: SweepSettings, router_score: Callable[..., Any] | None, pair: PairedPredictions
+) -> list[float]:
+    """The raw thresholds given, else those escalating each share of the grid."""
+    from harness.plugins.routing._calibration import share_thresholds
+
+    if settings.thresholds is not None:
+        return settings.thresholds
+    if router_score is None:
+        raise HarnessError(f"router {settings.router!r} has no score to take quantiles of: give --thresholds")
+    return share_thresholds(router_score(pair.small), settings.shares).tolist()
+
+
+def _certify(
+    pair: PairedPredictions, half: np.ndarray, router_score: Callable[..., Any] | None, task: Task,
+    settings: SweepSettings,
+) -> tuple[list[CertifiedResult], list[CoverageRow]]:  # fmt: skip
+    """With --guarantee: a certified threshold per delta, and their coverage over random splits if asked."""
+    if settings.guarantee is None:
+        return [], []
+    from harness.plugins.routing import _guarantee as guarantee
+
+    if router_score is None:
+        raise HarnessError(f"router {settings.router!r} has no score to certify thresholds of")
+    certified = [
+        guarantee.certify_on_halves(pair, half, router_score, settings.guarantee, delta, task.metrics,
+                                    resamples=settings.bootstrap, seed=settings.seed, batch=settings.batch)
+        for delta in settings.deltas
+    ]  # fmt: skip
+    coverage = []
+    if settings.coverage_splits:
+        coverage = guarantee.coverage(pair, router_score, settings.guarantee, settings.deltas,
+                                      settings.coverage_splits, settings.seed)  # fmt: skip
+    return certified, coverage
+
+
+def _saving_notes(saving: Saving | None, large_only: Point, metric: str) -> list[str]:
+    if large_only.usd_per_1000 is None:
+        return [
+            "no dollars: the run priced neither model's rows (a run records prices; see --price-per-hour)"
+        ]
+    if saving is None:
+        return [f"no threshold reaches the large model's {metric} alone: no saving at equal quality"]
+    return []
 
 
 def headline_on_resamples(task: Task, metric: str) -> ResampledMetric:
@@ -601,193 +613,182 @@ def _holds_another_run(run_dir: Path, board: Board) -> bool:
         return True
 
 
-def board_for_sweep(models: Sequence[str], task: str, opts: dict[str, Any]) -> Board:
+def board_for_sweep(models: Sequence[str], task: str, opts: Mapping[str, Any]) -> Board:
     """The one-task board a sweep runs (two or three models), from the same options as `harness run`."""
-    task_options = parse_pairs(opts.get("task_opts", ()), "--task-option")
-    if opts.get("categories"):
-        task_options["categories"] = opts["categories"]
-    model_options = parse_pairs(opts.get("model_opts", ()), "--model-option")
-    board = Board(
-        name="sweep",
-        tasks=[task],
-        models=[ModelEntry(spec=spec) for spec in models],
-        model_options=model_options,
-        data=None if opts.get("dataset") else (opts.get("data") or "demo"),
-        dataset=opts.get("dataset"),
-        task_options={task: task_options},
-        backend_options=parse_pairs(opts.get("backend_opts", ()), "--backend-option"),
+    entries = [ModelEntry(spec=spec) for spec in models]
+    return board_from_options(opts, Board(name="sweep", tasks=[task_name(task)], models=entries))
+
+
+def check_sweep_flags(models: Sequence[str], opts: Mapping[str, Any]) -> None:
+    """Refuse flags that contradict each other or the number of models, before anything runs."""
+    if len(models) not in (2, 3):
+        raise HarnessError(f"a sweep needs two models (small, large) or three (a cascade), got {len(models)}")
+    if opts.get("target_share") is not None and opts.get("target_metric"):
+        raise HarnessError("give --target-share or --target-metric, not both")
+    if (opts.get("deltas") or opts.get("coverage_splits") or opts.get("batch")) and not opts.get("guarantee"):
+        raise HarnessError("--delta, --batch and --coverage-splits need --guarantee METRIC>=VALUE")
+    if opts.get("write_board") and len(models) != 3:
+        raise HarnessError("--write-board writes the cascades of a three-model sweep: give three models")
+    two_only = ("thresholds", "target_share", "target_metric", "temperature", "guarantee", "compare_routers")
+    if len(models) == 3 and any(opts.get(name) for name in two_only):
+        raise HarnessError("a three-model sweep takes --shares only: --" + ", --".join(
+            name.replace("_", "-") for name in two_only if opts.get(name)) + " need two models")  # fmt: skip
+
+
+def settings_from_options(opts: Mapping[str, Any], board: Board) -> SweepSettings:
+    """The replay settings `harness sweep`'s flags ask for; seed and resamples are the board's."""
+    from harness.plugins.routing._certify import parse_guarantee
+
+    guarantee = parse_guarantee(opts["guarantee"]) if opts.get("guarantee") else None
+    if opts.get("batch") and guarantee is not None and guarantee[0] != "accuracy":
+        raise HarnessError("--batch promises accuracy only: a batch's class mix is not known in advance")
+    return SweepSettings(
+        router=opts.get("router") or "confidence",
+        shares=parse_thresholds(opts.get("shares") or DEFAULT_SHARES),
+        thresholds=parse_thresholds(opts["thresholds"]) if opts.get("thresholds") else None,
+        metric=opts.get("metric"),
+        target_share=opts.get("target_share"),
+        target_metric=parse_target_metric(opts["target_metric"]) if opts.get("target_metric") else None,
+        temperature=bool(opts.get("temperature")),
+        guarantee=guarantee,
+        deltas=list(opts.get("deltas") or ()) or [0.1],
+        batch=opts.get("batch"),
+        coverage_splits=opts.get("coverage_splits") or 0,
+        compare_routers=bool(opts.get("compare_routers")),
+        seed=board.seed,
+        bootstrap=board.bootstrap,
     )
-    for key in ("backend", "limit", "seed", "bootstrap"):
-        if opts.get(key) is not None:
-            setattr(board, key, opts[key])
-    for column in ("text_col", "stars_col", "category_col", "title_col", "cluster_col"):
-        if opts.get(column):
-            board.source_options[column] = opts[column]
-    return board
+
+
+def sweep_and_report(
+    host: PluginHost, board: Board, settings: SweepSettings, run_dir: Path, console: Any, *,
+    cache_path: Path | None = None, from_run: Path | None = None, write_board: bool = False,
+) -> list[Path]:  # fmt: skip
+    """What `harness sweep` does once its flags are read: run the board's models (or replay `from_run`'s
+    predictions), print the sweep or the cascade, and write its files; returns the files written."""
+    from harness.preflight import preflight
+    from harness.progress import progress_for_stderr
+
+    models = [entry.spec for entry in board.models]
+    run_dir, cache_path, model_dir = sweep_location(run_dir, board, cache_path)
+    if from_run is not None:
+        path = finished_predictions(from_run)
+        task = host.registries.tasks.build(board.tasks[0], board.task_options[board.tasks[0]])
+        run_dir.mkdir(parents=True, exist_ok=True)
+        written: list[Path] = []
+    else:
+        preflight(host, board, run_dir, cache_path=cache_path).raise_problems()
+        with progress_for_stderr() as progress:
+            task, results = run_models(
+                host, board, run_dir, cache_path=cache_path, model_dir=model_dir, progress=progress
+            )
+        for row in results["rows"]:
+            console.print(f"{row['model']}: {row['computed']} computed, {row['cached']} from the cache")
+        path = run_dir / "predictions.jsonl"
+        written = [run_dir / "results.json", path]
+    if len(models) == 3:
+        return [*_cascade(host, path, task, models, settings, run_dir, console, write_board), *written]
+    from harness.plugins.routing._replay import read_pair
+
+    pair = read_pair(path, task.name, task.labels, models[0], models[1])
+    report = replay_sweep(pair, task, host, models[0], models[1], settings)
+    print_report(report, console)
+    return [*write_outputs(report, run_dir), *written]
+
+
+def _cascade(
+    host: PluginHost, path: Path, task: Task, models: Sequence[str], settings: SweepSettings, run_dir: Path,
+    console: Any, write_board: bool,
+) -> list[Path]:  # fmt: skip
+    """Replay a three-model cascade, print it and write its files (and the board of its picks if asked)."""
+    from harness.plugins.routing import _cascade as cascade
+
+    three = cascade.cascade_report(path, task, host, models, settings)
+    cascade.print_cascade(three, console)
+    written = cascade.write_cascade(three, run_dir)
+    if write_board:
+        from harness.files import atomic_write
+        from harness.results import read_results
+
+        config = read_results(path.parent)["config"]
+        board_path = run_dir / "cascade-board.toml"
+        atomic_write(board_path, cascade.board_toml(three, config))
+        console.print(f"run the picked cascades with: harness run --board {board_path}")
+        written.append(board_path)
+    return written
+
+
+@click.command(name="sweep", epilog=EXIT_CODES)
+@click.argument("models", nargs=-1, required=True)
+@click.option("--task", required=True, help="Task to sweep, e.g. polarity.")
+@board_options("data", "dataset", "categories", "limit", "backend", limit="Score at most N examples.",
+               backend="cpu, cuda, mps or auto.")  # fmt: skip
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Run directory [default: runs/sweep-TASK-MODELS].")  # fmt: skip
+@click.option("--from-run", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Replay a finished run's predictions.jsonl instead of running the models.")  # fmt: skip
+@click.option("--cache", "cache_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Prediction cache file [default: RUN_DIR/cache.sqlite].")  # fmt: skip
+@board_options("seed", "task_opts", "model_opts", "backend_opts", "text_col", "stars_col", "category_col",
+               "title_col", "cluster_col",
+               seed="Seed for splits, fine-tuning and the calibration half [default: 0].",
+               task_opts="KEY=VALUE for the task (repeatable).", model_opts="KEY=VALUE for both models (repeatable).",
+               backend_opts="KEY=VALUE for the backend.", cluster_col="Column grouping reviews for intervals "
+               "[default: product_id where the data has it]; 'none' resamples reviews.")  # fmt: skip
+@click.option("--router", default="confidence", show_default=True, help="confidence, margin or entropy.")
+@click.option("--shares", default=DEFAULT_SHARES, show_default=True,
+              help="Shares escalated to put thresholds at (quantiles of the router's score): "
+                   "START:STOP:STEP (inclusive) or a comma list.")  # fmt: skip
+@click.option("--thresholds", help="Raw thresholds instead of --shares: START:STOP:STEP or a comma list.")
+@click.option("--metric", help="Headline metric for APGR and the plot [default: macro_f1].")
+@click.option("--target-share", type=click.FloatRange(0, 1),
+              help="Pick the threshold escalating this share on a calibration half.")  # fmt: skip
+@click.option(
+    "--target-metric", help="Pick the cheapest threshold reaching METRIC=VALUE on a calibration half."
+)
+@click.option(
+    "--temperature", is_flag=True, help="Temperature-scale the small model on the calibration half."
+)
+@click.option("--guarantee", help="Certify the least escalating threshold reaching METRIC>=VALUE "
+              "(accuracy or class_accuracy) on a calibration half, e.g. accuracy>=0.9.")  # fmt: skip
+@click.option("--delta", "deltas", type=click.FloatRange(0, 1, min_open=True, max_open=True), multiple=True,
+              help="Allowed chance that a certified threshold misses the target [default: 0.1]; repeatable.")  # fmt: skip
+@click.option("--batch", type=click.IntRange(min=1),
+              help="With --guarantee (accuracy): promise it for a batch of this many new reviews.")  # fmt: skip
+@click.option("--coverage-splits", type=click.IntRange(min=0), default=0,
+              help="With --guarantee: certify on this many random splits and count held-out misses.")  # fmt: skip
+@click.option("--compare-routers", is_flag=True, help="Score confidence, margin, entropy and the routers "
+              "learned on the calibration half (embedding too, where the small model gives embeddings), "
+              "on the held-out half.")  # fmt: skip
+@click.option("--write-board", is_flag=True, help="Three models: also write cascade-board.toml, a board "
+              "running the cascade at the pair of thresholds picked for each share of the gap.")  # fmt: skip
+@board_options("bootstrap")
+def sweep_command(models: tuple[str, ...], **opts: Any) -> None:
+    """Sweep the routing thresholds of SMALL>LARGE (or A>B>C) on one task, replayed from one run of each model.
+
+    \b
+    Writes sweep.csv, sweep.json and sweep.png (cascade.* for three models) into the run directory, e.g.
+      harness sweep minilm smollm2 --task polarity --target-share 0.2 --temperature
+      harness sweep minilm smollm2 --task polarity --guarantee 'accuracy>=0.9' --delta 0.1
+      harness sweep minilm distilbert smollm2 --task polarity --write-board
+    """
+    from rich.console import Console
+
+    from harness.plugin_manager import get_host
+
+    check_sweep_flags(models, opts)
+    board = board_for_sweep(models, opts["task"], opts)
+    settings = settings_from_options(opts, board)
+    console = Console()
+    if not console.is_terminal:
+        console.width = 160
+    run_dir = opts["out"] or _default_run_dir(opts["task"], models)
+    written = sweep_and_report(get_host(), board, settings, run_dir, console, cache_path=opts["cache_path"],
+                               from_run=opts["from_run"], write_board=opts["write_board"])  # fmt: skip
+    for path in written:
+        click.echo(f"wrote {path}")
 
 
 @hookimpl
-def register_commands(cli):
-    @cli.command(epilog=EXIT_CODES)
-    @click.argument("models", nargs=-1, required=True)
-    @click.option("--task", required=True, help="Task to sweep, e.g. polarity.")
-    @click.option(
-        "--data", help="Review file (.tsv[.gz], .jsonl, .csv), a saved dataset directory, or 'demo'."
-    )
-    @click.option("--dataset", help="Hugging Face dataset name or local save_to_disk directory.")
-    @click.option("--categories", help="Category labels: 'study' (the 11), a comma list, or auto:N.")
-    @click.option("--limit", type=click.IntRange(min=1), help="Score at most N examples.")
-    @click.option("--backend", help="cpu, cuda, mps or auto.")
-    @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-                  help="Run directory [default: runs/sweep-TASK-MODELS].")  # fmt: skip
-    @click.option("--from-run", type=click.Path(file_okay=False, exists=True, path_type=Path),
-                  help="Replay a finished run's predictions.jsonl instead of running the models.")  # fmt: skip
-    @click.option("--cache", "cache_path", type=click.Path(dir_okay=False, path_type=Path),
-                  help="Prediction cache file [default: RUN_DIR/cache.sqlite].")  # fmt: skip
-    @click.option(
-        "--seed", type=int, help="Seed for splits, fine-tuning and the calibration half [default: 0]."
-    )
-    @click.option("--task-option", "task_opts", multiple=True, help="KEY=VALUE for the task (repeatable).")
-    @click.option(
-        "--model-option", "model_opts", multiple=True, help="KEY=VALUE for both models (repeatable)."
-    )
-    @click.option("--backend-option", "backend_opts", multiple=True, help="KEY=VALUE for the backend.")
-    @click.option("--text-col", help="Column holding the review text (CSV/JSONL).")
-    @click.option("--stars-col", help="Column holding the star rating (CSV/JSONL).")
-    @click.option("--category-col", help="Column holding the product category (CSV/JSONL).")
-    @click.option("--title-col", help="Column holding the review title (CSV/JSONL).")
-    @click.option("--cluster", "cluster_col", help="Column grouping reviews for intervals [default: product_id "
-                  "where the data has it]; 'none' resamples reviews.")  # fmt: skip
-    @click.option("--router", default="confidence", show_default=True, help="confidence, margin or entropy.")
-    @click.option("--shares", default=DEFAULT_SHARES, show_default=True,
-                  help="Shares escalated to put thresholds at (quantiles of the router's score): "
-                       "START:STOP:STEP (inclusive) or a comma list.")  # fmt: skip
-    @click.option("--thresholds", help="Raw thresholds instead of --shares: START:STOP:STEP or a comma list.")
-    @click.option("--metric", help="Headline metric for APGR and the plot [default: macro_f1].")
-    @click.option("--target-share", type=click.FloatRange(0, 1),
-                  help="Pick the threshold escalating this share on a calibration half.")  # fmt: skip
-    @click.option(
-        "--target-metric", help="Pick the cheapest threshold reaching METRIC=VALUE on a calibration half."
-    )
-    @click.option(
-        "--temperature", is_flag=True, help="Temperature-scale the small model on the calibration half."
-    )
-    @click.option("--guarantee", help="Certify the least escalating threshold reaching METRIC>=VALUE "
-                  "(accuracy or class_accuracy) on a calibration half, e.g. accuracy>=0.9.")  # fmt: skip
-    @click.option("--delta", "deltas", type=click.FloatRange(0, 1, min_open=True, max_open=True), multiple=True,
-                  help="Allowed chance that a certified threshold misses the target [default: 0.1]; repeatable.")  # fmt: skip
-    @click.option("--batch", type=click.IntRange(min=1),
-                  help="With --guarantee (accuracy): promise it for a batch of this many new reviews.")  # fmt: skip
-    @click.option("--coverage-splits", type=click.IntRange(min=0), default=0,
-                  help="With --guarantee: certify on this many random splits and count held-out misses.")  # fmt: skip
-    @click.option("--compare-routers", is_flag=True, help="Score confidence, margin, entropy and the routers "
-                  "learned on the calibration half (embedding too, where the small model gives embeddings), "
-                  "on the held-out half.")  # fmt: skip
-    @click.option("--write-board", is_flag=True, help="Three models: also write cascade-board.toml, a board "
-                  "running the cascade at the pair of thresholds picked for each share of the gap.")  # fmt: skip
-    @click.option(
-        "--bootstrap", type=click.IntRange(min=0), help="Bootstrap resamples for intervals [default: 1000]."
-    )
-    def sweep(models: tuple[str, ...], **opts: Any) -> None:
-        """Sweep the routing thresholds of SMALL>LARGE (or A>B>C) on one task, replayed from one run of each model.
-
-        \b
-        Writes sweep.csv, sweep.json and sweep.png (cascade.* for three models) into the run directory, e.g.
-          harness sweep minilm smollm2 --task polarity --target-share 0.2 --temperature
-          harness sweep minilm smollm2 --task polarity --guarantee 'accuracy>=0.9' --delta 0.1
-          harness sweep minilm distilbert smollm2 --task polarity --write-board
-        """
-        from rich.console import Console
-
-        from harness.plugin_manager import get_host
-        from harness.plugins.routing._certify import parse_guarantee
-        from harness.preflight import preflight
-        from harness.progress import progress_for_stderr
-
-        if len(models) not in (2, 3):
-            raise HarnessError(
-                f"a sweep needs two models (small, large) or three (a cascade), got {len(models)}"
-            )
-        if opts["target_share"] is not None and opts["target_metric"]:
-            raise HarnessError("give --target-share or --target-metric, not both")
-        if (opts["deltas"] or opts["coverage_splits"] or opts["batch"]) and not opts["guarantee"]:
-            raise HarnessError("--delta, --batch and --coverage-splits need --guarantee METRIC>=VALUE")
-        two_only = (
-            "thresholds",
-            "target_share",
-            "target_metric",
-            "temperature",
-            "guarantee",
-            "compare_routers",
-        )
-        if opts["write_board"] and len(models) != 3:
-            raise HarnessError("--write-board writes the cascades of a three-model sweep: give three models")
-        if len(models) == 3 and any(opts[name] for name in two_only):
-            raise HarnessError("a three-model sweep takes --shares only: --" + ", --".join(
-                name.replace("_", "-") for name in two_only if opts[name]) + " need two models")  # fmt: skip
-        guarantee = parse_guarantee(opts["guarantee"]) if opts["guarantee"] else None
-        if opts["batch"] and guarantee is not None and guarantee[0] != "accuracy":
-            raise HarnessError("--batch promises accuracy only: a batch's class mix is not known in advance")
-        board = board_for_sweep(models, opts["task"], opts)
-        settings = SweepSettings(
-            router=opts["router"],
-            shares=parse_thresholds(opts["shares"]),
-            thresholds=parse_thresholds(opts["thresholds"]) if opts["thresholds"] else None,
-            metric=opts["metric"],
-            target_share=opts["target_share"],
-            target_metric=parse_target_metric(opts["target_metric"]) if opts["target_metric"] else None,
-            temperature=opts["temperature"],
-            guarantee=guarantee,
-            deltas=list(opts["deltas"]) or [0.1],
-            batch=opts["batch"],
-            coverage_splits=opts["coverage_splits"],
-            compare_routers=opts["compare_routers"],
-            seed=board.seed,
-            bootstrap=board.bootstrap,
-        )
-        host = get_host()
-        run_dir, cache_path, model_dir = sweep_location(
-            opts["out"] or _default_run_dir(opts["task"], models), board, opts["cache_path"]
-        )
-        console = Console()
-        if not console.is_terminal:
-            console.width = 160
-        if opts["from_run"] is not None:
-            path = finished_predictions(opts["from_run"])
-            task = host.registries.tasks.build(opts["task"], board.task_options[opts["task"]])
-            run_dir.mkdir(parents=True, exist_ok=True)
-            written: list[Path] = []
-        else:
-            preflight(host, board, run_dir, cache_path=cache_path).raise_problems()
-            with progress_for_stderr() as progress:
-                task, results = run_models(
-                    host, board, run_dir, cache_path=cache_path, model_dir=model_dir, progress=progress
-                )
-            for row in results["rows"]:
-                console.print(f"{row['model']}: {row['computed']} computed, {row['cached']} from the cache")
-            path = run_dir / "predictions.jsonl"
-            written = [run_dir / "results.json", path]
-        if len(models) == 3:
-            from harness.plugins.routing import _cascade as cascade
-
-            three = cascade.cascade_report(path, task, host, models, settings)
-            cascade.print_cascade(three, console)
-            written = [*cascade.write_cascade(three, run_dir), *written]
-            if opts["write_board"]:
-                from harness.files import atomic_write
-                from harness.results import read_results
-
-                config = read_results(path.parent)["config"]
-                board_path = run_dir / "cascade-board.toml"
-                atomic_write(board_path, cascade.board_toml(three, config))
-                console.print(f"run the picked cascades with: harness run --board {board_path}")
-                written.insert(3, board_path)
-        else:
-            from harness.plugins.routing._replay import read_pair
-
-            pair = read_pair(path, task.name, task.labels, models[0], models[1])
-            report = replay_sweep(pair, task, host, models[0], models[1], settings)
-            print_report(report, console)
-            written = [*write_outputs(report, run_dir), *written]
-        for written_path in written:
-            click.echo(f"wrote {written_path}")
+def register_commands(cli: click.Group) -> None:
+    cli.add_command(sweep_command)
