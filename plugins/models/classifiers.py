@@ -11,7 +11,7 @@ Options read from ``ModelContext.options``: ``label_map`` (``NAME=label,...``,
 names are the checkpoint's labels or output indices), ``truncation``,
 ``max_length``, ``batch_size`` (inference), ``finetune`` (``auto`` | ``always``
 | ``never``), ``base``, ``epochs``, ``learning_rate``, ``train_batch_size``,
-``train_max_length``, ``streams``, ``engine``, ``precision``, ``measure``, ``compile``,
+``train_max_length``, ``train_precision``, ``streams``, ``engine``, ``precision``, ``measure``, ``compile``,
 ``encoder_layers``, ``trust_remote_code`` and ``allow_pickle``.
 
 Engines (``engine``): ``torch`` runs the model as loaded, at the backend's
@@ -64,6 +64,7 @@ from harness.plugins.models._finetune import (
     finetune,
     length_batches,
     pad_batch,
+    training_precision,
     window_limit,
 )
 from harness.plugins.models._truncation import POLICIES
@@ -119,6 +120,13 @@ OPTIONS = OptionSet(
     Option("learning_rate", float, None, "fine-tuning learning rate [default: the family's]", minimum=0),
     Option("train_batch_size", int, 16, "fine-tuning batch size", minimum=1),
     Option("train_max_length", int, None, "fine-tuning token window [default: the family's]", minimum=1),
+    Option(
+        "train_precision",
+        str,
+        "auto",
+        "fine-tuning matmuls in fp32 or bf16 autocast; auto: bf16 where the device has bf16 units",
+        choices=("auto", "fp32", "bf16"),
+    ),
     Option("compile", bool, False, "torch.compile the forward pass (engine torch)", affects_output=False),
     Option(
         "encoder_layers",
@@ -285,6 +293,7 @@ class HFClassifier:
         )
         self.train_batch_size: int = values["train_batch_size"]
         self.train_max_length: int = values["train_max_length"] or family.train_max_length
+        self.train_precision: str = values["train_precision"]
         self.load_kwargs: dict[str, Any] = {
             "trust_remote_code": values["trust_remote_code"],
             "use_safetensors": None if values["allow_pickle"] else True,
@@ -447,6 +456,7 @@ class HFClassifier:
             max_length=self.train_max_length,
             truncation=self.policy,
             seed=self.ctx.seed_for("finetune"),
+            precision=training_precision(self.train_precision, self.ctx.backend.device),
         )
         result = finetune(
             config,
