@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from harness import hookimpl
+from harness import RunSettings, hookimpl
 from harness.boards import Board, ModelEntry
 from harness.command_helpers import EXIT_CODES
 from harness.errors import HarnessError, RunFailed
@@ -146,10 +146,11 @@ def register_commands(cli: Any) -> None:
         """
         from harness.files import atomic_write, write_json
         from harness.plugin_manager import get_host
-        from harness.plugins.models._distill import PoolRunner, build_student, teach
+        from harness.plugins.models._distill import PoolSplits, build_student, teach
         from harness.plugins.routing.sweep import board_for_sweep
         from harness.preflight import preflight
         from harness.progress import progress_for_stderr
+        from harness.runner import Runner
 
         host = get_host()
         board = board_for_sweep([large, small], opts["task"], opts)
@@ -163,25 +164,19 @@ def register_commands(cli: Any) -> None:
         # The student rides along without tasks: no row, but the board's model options it reads are accepted.
         board.models = [teacher, ModelEntry(spec=small, tasks=[])]
         with progress_for_stderr() as progress:
-            runner = PoolRunner(
-                host,
-                board,
-                run_dir,
-                cache_path=opts["cache_path"],
-                progress=progress,
-                pool_size=opts["pool_size"],
-            )
+            pools = PoolSplits(host.registries, board, opts["pool_size"])
+            settings = RunSettings(cache_path=opts["cache_path"], progress=progress)
+            runner = Runner(host, board, run_dir, settings, splits=pools)
             student = build_student(runner, small, dict(board.model_options))
             task = runner.make_task(task_name)
-            runner.draw(task)
+            pools.draw(task)
             results = runner.run()
         row = results["rows"][0]
         if row["status"] == "error":
             raise RunFailed(f"the teacher failed on the pool: {row['error']}")
         click.echo(f"teacher {large}: {row['computed']} pool reviews scored, {row['cached']} from the cache")
-        taught = teach(
-            runner, task, (task_name, teacher.spec, teacher.display), student, with_gold=opts["with_gold"]
-        )
+        scored = runner.scored[(task_name, teacher.spec, teacher.display)]
+        taught = teach(pools, scored, task, student, with_gold=opts["with_gold"])
         spec = f"hf-classifier:{taught.result.path}"
         verb = "fine-tuned" if taught.result.trained else "reused the saved"
         click.echo(f"{verb} {small} on {taught.gold} gold and {taught.pool} teacher-labelled reviews")
