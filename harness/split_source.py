@@ -3,7 +3,7 @@
 The runner scores what its `SplitSource` gives; `BoardSplits`, the task's
 split of the board's data, is the default, and a command scoring other
 examples gives its own (distillation's teacher scores a pool of reviews
-outside the scored split: harness.plugins.models._distill.PoolSplits).
+outside the scored split).
 """
 
 from __future__ import annotations
