@@ -12,6 +12,7 @@ from harness.hookspecs import hookimpl
 from harness.metrics import NO_LABEL, Metric, RegisteredMetrics, predictions, task_report
 from harness.options import Option, OptionError, OptionSet
 from harness.registry import ContractError, Register
+from harness.run_settings import ProgressSink, RunSettings
 from harness.types import (
     SEED_COMPONENTS,
     Backend,
@@ -77,6 +78,7 @@ __all__ = [
     "Option",
     "OptionError",
     "OptionSet",
+    "ProgressSink",
     "Register",
     "RegisteredMetrics",
     "ReportsRunStats",
@@ -84,6 +86,7 @@ __all__ = [
     "Router",
     "RouterFactory",
     "RunInfo",
+    "RunSettings",
     "SEED_COMPONENTS",
     "Source",
     "SourceOptions",

@@ -126,7 +126,8 @@ def run(**opts: Any) -> None:
     for note in plan.notes:
         click.echo(f"note: {note}", err=True)
     from harness.progress import progress_for_stderr
-    from harness.runner import run_board
+    from harness.run import run_board
+    from harness.run_settings import RunSettings
 
     if opts["replace"] and run_dir.is_dir():
         from harness.files import RunDirLock
@@ -135,7 +136,9 @@ def run(**opts: Any) -> None:
             replace_other_board(run_dir, board)
 
     with progress_for_stderr() as progress:
-        results = run_board(get_host(), board, run_dir, cache_path=opts["cache_path"], progress=progress)
+        results = run_board(
+            get_host(), board, run_dir, RunSettings(cache_path=opts["cache_path"], progress=progress)
+        )
     from harness.results import leaderboard_rows
 
     rows = leaderboard_rows([run_dir])

@@ -133,7 +133,7 @@ def resampled_report(
 
 
 def task_metrics(task: Task) -> list[Metric]:
-    """The registered metrics that name `task` and suit its label count."""
+    """The registered metrics that name `task` and suit its label count, in the process-wide registry."""
     from harness.plugin_manager import get_host
 
     return defaults(get_host().registries.metrics, task.name, len(task.labels))
@@ -142,6 +142,20 @@ def task_metrics(task: Task) -> list[Metric]:
 def task_report(task: Task, gold: np.ndarray, probs: np.ndarray) -> dict[str, float]:
     """A task's default metrics from the registry: what a task's `metrics()` returns without listing them."""
     return report(task_metrics(task), gold, probs, task.labels)
+
+
+def uses_registered(task: Task) -> bool:
+    """Whether the task's own metrics are the registered ones that name it (its `metrics` is
+    `RegisteredMetrics.metrics`), so that a run computes them from its own registry."""
+    return type(task).metrics is RegisteredMetrics.metrics
+
+
+def own_report(task: Task, registry: Registry[Any], gold: np.ndarray, probs: np.ndarray) -> dict[str, float]:
+    """A task's own metrics in a run: those of a task whose metrics are the registered ones come from the
+    run's `registry`, as every other metric of its rows does, never from the process-wide one."""
+    if uses_registered(task):
+        return report(defaults(registry, task.name, len(task.labels)), gold, probs, task.labels)
+    return task.metrics(gold, probs)
 
 
 class RegisteredMetrics:
@@ -174,23 +188,32 @@ def resolve(specs: Sequence[str], registry: Registry[Any]) -> list[Metric]:
 
 @dataclass
 class RowMetrics:
-    """What a row reports: the task's own metrics plus `added`; `shown` become leaderboard columns."""
+    """What a row reports: the task's own metrics plus `added`; `shown` become leaderboard columns.
+
+    `registry` is the run's: a task whose metrics are the registered ones is
+    measured from it, on the whole row and on every resample.
+    """
 
     task: Task
+    registry: Registry[Any]
     added: list[Metric] = field(default_factory=list)
     shown: list[Metric] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def __call__(self, gold: np.ndarray, probs: np.ndarray) -> dict[str, float]:
-        return {**self.task.metrics(gold, probs), **report(self.added, gold, probs, self.task.labels)}
+        return {
+            **own_report(self.task, self.registry, gold, probs),
+            **report(self.added, gold, probs, self.task.labels),
+        }
 
     def resampled(self, gold: np.ndarray, probs: np.ndarray, index: np.ndarray) -> dict[str, np.ndarray]:
         """The row's metrics on every resample `index` [r, n] names (see `harness.intervals`)."""
         from harness.intervals import on_resamples
 
         labels = self.task.labels
-        if type(self.task).metrics is RegisteredMetrics.metrics:
-            own = resampled_report(task_metrics(self.task), gold, probs, labels, index)
+        if uses_registered(self.task):
+            registered = defaults(self.registry, self.task.name, len(labels))
+            own = resampled_report(registered, gold, probs, labels, index)
         else:
             own = on_resamples(self.task.metrics, gold, probs, index)
         return {**own, **resampled_report(self.added, gold, probs, labels, index)}
@@ -210,7 +233,7 @@ def row_metrics(
     still get it.
     """
     n_labels = len(task.labels)
-    plan = RowMetrics(task)
+    plan = RowMetrics(task, registry)
     for metric in defaults(registry, task.name, n_labels):
         if metric.name not in own:
             plan.added.append(metric)

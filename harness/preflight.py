@@ -446,7 +446,7 @@ def _check_data(
 ) -> None:
     """The data opens, its first rows parse, every task keeps some of them, and a train split that a model
     learns from holds two labels or more; optionally count every row."""
-    from harness.runner import open_reviews
+    from harness.split_source import open_reviews
 
     for name, task in tasks.items():
         issues = IssueLog()
@@ -492,7 +492,7 @@ def _check_train_labels(
 ) -> None:
     """A train split of one label is refused: a model fitted on it answers that label for every review, or
     cannot be fitted at all. When the first rows alone gave one label, the whole data is read to be sure."""
-    from harness.runner import open_reviews
+    from harness.split_source import open_reviews
 
     if not whole:
         try:

@@ -18,10 +18,10 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 import numpy as np
 
@@ -34,13 +34,14 @@ from harness.errors import DamagedData, HarnessError
 from harness.files import RunDirLock, out_of_space, storage_error, write_json
 from harness.intervals import MetricFn, bootstrap_intervals, cluster_codes, cluster_count, clustered_intervals
 from harness.load_issues import IssueFile
-from harness.metrics import NO_LABEL, predictions, report, resolve, row_metrics, unparseable_flag
+from harness.metrics import NO_LABEL, own_report, predictions, report, resolve, row_metrics, unparseable_flag
 from harness.options import scoped_options
 from harness.plan import RUNNER_OPTIONS, plan_problems
 from harness.plugin_manager import PluginHost, get_host
-from harness.registry import Registries
 from harness.reported import reported_rows
+from harness.run_settings import RunSettings
 from harness.slices import BUILTIN_DIMENSIONS, slice_report, text_features
+from harness.split_source import BoardSplits, SplitSource
 from harness.types import (
     DEFAULT_CLUSTER_COL,
     SEED_COMPONENTS,
@@ -58,10 +59,8 @@ from harness.types import (
     ModelContext,
     ModelOutput,
     ReportsRunStats,
-    Review,
     Router,
     RunInfo,
-    SourceOptions,
     Splits,
     StoredLookup,
     SummarisesRawText,
@@ -76,18 +75,6 @@ LOOKAHEAD_REVIEWS = 5000
 WARMUP_TEXTS = 2
 PREDICTION_TEXT_CHARS = 500  # enough to read an error in `harness errors`, bounded for huge runs
 MAX_IDS_SHOWN = 10  # review ids named in an error message; results.json keeps every failed review's id
-
-
-class ProgressSink(Protocol):
-    """Receives progress from the runner; the CLI shows it as rich progress bars."""
-
-    def start(self, label: str, total: int | None) -> None: ...
-
-    def advance(self, count: int) -> None: ...
-
-    def stop(self, outcome: str = "done") -> None:
-        """End the current stage; `outcome` is "done", "failed" or "interrupted"."""
-        ...
 
 
 class ReviewsFailed(HarnessError):
@@ -150,6 +137,44 @@ class Scored:
     probs: np.ndarray
     metrics: MetricFn
     clusters: list[str | None] = field(default_factory=list)
+
+
+@dataclass
+class RowJob:
+    """One model on one task being scored: what every step of scoring reads, and the row it fills in."""
+
+    task: Task
+    entry: ModelEntry
+    model: Model
+    row: Row
+    info: RunInfo
+
+
+@dataclass
+class Batching:
+    """What carries over from batch to batch while a row is scored."""
+
+    model_fp: str  # the fingerprints the row's predictions are cached under
+    task_fp: str
+    size: int  # the batch size, lowered for good when the model runs out of memory
+    budget: ErrorBudget
+    unfitted: list[Example] | None  # a train split the model is fitted on before it first predicts
+    warmed: bool = False
+    last_failure: BaseException | None = None  # the last failure the error budget allowed
+
+
+@dataclass
+class Collected:
+    """What a row has scored, in scoring order: what its metrics, intervals and slices are computed from."""
+
+    keep_raw: bool  # whether the model reads its raw texts back (SummarisesRawText, MeasuresRawText)
+    gold: list[int] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    clusters: list[str | None] = field(default_factory=list)
+    probs: list[np.ndarray] = field(default_factory=list)  # one [chunk size, k] array per chunk
+    latencies: list[float] = field(default_factory=list)  # each example's seconds
+    sliced: list[dict[str, Any]] = field(default_factory=list)  # what slicing reads of each example
+    raw_texts: list[str | None] = field(default_factory=list)  # only where `keep_raw`
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:
@@ -231,6 +256,24 @@ def chunked(items: Iterator[Example], size: int) -> Iterator[list[Example]]:
         yield chunk
 
 
+def flag_unparseable(row: Row, probs: np.ndarray) -> None:
+    """Count the answers naming no label, and flag the row when they are too many to trust its scores."""
+    if unparseable := int(np.sum(predictions(probs) == NO_LABEL)):
+        row.extra["unparseable"] = unparseable
+        row.extra["unparseable_share"] = round(unparseable / len(probs), 4)
+        if flag := unparseable_flag({"extra": row.extra}):
+            row.extra["unparseable_over_limit"] = True
+            row.notes.append(flag)
+
+
+def slice_dimensions(sliced: Sequence[Mapping[str, Any]]) -> list[str]:
+    """What a row is sliced by: length and negation always, the other built-in dimensions and the data's
+    own facets where its examples carry them."""
+    facet_names = dict.fromkeys(name for r in sliced for name in (r.get("facets") or {}))
+    dimensions = [d for d in BUILTIN_DIMENSIONS if d in ("length", "negation") or d in facet_names]
+    return dimensions + [d for d in facet_names if d not in BUILTIN_DIMENSIONS]
+
+
 def build_model(
     spec: str,
     options: Mapping[str, str],
@@ -293,44 +336,6 @@ def stored_lookup(cache: PredictionCache) -> StoredLookup:
     return lookup
 
 
-def open_reviews(registries: Registries, board: Board, issues: IssueLog) -> Iterator[Review]:
-    """The board's review stream, from the source that recognises its data (or `hf-dataset` for --dataset)."""
-    location, source_name = board.data, None
-    if board.dataset:
-        location, source_name = board.dataset, "hf-dataset"
-    if location is None:
-        raise HarnessError("no data: give --data PATH or --dataset NAME")
-    sources = registries.sources
-    if source_name is None:
-        matches = [entry for entry in sources if entry.obj.sniff(location)]
-        path = Path(location).expanduser()
-        if not matches and not path.exists():
-            raise HarnessError(
-                f"the data path {location!r} does not exist (no file or directory of that name)"
-            )
-        if not matches and path.is_dir():
-            raise HarnessError(
-                f"the data path {location!r} is a directory but not a saved dataset (datasets' save_to_disk); "
-                "give a .tsv, .jsonl or .csv file in it, or --dataset NAME"
-            )
-        if not matches:
-            raise HarnessError(
-                f"no source can read {location!r} (known sources: {', '.join(sources.names())}); "
-                "give a .tsv, .jsonl or .csv file, a saved dataset directory, or --dataset NAME"
-            )
-        source = matches[0].obj
-    else:
-        source = sources.get(source_name).obj
-    columns = {f.name for f in fields(SourceOptions)} - {"extra"}
-    given = board.source_options
-    options = SourceOptions(
-        **{k: v for k, v in given.items() if k in columns},
-        extra={k: v for k, v in given.items() if k not in columns},
-    )
-    reviews: Iterator[Review] = source.read(location, options, issues)
-    return reviews
-
-
 class Runner:
     """Runs one board into one run directory."""
 
@@ -339,21 +344,23 @@ class Runner:
         host: PluginHost,
         board: Board,
         run_dir: Path,
+        settings: RunSettings | None = None,
         *,
-        cache_path: Path | None = None,
-        model_dir: Path | None = None,
-        progress: ProgressSink | None = None,
+        splits: SplitSource | None = None,
     ) -> None:
+        """`settings` default to a run that keeps everything in `run_dir` and shows no progress; `splits` give
+        the examples each task scores (default: `BoardSplits`, the board's own split)."""
+        settings = settings or RunSettings()
         self.host = host
         self.registries = host.registries
         self.board = board
         self.run_dir = run_dir
-        self.cache_path = cache_path or run_dir / "cache.sqlite"
-        self.model_dir = model_dir or run_dir / "models"
-        self.scored: dict[
-            tuple[str, str, str], Scored
-        ] = {}  # (task, spec, label): what a multi-seed run pools
-        self.progress = progress
+        self.cache_path = settings.cache_in(run_dir)
+        self.model_dir = settings.models_in(run_dir)
+        self.progress = settings.progress
+        self.splits: SplitSource = splits or BoardSplits(self.registries, board)
+        # (task, spec, label): what each row scored, which a multi-seed run pools and distillation teaches from
+        self.scored: dict[tuple[str, str, str], Scored] = {}
         self.backend: Backend = self.registries.backends.build(board.backend, board.backend_options)
         self.requested_metrics = resolve(board.metrics, self.registries.metrics)
         self.price = hourly_price(self.backend.describe(), board.price_per_hour)
@@ -387,14 +394,6 @@ class Runner:
         """The options the runner itself reads for a model (batch size, timeout)."""
         options = entry.options_with(self.board.model_options)
         return RUNNER_OPTIONS.parse(scoped_options(options, split_spec(entry.spec)[0], entry.spec))
-
-    def scored_total(self, task: Task) -> int | None:
-        """How many reviews a row scores, for the progress line: at most the board's limit (None: unknown)."""
-        return self.board.limit
-
-    def open_splits(self, task: Task, issues: IssueLog) -> Splits:
-        reviews = open_reviews(self.registries, self.board, issues)
-        return task.split(reviews, limit=self.board.limit, seed=self.board.seed_for("split"))
 
     # running ----------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -457,7 +456,7 @@ class Runner:
         outcome = "interrupted"
         try:
             model = self.make_model(entry.spec, entry.options_with(self.board.model_options), cache)
-            splits = self.open_splits(task, issues)
+            splits = self.splits.open(task, issues)
             unfitted: list[Example] | None = None  # a train split the model has not been fitted on yet
             if isinstance(model, FitsTrainSplit) and splits.train:
                 if isinstance(model, KnowsFittedFingerprint) and self.all_cached(
@@ -474,15 +473,13 @@ class Runner:
                     start = time.perf_counter()
                     model.choose([ex.text for ex in ahead], len(ahead), task)
                     row.choose_s = time.perf_counter() - start
-            raw_texts, latencies = self.score(
-                task, model, entry, splits, cache, out, row, info, unfitted=unfitted
-            )
+            scored = self.score(RowJob(task, entry, model, row, info), splits, cache, out, unfitted=unfitted)
             row.counts = dict(splits.counts)
             if isinstance(model, SummarisesRawText):  # covers cached predictions, never counts the warm-up
-                row.extra.update(model.stats_from_raw(raw_texts))
+                row.extra.update(model.stats_from_raw(scored.raw_texts))
             elif isinstance(model, ReportsRunStats):
                 row.extra.update(model.run_stats())
-            row.latency = latency_summary(latencies, row.extra)
+            row.latency = latency_summary(scored.latencies, row.extra)
             row.cost = row_cost(row.n, row.fit_s + row.runtime_s, row.extra, self.price)
             row.notes.extend(splits.notes)
             outcome = "done"
@@ -542,7 +539,7 @@ class Runner:
     def all_cached(self, task: Task, model_fp: str, cache: PredictionCache) -> bool:
         """Whether the cache holds every prediction of the row, read from a stream of its own."""
         task_fp, k = task.fingerprint(), len(task.labels)
-        for chunk in chunked(self.open_splits(task, IssueLog()).test, CHUNK_SIZE):
+        for chunk in chunked(self.splits.open(task, IssueLog()).test, CHUNK_SIZE):
             keys = {text_key(ex.text) for ex in chunk}
             if len(cache.get_many(model_fp, task_fp, list(keys), k)) < len(keys):
                 return False
@@ -550,24 +547,39 @@ class Runner:
 
     def score(
         self,
-        task: Task,
-        model: Model,
-        entry: ModelEntry,
+        job: RowJob,
         splits: Splits,
         cache: PredictionCache,
         out: IO[str],
-        row: Row,
-        info: RunInfo,
         *,
         unfitted: list[Example] | None = None,
-    ) -> tuple[list[str | None], list[float]]:
-        """Score every example into `row`; returns the stored raw texts of models that summarise them,
-        and every example's latency (its batch's seconds shared by the batch's examples, or the seconds
-        the model gave for each). A model not yet fitted on `unfitted` is fitted before its first
-        prediction, should one be missing from the cache after all."""
-        k = len(task.labels)
-        raw_texts: list[str | None] = []
-        keep_raw = isinstance(model, SummarisesRawText | MeasuresRawText)
+    ) -> Collected:
+        """Score every example into the row, writing its prediction records to `out`; returns what it scored.
+
+        A model not yet fitted on `unfitted` is fitted before its first
+        prediction, should one be missing from the cache after all.
+        """
+        state = self.batching(job, unfitted)
+        collected = Collected(keep_raw=isinstance(job.model, SummarisesRawText | MeasuresRawText))
+        if self.progress is not None:
+            self.progress.start(f"{job.task.name} · {job.entry.display}", self.splits.total(job.task))
+        for chunk in chunked(splits.test, CHUNK_SIZE):
+            found = self.predict_chunk(job, state, chunk, cache)
+            scored = [ex for ex in chunk if text_key(ex.text) in found]  # less the failed reviews
+            self.record_chunk(job, scored, found, collected, out)
+        job.row.n = len(collected.gold)
+        self.account_failures(job.row, state)
+        if not collected.gold:  # an empty, header-only or unreadable file must not look like a finished row
+            job.row.counts = dict(splits.counts)
+            seen = ", ".join(f"{k} {v}" for k, v in sorted(splits.counts.items()) if v) or "no reviews read"
+            raise HarnessError(f"no examples to score ({seen}); see the load issues for unreadable rows")
+        self.measure(job, collected)
+        return collected
+
+    # scoring batches: the cache first, then the model, with timeouts, out-of-memory halving, error budget
+    def batching(self, job: RowJob, unfitted: list[Example] | None) -> Batching:
+        """How a row starts batching: the fingerprint its predictions are cached under and its batch size."""
+        model, task = job.model, job.task
         task_fp = task.fingerprint()
         if unfitted is not None and isinstance(model, KnowsFittedFingerprint):
             model_fp = model.fitted_fingerprint(unfitted, task)
@@ -575,162 +587,205 @@ class Runner:
             model_fp = model.fingerprint()
         # The model's own figure first: it knows how many reviews keep all its streams or replicas busy.
         if isinstance(model, ChoosesBatchSize):
-            batch_size = int(model.batch_size)
+            size = int(model.batch_size)
         else:
-            batch_size = self.runner_options(entry)["batch_size"] or DEFAULT_BATCH_SIZE
-        gold: list[int] = []
-        ids: list[str] = []
-        cluster_keys: list[str | None] = []
-        probs_parts: list[np.ndarray] = []
-        latencies: list[float] = []
-        sliced: list[dict[str, Any]] = []  # what slicing reads of each scored example
+            size = self.runner_options(job.entry)["batch_size"] or DEFAULT_BATCH_SIZE
         budget = ErrorBudget.parse(self.board.max_errors, "max_errors")
-        last_failure: BaseException | None = None
-        warmed = False
-        if self.progress is not None:
-            self.progress.start(f"{task.name} · {entry.display}", self.scored_total(task))
-        for chunk in chunked(splits.test, CHUNK_SIZE):
-            keys = [text_key(ex.text) for ex in chunk]
-            found = cache.get_many(model_fp, task_fp, keys, k)
-            todo = sorted({key: i for i, key in enumerate(keys) if key not in found}.values(),
-                          key=lambda i: len(chunk[i].text))  # fmt: skip
-            row.cached += len(chunk) - len(todo)
-            if self.progress is not None and len(chunk) > len(todo):
-                self.progress.advance(len(chunk) - len(todo))
-            start = size = 0
-            splitting_until = 0  # a failed batch is split in halves up to here, then batches are whole again
-            while start < len(todo):
-                if start >= splitting_until:
-                    size = batch_size
-                batch = [chunk[i] for i in todo[start : start + size]]
-                if unfitted is not None and isinstance(model, FitsTrainSplit):
-                    self.fit(model, unfitted, task, entry, row, show=False)
-                    unfitted = None
-                    if model.fingerprint() != model_fp:
-                        raise HarnessError(
-                            f"model {entry.spec!r}: fitted_fingerprint() gave {model_fp!r} but the fitted "
-                            f"model's fingerprint() is {model.fingerprint()!r}; the two must agree"
-                        )
-                try:
-                    output, seconds = self.timed_predict(
-                        model, [ex.text for ex in batch], task, entry, warm=warmed
-                    )
-                except Exception as exc:
-                    out_of_memory = is_out_of_memory(exc)
-                    if len(batch) > 1 and (out_of_memory or budget.allows_any):
-                        size = len(batch) // 2
-                        splitting_until = max(splitting_until, start + len(batch))
-                        if out_of_memory:
-                            batch_size = min(batch_size, size)
-                            row.extra["batch_size"] = batch_size
-                            row.notes.append(f"out of memory: batch size halved to {batch_size}")
-                            release_device_memory(self.backend)
-                        continue
-                    if not budget.allows_any:
-                        raise ReviewsFailed([ex.id for ex in batch], exc) from exc
-                    last_failure, failed_key = exc, text_key(batch[0].text)
-                    same = [ex.id for ex, key in zip(chunk, keys, strict=True) if key == failed_key]
-                    row.failed_reviews += [
-                        {"id": id_, "error": f"{type(exc).__name__}: {exc}"} for id_ in same
-                    ]
-                    if budget.exceeded(len(row.failed_reviews), self.board.limit):
-                        raise self.over_budget(row, budget, exc) from exc
+        return Batching(model_fp, task_fp, size, budget, unfitted)
+
+    def predict_chunk(
+        self, job: RowJob, state: Batching, chunk: list[Example], cache: PredictionCache
+    ) -> dict[str, CachedPrediction]:
+        """The chunk's predictions by text key: the cache's, then the model's in batches sorted by length.
+
+        A batch that fails is split in halves down to the review that fails,
+        which the error budget may leave out (it then has no prediction).
+        """
+        keys = [text_key(ex.text) for ex in chunk]
+        found = cache.get_many(state.model_fp, state.task_fp, keys, len(job.task.labels))
+        todo = sorted({key: i for i, key in enumerate(keys) if key not in found}.values(),
+                      key=lambda i: len(chunk[i].text))  # fmt: skip
+        job.row.cached += len(chunk) - len(todo)
+        if self.progress is not None and len(chunk) > len(todo):
+            self.progress.advance(len(chunk) - len(todo))
+        start = size = 0
+        splitting_until = 0  # a failed batch is split in halves up to here, then batches are whole again
+        while start < len(todo):
+            if start >= splitting_until:
+                size = state.size
+            batch = [chunk[i] for i in todo[start : start + size]]
+            self.fit_if_unfitted(job, state)
+            try:
+                texts = [ex.text for ex in batch]
+                output, seconds = self.timed_predict(job.model, texts, job.task, job.entry, warm=state.warmed)
+            except Exception as exc:
+                if self.halves(job, state, exc, batch):
+                    size = len(batch) // 2
+                    splitting_until = max(splitting_until, start + len(batch))
+                else:
+                    self.leave_out(job, state, exc, batch, list(zip(chunk, keys, strict=True)))
                     start += 1
-                    if self.progress is not None:
-                        self.progress.advance(len(same))
-                    continue
-                warmed = True
-                start += len(batch)
-                each = output.seconds or [seconds / len(batch)] * len(batch)
-                truncated = output.truncated or [False] * len(batch)
-                raw: list[str | None] = list(output.raw_text) if output.raw_text else [None] * len(batch)
-                vectors = list(output.embeddings) if output.embeddings is not None else [None] * len(batch)
-                new = [(text_key(ex.text), p, lat, bool(t), r, e) for ex, p, lat, t, r, e
-                       in zip(batch, output.probs, each, truncated, raw, vectors, strict=True)]  # fmt: skip
-                cache.put_many(model_fp, task_fp, new)
-                for key, p, lat, t, r, e in new:
-                    found[key] = CachedPrediction(
-                        p, lat, t, r, None if e is None else np.asarray(e, np.float16)
-                    )
-                row.computed += len(batch)
-                self.host.notify(
-                    "on_batch_end",
-                    run=info,
-                    task=task.name,
-                    model=entry.key,
-                    batch=BatchStats(len(batch), seconds, row.computed + row.cached),
-                )
-                if self.progress is not None:
-                    self.progress.advance(len(batch))
-            chunk = [ex for ex, key in zip(chunk, keys, strict=True) if key in found]  # less failed reviews
-            keys = [text_key(ex.text) for ex in chunk]
-            if not chunk:
                 continue
-            chunk_probs = np.stack([found[key].probs for key in keys])
-            for ex, key, p in zip(chunk, keys, chunk_probs, strict=True):
-                hit = found[key]
-                row.runtime_s += hit.latency_s
-                latencies.append(hit.latency_s)
-                row.truncated += int(hit.truncated)
-                if keep_raw:
-                    raw_texts.append(hit.raw_text)
-                record = self.prediction_record(task, entry, ex, p, hit)
-                sliced.append({k: record.get(k) for k in ("features", "facets", "raw_text")})
-                out.write(json.dumps(record, ensure_ascii=False) + "\n")
-            gold.extend(ex.label for ex in chunk)
-            ids.extend(ex.id for ex in chunk)
-            cluster_keys.extend(ex.cluster for ex in chunk)
-            probs_parts.append(chunk_probs)
-        row.n = len(gold)
-        if row.failed_reviews:
-            failed = row.failed_reviews
-            if budget.exceeded(len(failed), row.n + len(failed)):
-                raise self.over_budget(row, budget, last_failure) from last_failure
-            row.notes.append(
-                f"{len(failed)} review(s) failed and are left out (within --max-errors {budget.text}): "
-                + ", ".join(r["id"] for r in failed[:MAX_IDS_SHOWN])
-                + (" ..." if len(failed) > MAX_IDS_SHOWN else "")
+            start += len(batch)
+            self.keep_batch(job, state, batch, output, seconds, found, cache)
+        return found
+
+    def fit_if_unfitted(self, job: RowJob, state: Batching) -> None:
+        """Fit a model whose fitting was skipped (its predictions seemed cached) before it first predicts."""
+        model = job.model
+        if state.unfitted is None or not isinstance(model, FitsTrainSplit):
+            return
+        self.fit(model, state.unfitted, job.task, job.entry, job.row, show=False)
+        state.unfitted = None
+        if model.fingerprint() != state.model_fp:
+            raise HarnessError(
+                f"model {job.entry.spec!r}: fitted_fingerprint() gave {state.model_fp!r} but the fitted "
+                f"model's fingerprint() is {model.fingerprint()!r}; the two must agree"
             )
-        if not gold:  # an empty, header-only or unreadable file must not look like a finished row
-            row.counts = dict(splits.counts)
-            seen = ", ".join(f"{k} {v}" for k, v in sorted(splits.counts.items()) if v) or "no reviews read"
-            raise HarnessError(f"no examples to score ({seen}); see the load issues for unreadable rows")
-        gold_array = np.asarray(gold, dtype=np.int64)
-        probs = np.concatenate(probs_parts)
-        if unparseable := int(np.sum(predictions(probs) == NO_LABEL)):
-            row.extra["unparseable"] = unparseable
-            row.extra["unparseable_share"] = round(unparseable / len(gold), 4)
-            if flag := unparseable_flag({"extra": row.extra}):
-                row.extra["unparseable_over_limit"] = True
-                row.notes.append(flag)
-        own = task.metrics(gold_array, probs)
-        plan = row_metrics(task, self.registries.metrics, self.requested_metrics, own)
-        row.metrics = {**own, **report(plan.added, gold_array, probs, task.labels)}
-        row.added_metrics = plan.columns()
-        row.notes.extend(plan.notes)
-        clusters = cluster_codes(cluster_keys)
+
+    def halves(self, job: RowJob, state: Batching, exc: Exception, batch: list[Example]) -> bool:
+        """Whether a failed batch is split in halves: always when the model ran out of memory (the row's
+        batch size is then lowered for good), otherwise when the error budget may leave a review out."""
+        out_of_memory = is_out_of_memory(exc)
+        if len(batch) <= 1 or not (out_of_memory or state.budget.allows_any):
+            return False
+        if out_of_memory:
+            state.size = min(state.size, len(batch) // 2)
+            job.row.extra["batch_size"] = state.size
+            job.row.notes.append(f"out of memory: batch size halved to {state.size}")
+            release_device_memory(self.backend)
+        return True
+
+    def leave_out(
+        self,
+        job: RowJob,
+        state: Batching,
+        exc: Exception,
+        batch: list[Example],
+        chunk: list[tuple[Example, str]],
+    ) -> None:
+        """Leave out the review heading a failed batch, and its duplicates in the chunk (examples with their
+        text keys), within the error budget; without a budget, or beyond it, the row fails."""
+        row, budget = job.row, state.budget
+        if not budget.allows_any:
+            raise ReviewsFailed([ex.id for ex in batch], exc) from exc
+        state.last_failure, failed_key = exc, text_key(batch[0].text)
+        same = [ex.id for ex, key in chunk if key == failed_key]
+        row.failed_reviews += [{"id": id_, "error": f"{type(exc).__name__}: {exc}"} for id_ in same]
+        if budget.exceeded(len(row.failed_reviews), self.board.limit):
+            raise self.over_budget(row, budget, exc) from exc
+        if self.progress is not None:
+            self.progress.advance(len(same))
+
+    def keep_batch(
+        self,
+        job: RowJob,
+        state: Batching,
+        batch: list[Example],
+        output: ModelOutput,
+        seconds: float,
+        found: dict[str, CachedPrediction],
+        cache: PredictionCache,
+    ) -> None:
+        """Cache a batch's predictions as soon as it ends, which is what lets a killed run resume."""
+        state.warmed = True
+        n = len(batch)
+        each = output.seconds or [seconds / n] * n
+        truncated = output.truncated or [False] * n
+        raw: list[str | None] = list(output.raw_text) if output.raw_text else [None] * n
+        vectors = list(output.embeddings) if output.embeddings is not None else [None] * n
+        new = [(text_key(ex.text), p, lat, bool(t), r, e) for ex, p, lat, t, r, e
+               in zip(batch, output.probs, each, truncated, raw, vectors, strict=True)]  # fmt: skip
+        cache.put_many(state.model_fp, state.task_fp, new)
+        for key, p, lat, t, r, e in new:
+            found[key] = CachedPrediction(p, lat, t, r, None if e is None else np.asarray(e, np.float16))
+        job.row.computed += n
+        done = job.row.computed + job.row.cached
+        self.host.notify(
+            "on_batch_end",
+            run=job.info,
+            task=job.task.name,
+            model=job.entry.key,
+            batch=BatchStats(n, seconds, done),
+        )
+        if self.progress is not None:
+            self.progress.advance(n)
+
+    def account_failures(self, row: Row, state: Batching) -> None:
+        """Fail a row whose failed reviews are more than the error budget allows; else note them."""
+        failed, budget = row.failed_reviews, state.budget
+        if not failed:
+            return
+        if budget.exceeded(len(failed), row.n + len(failed)):
+            raise self.over_budget(row, budget, state.last_failure) from state.last_failure
+        row.notes.append(
+            f"{len(failed)} review(s) failed and are left out (within --max-errors {budget.text}): "
+            + ", ".join(r["id"] for r in failed[:MAX_IDS_SHOWN])
+            + (" ..." if len(failed) > MAX_IDS_SHOWN else "")
+        )
+
+    # writing prediction records -----------------------------------------------------------
+    def record_chunk(
+        self,
+        job: RowJob,
+        chunk: list[Example],
+        found: dict[str, CachedPrediction],
+        collected: Collected,
+        out: IO[str],
+    ) -> None:
+        """Write a chunk's prediction records to `out` and add its examples to what the row scored."""
+        if not chunk:
+            return
+        row = job.row
+        keys = [text_key(ex.text) for ex in chunk]
+        chunk_probs = np.stack([found[key].probs for key in keys])
+        for ex, key, p in zip(chunk, keys, chunk_probs, strict=True):
+            hit = found[key]
+            row.runtime_s += hit.latency_s
+            collected.latencies.append(hit.latency_s)
+            row.truncated += int(hit.truncated)
+            if collected.keep_raw:
+                collected.raw_texts.append(hit.raw_text)
+            record = self.prediction_record(job.task, job.entry, ex, p, hit)
+            collected.sliced.append({k: record.get(k) for k in ("features", "facets", "raw_text")})
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        collected.gold.extend(ex.label for ex in chunk)
+        collected.ids.extend(ex.id for ex in chunk)
+        collected.clusters.extend(ex.cluster for ex in chunk)
+        collected.probs.append(chunk_probs)
+
+    # row metrics, intervals and slices ----------------------------------------------------
+    def measure(self, job: RowJob, collected: Collected) -> None:
+        """The row's metrics, from the run's registry, with their intervals (resampling clusters where the
+        reviews fall into clusters), its raw-text measures and its slices; keeps what it scored for pooling
+        seeds."""
+        task, row, board = job.task, job.row, self.board
+        gold = np.asarray(collected.gold, dtype=np.int64)
+        probs = np.concatenate(collected.probs)
+        flag_unparseable(row, probs)
+        own = own_report(task, self.registries.metrics, gold, probs)
+        metrics = row_metrics(task, self.registries.metrics, self.requested_metrics, own)
+        row.metrics = {**own, **report(metrics.added, gold, probs, task.labels)}
+        row.added_metrics = metrics.columns()
+        row.notes.extend(metrics.notes)
+        clusters = cluster_codes(collected.clusters)
         intervals, effects = clustered_intervals(
-            plan, gold_array, probs, resamples=self.board.bootstrap, seed=self.board.seed, clusters=clusters
+            metrics, gold, probs, resamples=board.bootstrap, seed=board.seed, clusters=clusters
         )
         row.intervals = {name: [lo, hi] for name, (lo, hi) in intervals.items()}
         if clusters is not None:
-            row.clustering = {"column": self.board.source_options.get("cluster_col") or DEFAULT_CLUSTER_COL,
+            row.clustering = {"column": board.source_options.get("cluster_col") or DEFAULT_CLUSTER_COL,
                               "clusters": cluster_count(clusters, row.n), "design_effect": effects}  # fmt: skip
-        if isinstance(model, MeasuresRawText):
-            measured = model.measure_raw(raw_texts, gold_array, task)
-            self.add_raw_measures(row, measured, gold_array, clusters)
-        self.scored[(task.name, entry.spec, entry.display)] = Scored(
-            ids, gold_array, probs, plan, cluster_keys
-        )
+        if isinstance(job.model, MeasuresRawText):
+            measured = job.model.measure_raw(collected.raw_texts, gold, task)
+            self.add_raw_measures(row, measured, gold, clusters)
+        key = (task.name, job.entry.spec, job.entry.display)
+        self.scored[key] = Scored(collected.ids, gold, probs, metrics, collected.clusters)
         row.reviews_per_s = row.n / row.runtime_s if row.runtime_s > 0 else None
-        facet_names = dict.fromkeys(name for r in sliced for name in (r.get("facets") or {}))
-        dimensions = [d for d in BUILTIN_DIMENSIONS if d in ("length", "negation") or d in facet_names]
-        dimensions += [d for d in facet_names if d not in BUILTIN_DIMENSIONS]
         row.slices = slice_report(
-            sliced, gold_array, probs, plan, dimensions, resamples=self.board.bootstrap, seed=self.board.seed,
-            clusters=clusters,
+            collected.sliced, gold, probs, metrics, slice_dimensions(collected.sliced),
+            resamples=board.bootstrap, seed=board.seed, clusters=clusters,
         )  # fmt: skip
-        return raw_texts, latencies
 
     @staticmethod
     def over_budget(row: Row, budget: ErrorBudget, last: BaseException | None) -> ReviewsFailed:
@@ -809,22 +864,3 @@ class Runner:
         if hit.embedding is not None:
             record["embedding"] = embedding_text(hit.embedding)
         return record
-
-
-def run_board(
-    host: PluginHost,
-    board: Board,
-    run_dir: Path,
-    *,
-    cache_path: Path | None = None,
-    model_dir: Path | None = None,
-    progress: ProgressSink | None = None,
-) -> dict[str, Any]:
-    """Run `board` into `run_dir`; the cache and fine-tuned weights may live elsewhere (a sweep reusing a
-    run's); a board with `seeds` runs once per seed (see `harness.seeds`)."""
-    from harness.seeds import refuse_mixed_run_dir, run_seeds
-
-    refuse_mixed_run_dir(run_dir, multi_seed=bool(board.seeds))
-    if board.seeds:
-        return run_seeds(host, board, run_dir, cache_path=cache_path, model_dir=model_dir, progress=progress)
-    return Runner(host, board, run_dir, cache_path=cache_path, model_dir=model_dir, progress=progress).run()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,8 @@ from harness.intervals import percentile_interval, resampling_units, spread, two
 from harness.metrics import resolve
 from harness.plugin_manager import PluginHost
 from harness.results import RESULTS_FILE
-from harness.runner import ProgressSink, Runner, Scored, now
+from harness.run_settings import ProgressSink, RunSettings
+from harness.runner import Runner, Scored, now
 from harness.types import RunInfo
 
 COMBINED_INTERVAL = (
@@ -80,27 +82,24 @@ def run_seeds(
     host: PluginHost,
     board: Board,
     run_dir: Path,
-    *,
-    cache_path: Path | None = None,
-    model_dir: Path | None = None,
-    progress: ProgressSink | None = None,
+    settings: RunSettings | None = None,
 ) -> dict[str, Any]:
-    """Run `board` once per seed in `board.seeds` and write the pooled results.json into `run_dir`."""
+    """Run `board` once per seed in `board.seeds` and write the pooled results.json into `run_dir`; the seeds
+    share the run's cache and model directory."""
     resolve(
         board.metrics, host.registries.metrics
     )  # a wrong metric name is refused before the run dir exists
     with RunDirLock(run_dir):
         info = RunInfo(run_dir, board, now())
         host.notify("on_run_start", run=info)
+        settings = settings or RunSettings()
+        shared = RunSettings(settings.cache_in(run_dir), settings.models_in(run_dir))
+        progress = settings.progress
         runs: list[tuple[dict[str, Any], dict[tuple[str, str, str], Scored]]] = []
         for seed in board.seeds:
+            seed_progress = SeedProgress(progress, seed) if progress is not None else None
             runner = Runner(
-                host,
-                board.for_seed(seed),
-                seed_dir(run_dir, seed),
-                cache_path=cache_path or run_dir / "cache.sqlite",
-                progress=SeedProgress(progress, seed) if progress is not None else None,
-                model_dir=model_dir or run_dir / "models",
+                host, board.for_seed(seed), seed_dir(run_dir, seed), replace(shared, progress=seed_progress)
             )
             runs.append((runner.run(), runner.scored))
         results = {

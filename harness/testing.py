@@ -92,7 +92,7 @@ def run_model_plugin(
 ) -> dict[str, Any]:
     """One leaderboard row of `spec` on the demo reviews, run as `harness run` runs it (results.json's row)."""
     from harness.boards import Board, ModelEntry
-    from harness.runner import run_board
+    from harness.run import run_board
 
     host = PluginHost(env={"HARNESS_LOAD_PLUGINS": ""})  # the built-in plugins ...
     host.register(plugin, "plugin-under-test")  # ... and the one under test

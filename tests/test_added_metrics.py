@@ -18,7 +18,7 @@ from harness import cli as cli_module
 from harness.boards import Board, ModelEntry
 from harness.errors import HarnessError
 from harness.metrics import defaults, resolve
-from harness.runner import run_board
+from harness.run import run_board
 from harness.tasks.category import CategoryTask
 
 # A metric in the form the `evaluate` library loads from a local script: no hub needed.
@@ -153,3 +153,45 @@ def test_a_metric_registered_as_something_else_is_refused_with_the_plugin_named(
         "accuracy",
         "accuracy_neg",
     ]
+
+
+def test_a_row_reads_every_metric_from_its_runs_registry_never_the_process_wide_one(
+    host, tmp_path, monkeypatch
+):
+    from harness import plugin_manager
+    from harness.hookspecs import hookimpl
+    from harness.metrics import Metric, RegisteredMetrics
+    from harness.plugin_manager import PluginHost
+    from tests.fakes import ToyTask
+
+    class RegisteredToy(RegisteredMetrics, ToyTask):
+        name = "toy-registered"
+
+    def share_positive(gold, probs, labels):
+        return float(np.mean(probs.argmax(axis=1) == 1))
+
+    class Metrics:
+        def __init__(self, metric: str) -> None:
+            self.metric = metric
+
+        @hookimpl
+        def register_tasks(self, register):
+            register(
+                "toy-registered", lambda options: RegisteredToy(), description="toy task, registered metrics"
+            )
+
+        @hookimpl
+        def register_metrics(self, register):
+            register(self.metric, Metric(self.metric, share_positive, tasks=("toy-registered",)))
+
+    host.register(Metrics("hits"), "run-metrics")
+    elsewhere = PluginHost(env={"HARNESS_LOAD_PLUGINS": ""})
+    elsewhere.register(Metrics("stray"), "process-metrics")
+    monkeypatch.setattr(plugin_manager, "_host", elsewhere)
+    board = Board(name="h", tasks=["toy-registered"], models=[ModelEntry("words")], data="toy:40",
+                  backend="cpu", bootstrap=20)  # fmt: skip
+    [row] = run_board(host, board, tmp_path / "run")["rows"]
+    assert row["status"] == "ok", row["error"]
+    assert set(row["metrics"]) == set(row["intervals"]) == {"hits"}
+    gold, probs = stored(tmp_path / "run", "toy-registered", ("negative", "positive"))
+    assert row["metrics"]["hits"] == pytest.approx(share_positive(gold, probs, ()))

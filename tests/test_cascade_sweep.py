@@ -16,7 +16,7 @@ from harness.boards import Board, ModelEntry
 from harness.plugins.routing import _cascade as cascade
 from harness.plugins.routing import sweep
 from harness.plugins.routing.routers import max_probability
-from harness.runner import run_board
+from harness.run import run_board
 from tests.test_sweep import PairPlugin, records
 
 MODELS = ["cheap", "boastful", "sharp"]

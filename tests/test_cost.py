@@ -9,7 +9,7 @@ import pytest
 from harness.boards import Board, ModelEntry
 from harness.cost import HourlyPrice, hourly_price, latency_summary, price_file, row_cost, token_price
 from harness.leaderboard._table import build_tables
-from harness.runner import run_board
+from harness.run import run_board
 
 
 def test_the_price_file_names_its_source_and_date():

@@ -10,13 +10,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from harness import RunSettings
 from harness.boards import load_board
 from harness.errors import HarnessError
 from harness.plugin_manager import get_host
 from harness.plugins.models import _finetune as finetune
 from harness.plugins.models import distill
 from harness.plugins.models._distill import draw_pool
-from harness.runner import open_reviews, run_board
+from harness.run import run_board
+from harness.split_source import open_reviews
 from harness.types import Example, IssueLog
 from tests.fakes import ProgressRecorder
 from tests.tiny_encoders import FakeTask, build_bert_encoder, polarity_train
@@ -189,14 +191,16 @@ def test_the_progress_line_counts_the_pool_the_teacher_scores_not_the_boards_lim
     reviews: Path, tmp_path: Path
 ) -> None:
     from harness.boards import Board, ModelEntry
-    from harness.plugins.models._distill import PoolRunner
+    from harness.plugins.models._distill import PoolSplits
+    from harness.runner import Runner
 
     recorder = ProgressRecorder()
     events = recorder.events
 
     board = Board(name=distill.BOARD_NAME, tasks=["polarity"], models=[ModelEntry("vader")], data=str(reviews),
                   backend="cpu", limit=30, bootstrap=0, task_options={"polarity": {"train_size": "20"}})  # fmt: skip
-    runner = PoolRunner(get_host(), board, tmp_path / "run", progress=recorder, pool_size=40)
+    pools = PoolSplits(get_host().registries, board, 40)
+    runner = Runner(get_host(), board, tmp_path / "run", RunSettings(progress=recorder), splits=pools)
     [row] = runner.run()["rows"]
     assert row["status"] == "ok" and row["n"] == 40
     assert [e for e in events if e[0] == "start"] == [("start", "polarity · vader", 40)]

@@ -17,7 +17,7 @@ from harness.plugins.routing import _learned as learned
 from harness.plugins.routing import sweep
 from harness.plugins.routing._calibration import calibration_mask
 from harness.plugins.routing._replay import PairedPredictions, read_pair
-from harness.runner import run_board
+from harness.run import run_board
 from tests.tiny_encoders import FakeTask, build_distilbert, make_ctx
 
 TEXTS = ["great blender, crushes ice", "it stopped working after a week", "ok"]

@@ -105,9 +105,10 @@ def test_export_is_kept_per_checkpoint_and_settings(models: dict[str, Path], mod
 
 def run_twice_rows(spec: str, tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> list[dict]:
     """Two runs of one engine-choosing model (fp32): the second must read the first's cached choice."""
+    from harness import RunSettings
     from harness.boards import Board, ModelEntry
     from harness.plugin_manager import PluginHost
-    from harness.runner import run_board
+    from harness.run import run_board
 
     board = Board(
         name="engines",
@@ -120,13 +121,13 @@ def run_twice_rows(spec: str, tmp_path: Path, model_dir: Path, monkeypatch: pyte
         task_options={"polarity": {"train_size": "0"}},
     )
     host = PluginHost(env={"HARNESS_LOAD_PLUGINS": ""})
-    first = run_board(host, board, tmp_path / "first", model_dir=model_dir)["rows"][0]
+    first = run_board(host, board, tmp_path / "first", RunSettings(model_dir=model_dir))["rows"][0]
 
     def no_timing(*args: object, **kwargs: object) -> None:
         raise AssertionError("the second run timed the engines again")
 
     monkeypatch.setattr(_engine_choice, "measure", no_timing)
-    second = run_board(host, board, tmp_path / "second", model_dir=model_dir)["rows"][0]
+    second = run_board(host, board, tmp_path / "second", RunSettings(model_dir=model_dir))["rows"][0]
     return [first, second]
 
 
@@ -150,15 +151,16 @@ def assert_measured_once_then_cached(first: dict, second: dict, model_dir: Path)
 def test_a_run_too_small_to_repay_measuring_scores_on_torch_at_once_and_says_why(
     models: dict[str, Path], tmp_path: Path
 ) -> None:
+    from harness import RunSettings
     from harness.boards import Board, ModelEntry
     from harness.plugin_manager import PluginHost
-    from harness.runner import run_board
+    from harness.run import run_board
 
     board = Board(name="small", tasks=["polarity"], models=[ModelEntry(f"hf-classifier:{models['bert']}")],
                   data="demo", backend="cpu", limit=40, bootstrap=0, price_per_hour=3600.0,
                   task_options={"polarity": {"train_size": "0"}})  # fmt: skip
     host = PluginHost(env={"HARNESS_LOAD_PLUGINS": ""})
-    [row] = run_board(host, board, tmp_path / "run", model_dir=tmp_path / "models")["rows"]
+    [row] = run_board(host, board, tmp_path / "run", RunSettings(model_dir=tmp_path / "models"))["rows"]
     assert row["status"] == "ok", row["error"]
     assert (row["extra"]["engine"], row["extra"]["engine_choice"]) == ("torch-fp32", "budget")
     budget = row["extra"]["engine_budget"]

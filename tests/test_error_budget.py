@@ -9,12 +9,13 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from harness import RunSettings
 from harness import cli as cli_module
 from harness.boards import Board, ModelEntry, board_from_dict
 from harness.budget import ErrorBudget
 from harness.errors import HarnessError
 from harness.progress import LogProgress
-from harness.runner import run_board
+from harness.run import run_board
 from tests.fakes import ProgressRecorder
 
 
@@ -26,7 +27,7 @@ def board(max_errors: str = "0", fail_on: str = "review 41 ", **options: str) ->
 
 def test_without_a_budget_the_row_fails_naming_the_batch_and_keeping_the_models_frames(host, tmp_path):
     recorder = ProgressRecorder()
-    [row] = run_board(host, board(), tmp_path, progress=recorder)["rows"]
+    [row] = run_board(host, board(), tmp_path, RunSettings(progress=recorder))["rows"]
     assert row["status"] == "error"
     assert "cannot score 'review 41 " in row["error"] and "in a batch of" in row["error"]
     assert "r41" in row["error"].split("review(s): ")[1]
@@ -107,7 +108,9 @@ def test_the_command_line_takes_max_errors_and_shows_the_models_frames_under_deb
 def test_an_interrupted_row_ends_its_progress_as_interrupted(host, tmp_path):
     recorder = ProgressRecorder()
     with pytest.raises(KeyboardInterrupt):
-        run_board(host, board(fail_on="never", interrupt_on="review 41 "), tmp_path, progress=recorder)
+        run_board(
+            host, board(fail_on="never", interrupt_on="review 41 "), tmp_path, RunSettings(progress=recorder)
+        )
     assert recorder.events[-1] == ("stop", "interrupted")
     scoring = recorder.events.index(("start", "toy · words", None))
     assert ("stop",) not in recorder.events[scoring:]  # the fit ended, the scoring never said done

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from harness.boards import Board, ModelEntry
 from harness.hookspecs import hookimpl
 from harness.metrics import Metric
-from harness.runner import run_board
+from harness.run import run_board
 from harness.types import Exporter
 
 

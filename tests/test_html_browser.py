@@ -162,7 +162,7 @@ def test_html_page_sorts_in_a_browser_and_shows_hostile_labels_as_text(browser, 
 def report_run(host, tmp_path: Path) -> Path:
     """A finished run of two tiny models and their hybrid, on reviews the test writes, with its outputs."""
     from harness.boards import Board, ModelEntry
-    from harness.runner import run_board
+    from harness.run import run_board
     from tests.test_slices import write_reviews
 
     data = write_reviews(tmp_path / "reviews.jsonl")

@@ -77,7 +77,7 @@ def test_a_task_with_metrics_of_its_own_is_resampled_by_calling_them(monkeypatch
             return super().metrics(gold, probs)
 
     gold, probs = scored(30, 2, seed=4)
-    plan = RowMetrics(Counted())
+    plan = RowMetrics(Counted(), get_host().registries.metrics)
     intervals.bootstrap_samples(plan, gold, probs, resamples=20, seed=0)
     assert calls == [30] * 20
 

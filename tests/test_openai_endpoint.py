@@ -19,6 +19,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from harness import RunSettings
 from harness.boards import Board, ModelEntry
 from harness.cache import SCHEMA
 from harness.hookspecs import hookimpl
@@ -31,7 +32,7 @@ from harness.plugins.models.openai_endpoint import (
     make_endpoint,
     scores_from_top_logprobs,
 )
-from harness.runner import run_board
+from harness.run import run_board
 from tests.openai_servers import (
     SERVED_NAME,
     Server,
@@ -294,9 +295,9 @@ def test_a_served_model_runs_the_in_process_protocol_with_demonstrations(host, s
     board = served_board(server, 6)
     board.task_options = {"polarity": {"train_size": "40"}}
     cache = tmp_path / "cache.sqlite"
-    [plain] = run_board(host, board, tmp_path / "plain", cache_path=cache)["rows"]
+    [plain] = run_board(host, board, tmp_path / "plain", RunSettings(cache_path=cache))["rows"]
     board.model_options = {**board.model_options, f"{spec}.shots": "4", f"{spec}.tokenizer": "smollm2"}
-    [shown] = run_board(host, board, tmp_path / "shots", cache_path=cache)["rows"]
+    [shown] = run_board(host, board, tmp_path / "shots", RunSettings(cache_path=cache))["rows"]
     assert plain["status"] == shown["status"] == "ok", (plain["error"], shown["error"])
     assert shown["cached"] == 0 and shown["computed"] == 6
     assert (plain["extra"]["shots"], shown["extra"]["shots"]) == (0, 4)
@@ -306,7 +307,7 @@ def test_a_served_model_runs_the_in_process_protocol_with_demonstrations(host, s
     assert shown["extra"]["parsed_leniently"] == sum(1 for r in raw if r.get("lenient"))
     assert shown["extra"]["requests"] == 6 and all(len(r["request_seconds"]) == 1 for r in raw)
     assert shown["extra"]["unparseable"] < 6  # the demonstrations show the answer's form
-    [again] = run_board(host, board, tmp_path / "again", cache_path=cache)["rows"]
+    [again] = run_board(host, board, tmp_path / "again", RunSettings(cache_path=cache))["rows"]
     assert again["cached"] == 6 and again["extra"]["shots"] == 4
 
 
@@ -344,10 +345,10 @@ def test_a_server_killed_mid_run_resumes_with_every_review_scored_once(host, ser
     conn.close()
     board = served_board(server, 8, max_retries="1")
     host.register(KillAfterFirstBatch(server), "killer")
-    [first] = run_board(host, board, tmp_path / "first", cache_path=cache)["rows"]
+    [first] = run_board(host, board, tmp_path / "first", RunSettings(cache_path=cache))["rows"]
     assert first["status"] == "error" and "cannot reach" in first["error"]
     server.start()
-    [second] = run_board(host, board, tmp_path / "second", cache_path=cache)["rows"]
+    [second] = run_board(host, board, tmp_path / "second", RunSettings(cache_path=cache))["rows"]
     assert second["status"] == "ok", second["error"]
     assert second["n"] == 8 and second["cached"] == 2 and second["computed"] == 6
     with sqlite3.connect(cache) as conn:

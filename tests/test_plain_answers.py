@@ -9,12 +9,12 @@ import stat
 import pytest
 from click.testing import CliRunner
 
+from harness import RunSettings, plugin_manager
 from harness import cli as cli_module
-from harness import plugin_manager
 from harness.boards import Board, ModelEntry
 from harness.files import atomic_write
 from harness.preflight import MIN_FREE_BYTES, preflight
-from harness.runner import run_board
+from harness.run import run_board
 
 
 @pytest.fixture
@@ -173,13 +173,15 @@ def test_a_model_whose_every_prediction_is_cached_is_not_fitted_again(host, tmp_
     from tests.fakes import ProgressRecorder
 
     first, again, more = ProgressRecorder(), ProgressRecorder(), ProgressRecorder()
-    [row] = run_board(host, tfidf_board(20), tmp_path, progress=first)["rows"]
+    [row] = run_board(host, tfidf_board(20), tmp_path, RunSettings(progress=first))["rows"]
     assert fitted(first.events) and row["computed"] == 20
-    [cached] = run_board(host, tfidf_board(20), tmp_path, progress=again)["rows"]
+    [cached] = run_board(host, tfidf_board(20), tmp_path, RunSettings(progress=again))["rows"]
     assert not fitted(again.events) and cached["fit_s"] == 0
     assert cached["cached"] == 20 and cached["metrics"] == row["metrics"]
     assert any("the model was not fitted" in note for note in cached["notes"])
-    [grown] = run_board(host, tfidf_board(30), tmp_path, progress=more)["rows"]  # 10 new reviews: fitted
+    [grown] = run_board(host, tfidf_board(30), tmp_path, RunSettings(progress=more))[
+        "rows"
+    ]  # 10 new reviews: fitted
     assert fitted(more.events) and grown["cached"] == 20 and grown["computed"] == 10
 
 

@@ -14,7 +14,8 @@ from harness.boards import Board, ModelEntry
 from harness.errors import HarnessError
 from harness.plugin_manager import PluginHost, PluginLoadError
 from harness.registry import ContractError
-from harness.runner import build_model, run_board
+from harness.run import run_board
+from harness.runner import build_model
 from tests.fakes import ToyPlugin
 
 

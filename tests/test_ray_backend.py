@@ -12,7 +12,7 @@ from harness.boards import Board, ModelEntry
 from harness.errors import HarnessError
 from harness.plugin_manager import PluginHost
 from harness.plugins.backends import ray_actors as ray_backend
-from harness.runner import run_board
+from harness.run import run_board
 from tests.tiny_encoders import build_distilbert
 
 PLUGIN = "harness.plugins.backends.ray_actors"

@@ -12,7 +12,7 @@ import pytest
 
 from harness.boards import Board, ModelEntry
 from harness.cache import PredictionCache, text_key
-from harness.runner import run_board
+from harness.run import run_board
 from tests.fakes import ToyTask
 
 KEYS = [text_key(f"review {i}") for i in range(40)]

@@ -119,7 +119,7 @@ CODE = "__import__('pathlib').Path('{marker}').write_text('ran')"
 
 
 def test_python_in_a_board_file_is_never_executed(tmp_path, host):
-    from harness.runner import run_board
+    from harness.run import run_board
 
     marker = tmp_path / "executed"
     code = CODE.format(marker=marker)

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from harness.boards import Board, ModelEntry
 from harness.metrics import UNPARSEABLE_LIMIT
-from harness.runner import run_board
+from harness.run import run_board
 
 
 class NoLogprobsHandler(BaseHTTPRequestHandler):

@@ -165,7 +165,7 @@ def test_a_hybrid_reads_what_its_large_models_own_row_stored_with_the_seconds_th
     host, toy_plugin, tmp_path
 ):
     from harness.boards import Board, ModelEntry
-    from harness.runner import run_board
+    from harness.run import run_board
 
     hybrid_spec = "hybrid:words:small>words:large@confidence:0.9"
     board = Board(name="t", tasks=["toy"], data="toy:60", backend="cpu", bootstrap=0,

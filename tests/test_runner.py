@@ -7,9 +7,10 @@ import threading
 
 import pytest
 
+from harness import RunSettings
 from harness.boards import Board, ModelEntry
 from harness.errors import HarnessError
-from harness.runner import run_board
+from harness.run import run_board
 from harness.types import ModelOutput
 from tests.fakes import ProgressRecorder
 
@@ -204,7 +205,7 @@ def test_progress_shows_fitting_before_scoring(host, tmp_path):
 
     board = Board(name="t", tasks=["polarity"], models=[ModelEntry("tfidf-logreg")], data="demo", backend="cpu",
                   limit=20, bootstrap=10)  # fmt: skip
-    [row] = run_board(host, board, tmp_path, progress=recorder)["rows"]
+    [row] = run_board(host, board, tmp_path, RunSettings(progress=recorder))["rows"]
     assert row["status"] == "ok"
     starts = [e for e in events if e[0] == "start"]
     assert starts[0][1].startswith("polarity · tfidf-logreg · fitting on ") and starts[0][2] is None

@@ -19,7 +19,8 @@ from harness.leaderboard._compare import compare_seed_runs
 from harness.leaderboard.commands import register_commands
 from harness.leaderboard.exporters import render_markdown
 from harness.results import leaderboard_rows
-from harness.runner import WARMUP_TEXTS, run_board
+from harness.run import run_board
+from harness.runner import WARMUP_TEXTS
 from tests.fakes import SeededWordModel, WordModel
 
 LABELS = ("negative", "positive")

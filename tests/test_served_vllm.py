@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.boards import Board, ModelEntry
-from harness.runner import run_board
+from harness.run import run_board
 from tests.openai_servers import SERVED_NAME, Server, vllm  # noqa: F401  (the session's server fixture)
 
 pytestmark = [pytest.mark.served, pytest.mark.slow]

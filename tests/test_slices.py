@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from harness import board_from_options
 from harness.boards import Board, ModelEntry
 from harness.leaderboard.commands import register_commands
-from harness.runner import run_board
+from harness.run import run_board
 from harness.slices import length_bucket, negation_bucket, slice_of, text_features
 
 POSITIVE = ("great product, works well and I love it", "excellent value, would buy again", "very happy")

@@ -470,7 +470,7 @@ JSON_ROWS = [{"review_body": "lovely", "stars": "5"}, {"review_body": "broken", 
 def test_json_lines_are_recognised_by_content_whatever_the_name(tmp_path: Path, name: str) -> None:
     from harness.boards import Board
     from harness.plugin_manager import PluginHost
-    from harness.runner import open_reviews
+    from harness.split_source import open_reviews
 
     path = tmp_path / name
     path.write_text("\n".join(json.dumps(row) for row in JSON_ROWS) + "\n", encoding="utf-8")
@@ -501,7 +501,7 @@ def compress(kind: str, data: bytes) -> bytes:
 def test_every_compression_is_read_by_its_magic_bytes(tmp_path: Path, kind: str, form: str) -> None:
     from harness.boards import Board
     from harness.plugin_manager import PluginHost
-    from harness.runner import open_reviews
+    from harness.split_source import open_reviews
 
     text = {
         "tsv": delimited("\t").replace("\r\n", "\n").replace('"', ""),

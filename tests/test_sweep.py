@@ -17,7 +17,7 @@ from harness.errors import HarnessError
 from harness.hookspecs import hookimpl
 from harness.plugins.routing import _replay as replay
 from harness.plugins.routing import sweep
-from harness.runner import run_board
+from harness.run import run_board
 
 
 def unit(text: str) -> float:

@@ -22,7 +22,7 @@ import numpy as np
 from harness.boards import Board, ModelEntry
 from harness.hookspecs import hookimpl
 from harness.plugin_manager import PluginHost
-from harness.runner import run_board
+from harness.run import run_board
 
 class Constant:
     name = "constant"

@@ -85,7 +85,7 @@ def draw(data: str, scored: int, train: int, seed: int, workdir: Path) -> Sample
     from harness.boards import Board
     from harness.errors import HarnessError
     from harness.plugin_manager import PluginHost
-    from harness.runner import Runner
+    from harness.split_source import BoardSplits
     from harness.tasks import _common as common
     from harness.tasks.polarity import PolarityTask
     from harness.tasks.sources import DEMO
@@ -99,9 +99,8 @@ def draw(data: str, scored: int, train: int, seed: int, workdir: Path) -> Sample
     want = want_scored + want_train
     board = Board(name="bench-sample", tasks=["polarity"], models=[], data=data, backend="cpu", seed=seed)
     task = PolarityTask({"train_size": "0"})
-    examples = Runner(PluginHost(env={"HARNESS_LOAD_PLUGINS": ""}), board, workdir).open_splits(
-        task, IssueLog()
-    )
+    registries = PluginHost(env={"HARNESS_LOAD_PLUGINS": ""}).registries
+    examples = BoardSplits(registries, board).open(task, IssueLog())
     kept: list[list[tuple[float, int, Example]]] = [[] for _ in LABELS]
     available = [0] * len(LABELS)
     for position, example in enumerate(examples.test):

@@ -517,10 +517,11 @@ def overhead(sample: Sample, workdir: Path, fast: Variant) -> dict[str, Any]:
 
 def _timed_run(host: Any, board: Any, run_dir: Path, model_dir: Path) -> tuple[dict[str, Any], float]:
     """The run's one row and its wall time; a failed row fails the part."""
-    from harness.runner import run_board
+    from harness import RunSettings
+    from harness.run import run_board
 
     began = time.perf_counter()
-    results = run_board(host, board, run_dir, model_dir=model_dir)
+    results = run_board(host, board, run_dir, RunSettings(model_dir=model_dir))
     wall = time.perf_counter() - began
     row = results["rows"][0]
     if row["status"] != "ok":

@@ -16,12 +16,14 @@ import heapq
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from harness import SEED_COMPONENTS, Example, HarnessError, IssueLog, Splits, Task
+from harness import SEED_COMPONENTS, Board, Example, HarnessError, IssueLog, Splits, Task
 from harness.cache import text_key
 from harness.plugins.models._finetune import FinetuneResult, one_hot
-from harness.runner import Runner, build_model, open_reviews
+from harness.registry import Registries
+from harness.runner import Runner, Scored, build_model
+from harness.split_source import BoardSplits, open_reviews
 from harness.tasks._common import unit_hash
 
 if TYPE_CHECKING:
@@ -54,25 +56,30 @@ def draw_pool(
     return [example for _, _, example in sorted(heap, key=lambda entry: entry[:2], reverse=True)]
 
 
-class PoolRunner(Runner):
-    """The runner, scoring the distillation pool instead of the test split; the train split is the run's."""
+class PoolSplits:
+    """What the teacher scores: the distillation pool in place of the scored split, with the run's train split.
 
-    def __init__(self, *args: Any, pool_size: int, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.pool_size = pool_size
-        self.pools: dict[str, tuple[list[Example], list[Example], IssueLog]] = {}  # task -> train, pool
+    Given to the runner as its `SplitSource`. The pool is drawn once per task,
+    and refused when the scored split leaves no reviews for one.
+    """
+
+    def __init__(self, registries: Registries, board: Board, size: int) -> None:
+        self.registries, self.board, self.size = registries, board, size
+        self.pools: dict[
+            str, tuple[list[Example], list[Example], IssueLog]
+        ] = {}  # task -> train, pool, issues
 
     def draw(self, task: Task) -> tuple[list[Example], list[Example]]:
-        """The train split and the pool, drawn once per task; refused when the scored split leaves no pool."""
+        """The train split and the pool of `task`."""
         if task.name not in self.pools:
             issues = IssueLog()
-            run_splits = super().open_splits(task, issues)
+            run_splits = BoardSplits(self.registries, self.board).open(task, issues)
             scored = list(run_splits.test)
             seed = self.board.seed_for("split")
             everything = task.split(
                 open_reviews(self.registries, self.board, IssueLog()), limit=None, seed=seed
             )
-            pool = draw_pool(everything.test, scored, self.pool_size, seed)
+            pool = draw_pool(everything.test, scored, self.size, seed)
             if not pool:
                 raise HarnessError(
                     f"no reviews are left for a distillation pool: the scored split takes all {len(scored)} "
@@ -82,11 +89,11 @@ class PoolRunner(Runner):
         train, pool, _ = self.pools[task.name]
         return train, pool
 
-    def scored_total(self, task: Task) -> int | None:
+    def total(self, task: Task) -> int | None:
         """The pool is what the teacher scores, whatever the board's limit (the comparison's split size)."""
         return len(self.draw(task)[1])
 
-    def open_splits(self, task: Task, issues: IssueLog) -> Splits:
+    def open(self, task: Task, issues: IssueLog) -> Splits:
         train, pool = self.draw(task)
         # The rows the data could not give, reported in the row as a run of the board reports them.
         drawn = self.pools[task.name][2]
@@ -129,16 +136,15 @@ def build_student(runner: Runner, spec: str, options: dict[str, str]) -> HFClass
 
 
 def teach(
-    runner: PoolRunner,
+    pools: PoolSplits,
+    scored: Scored,
     task: Task,
-    teacher_key: tuple[str, str, str],
     student: HFClassifier,
     *,
     with_gold: bool,
 ) -> Distilled:
-    """Fine-tune the student on the teacher's pool probabilities, and on the gold train split when asked."""
-    train, pool = runner.draw(task)
-    scored = runner.scored[teacher_key]
+    """Fine-tune the student on what the teacher `scored` of the pool, and on the gold train split when asked."""
+    train, pool = pools.draw(task)
     by_id = {example.id: example for example in pool}
     # A pool review's label becomes the teacher's answer: its gold label, if the data has one, is never read.
     taught = [replace(by_id[i], label=int(p.argmax())) for i, p in zip(scored.ids, scored.probs, strict=True)]

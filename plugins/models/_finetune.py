@@ -258,6 +258,29 @@ def one_hot(train: Sequence[Example], labels: Sequence[str]) -> list[list[float]
     return [[float(i == example.label) for i in range(len(labels))] for example in train]
 
 
+def _schedule(model: Any, config: FinetuneConfig, sequences: int) -> tuple[Any, Any, int, int]:
+    """AdamW (no weight decay on biases and norms) with linear warm-up and decay: the optimizer, its
+    scheduler, and how many epochs and steps train on `sequences` windows."""
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+    groups = [
+        {
+            "params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
+            "weight_decay": config.weight_decay,
+        },
+        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate)
+    per_epoch = -(-sequences // config.batch_size)
+    # A small train split (the demo sample's) gets more passes, so it still sees enough updates.
+    epochs = max(config.epochs, -(-config.min_steps // per_epoch))
+    steps = epochs * per_epoch
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(steps * config.warmup_ratio), steps)
+    return optimizer, scheduler, epochs, steps
+
+
 def _train(
     config: FinetuneConfig,
     train: Sequence[Example],
@@ -268,11 +291,7 @@ def _train(
 ) -> dict[str, Any]:
     """The training loop proper; saves model and tokenizer to `out_dir` and returns a short report."""
     import torch
-    from transformers import (
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-        get_linear_schedule_with_warmup,
-    )
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     started = time.perf_counter()
     torch.manual_seed(config.seed)
@@ -297,21 +316,7 @@ def _train(
     lengths = [len(s) for s in sequences]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
-    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
-    groups = [
-        {
-            "params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
-            "weight_decay": config.weight_decay,
-        },
-        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
-    ]
-    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate)
-    per_epoch = -(-len(sequences) // config.batch_size)
-    # A small train split (the demo sample's) gets more passes, so it still sees enough updates.
-    epochs = max(config.epochs, -(-config.min_steps // per_epoch))
-    steps = epochs * per_epoch
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(steps * config.warmup_ratio), steps)
-
+    optimizer, scheduler, epochs, steps = _schedule(model, config, len(sequences))
     model.train()
     epoch_losses = []
     for _ in range(epochs):

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from harness import Board, ModelEntry, board_from_options, board_options, hookimpl
+from harness import Board, ModelEntry, RunSettings, board_from_options, board_options, hookimpl
 from harness.boards import task_name
 from harness.command_helpers import EXIT_CODES
 from harness.errors import HarnessError, RunFailed
@@ -107,9 +107,10 @@ def distill_student(
     """What `harness distill` does once its flags are read: the teacher (the board's first model) scores the
     pool, the student (its second) learns from it; writes distill.json and board.toml and returns the former."""
     from harness.files import atomic_write, write_json
-    from harness.plugins.models._distill import PoolRunner, build_student, teach
+    from harness.plugins.models._distill import PoolSplits, build_student, teach
     from harness.preflight import preflight
     from harness.progress import progress_for_stderr
+    from harness.runner import Runner
 
     large, small = (entry.spec for entry in board.models)
     task_name = board.tasks[0]
@@ -119,18 +120,20 @@ def distill_student(
     # The student rides along without tasks: no row, but the board's model options it reads are accepted.
     board.models = [teacher, ModelEntry(spec=small, tasks=[])]
     with progress_for_stderr() as progress:
-        runner = PoolRunner(
-            host, board, run_dir, cache_path=cache_path, progress=progress, pool_size=pool_size
+        pools = PoolSplits(host.registries, board, pool_size)
+        runner = Runner(
+            host, board, run_dir, RunSettings(cache_path=cache_path, progress=progress), splits=pools
         )
         student = build_student(runner, small, dict(board.model_options))
         task = runner.make_task(task_name)
-        runner.draw(task)
+        pools.draw(task)
         results = runner.run()
     row = results["rows"][0]
     if row["status"] == "error":
         raise RunFailed(f"the teacher failed on the pool: {row['error']}")
     echo(f"teacher {large}: {row['computed']} pool reviews scored, {row['cached']} from the cache")
-    taught = teach(runner, task, (task_name, teacher.spec, teacher.display), student, with_gold=with_gold)
+    scored = runner.scored[(task_name, teacher.spec, teacher.display)]
+    taught = teach(pools, scored, task, student, with_gold=with_gold)
     spec = f"hf-classifier:{taught.result.path}"
     verb = "fine-tuned" if taught.result.trained else "reused the saved"
     echo(f"{verb} {small} on {taught.gold} gold and {taught.pool} teacher-labelled reviews")

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from harness import Board, ModelEntry, board_from_options, board_options, hookimpl
+from harness import Board, ModelEntry, RunSettings, board_from_options, board_options, hookimpl
 from harness.boards import task_name
 from harness.command_helpers import EXIT_CODES
 from harness.errors import HarnessError, RunFailed
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from harness.plugins.routing._guarantee import CertifiedResult, CoverageRow
     from harness.plugins.routing._learned import RouterScore
     from harness.plugins.routing._replay import PairedPredictions, Point, TargetResult, TemperatureResult
-    from harness.runner import ProgressSink
     from harness.types import Task
 
 DEFAULT_SHARES = "0:1:0.02"
@@ -306,15 +305,12 @@ def run_models(
     host: PluginHost,
     board: Board,
     run_dir: Path,
-    *,
-    cache_path: Path | None = None,
-    model_dir: Path | None = None,
-    progress: ProgressSink | None = None,
+    run_settings: RunSettings | None = None,
 ) -> tuple[Task, dict[str, Any]]:
     """Run (or find in the cache) every model of a one-task board; the task and the run's results."""
-    from harness.runner import run_board
+    from harness.run import run_board
 
-    results = run_board(host, board, run_dir, cache_path=cache_path, model_dir=model_dir, progress=progress)
+    results = run_board(host, board, run_dir, run_settings)
     for row in results["rows"]:
         if row["status"] != "ok":
             raise RunFailed(f"model {row['model']!r} failed on {row['task']!r}: {row['error']}")
@@ -327,10 +323,7 @@ def run_sweep(
     board: Board,
     run_dir: Path,
     settings: SweepSettings,
-    *,
-    cache_path: Path | None = None,
-    model_dir: Path | None = None,
-    progress: ProgressSink | None = None,
+    run_settings: RunSettings | None = None,
 ) -> tuple[SweepReport, dict[str, Any]]:
     """Run (or find in the cache) both models of a two-model, one-task board, then replay the sweep."""
     from harness.plugins.routing._replay import read_pair
@@ -338,9 +331,7 @@ def run_sweep(
     if len(board.tasks) != 1 or len(board.models) != 2:
         raise HarnessError("a sweep needs exactly one task and two models (small, then large)")
     small, large = (entry.spec for entry in board.models)
-    task, results = run_models(
-        host, board, run_dir, cache_path=cache_path, model_dir=model_dir, progress=progress
-    )
+    task, results = run_models(host, board, run_dir, run_settings)
     pair = read_pair(run_dir / "predictions.jsonl", task.name, task.labels, small, large)
     return replay_sweep(pair, task, host, small, large, settings), results
 
@@ -679,9 +670,7 @@ def sweep_and_report(
     else:
         preflight(host, board, run_dir, cache_path=cache_path).raise_problems()
         with progress_for_stderr() as progress:
-            task, results = run_models(
-                host, board, run_dir, cache_path=cache_path, model_dir=model_dir, progress=progress
-            )
+            task, results = run_models(host, board, run_dir, RunSettings(cache_path, model_dir, progress))
         for row in results["rows"]:
             console.print(f"{row['model']}: {row['computed']} computed, {row['cached']} from the cache")
         path = run_dir / "predictions.jsonl"
