@@ -70,7 +70,7 @@ class Variant:
 
     def available(self) -> bool:
         """Whether this variant's engine is installed here."""
-        from harness.plugins.models._engine_export import missing
+        from harness.plugins.engines.export import missing
 
         return not missing(self.engine)
 

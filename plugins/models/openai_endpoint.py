@@ -51,7 +51,7 @@ from harness.errors import HarnessError
 from harness.files import write_json
 from harness.hookspecs import hookimpl
 from harness.options import Option, OptionError, OptionSet
-from harness.plugins.models._endpoint_client import EndpointClient, EndpointError
+from harness.plugins.clients.openai import EndpointClient, EndpointError
 from harness.plugins.models._finetune import digest
 from harness.plugins.models._label_scoring import (
     generated_rows_mark,
