@@ -2,16 +2,24 @@
 
 The names below are the stable surface for plugin authors: everything a
 plugin needs is importable from `harness` itself, and importing it stays light
-(no torch, no transformers).
+(no torch, no transformers): the names that run a board (`run_board`,
+`preflight`, `Runner`, ...) load the runner, numpy and the prediction cache
+when first used, for command and backend plugins that run models.
 """
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from harness.boards import Board, ModelEntry
 from harness.errors import HarnessError
 from harness.hookspecs import hookimpl
 from harness.metrics import NO_LABEL, Metric, RegisteredMetrics, predictions, task_report
 from harness.options import Option, OptionError, OptionSet
+from harness.plugin_manager import PluginHost, get_host
 from harness.registry import ContractError, Register
 from harness.types import (
+    DEFAULT_CLUSTER_COL,
+    NO_CLUSTER,
     SEED_COMPONENTS,
     Backend,
     BackendFactory,
@@ -40,12 +48,36 @@ from harness.types import (
     Source,
     SourceOptions,
     Splits,
+    StoredLookup,
     SummarisesRawText,
     Task,
     TaskFactory,
 )
 
+if TYPE_CHECKING:
+    from harness.preflight import preflight
+    from harness.runner import ProgressSink, Runner, build_model, open_reviews, run_board
+
 __version__ = "0.1.0"
+
+_LOADED_ON_USE = {
+    "preflight": "harness.preflight",
+    "ProgressSink": "harness.runner",
+    "Runner": "harness.runner",
+    "build_model": "harness.runner",
+    "open_reviews": "harness.runner",
+    "run_board": "harness.runner",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The running names, imported on first use so that `import harness` stays light."""
+    if name not in _LOADED_ON_USE:
+        raise AttributeError(f"module 'harness' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LOADED_ON_USE[name]), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Backend",
@@ -55,6 +87,7 @@ __all__ = [
     "ChoosesBatchSize",
     "ChoosesForWorkload",
     "ContractError",
+    "DEFAULT_CLUSTER_COL",
     "DistributesModels",
     "Example",
     "Exporter",
@@ -71,11 +104,14 @@ __all__ = [
     "ModelEntry",
     "ModelFactory",
     "ModelOutput",
+    "NO_CLUSTER",
     "NO_LABEL",
     "NamesCheckpoints",
     "Option",
     "OptionError",
     "OptionSet",
+    "PluginHost",
+    "ProgressSink",
     "Register",
     "RegisteredMetrics",
     "ReportsRunStats",
@@ -83,14 +119,21 @@ __all__ = [
     "Router",
     "RouterFactory",
     "RunInfo",
+    "Runner",
     "SEED_COMPONENTS",
     "Source",
     "SourceOptions",
     "Splits",
+    "StoredLookup",
     "SummarisesRawText",
     "Task",
     "TaskFactory",
+    "build_model",
+    "get_host",
     "hookimpl",
+    "open_reviews",
     "predictions",
+    "preflight",
+    "run_board",
     "task_report",
 ]

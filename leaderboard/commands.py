@@ -76,7 +76,7 @@ def format_seed_comparisons(comparisons: list[Any]) -> str:
 
 
 @hookimpl
-def register_commands(cli: Any) -> None:
+def register_commands(cli: click.Group) -> None:
     @cli.command()
     @click.argument("run_a", type=RUN_DIR)
     @click.argument("run_b", type=RUN_DIR)

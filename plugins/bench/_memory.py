@@ -20,9 +20,10 @@ import json, sys
 from pathlib import Path
 import numpy as np
 from harness.boards import Board, ModelEntry
-from harness.hookspecs import hookimpl
-from harness.plugin_manager import PluginHost
-from harness.runner import run_board
+from harness import ModelFactory, Register
+from harness import hookimpl
+from harness import PluginHost
+from harness import run_board
 
 class Constant:
     name = "constant"
@@ -34,7 +35,7 @@ class Constant:
 
 class Plugin:
     @hookimpl
-    def register_models(self, register):
+    def register_models(self, register: Register[ModelFactory]) -> None:
         register("constant", lambda arg, ctx: Constant())
 
 data, out = sys.argv[1], Path(sys.argv[2])

@@ -34,7 +34,7 @@ from typing import Any
 
 import click
 
-from harness.hookspecs import hookimpl
+from harness import hookimpl
 
 PARTS = ("small", "quality", "scoring", "overhead", "memory", "llama", "llm", "served")
 
@@ -297,7 +297,7 @@ def parse_parts(ctx: click.Context, param: click.Parameter, value: str) -> list[
 
 
 @hookimpl
-def register_commands(cli: Any) -> None:
+def register_commands(cli: click.Group) -> None:
     from harness.plugins.bench._small import AUTO, VARIANTS
 
     @cli.command()

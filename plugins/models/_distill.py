@@ -18,10 +18,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from harness import SEED_COMPONENTS, Example, HarnessError, IssueLog, Splits, Task
+from harness import (
+    SEED_COMPONENTS,
+    Example,
+    HarnessError,
+    IssueLog,
+    Runner,
+    Splits,
+    Task,
+    build_model,
+    open_reviews,
+)
 from harness.cache import text_key
 from harness.plugins.models._finetune import FinetuneResult, one_hot
-from harness.runner import Runner, build_model, open_reviews
 from harness.tasks._common import unit_hash
 
 if TYPE_CHECKING:

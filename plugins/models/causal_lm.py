@@ -42,8 +42,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness import Example, ModelContext, ModelFactory, ModelOutput, Register, Task, hookimpl
 from harness.files import write_json
-from harness.hookspecs import hookimpl
 from harness.options import Option, OptionError, OptionSet
 from harness.plugins.engines.llama_cpp import LlamaCppEngine, available, float32_copy, gguf_path
 from harness.plugins.models._answer_lists import generated_output, per_k_measures
@@ -64,7 +64,6 @@ from harness.plugins.models._label_scoring import (
     special_tokens_around,
     torch_dtype,
 )
-from harness.types import Example, ModelContext, ModelOutput, Task
 
 if TYPE_CHECKING:
     import numpy as np
@@ -630,7 +629,7 @@ def make_causal_lm(arg: str | None, ctx: ModelContext) -> CausalScorer:
 
 
 @hookimpl
-def register_models(register: Any) -> None:
+def register_models(register: Register[ModelFactory]) -> None:
     register(
         "smollm2",
         make_smollm2,

@@ -51,7 +51,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import Example, HarnessError, ModelContext, ModelOutput, Option, OptionSet, Task, hookimpl
+from harness import (
+    Example,
+    HarnessError,
+    ModelContext,
+    ModelFactory,
+    ModelOutput,
+    Option,
+    OptionSet,
+    Register,
+    Task,
+    hookimpl,
+)
 from harness.plugins.engines import choice as engines
 from harness.plugins.engines.choice import ENGINES, Candidate, Decision
 from harness.plugins.engines.encoder_layers import use_inference_layers
@@ -688,7 +699,7 @@ def make_hf_classifier(arg: str | None, ctx: ModelContext) -> HFClassifier:
 
 
 @hookimpl
-def register_models(register: Any) -> None:
+def register_models(register: Register[ModelFactory]) -> None:
     register(
         "hf-classifier",
         make_hf_classifier,

@@ -97,7 +97,7 @@ def comparison_board(board: Board, large: str, small: str, distilled: str) -> st
 
 
 @hookimpl
-def register_commands(cli: Any) -> None:
+def register_commands(cli: click.Group) -> None:
     @cli.command(epilog=EXIT_CODES)
     @click.argument("large")
     @click.argument("small")
@@ -144,11 +144,10 @@ def register_commands(cli: Any) -> None:
         A second distillation with the same models, data, options and seed
         reuses the teacher's cached predictions and the saved student.
         """
+        from harness import get_host, preflight
         from harness.files import atomic_write, write_json
-        from harness.plugin_manager import get_host
         from harness.plugins.models._distill import PoolRunner, build_student, teach
         from harness.plugins.routing.sweep import board_for_sweep
-        from harness.preflight import preflight
         from harness.progress import progress_for_stderr
 
         host = get_host()

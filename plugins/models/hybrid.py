@@ -32,18 +32,21 @@ from typing import Any
 
 import numpy as np
 
-from harness import HarnessError, hookimpl
-from harness.stages import parse_stage_marker
-from harness.types import (
+from harness import (
     ChoosesForWorkload,
     Example,
+    HarnessError,
     LearnsToRoute,
     Model,
     ModelContext,
+    ModelFactory,
     ModelOutput,
+    Register,
     StoredLookup,
     Task,
+    hookimpl,
 )
+from harness.stages import parse_stage_marker
 
 DEFAULT_ROUTER = "confidence:0.9"
 
@@ -313,7 +316,7 @@ def _named(spec: str):
 
 
 @hookimpl
-def register_models(register):
+def register_models(register: Register[ModelFactory]) -> None:
     # A hybrid passes the options on to the models it is built from (options=None).
     register("hybrid", make_hybrid, options=None, description="SMALL>LARGE@ROUTER:PARAM cascade; nests")
     register("Hybrid-T5", _named("distilbert>flan-t5@confidence:0.9"), options=None,

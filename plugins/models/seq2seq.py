@@ -16,7 +16,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from harness.hookspecs import hookimpl
+from harness import ModelContext, ModelFactory, ModelOutput, Register, Task, hookimpl
 from harness.plugins.engines.choice import SAMPLE_WINDOWS, spread
 from harness.plugins.engines.seq2seq_encoder import ENGINE_OPTIONS, Encoder, EncoderEngines, engine_mark
 from harness.plugins.models._answer_lists import generated_output, per_k_measures
@@ -36,7 +36,6 @@ from harness.plugins.models._label_scoring import (
     special_tokens_around,
     torch_dtype,
 )
-from harness.types import ModelContext, ModelOutput, Task
 
 if TYPE_CHECKING:
     import numpy as np
@@ -297,7 +296,7 @@ make_seq2seq = _make("seq2seq", None)
 
 
 @hookimpl
-def register_models(register: Any) -> None:
+def register_models(register: Register[ModelFactory]) -> None:
     register(
         "flan-t5",
         make_flan_t5,

@@ -27,13 +27,11 @@ from harness.command_helpers import EXIT_CODES, parse_pairs
 from harness.errors import HarnessError, RunFailed
 
 if TYPE_CHECKING:
-    from harness.plugin_manager import PluginHost
+    from harness import PluginHost, ProgressSink, Task
     from harness.plugins.routing._bands import ResampledMetric, SweepBands
     from harness.plugins.routing._guarantee import CertifiedResult, CoverageRow
     from harness.plugins.routing._learned import RouterScore
     from harness.plugins.routing._replay import PairedPredictions, Point, TargetResult, TemperatureResult
-    from harness.runner import ProgressSink
-    from harness.types import Task
 
 DEFAULT_SHARES = "0:1:0.02"
 GAP_FRACTIONS = (0.5, 0.8)
@@ -158,10 +156,10 @@ def replay_sweep(
     pair: PairedPredictions, task: Task, host: PluginHost, small: str, large: str, settings: SweepSettings
 ) -> SweepReport:
     """Replay every threshold, the oracle and the optional calibration from paired predictions."""
+    from harness import LearnsToRoute
     from harness.plugins.routing import _calibration as calibration
     from harness.plugins.routing import _replay as replay
     from harness.plugins.routing._bands import sweep_bands
-    from harness.types import LearnsToRoute
 
     factory = host.registries.routers.get(settings.router).obj
     try:
@@ -300,7 +298,7 @@ def run_models(
     progress: ProgressSink | None = None,
 ) -> tuple[Task, dict[str, Any]]:
     """Run (or find in the cache) every model of a one-task board; the task and the run's results."""
-    from harness.runner import run_board
+    from harness import run_board
 
     results = run_board(host, board, run_dir, cache_path=cache_path, model_dir=model_dir, progress=progress)
     for row in results["rows"]:
@@ -627,7 +625,7 @@ def board_for_sweep(models: Sequence[str], task: str, opts: dict[str, Any]) -> B
 
 
 @hookimpl
-def register_commands(cli):
+def register_commands(cli: click.Group) -> None:
     @cli.command(epilog=EXIT_CODES)
     @click.argument("models", nargs=-1, required=True)
     @click.option("--task", required=True, help="Task to sweep, e.g. polarity.")
@@ -699,9 +697,8 @@ def register_commands(cli):
         """
         from rich.console import Console
 
-        from harness.plugin_manager import get_host
+        from harness import get_host, preflight
         from harness.plugins.routing._certify import parse_guarantee
-        from harness.preflight import preflight
         from harness.progress import progress_for_stderr
 
         if len(models) not in (2, 3):
