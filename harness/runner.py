@@ -40,7 +40,7 @@ from harness.plan import RUNNER_OPTIONS, plan_problems
 from harness.plugin_manager import PluginHost, get_host
 from harness.registry import Registries
 from harness.reported import reported_rows
-from harness.slices import BUILTIN_DIMENSIONS, slice_report, text_features
+from harness.slices import BUILTIN_DIMENSIONS, raw_text_flags, slice_report, text_features
 from harness.types import (
     DEFAULT_CLUSTER_COL,
     SEED_COMPONENTS,
@@ -728,7 +728,7 @@ class Runner:
         dimensions += [d for d in facet_names if d not in BUILTIN_DIMENSIONS]
         row.slices = slice_report(
             sliced, gold_array, probs, plan, dimensions, resamples=self.board.bootstrap, seed=self.board.seed,
-            clusters=clusters,
+            clusters=clusters, flags=raw_text_flags(model, sliced),
         )  # fmt: skip
         return raw_texts, latencies
 

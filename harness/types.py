@@ -269,6 +269,18 @@ class SummarisesRawText(Protocol):
 
 
 @runtime_checkable
+class FlagsRawText(Protocol):
+    """A model whose raw texts flag some of its predictions (a hybrid's escalations).
+
+    From the stored raw texts (so cached predictions count too) it returns, per
+    flag name, one bool per prediction; every slice of the row then reports the
+    share flagged as `<name>_share`.
+    """
+
+    def flags_from_raw(self, raw_texts: Sequence[str | None]) -> dict[str, list[bool]]: ...
+
+
+@runtime_checkable
 class MeasuresRawText(Protocol):
     """A model whose raw texts say more than its probability rows can (the study's per-k answer lists).
 
