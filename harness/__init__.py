@@ -10,17 +10,16 @@ when first used, for command and backend plugins that run models.
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from harness.boards import Board, ModelEntry
+from harness.boards import SEED_COMPONENTS, Board, ModelEntry
 from harness.errors import HarnessError
 from harness.hookspecs import hookimpl
-from harness.metrics import NO_LABEL, Metric, RegisteredMetrics, predictions, task_report
+from harness.metrics import NO_LABEL, RegisteredMetrics, predictions, task_report
 from harness.options import Option, OptionError, OptionSet
 from harness.plugin_manager import PluginHost, get_host
 from harness.registry import ContractError, Register
 from harness.types import (
     DEFAULT_CLUSTER_COL,
     NO_CLUSTER,
-    SEED_COMPONENTS,
     Backend,
     BackendFactory,
     BatchStats,
@@ -36,12 +35,14 @@ from harness.types import (
     LearnsToRoute,
     LoadIssue,
     MeasuresRawText,
+    Metric,
     Model,
     ModelContext,
     ModelFactory,
     ModelOutput,
     NamesCheckpoints,
     ReportsRunStats,
+    ResampledFn,
     Review,
     Router,
     RouterFactory,
@@ -117,6 +118,7 @@ __all__ = [
     "Register",
     "RegisteredMetrics",
     "ReportsRunStats",
+    "ResampledFn",
     "Review",
     "Router",
     "RouterFactory",

@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from harness.boards import Board, ModelEntry, check_seeds, check_vary, load_board, task_name
+from harness.boards import SEED_COMPONENTS, Board, ModelEntry, check_seeds, check_vary, load_board, task_name
 from harness.budget import ErrorBudget
 from harness.command_helpers import EXIT_CODES, parse_pairs, quiet_model_libraries
 from harness.errors import HarnessError, RunFailed
@@ -25,7 +25,6 @@ from harness.files import storage_error
 from harness.leaderboard._terminal import View, render_format, view_options
 from harness.plugin_manager import get_host
 from harness.registry import KINDS, Entry
-from harness.types import SEED_COMPONENTS
 
 DEFAULT_RUNS = Path("runs")
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command ended by Ctrl-C

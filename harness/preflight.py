@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.boards import Board
+from harness.boards import SEED_COMPONENTS, Board
 from harness.checkpoint_probe import (
     cached_snapshot,
     hub_answers,
@@ -32,7 +32,7 @@ from harness.checkpoint_probe import (
 from harness.errors import HarnessError
 from harness.plan import plan_problems
 from harness.plugin_manager import PluginHost
-from harness.types import SEED_COMPONENTS, FitsTrainSplit, IssueLog, NamesCheckpoints, Task
+from harness.types import FitsTrainSplit, IssueLog, NamesCheckpoints, Task
 
 FIRST_ROWS = 200  # enough to see a missing column or an unreadable file, cheap on any file
 BYTES_PER_PREDICTION = 1024  # a predictions.jsonl line (text cut at 500 characters) and its cache row

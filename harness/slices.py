@@ -142,8 +142,8 @@ def slice_report(
                 "metrics": values,
                 "intervals": {metric: [low, high] for metric, (low, high) in intervals.items()},
             }
-            for flag, values in flagged.items():
-                entry[f"{flag}_share"] = float(np.mean(values[index]))
+            for flag, marked in flagged.items():
+                entry[f"{flag}_share"] = float(np.mean(marked[index]))
             rows.append(entry)
         report[dimension] = rows
     return report

@@ -15,8 +15,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from harness import Register, hookimpl
-from harness.metrics import NO_LABEL, Metric, ResampledFn, predictions
+from harness import NO_LABEL, Metric, Register, ResampledFn, hookimpl, predictions
 
 NAN = float("nan")
 
