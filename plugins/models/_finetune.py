@@ -231,6 +231,21 @@ def one_hot(train: Sequence[Example], labels: Sequence[str]) -> list[list[float]
     return [[float(i == example.label) for i in range(len(labels))] for example in train]
 
 
+def _adamw(model: Any, config: FinetuneConfig) -> Any:
+    """AdamW that decays the weights but not the biases and norm scales, as BERT was fine-tuned."""
+    import torch
+
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+    groups = [
+        {
+            "params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
+            "weight_decay": config.weight_decay,
+        },
+        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=config.learning_rate)
+
+
 def _train(
     config: FinetuneConfig,
     train: Sequence[Example],
@@ -270,15 +285,7 @@ def _train(
     lengths = [len(s) for s in sequences]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
-    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
-    groups = [
-        {
-            "params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
-            "weight_decay": config.weight_decay,
-        },
-        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
-    ]
-    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate)
+    optimizer = _adamw(model, config)
     per_epoch = -(-len(sequences) // config.batch_size)
     # A small train split (the demo sample's) gets more passes, so it still sees enough updates.
     epochs = max(config.epochs, -(-config.min_steps // per_epoch))
