@@ -1,9 +1,11 @@
-"""The code's shape: the core's modules import one another without a cycle, and every function reads in one
-screen."""
+"""The code's shape: the core's modules import one another without a cycle, every function reads in one
+screen, and `import harness` leaves the runner for the plugins that run boards."""
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -117,3 +119,14 @@ def test_a_function_over_the_limit_is_named_with_its_place(tmp_path):
 def test_no_function_is_longer_than_80_lines():
     found = [line for folder in SOURCE_FOLDERS for line in long_functions(ROOT / folder, MAX_FUNCTION_LINES)]
     assert not found, f"functions over {MAX_FUNCTION_LINES} lines:\n" + "\n".join(found)
+
+
+def test_importing_harness_loads_the_runner_only_when_a_running_name_is_used():
+    probe = (
+        "import sys, harness\n"
+        "before = [m for m in ('harness.runner', 'harness.preflight', 'numpy') if m in sys.modules]\n"
+        "harness.run_board, harness.preflight\n"
+        "print(before, 'harness.runner' in sys.modules, 'harness.preflight' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["[]", "True", "True"]
