@@ -13,7 +13,11 @@ from typing import Any
 
 from harness.budget import NO_BUDGET, ErrorBudget
 from harness.errors import HarnessError
-from harness.types import SEED_COMPONENTS
+
+# The sources of randomness a seed controls, each of which a multi-seed run can vary or hold fixed
+# (`harness run --seeds 0,1,2 --vary demos`): the task's train/test split, fine-tuning (initialisation
+# and data order), the choice of few-shot demonstrations, and the sample a calibration is fitted on.
+SEED_COMPONENTS = ("split", "finetune", "demos", "calibration")
 
 BOARD_KEYS = {
     "name", "description", "tasks", "models", "data", "dataset", "backend", "backend_options",

@@ -109,7 +109,7 @@ def run(**opts: Any) -> None:
     mean over the seeds.
     """
     quiet_model_libraries()
-    from harness.preflight import preflight
+    from harness.preflight_checks import preflight
 
     board = board_from_options(opts)
     run_dir = opts["out"] or DEFAULT_RUNS / board.name

@@ -16,12 +16,12 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
-    from harness.metrics import Metric
     from harness.registry import Register
     from harness.types import (
         BackendFactory,
         BatchStats,
         Exporter,
+        Metric,
         ModelFactory,
         RouterFactory,
         RunInfo,

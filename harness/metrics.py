@@ -1,4 +1,4 @@
-"""Metrics as a plugin kind: the `Metric` type, which metrics a row reports, and the `evaluate` adapter.
+"""Metrics as a plugin kind: which `harness.Metric`s a row reports, and the `evaluate` adapter.
 
 A metric is one number computed from gold label indices and probabilities, so
 it can be recomputed from stored predictions and bootstrapped like any other.
@@ -10,11 +10,12 @@ module as `evaluate:PATH_OR_NAME`, to every row.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError
+from harness.types import Metric
 
 if TYPE_CHECKING:
     import numpy as np
@@ -23,9 +24,6 @@ if TYPE_CHECKING:
     from harness.types import Task
 
 EVALUATE_PREFIX = "evaluate:"
-
-ComputeFn = Callable[["np.ndarray", "np.ndarray", Sequence[str]], float]
-ResampledFn = Callable[["np.ndarray", "np.ndarray", Sequence[str], "np.ndarray"], "np.ndarray"]
 
 
 # The prediction of a row that names no label (an unparseable generated answer): wrong for every gold label.
@@ -48,39 +46,6 @@ def predictions(probs: np.ndarray) -> np.ndarray:
     return np.where(probs.max(axis=1) > 0, probs.argmax(axis=1), NO_LABEL)
 
 
-@dataclass(frozen=True)
-class Metric:
-    """One number from gold label indices [n], probabilities [n, k] and the task's label names.
-
-    `tasks` are the tasks that report it by default; `min_labels` and
-    `max_labels` bound the label counts it makes sense for (an accuracy on the
-    positive class needs a two-label task). `resampled`, where given, is the
-    same metric on many bootstrap resamples at once: `resampled(gold, probs,
-    labels, index)` gives [r], the metric on `gold[index[i]], probs[index[i]]`
-    for each row i of `index` [r, n]; without it the bootstrap calls `compute`
-    once per resample.
-    """
-
-    name: str
-    compute: ComputeFn
-    higher_is_better: bool = True
-    tasks: tuple[str, ...] = ()
-    min_labels: int = 2
-    max_labels: int | None = None
-    description: str = ""
-    resampled: ResampledFn | None = None
-
-    def applies_to(self, n_labels: int) -> bool:
-        return n_labels >= self.min_labels and (self.max_labels is None or n_labels <= self.max_labels)
-
-    def label_range(self) -> str:
-        if self.max_labels is None:
-            return f"{self.min_labels} or more labels"
-        if self.max_labels == self.min_labels:
-            return f"exactly {self.min_labels} labels"
-        return f"{self.min_labels} to {self.max_labels} labels"
-
-
 def registered(registry: Registry[Any], name: str) -> Metric:
     """A registered metric, checked to be one and to carry the name it is registered under."""
     entry = registry.get(name)
@@ -88,7 +53,7 @@ def registered(registry: Registry[Any], name: str) -> Metric:
     if not isinstance(metric, Metric) or metric.name != name:
         raise HarnessError(
             f"plugin {entry.plugin!r} registered metric {name!r} as {metric!r}; "
-            f"register a harness.metrics.Metric whose name is {name!r}"
+            f"register a harness.Metric whose name is {name!r}"
         )
     return metric
 

@@ -10,8 +10,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import harness
-
 VERSIONED_PACKAGES = ("review-harness", "torch", "transformers", "datasets", "numpy", "pluggy")
 
 
@@ -24,7 +22,7 @@ def _version(package: str) -> str | None:
 
 def git_commit() -> str | None:
     """The commit of the harness checkout, or None for an installed copy without git."""
-    root = Path(harness.__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parent.parent  # harness/provenance.py in a checkout
     try:
         out = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5

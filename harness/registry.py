@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
 from harness.errors import CollisionError, HarnessError, UnknownNameError
-from harness.metrics import Metric
 from harness.options import NO_OPTIONS, OptionSet
 from harness.types import (
     Backend,
     BackendFactory,
     Exporter,
+    Metric,
     Model,
     ModelFactory,
     Router,

@@ -26,7 +26,7 @@ from typing import IO, Any
 import numpy as np
 
 from harness import provenance
-from harness.boards import Board, ModelEntry
+from harness.boards import SEED_COMPONENTS, Board, ModelEntry
 from harness.budget import ErrorBudget
 from harness.cache import CachedPrediction, PredictionCache, embedding_text, text_key
 from harness.cost import hourly_price, latency_summary, row_cost
@@ -40,11 +40,10 @@ from harness.plan import RUNNER_OPTIONS, plan_problems
 from harness.plugin_manager import PluginHost, get_host
 from harness.reported import reported_rows
 from harness.run_settings import RunSettings
-from harness.slices import BUILTIN_DIMENSIONS, slice_report, text_features
+from harness.slices import BUILTIN_DIMENSIONS, raw_text_flags, slice_report, text_features
 from harness.split_source import BoardSplits, SplitSource
 from harness.types import (
     DEFAULT_CLUSTER_COL,
-    SEED_COMPONENTS,
     Backend,
     BatchStats,
     ChoosesBatchSize,
@@ -785,6 +784,7 @@ class Runner:
         row.slices = slice_report(
             collected.sliced, gold, probs, metrics, slice_dimensions(collected.sliced),
             resamples=board.bootstrap, seed=board.seed, clusters=clusters,
+            flags=raw_text_flags(job.model, collected.sliced),
         )  # fmt: skip
 
     @staticmethod

@@ -4,7 +4,8 @@ The study found that small models fail on long reviews and on reviews full of
 negative words while LLMs judge the whole context; one number over all reviews
 cannot show that. Every scored review gets its features here (recorded in
 predictions.jsonl), and every row gets its metrics with bootstrap intervals per
-slice (recorded in results.json), plus the share a hybrid escalated per slice.
+slice (recorded in results.json), plus the share of each flag a model reads in its raw texts (a
+hybrid's escalations) per slice.
 
 Length is counted in word tokens: runs of letters and digits (with an inner
 apostrophe, so "don't" is one) and single punctuation marks, the pieces BERT's
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from harness.intervals import MetricFn, bootstrap_intervals, on_resamples
-from harness.stages import parse_stage_marker
+from harness.types import FlagsRawText
 
 TOKEN = re.compile(r"[^\W_]+(?:['’][^\W_]+)?|[^\w\s]|_")
 
@@ -96,10 +97,11 @@ def slice_order(dimension: str, names: set[str]) -> list[str]:
     return [name for name in fixed if name in names]
 
 
-def escalated(raw_text: str | None) -> bool | None:
-    """For a hybrid's prediction (its raw text is a stage marker), whether a later stage answered it."""
-    marker = parse_stage_marker(raw_text)
-    return None if marker is None else bool(marker["stage"] > 0)
+def raw_text_flags(model: object, records: Sequence[Mapping[str, Any]]) -> dict[str, list[bool]]:
+    """The flags a model reads in the records' raw texts (see `FlagsRawText`); none for other models."""
+    if not isinstance(model, FlagsRawText):
+        return {}
+    return model.flags_from_raw([r.get("raw_text") for r in records])
 
 
 def slice_report(
@@ -112,15 +114,15 @@ def slice_report(
     resamples: int,
     seed: int,
     clusters: np.ndarray | None = None,
+    flags: Mapping[str, Sequence[bool]] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Per dimension, per slice: n, metrics, bootstrap 95% intervals and (hybrids) the share escalated.
+    """Per dimension, per slice: n, metrics, bootstrap 95% intervals and the share of each flag.
 
     `records` are the prediction records in the order of `gold` and `probs`;
     with `clusters` (each record's cluster number) a slice's intervals resample
-    the clusters of its reviews.
+    the clusters of its reviews; `flags` (see `raw_text_flags`) hold one bool per record.
     """
-    stages = [escalated(r.get("raw_text")) for r in records]
-    is_hybrid = any(s is not None for s in stages)
+    flagged = {name: np.asarray(values, dtype=bool) for name, values in (flags or {}).items()}
     report: dict[str, list[dict[str, Any]]] = {}
     for dimension in dimensions:
         names = [slice_of(r, dimension) for r in records]
@@ -140,8 +142,8 @@ def slice_report(
                 "metrics": values,
                 "intervals": {metric: [low, high] for metric, (low, high) in intervals.items()},
             }
-            if is_hybrid:
-                entry["escalated_share"] = float(np.mean([bool(stages[i]) for i in index]))
+            for flag, marked in flagged.items():
+                entry[f"{flag}_share"] = float(np.mean(marked[index]))
             rows.append(entry)
         report[dimension] = rows
     return report

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from harness.boards import SEED_COMPONENTS
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -269,6 +271,18 @@ class SummarisesRawText(Protocol):
 
 
 @runtime_checkable
+class FlagsRawText(Protocol):
+    """A model whose raw texts flag some of its predictions (a hybrid's escalations).
+
+    From the stored raw texts (so cached predictions count too) it returns, per
+    flag name, one bool per prediction; every slice of the row then reports the
+    share flagged as `<name>_share`.
+    """
+
+    def flags_from_raw(self, raw_texts: Sequence[str | None]) -> dict[str, list[bool]]: ...
+
+
+@runtime_checkable
 class MeasuresRawText(Protocol):
     """A model whose raw texts say more than its probability rows can (the study's per-k answer lists).
 
@@ -347,10 +361,42 @@ class LearnsToRoute(Protocol):
         ...
 
 
-# The sources of randomness a seed controls, each of which a multi-seed run can vary or hold fixed
-# (`harness run --seeds 0,1,2 --vary demos`): the task's train/test split, fine-tuning (initialisation
-# and data order), the choice of few-shot demonstrations, and the sample a calibration is fitted on.
-SEED_COMPONENTS = ("split", "finetune", "demos", "calibration")
+# A metric on gold label indices [n], probabilities [n, k] and the label names; and on many resamples at once.
+ComputeFn = Callable[["np.ndarray", "np.ndarray", Sequence[str]], float]
+ResampledFn = Callable[["np.ndarray", "np.ndarray", Sequence[str], "np.ndarray"], "np.ndarray"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One number from gold label indices [n], probabilities [n, k] and the task's label names.
+
+    `tasks` are the tasks that report it by default; `min_labels` and
+    `max_labels` bound the label counts it makes sense for (an accuracy on the
+    positive class needs a two-label task). `resampled`, where given, is the
+    same metric on many bootstrap resamples at once: `resampled(gold, probs,
+    labels, index)` gives [r], the metric on `gold[index[i]], probs[index[i]]`
+    for each row i of `index` [r, n]; without it the bootstrap calls `compute`
+    once per resample.
+    """
+
+    name: str
+    compute: ComputeFn
+    higher_is_better: bool = True
+    tasks: tuple[str, ...] = ()
+    min_labels: int = 2
+    max_labels: int | None = None
+    description: str = ""
+    resampled: ResampledFn | None = None
+
+    def applies_to(self, n_labels: int) -> bool:
+        return n_labels >= self.min_labels and (self.max_labels is None or n_labels <= self.max_labels)
+
+    def label_range(self) -> str:
+        if self.max_labels is None:
+            return f"{self.min_labels} or more labels"
+        if self.max_labels == self.min_labels:
+            return f"exactly {self.min_labels} labels"
+        return f"{self.min_labels} to {self.max_labels} labels"
 
 
 # The run's stored predictions of a model for texts of a task, None where there is none (`ModelContext.stored`).

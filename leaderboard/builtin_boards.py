@@ -6,7 +6,7 @@ import tomllib
 from importlib.resources import files
 from pathlib import Path
 
-from harness import hookimpl
+from harness import Register, hookimpl
 
 
 def board_files() -> list[Path]:
@@ -14,7 +14,7 @@ def board_files() -> list[Path]:
 
 
 @hookimpl
-def register_boards(register):
+def register_boards(register: Register[str | Path]) -> None:
     for path in board_files():
         description = tomllib.loads(path.read_text(encoding="utf-8")).get("description", "")
         register(path.stem, path, description=description)

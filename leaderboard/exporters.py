@@ -8,7 +8,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from harness import Exporter, hookimpl
+from harness import Exporter, Register, hookimpl
 from harness.leaderboard._findings import board_findings
 from harness.leaderboard._html import render_html
 from harness.leaderboard._table import Table, build_tables
@@ -96,7 +96,7 @@ def render_json(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 @hookimpl
-def register_exporters(register):
+def register_exporters(register: Register[Exporter]) -> None:
     register("terminal", Exporter("txt", render_terminal), description="rich tables, coloured on a terminal")
     register("text", Exporter("txt", render_plain), description="plain text tables")
     register("md", Exporter("md", render_markdown), description="Markdown tables")

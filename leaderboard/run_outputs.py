@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness import hookimpl
+from harness import RunInfo, hookimpl
 from harness.files import atomic_write, write_json
 from harness.results import RESULTS_FILE, leaderboard_rows
 
@@ -44,6 +44,6 @@ def add_findings(run_dir: Path, results: dict[str, Any]) -> None:
 
 
 @hookimpl
-def on_run_end(run: Any, results: dict[str, Any]) -> None:
+def on_run_end(run: RunInfo, results: dict[str, Any]) -> None:
     add_findings(Path(run.run_dir), results)
     write_run_outputs(Path(run.run_dir))

@@ -27,10 +27,20 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from itertools import islice
 
-from harness import Example, Option, OptionSet, RegisteredMetrics, Review, Splits, hookimpl
+from harness import (
+    Example,
+    Option,
+    OptionSet,
+    Register,
+    RegisteredMetrics,
+    Review,
+    Splits,
+    TaskFactory,
+    hookimpl,
+)
 from harness.tasks import _common as common
 from harness.tasks._category_names import STUDY_CATEGORIES, normalise, to_release_name
 
@@ -273,7 +283,7 @@ class CategoryTask(RegisteredMetrics):
 
 
 @hookimpl
-def register_tasks(register: Callable[..., None]) -> None:
+def register_tasks(register: Register[TaskFactory]) -> None:
     register(
         "category",
         CategoryTask,

@@ -15,8 +15,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from harness import hookimpl
-from harness.metrics import NO_LABEL, Metric, ResampledFn, predictions
+from harness import NO_LABEL, Metric, Register, ResampledFn, hookimpl, predictions
 
 NAN = float("nan")
 
@@ -325,6 +324,6 @@ BUILTIN_METRICS = (
 
 
 @hookimpl
-def register_metrics(register: Callable[..., None]) -> None:
+def register_metrics(register: Register[Metric]) -> None:
     for metric in BUILTIN_METRICS:
         register(metric.name, metric, description=metric.description)

@@ -33,10 +33,20 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from itertools import chain, islice
 
-from harness import Example, Option, OptionSet, RegisteredMetrics, Review, Splits, hookimpl
+from harness import (
+    Example,
+    Option,
+    OptionSet,
+    Register,
+    RegisteredMetrics,
+    Review,
+    Splits,
+    TaskFactory,
+    hookimpl,
+)
 from harness.tasks import _common as common
 
 LABELS = ("negative", "positive")
@@ -192,7 +202,7 @@ class PolarityTask(RegisteredMetrics):
 
 
 @hookimpl
-def register_tasks(register: Callable[..., None]) -> None:
+def register_tasks(register: Register[TaskFactory]) -> None:
     register(
         "polarity",
         PolarityTask,

@@ -30,9 +30,9 @@ def torch_engine_only(request: pytest.FixtureRequest, monkeypatch: pytest.Monkey
     of any size; the engine tests measure it, every other test scores with torch.
     """
     if request.node.get_closest_marker("engines") is None:
-        from harness.plugins.models import _engine_choice
+        from harness.plugins.engines import choice as engine_choice
 
-        monkeypatch.setattr(_engine_choice, "AUTO_ENGINES", ())
+        monkeypatch.setattr(engine_choice, "AUTO_ENGINES", ())
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

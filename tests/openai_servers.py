@@ -94,7 +94,7 @@ def transformers_server(folder: Path) -> Server:
 def llama_cpp_server(log_dir: Path, api_key: str | None = None) -> Server:
     """llama-cpp-python's server on the float32 copy of the packaged SmolLM2 GGUF (the weights the in-process
     engines compute on), known to clients as `smollm2`."""
-    from harness.plugins.models._llama_cpp import float32_copy
+    from harness.plugins.engines.llama_cpp import float32_copy
     from harness.plugins.models.causal_lm import packaged_smollm2
 
     port = free_port()

@@ -136,8 +136,8 @@ def test_evaluate_module_that_cannot_load_is_a_one_line_error(host, tmp_path):
 
 
 def test_a_metric_registered_as_something_else_is_refused_with_the_plugin_named(host):
+    from harness import Metric
     from harness.hookspecs import hookimpl
-    from harness.metrics import Metric
 
     class SloppyPlugin:
         @hookimpl

@@ -68,7 +68,7 @@ def test_flop_count_matches_the_products_the_model_runs(tiny_dir: Path, encoder_
     from torch.utils.flop_counter import FlopCounterMode
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from harness.plugins.models._encoder_layers import use_inference_layers
+    from harness.plugins.engines.encoder_layers import use_inference_layers
 
     model = AutoModelForSequenceClassification.from_pretrained(tiny_dir).eval()
     if encoder_layers == "fast":

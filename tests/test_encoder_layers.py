@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from harness.errors import HarnessError
-from harness.plugins.models._encoder_layers import use_inference_layers
+from harness.plugins.engines.encoder_layers import use_inference_layers
 from harness.plugins.models.classifiers import make_hf_classifier
 from tests.tiny_encoders import FakeTask, build_distilbert, build_electra, make_ctx
 

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from harness.errors import HarnessError
-from harness.plugins.models import _engine_choice, _engine_export
+from harness.plugins.engines import choice as engine_choice
+from harness.plugins.engines import export as engine_export
 from harness.plugins.models.classifiers import make_hf_classifier
 from tests.tiny_encoders import FakeTask, build_bert, build_distilbert, build_electra, make_ctx
 
@@ -78,9 +79,9 @@ def test_float32_engines_match_torch(
 def test_reduced_precisions_stay_close_to_torch(
     models: dict[str, Path], model_dir: Path, engine: str, precision: str
 ) -> None:
-    from harness.plugins.models import _engine_openvino
+    from harness.plugins.engines import openvino as openvino_engine
 
-    if precision == "bf16" and not _engine_openvino.supported("bf16"):
+    if precision == "bf16" and not openvino_engine.supported("bf16"):
         pytest.skip("this CPU has no bf16 units")
     reference = probs(models["distilbert"], model_dir, engine="torch")
     changed = probs(models["distilbert"], model_dir, engine=engine, precision=precision)
@@ -126,7 +127,7 @@ def run_twice_rows(spec: str, tmp_path: Path, model_dir: Path, monkeypatch: pyte
     def no_timing(*args: object, **kwargs: object) -> None:
         raise AssertionError("the second run timed the engines again")
 
-    monkeypatch.setattr(_engine_choice, "measure", no_timing)
+    monkeypatch.setattr(engine_choice, "measure", no_timing)
     second = run_board(host, board, tmp_path / "second", RunSettings(model_dir=model_dir))["rows"][0]
     return [first, second]
 
@@ -144,7 +145,7 @@ def assert_measured_once_then_cached(first: dict, second: dict, model_dir: Path)
     assert second["extra"]["engine_choice"] == "cached"
     assert (second["extra"]["engine"], second["extra"]["engine_timings"]) == (chosen, timings)
     recorded = json.loads(next((model_dir / "engines").glob("choice-*.json")).read_text())
-    assert recorded["choice"] == chosen and recorded["machine"] == _engine_choice.machine()
+    assert recorded["choice"] == chosen and recorded["machine"] == engine_choice.machine()
     return chosen
 
 
@@ -165,7 +166,7 @@ def test_a_run_too_small_to_repay_measuring_scores_on_torch_at_once_and_says_why
     assert (row["extra"]["engine"], row["extra"]["engine_choice"]) == ("torch-fp32", "budget")
     budget = row["extra"]["engine_budget"]
     assert budget["reviews"] == row["n"] == 40 and budget["measure"] is False
-    assert budget["measuring_s_estimate"] > _engine_choice.BUDGET_SHARE * budget["saving_s_at_most"]
+    assert budget["measuring_s_estimate"] > engine_choice.BUDGET_SHARE * budget["saving_s_at_most"]
     assert not (tmp_path / "models" / "engines").exists()  # nothing recorded: a larger run still measures
     # choosing is a one-off of its own: in neither the row's runtime nor its dollars
     assert row["choose_s"] > 0
@@ -173,14 +174,14 @@ def test_a_run_too_small_to_repay_measuring_scores_on_torch_at_once_and_says_why
 
 
 def test_the_budget_measures_where_the_run_repays_it() -> None:
-    found = _engine_choice.candidates("auto", "auto", "cpu", "float32")
+    found = engine_choice.candidates("auto", "auto", "cpu", "float32")
     others = sum(1 for c in found if c.engine != "torch")
     minilm = 22_700_000
-    small = _engine_choice.Workload(reviews=300, parameters=minilm).budget(found, torch_s_per_review=0.005)
+    small = engine_choice.Workload(reviews=300, parameters=minilm).budget(found, torch_s_per_review=0.005)
     assert small["measure"] is (others == 0)
-    large = _engine_choice.Workload(reviews=5_000_000, parameters=minilm).budget(found, 0.005)
+    large = engine_choice.Workload(reviews=5_000_000, parameters=minilm).budget(found, 0.005)
     assert large["measure"] is True and large["saving_s_at_most"] > small["saving_s_at_most"]
-    forced = _engine_choice.Workload(reviews=300, parameters=minilm, always=True).budget(found, 0.005)
+    forced = engine_choice.Workload(reviews=300, parameters=minilm, always=True).budget(found, 0.005)
     assert forced["measure"] is True
 
 
@@ -196,12 +197,12 @@ def test_auto_measures_once_records_the_choice_and_reuses_it(
 def test_an_engine_not_installed_is_one_line_and_auto_goes_without(
     models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(_engine_export.INSTALL, "openvino", ("openvino", "not_a_module_anywhere"))
+    monkeypatch.setitem(engine_export.INSTALL, "openvino", ("openvino", "not_a_module_anywhere"))
     with pytest.raises(HarnessError, match=r"pip install 'review-harness\[openvino\]'"):
         make_hf_classifier(str(models["bert"]), make_ctx(tmp_path, {"engine": "openvino"}))
     auto = make_hf_classifier(str(models["bert"]), make_ctx(tmp_path, {}))
     assert {c.engine for c in auto.candidates} == {"torch", "onnxruntime"}
-    monkeypatch.setattr(_engine_choice, "AUTO_ENGINES", ("openvino",))
+    monkeypatch.setattr(engine_choice, "AUTO_ENGINES", ("openvino",))
     alone = make_hf_classifier(str(models["bert"]), make_ctx(tmp_path, {}))
     alone.predict(TEXTS, FakeTask())
     assert alone.run_stats()["engine"] == "torch-fp32" and alone.run_stats()["engine_choice"] == "given"

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from harness import Metric
 from harness.boards import Board, ModelEntry
 from harness.hookspecs import hookimpl
-from harness.metrics import Metric
 from harness.run import run_board
 from harness.types import Exporter
 

@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 
 from harness.errors import HarnessError
-from harness.plugins.models import _llama_cpp, causal_lm
+from harness.plugins.engines import llama_cpp
+from harness.plugins.models import causal_lm
 from harness.plugins.models._label_scoring import answers_to_probs, scores_to_probs
 from harness.tasks.category import CategoryTask
 from harness.tasks.polarity import PolarityTask
 from tests.tiny_t5 import make_context
 
 llama_cpp_missing = pytest.mark.skipif(
-    _llama_cpp.available() is not None, reason="llama-cpp-py-sync is not installed or does not load"
+    llama_cpp.available() is not None, reason="llama-cpp-py-sync is not installed or does not load"
 )
 REVIEWS = [
     "Absolutely love it! Works perfectly and the quality is excellent. Highly recommend.",
@@ -44,7 +45,7 @@ CLEAR_MARGIN = 0.3
 
 @pytest.fixture
 def without_llama_cpp(monkeypatch):
-    monkeypatch.setattr(_llama_cpp, "PACKAGE", "llama_cpp_py_sync_not_installed")
+    monkeypatch.setattr(llama_cpp, "PACKAGE", "llama_cpp_py_sync_not_installed")
 
 
 def test_engine_llama_cpp_without_the_package_is_one_line_naming_what_to_install(tmp_path, without_llama_cpp):
@@ -92,10 +93,10 @@ def test_the_float32_copy_is_written_once_and_holds_only_float32_tensors(tmp_pat
 
     monkeypatch.setattr(_checkpoints, "hash_store", lambda: tmp_path / "cache" / "file-hashes.json")
     source = causal_lm.packaged_smollm2()
-    copy = _llama_cpp.float32_copy(str(source))
+    copy = llama_cpp.float32_copy(str(source))
     assert copy.startswith(str(tmp_path / "cache")) and copy.endswith(".f32.gguf")
     written = os.stat(copy).st_mtime_ns
-    assert _llama_cpp.float32_copy(str(source)) == copy and os.stat(copy).st_mtime_ns == written
+    assert llama_cpp.float32_copy(str(source)) == copy and os.stat(copy).st_mtime_ns == written
     types = {GGMLQuantizationType(t.tensor_type) for t in GGUFReader(copy).tensors}
     assert types == {GGMLQuantizationType.F32}
     assert {GGMLQuantizationType(t.tensor_type) for t in GGUFReader(source).tensors} != types
@@ -109,7 +110,7 @@ def test_a_file_llama_cpp_cannot_read_leaves_no_copy_behind(tmp_path, monkeypatc
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"GGUF not really")
     with pytest.raises(RuntimeError, match="float32 copy"):
-        _llama_cpp.float32_copy(str(broken))
+        llama_cpp.float32_copy(str(broken))
     assert list((tmp_path / "cache" / "gguf-float32").iterdir()) == []
 
 

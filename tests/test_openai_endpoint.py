@@ -24,7 +24,7 @@ from harness.boards import Board, ModelEntry
 from harness.cache import SCHEMA
 from harness.hookspecs import hookimpl
 from harness.options import OptionError
-from harness.plugins.models._endpoint_client import EndpointClient, EndpointError, RateLimiter, retry_after
+from harness.plugins.clients.openai import EndpointClient, EndpointError, RateLimiter, retry_after
 from harness.plugins.models.openai_endpoint import (
     endpoint_stats,
     first_label_word,

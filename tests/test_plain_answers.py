@@ -13,7 +13,7 @@ from harness import RunSettings, plugin_manager
 from harness import cli as cli_module
 from harness.boards import Board, ModelEntry
 from harness.files import atomic_write
-from harness.preflight import MIN_FREE_BYTES, preflight
+from harness.preflight_checks import MIN_FREE_BYTES, preflight
 from harness.run import run_board
 
 

@@ -14,7 +14,8 @@ from click.testing import CliRunner
 from harness import cli as cli_module
 from harness import plugin_manager
 from harness.boards import Board, ModelEntry
-from harness.preflight import parameter_count, preflight
+from harness.checkpoint_probe import parameter_count
+from harness.preflight_checks import preflight
 
 
 @pytest.fixture

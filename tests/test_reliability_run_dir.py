@@ -8,28 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-
-def harness_run(host, monkeypatch, out: Path, *args: str):
-    from harness import cli as cli_module
-    from harness import plugin_manager
-
-    monkeypatch.setattr(plugin_manager, "_host", host)
-    base = [
-        "run",
-        "--backend",
-        "cpu",
-        "--task",
-        "toy",
-        "--data",
-        "toy:40",
-        "--bootstrap",
-        "0",
-        "--out",
-        str(out),
-    ]
-    return CliRunner().invoke(cli_module.cli, [*base, *args])
+from tests.helpers import run_toy
 
 
 def snapshot(directory: Path) -> dict[str, tuple[bytes, int]]:
@@ -41,7 +21,7 @@ def snapshot(directory: Path) -> dict[str, tuple[bytes, int]]:
 
 
 def first_run(host, monkeypatch, out: Path) -> None:
-    result = harness_run(host, monkeypatch, out, "--model", "words:a", "--model", "words:b")
+    result = run_toy(host, monkeypatch, out, "--model", "words:a", "--model", "words:b")
     assert result.exit_code == 0, result.output
     # what the earlier run drew: a plot named after a task the next board does not run, from a sweep say
     (out / "pareto_other-task.png").write_bytes((out / "pareto_toy.png").read_bytes())
@@ -51,7 +31,7 @@ def test_a_different_board_into_a_run_directory_is_refused_and_changes_nothing(h
     out = tmp_path / "run"
     first_run(host, monkeypatch, out)
     before = snapshot(out)
-    result = harness_run(host, monkeypatch, out, "--model", "words:c")
+    result = run_toy(host, monkeypatch, out, "--model", "words:c")
     assert result.exit_code == 2 and "nothing ran" in result.stderr
     assert (
         f"{out} holds the run of another board (board adhoc: toy x words:a, words:b on toy:40)"
@@ -65,7 +45,7 @@ def test_replace_leaves_no_file_of_the_earlier_run(host, monkeypatch, tmp_path):
     out = tmp_path / "run"
     first_run(host, monkeypatch, out)
     (out / "sweep.png").write_bytes(b"a sweep of words:a and words:b")
-    result = harness_run(host, monkeypatch, out, "--model", "words:c", "--replace")
+    result = run_toy(host, monkeypatch, out, "--model", "words:c", "--replace")
     assert result.exit_code == 0, result.output
     rows = json.loads((out / "results.json").read_text())["rows"]
     assert [row["model"] for row in rows] == ["words:c"]
@@ -81,7 +61,7 @@ def test_replace_leaves_no_file_of_the_earlier_run(host, monkeypatch, tmp_path):
 def test_the_same_board_resumes_from_its_cache_and_drops_stale_plots(host, monkeypatch, tmp_path, toy_plugin):
     out = tmp_path / "run"
     first_run(host, monkeypatch, out)
-    result = harness_run(host, monkeypatch, out, "--model", "words:a", "--model", "words:b", "--limit", "5")
+    result = run_toy(host, monkeypatch, out, "--model", "words:a", "--model", "words:b", "--limit", "5")
     assert result.exit_code == 0, result.output
     assert toy_plugin.models[-1].predicted == 0  # every answer came from the cache
     assert not (out / "pareto_other-task.png").exists() and (out / "pareto_toy.png").exists()
@@ -95,7 +75,7 @@ def test_a_directory_that_is_not_a_run_is_never_written_into(host, monkeypatch, 
     (out / own).write_text('{"my": "own results"}\n')
     before = snapshot(out)
     for extra in ([], ["--replace"]):
-        result = harness_run(host, monkeypatch, out, "--model", "words", *extra)
+        result = run_toy(host, monkeypatch, out, "--model", "words", *extra)
         assert (
             result.exit_code == 2
             and f"{out} is not a harness run directory (it holds {own})" in result.stderr
@@ -105,9 +85,7 @@ def test_a_directory_that_is_not_a_run_is_never_written_into(host, monkeypatch, 
 
 def test_an_interrupted_run_resumes(host, monkeypatch, tmp_path):
     out = tmp_path / "run"
-    result = harness_run(
-        host, monkeypatch, out, "--model", "words", "--model-option", "interrupt_on=review 9"
-    )
+    result = run_toy(host, monkeypatch, out, "--model", "words", "--model-option", "interrupt_on=review 9")
     assert result.exit_code == 130 and not (out / "results.json").exists()
-    result = harness_run(host, monkeypatch, out, "--model", "words")
+    result = run_toy(host, monkeypatch, out, "--model", "words")
     assert result.exit_code == 0, result.output

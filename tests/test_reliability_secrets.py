@@ -10,19 +10,18 @@ error message; for `locked` HTTP 401 with the same body.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+
+from tests.helpers import JsonHandler, run_toy, serving
 
 SECRET = "sk-leak-7c1e55b0a9d4f3"
 ESC = "\x1b"
 
 
-class EchoingHandler(BaseHTTPRequestHandler):
+class EchoingHandler(JsonHandler):
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         header = self.headers.get("Authorization", "")
@@ -41,40 +40,18 @@ class EchoingHandler(BaseHTTPRequestHandler):
             404, {"error": {"message": f"no such route (Authorization: {self.headers['Authorization']})"}}
         )
 
-    def answer(self, status: int, payload: dict) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        """Quiet: the test reads the harness' output, not the server's."""
-
 
 @pytest.fixture
 def echoing_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), EchoingHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
+    with serving(EchoingHandler) as base_url:
+        yield base_url
 
 
 def run_against(host, monkeypatch, base_url: str, out: Path, *models: str):
-    from harness import cli as cli_module
-    from harness import plugin_manager
-
-    monkeypatch.setattr(plugin_manager, "_host", host)
     monkeypatch.setenv("HARNESS_TEST_LEAKED_KEY", SECRET)
-    args = ["run", "--backend", "cpu", "--task", "toy", "--data", "toy:40", "--bootstrap", "0", "--out", str(out),
-            "--model-option", f"base_url={base_url}", "--model-option", "api_key_env=HARNESS_TEST_LEAKED_KEY",
-            "--model-option", "mode=generate", "--model-option", "max_retries=0"]  # fmt: skip
-    for model in models:
-        args += ["--model", model]
-    return CliRunner().invoke(cli_module.cli, args)
+    options = ["--model-option", f"base_url={base_url}", "--model-option", "api_key_env=HARNESS_TEST_LEAKED_KEY",
+               "--model-option", "mode=generate", "--model-option", "max_retries=0"]  # fmt: skip
+    return run_toy(host, monkeypatch, out, *options, *(arg for model in models for arg in ("--model", model)))
 
 
 def assert_nothing_leaked(out: Path, *texts: str) -> None:

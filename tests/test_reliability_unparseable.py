@@ -10,65 +10,37 @@ The server is a real HTTP server on 127.0.0.1 written here: it answers
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from click.testing import CliRunner
 
 from harness.boards import Board, ModelEntry
 from harness.metrics import UNPARSEABLE_LIMIT
 from harness.run import run_board
+from tests.helpers import JsonHandler, run_toy, serving
 
 
-class NoLogprobsHandler(BaseHTTPRequestHandler):
+class NoLogprobsHandler(JsonHandler):
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers["Content-Length"]))
         usage = {"prompt_tokens": 5, "completion_tokens": 1}
         if self.path.endswith("/chat/completions"):
-            answer = {"choices": [{"message": {"role": "assistant", "content": "positive"}}], "usage": usage}
+            self.answer(
+                200, {"choices": [{"message": {"role": "assistant", "content": "positive"}}], "usage": usage}
+            )
         else:
-            answer = {"choices": [{"text": " positive", "logprobs": None}], "usage": usage}
-        data = json.dumps(answer).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        """Quiet: the test reads the harness' output, not the server's."""
+            self.answer(200, {"choices": [{"text": " positive", "logprobs": None}], "usage": usage})
 
 
 @pytest.fixture
 def plain_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), NoLogprobsHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
+    with serving(NoLogprobsHandler) as base_url:
+        yield base_url
 
 
 def harness_run(host, monkeypatch, out, *args: str):
-    from harness import cli as cli_module
-    from harness import plugin_manager
-
-    monkeypatch.setattr(plugin_manager, "_host", host)
-    base = [
-        "run",
-        "--backend",
-        "cpu",
-        "--task",
-        "toy",
-        "--data",
-        "toy:20",
-        "--bootstrap",
-        "0",
-        "--out",
-        str(out),
-    ]
-    return CliRunner().invoke(cli_module.cli, [*base, *args])
+    """On toy:20, whose 14 scored reviews the counts below assume."""
+    return run_toy(host, monkeypatch, out, *args, data="toy:20")
 
 
 @pytest.mark.parametrize("mode", ["logprobs", "completion_top_logprobs", "top_logprobs"])

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from harness.errors import HarnessError
-from harness.plugins.models import _engine_choice
+from harness.plugins.engines import choice as engine_choice
 from harness.plugins.models.seq2seq import Seq2SeqScorer, make_seq2seq
 from tests.test_engines import assert_measured_once_then_cached, run_twice_rows
 from tests.tiny_t5 import PromptTask, build_tiny_t5, make_context
@@ -86,9 +86,9 @@ def test_float32_encoder_engines_match_torch(t5: Path, model_dir: Path, engine: 
 def test_reduced_precision_encoders_stay_close_to_torch(
     t5: Path, model_dir: Path, engine: str, precision: str
 ) -> None:
-    from harness.plugins.models import _engine_openvino
+    from harness.plugins.engines import openvino as openvino_engine
 
-    if precision == "bf16" and not _engine_openvino.supported("bf16"):
+    if precision == "bf16" and not openvino_engine.supported("bf16"):
         pytest.skip("this CPU has no bf16 units")
     reference = scorer(t5, model_dir, engine="torch").predict(TEXTS, PromptTask()).probs
     changed = scorer(t5, model_dir, engine=engine, precision=precision).predict(TEXTS, PromptTask()).probs
@@ -129,7 +129,7 @@ def test_bench_times_label_scoring_with_each_encoder_engine_against_torch(
 
     tiny = {"d_model": 32, "d_kv": 8, "d_ff": 64, "num_layers": 2, "num_decoder_layers": 2, "num_heads": 4}
     monkeypatch.setattr(_scoring, "T5_SMALL", tiny)
-    monkeypatch.setattr(_engine_choice, "AUTO_ENGINES", ("onnxruntime",))
+    monkeypatch.setattr(engine_choice, "AUTO_ENGINES", ("onnxruntime",))
     figures = encoder_engines(TEXTS, tmp_path)
     rows = figures["engines"]
     assert list(rows) == ["torch-fp32", "onnxruntime-fp32", "onnxruntime-int8"]

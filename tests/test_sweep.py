@@ -448,7 +448,7 @@ def test_a_sweep_with_a_misspelled_model_stops_before_running_the_other(
 ):
     import click
 
-    from harness.preflight import PreflightError
+    from harness.preflight_checks import PreflightError
 
     monkeypatch.setattr(plugin_manager, "_host", host)
 

@@ -23,7 +23,18 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness import Example, HarnessError, Model, ModelOutput, Option, OptionSet, Task, hookimpl
+from harness import (
+    BackendFactory,
+    Example,
+    HarnessError,
+    Model,
+    ModelOutput,
+    Option,
+    OptionSet,
+    Register,
+    Task,
+    hookimpl,
+)
 from harness.plugins.backends.torch_devices import DTYPES
 from harness.provenance import cpu_name
 
@@ -42,8 +53,8 @@ class Replica:
         backend_options: Mapping[str, str],
         seeds: Mapping[str, int],
     ) -> None:
+        from harness import build_model
         from harness.plugins.backends.torch_devices import make_cpu
-        from harness.runner import build_model
 
         backend = make_cpu(backend_options)
         backend.setup()
@@ -246,7 +257,7 @@ def make_ray(options: Mapping[str, str]) -> RayBackend:
 
 
 @hookimpl
-def register_backends(register: Any) -> None:
+def register_backends(register: Register[BackendFactory]) -> None:
     register(
         "ray",
         make_ray,

@@ -26,7 +26,7 @@ def encoder_engines(texts: Sequence[str], workdir: Path) -> dict[str, Any]:
 
     from harness.plugins.bench._scoring import T5_SMALL, build_t5_shape
     from harness.plugins.bench._small import context
-    from harness.plugins.models import _engine_choice as engines
+    from harness.plugins.engines import choice as engines
     from harness.plugins.models._label_scoring import prompt_parts
     from harness.plugins.models.seq2seq import make_seq2seq
     from harness.tasks.polarity import PROMPT

@@ -27,7 +27,7 @@ ENGINES = {
 
 def llama(texts: Sequence[str], workdir: Path) -> dict[str, Any]:
     """Reviews/s of each engine and llama.cpp's agreement with transformers, per task; loading is not timed."""
-    from harness.plugins.models._llama_cpp import available
+    from harness.plugins.engines.llama_cpp import available
     from harness.tasks.category import CategoryTask
     from harness.tasks.polarity import PolarityTask
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.types import Example
+from harness import Example
 
 CHUNKS = 4
 TARGET = 0.6  # label scoring's tokens/s as a share of the plain forward pass's

@@ -20,9 +20,7 @@ import json, sys
 from pathlib import Path
 import numpy as np
 from harness.boards import Board, ModelEntry
-from harness.hookspecs import hookimpl
-from harness.plugin_manager import PluginHost
-from harness.run import run_board
+from harness import ModelFactory, PluginHost, Register, hookimpl, run_board
 
 class Constant:
     name = "constant"
@@ -34,7 +32,7 @@ class Constant:
 
 class Plugin:
     @hookimpl
-    def register_models(self, register):
+    def register_models(self, register: Register[ModelFactory]) -> None:
         register("constant", lambda arg, ctx: Constant())
 
 data, out = sys.argv[1], Path(sys.argv[2])

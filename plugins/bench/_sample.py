@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.types import Example
+from harness import Example
 
 LABELS = ("negative", "positive")
 
@@ -82,14 +82,13 @@ def draw(data: str, scored: int, train: int, seed: int, workdir: Path) -> Sample
     subset of a larger one. Where a label holds fewer examples than asked for,
     both splits shrink in proportion, to what the rarer label allows.
     """
+    from harness import IssueLog, PluginHost
     from harness.boards import Board
     from harness.errors import HarnessError
-    from harness.plugin_manager import PluginHost
     from harness.split_source import BoardSplits
     from harness.tasks import _common as common
     from harness.tasks.polarity import PolarityTask
     from harness.tasks.sources import DEMO
-    from harness.types import IssueLog
 
     if data != DEMO and not Path(data).exists():
         raise HarnessError(

@@ -28,8 +28,8 @@ def served(
 
     from harness.plugins.bench._llama import _scorer
     from harness.plugins.bench._small import context
+    from harness.plugins.engines.llama_cpp import available
     from harness.plugins.models._label_scoring import scores_to_probs
-    from harness.plugins.models._llama_cpp import available
     from harness.plugins.models.openai_endpoint import endpoint_stats, make_endpoint
     from harness.tasks.polarity import PolarityTask
 

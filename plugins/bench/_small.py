@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness import ModelContext
 from harness.errors import HarnessError
 from harness.plugins.bench._sample import LABELS, Sample
-from harness.types import ModelContext
 
 AGREEMENT_BAR = 0.995  # the share of fp32's answers a speed-up path must keep
 REFERENCE = "fp32-b1-stock"  # the whole float32 model, transformers' own layers
@@ -70,7 +70,7 @@ class Variant:
 
     def available(self) -> bool:
         """Whether this variant's engine is installed here."""
-        from harness.plugins.models._engine_export import missing
+        from harness.plugins.engines.export import missing
 
         return not missing(self.engine)
 
@@ -481,8 +481,8 @@ def overhead(sample: Sample, workdir: Path, fast: Variant) -> dict[str, Any]:
     """
     from dataclasses import replace
 
+    from harness import PluginHost
     from harness.boards import Board, ModelEntry
-    from harness.plugin_manager import PluginHost
 
     checkpoint = workdir / "distilbert-base"
     if not checkpoint.is_dir():
@@ -517,8 +517,7 @@ def overhead(sample: Sample, workdir: Path, fast: Variant) -> dict[str, Any]:
 
 def _timed_run(host: Any, board: Any, run_dir: Path, model_dir: Path) -> tuple[dict[str, Any], float]:
     """The run's one row and its wall time; a failed row fails the part."""
-    from harness import RunSettings
-    from harness.run import run_board
+    from harness import RunSettings, run_board
 
     began = time.perf_counter()
     results = run_board(host, board, run_dir, RunSettings(model_dir=model_dir))

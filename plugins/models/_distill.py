@@ -18,12 +18,23 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from harness import SEED_COMPONENTS, Board, Example, HarnessError, IssueLog, Splits, Task
+from harness import (
+    SEED_COMPONENTS,
+    Board,
+    BoardSplits,
+    Example,
+    HarnessError,
+    IssueLog,
+    Registries,
+    Runner,
+    Scored,
+    Splits,
+    Task,
+    build_model,
+    open_reviews,
+)
 from harness.cache import text_key
 from harness.plugins.models._finetune import FinetuneResult, one_hot
-from harness.registry import Registries
-from harness.runner import Runner, Scored, build_model
-from harness.split_source import BoardSplits, open_reviews
 from harness.tasks._common import unit_hash
 
 if TYPE_CHECKING:

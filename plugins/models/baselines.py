@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from harness import Example, HarnessError, ModelContext, ModelOutput, Task, hookimpl
+from harness import Example, HarnessError, ModelContext, ModelFactory, ModelOutput, Register, Task, hookimpl
 from harness.plugins.models._finetune import digest, train_data_hash
 
 if TYPE_CHECKING:
@@ -151,7 +151,7 @@ def make_tfidf_logreg(arg: str | None, ctx: ModelContext) -> TfidfLogreg:
 
 
 @hookimpl
-def register_models(register: Any) -> None:
+def register_models(register: Register[ModelFactory]) -> None:
     register(
         "vader",
         make_vader,

@@ -24,7 +24,7 @@ on a content-free input instead (`content-free`); `none` keeps raw scores.
 (`topk_prompts=K`: its per-k answer lists, see _answer_lists).
 
 A local GGUF runs on llama.cpp in-process (`engine=llama.cpp`, see
-_llama_cpp) or dequantized to float32 in transformers (`engine=transformers`);
+engines.llama_cpp) or dequantized to float32 in transformers (`engine=transformers`);
 `auto`, the default, takes llama.cpp when llama-cpp-py-sync is installed, as
 it scores several times faster on a CPU. Both build the same token ids from
 the same tokenizer, prompts, demonstrations and calibration; only the
@@ -42,9 +42,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness import Example, ModelContext, ModelFactory, ModelOutput, Register, Task, hookimpl
 from harness.files import write_json
-from harness.hookspecs import hookimpl
 from harness.options import Option, OptionError, OptionSet
+from harness.plugins.engines.llama_cpp import LlamaCppEngine, available, float32_copy, gguf_path
 from harness.plugins.models._answer_lists import generated_output, per_k_measures
 from harness.plugins.models._checkpoints import checkpoint_identity
 from harness.plugins.models._finetune import digest
@@ -63,8 +64,6 @@ from harness.plugins.models._label_scoring import (
     special_tokens_around,
     torch_dtype,
 )
-from harness.plugins.models._llama_cpp import LlamaCppEngine, available, float32_copy, gguf_path
-from harness.types import Example, ModelContext, ModelOutput, Task
 
 if TYPE_CHECKING:
     import numpy as np
@@ -630,7 +629,7 @@ def make_causal_lm(arg: str | None, ctx: ModelContext) -> CausalScorer:
 
 
 @hookimpl
-def register_models(register: Any) -> None:
+def register_models(register: Register[ModelFactory]) -> None:
     register(
         "smollm2",
         make_smollm2,

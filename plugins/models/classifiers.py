@@ -21,7 +21,7 @@ checkpoint and kept in the model directory, at a ``precision`` of their own
 ``engine=auto`` (the default) times every installed engine and precision on
 the run's first reviews the first time a checkpoint runs on a processor, keeps
 the fastest that agrees with float32 torch on 99.5% of them, and records the
-choice and timings in the row's results (see ``_engine_choice``); where the
+choice and timings in the row's results (see ``engines.choice``); where the
 run is too small for the saving to repay the exports, it scores on torch at
 once (``measure=always`` measures anyway). Each engine
 is an optional extra: ``pip install 'review-harness[openvino]'`` or ``[onnxruntime]``.
@@ -51,11 +51,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import Example, HarnessError, ModelContext, ModelOutput, Option, OptionSet, Task, hookimpl
-from harness.plugins.models import _engine_choice as engines
+from harness import (
+    Example,
+    HarnessError,
+    ModelContext,
+    ModelFactory,
+    ModelOutput,
+    Option,
+    OptionSet,
+    Register,
+    Task,
+    hookimpl,
+)
+from harness.plugins.engines import choice as engines
+from harness.plugins.engines.choice import ENGINES, Candidate, Decision
+from harness.plugins.engines.encoder_layers import use_inference_layers
 from harness.plugins.models._checkpoints import checkpoint_identity
-from harness.plugins.models._encoder_layers import use_inference_layers
-from harness.plugins.models._engine_choice import ENGINES, Candidate, Decision
 from harness.plugins.models._finetune import (
     FinetuneConfig,
     FinetuneResult,
@@ -308,7 +319,7 @@ class HFClassifier:
 
     def choose(self, sample: Sequence[str], reviews: int, task: Task) -> None:
         """Choose the engine for `task` where no earlier decision holds, measured on `sample` when the
-        `reviews` to score repay the measuring (see ``_engine_choice``); without a decision, torch scores."""
+        `reviews` to score repay the measuring (see ``engines.choice``); without a decision, torch scores."""
         key = task.fingerprint()
         if key not in self._states:
             self._states[key] = self._prepare(task, [])
@@ -557,10 +568,10 @@ class HFClassifier:
         """Logits of token windows on `candidate`'s engine, exported first where it has not been."""
         if candidate.engine == "torch":
             return self._torch_scorer(state)
-        from harness.plugins.models import _engine_export
+        from harness.plugins.engines import export as engine_export
 
         pad_id = state.tokenizer.pad_token_id if state.tokenizer.pad_token_id is not None else 0
-        engine = _engine_export.load(
+        engine = engine_export.load(
             candidate.engine, candidate.precision, state.model, state.max_length, self.ctx.workdir,
             state.identity, self.streams, pad_id,
         )  # fmt: skip
@@ -698,7 +709,7 @@ def make_hf_classifier(arg: str | None, ctx: ModelContext) -> HFClassifier:
 
 
 @hookimpl
-def register_models(register: Any) -> None:
+def register_models(register: Register[ModelFactory]) -> None:
     register(
         "hf-classifier",
         make_hf_classifier,

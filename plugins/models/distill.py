@@ -24,7 +24,7 @@ from harness.command_helpers import EXIT_CODES
 from harness.errors import HarnessError, RunFailed
 
 if TYPE_CHECKING:
-    from harness.plugin_manager import PluginHost
+    from harness import PluginHost
 
 BOARD_NAME = "distill"
 DEFAULT_POOL = 2000
@@ -106,11 +106,10 @@ def distill_student(
 ) -> dict[str, Any]:  # fmt: skip
     """What `harness distill` does once its flags are read: the teacher (the board's first model) scores the
     pool, the student (its second) learns from it; writes distill.json and board.toml and returns the former."""
+    from harness import Runner, preflight
     from harness.files import atomic_write, write_json
     from harness.plugins.models._distill import PoolSplits, build_student, teach
-    from harness.preflight import preflight
     from harness.progress import progress_for_stderr
-    from harness.runner import Runner
 
     large, small = (entry.spec for entry in board.models)
     task_name = board.tasks[0]
@@ -189,7 +188,7 @@ def distill_command(large: str, small: str, **opts: Any) -> None:
     A second distillation with the same models, data, options and seed
     reuses the teacher's cached predictions and the saved student.
     """
-    from harness.plugin_manager import get_host
+    from harness import get_host
 
     host = get_host()
     models = [ModelEntry(spec=large), ModelEntry(spec=small)]

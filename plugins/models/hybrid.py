@@ -10,9 +10,10 @@ train split before anything is scored, and its fit is recorded with the row.
 Every prediction carries a stage marker in its raw text, a small JSON object
 ``{"stage": 0, "seconds": [0.0012]}``: the stage that answered (0 = the small
 model) and the seconds the example spent in each stage it passed through.
-The runner caches raw text with the probabilities, so escalation counts and
-per-stage times can be rebuilt from the cache or predictions.jsonl with
-``stage_stats`` even when a resumed run computes nothing.
+The runner caches raw text with the probabilities, so escalation counts,
+per-stage times (``stage_stats``) and each slice's escalated share
+(``flags_from_raw``) are rebuilt from the cache or predictions.jsonl even
+when a resumed run computes nothing.
 
 Inside a run, the large model's answers that the run's prediction cache
 already holds under that model's own fingerprint (its own row scored them,
@@ -32,20 +33,35 @@ from typing import Any
 
 import numpy as np
 
-from harness import HarnessError, hookimpl
-from harness.stages import parse_stage_marker
-from harness.types import (
+from harness import (
     ChoosesForWorkload,
     Example,
+    HarnessError,
     LearnsToRoute,
     Model,
     ModelContext,
+    ModelFactory,
     ModelOutput,
+    Register,
     StoredLookup,
     Task,
+    hookimpl,
 )
 
 DEFAULT_ROUTER = "confidence:0.9"
+
+
+def parse_stage_marker(raw: str | None) -> dict[str, Any] | None:
+    """The stage marker in a hybrid prediction's raw text, or None when the text is not one."""
+    if not raw or not raw.startswith("{"):
+        return None
+    try:
+        marker = json.loads(raw)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(marker, dict) or not isinstance(marker.get("stage"), int):
+        return None
+    return marker
 
 
 def parse_hybrid(arg: str) -> tuple[str, str, str]:
@@ -256,6 +272,13 @@ class HybridModel:
         """The same statistics rebuilt from stored raw texts (cache or predictions.jsonl)."""
         return {**stage_stats(raw_texts, self.stage_models()), **self._fits()}
 
+    def flags_from_raw(self, raw_texts: Sequence[str | None]) -> dict[str, list[bool]]:
+        """Which predictions a later stage answered, from their stage markers: each slice's escalated share."""
+        markers = [parse_stage_marker(raw) for raw in raw_texts]
+        if all(m is None for m in markers):
+            return {}
+        return {"escalated": [m is not None and m["stage"] > 0 for m in markers]}
+
     def _fits(self) -> dict[str, Any]:
         """What each learning router of the cascade learned, outermost first, for results.json."""
         fits = [self.router_fit] if self.router_fit else []
@@ -313,7 +336,7 @@ def _named(spec: str):
 
 
 @hookimpl
-def register_models(register):
+def register_models(register: Register[ModelFactory]) -> None:
     # A hybrid passes the options on to the models it is built from (options=None).
     register("hybrid", make_hybrid, options=None, description="SMALL>LARGE@ROUTER:PARAM cascade; nests")
     register("Hybrid-T5", _named("distilbert>flan-t5@confidence:0.9"), options=None,

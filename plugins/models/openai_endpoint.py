@@ -46,12 +46,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness import Example, ModelContext, ModelFactory, ModelOutput, Register, Task, hookimpl
 from harness.cost import token_price
 from harness.errors import HarnessError
 from harness.files import write_json
-from harness.hookspecs import hookimpl
 from harness.options import Option, OptionError, OptionSet
-from harness.plugins.models._endpoint_client import EndpointClient, EndpointError
+from harness.plugins.clients.openai import EndpointClient, EndpointError
 from harness.plugins.models._finetune import digest
 from harness.plugins.models._label_scoring import (
     generated_rows_mark,
@@ -60,7 +60,6 @@ from harness.plugins.models._label_scoring import (
     scores_to_probs,
 )
 from harness.plugins.models._truncation import fit_tokens
-from harness.types import Example, ModelContext, ModelOutput, Task
 
 if TYPE_CHECKING:
     import numpy as np
@@ -941,7 +940,7 @@ def make_endpoint(arg: str | None, ctx: ModelContext) -> EndpointModel:
 
 
 @hookimpl
-def register_models(register: Any) -> None:
+def register_models(register: Register[ModelFactory]) -> None:
     register(
         "openai",
         make_endpoint,

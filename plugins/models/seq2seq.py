@@ -7,7 +7,7 @@ the label log-likelihoods (summed, or averaged per token with
 reproduces the study instead: greedy generation, answer parsed to a label,
 or with `topk_prompts=K` one list of labels per k (see _answer_lists).
 The encoder pass of label scoring runs on the engine the options `engine` and
-`precision` choose, measured by default (see ``_seq2seq_engine``).
+`precision` choose, measured by default (see ``engines.seq2seq_encoder``).
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ import logging
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from harness.hookspecs import hookimpl
+from harness import ModelContext, ModelFactory, ModelOutput, Register, Task, hookimpl
+from harness.plugins.engines.choice import SAMPLE_WINDOWS, spread
+from harness.plugins.engines.seq2seq_encoder import ENGINE_OPTIONS, Encoder, EncoderEngines, engine_mark
 from harness.plugins.models._answer_lists import generated_output, per_k_measures
 from harness.plugins.models._checkpoints import checkpoint_identity
-from harness.plugins.models._engine_choice import SAMPLE_WINDOWS, spread
 from harness.plugins.models._finetune import digest
 from harness.plugins.models._label_scoring import (
     Encoded,
@@ -35,8 +36,6 @@ from harness.plugins.models._label_scoring import (
     special_tokens_around,
     torch_dtype,
 )
-from harness.plugins.models._seq2seq_engine import ENGINE_OPTIONS, Encoder, EncoderEngines, engine_mark
-from harness.types import ModelContext, ModelOutput, Task
 
 if TYPE_CHECKING:
     import numpy as np
@@ -297,7 +296,7 @@ make_seq2seq = _make("seq2seq", None)
 
 
 @hookimpl
-def register_models(register: Any) -> None:
+def register_models(register: Register[ModelFactory]) -> None:
     register(
         "flan-t5",
         make_flan_t5,

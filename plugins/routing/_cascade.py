@@ -27,9 +27,8 @@ from harness.plugins.routing import _calibration as calibration
 from harness.plugins.routing._replay import MetricFn, read_pair
 
 if TYPE_CHECKING:
-    from harness.plugin_manager import PluginHost
+    from harness import PluginHost, Task
     from harness.plugins.routing.sweep import SweepSettings
-    from harness.types import Task
 
 GAP_TARGETS = (0.5, 0.8, 0.95)
 

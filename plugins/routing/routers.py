@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from harness import HarnessError, hookimpl
+from harness import HarnessError, Register, RouterFactory, hookimpl
 
 
 def max_probability(probs: np.ndarray) -> np.ndarray:
@@ -78,7 +78,7 @@ def _learned(kind: str):
 
 
 @hookimpl
-def register_routers(register):
+def register_routers(register: Register[RouterFactory]) -> None:
     register("confidence", _factory("confidence", max_probability, 0.9),
              description="escalate when the top probability is below the threshold (the study's, 0.9)")  # fmt: skip
     register("margin", _factory("margin", top_two_margin, 0.8),

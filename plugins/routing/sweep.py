@@ -29,12 +29,11 @@ from harness.errors import HarnessError, RunFailed
 if TYPE_CHECKING:
     import numpy as np
 
-    from harness.plugin_manager import PluginHost
+    from harness import PluginHost, Task
     from harness.plugins.routing._bands import ResampledMetric, SweepBands
     from harness.plugins.routing._guarantee import CertifiedResult, CoverageRow
     from harness.plugins.routing._learned import RouterScore
     from harness.plugins.routing._replay import PairedPredictions, Point, TargetResult, TemperatureResult
-    from harness.types import Task
 
 DEFAULT_SHARES = "0:1:0.02"
 GAP_FRACTIONS = (0.5, 0.8)
@@ -217,7 +216,7 @@ def replay_sweep(
 
 def _router(host: PluginHost, name: str) -> tuple[Callable[[float], Any], Callable[..., Any] | None]:
     """The router at a threshold, and the score its thresholds cut (None for a router without one)."""
-    from harness.types import LearnsToRoute
+    from harness import LearnsToRoute
 
     factory = host.registries.routers.get(name).obj
     try:
@@ -308,7 +307,7 @@ def run_models(
     run_settings: RunSettings | None = None,
 ) -> tuple[Task, dict[str, Any]]:
     """Run (or find in the cache) every model of a one-task board; the task and the run's results."""
-    from harness.run import run_board
+    from harness import run_board
 
     results = run_board(host, board, run_dir, run_settings)
     for row in results["rows"]:
@@ -657,7 +656,7 @@ def sweep_and_report(
 ) -> list[Path]:  # fmt: skip
     """What `harness sweep` does once its flags are read: run the board's models (or replay `from_run`'s
     predictions), print the sweep or the cascade, and write its files; returns the files written."""
-    from harness.preflight import preflight
+    from harness import preflight
     from harness.progress import progress_for_stderr
 
     models = [entry.spec for entry in board.models]
@@ -763,7 +762,7 @@ def sweep_command(models: tuple[str, ...], **opts: Any) -> None:
     """
     from rich.console import Console
 
-    from harness.plugin_manager import get_host
+    from harness import get_host
 
     check_sweep_flags(models, opts)
     board = board_for_sweep(models, opts["task"], opts)

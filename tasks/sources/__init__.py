@@ -11,10 +11,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from importlib import resources
 
-from harness import IssueLog, Review, SourceOptions, hookimpl
+from harness import IssueLog, Register, Review, Source, SourceOptions, hookimpl
 from harness.tasks.sources._csv import CsvSource
 from harness.tasks.sources._hf_dataset import HfDatasetSource
 from harness.tasks.sources._jsonl import JsonlSource
@@ -38,7 +38,7 @@ class DemoSource:
 
 
 @hookimpl
-def register_sources(register: Callable[..., None]) -> None:
+def register_sources(register: Register[Source]) -> None:
     for name, source in (
         ("tsv", TsvSource()),
         ("jsonl", JsonlSource()),

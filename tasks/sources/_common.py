@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from harness import DEFAULT_CLUSTER_COL, NO_CLUSTER, IssueLog, Review, SourceOptions
 from harness.errors import DamagedData, HarnessError
-from harness.types import DEFAULT_CLUSTER_COL, NO_CLUSTER, IssueLog, Review, SourceOptions
 
 # ID1, ID2 and CM: RFC 1952 defines deflate (8) as the only method, so a text file opening with the
 # two magic bytes by chance is still read as text.

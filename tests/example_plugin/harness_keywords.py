@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 
-from harness import Option, OptionSet, hookimpl
+from harness import ModelFactory, Option, OptionSet, Register, hookimpl
 
 POSITIVE = ["great", "love", "excellent", "perfect", "happy", "recommend", "best", "works", "good"]
 NEGATIVE = ["broke", "terrible", "waste", "refund", "worst", "poor", "disappointed", "bad", "returned"]
@@ -45,7 +45,7 @@ def make_model(arg, ctx):
 
 
 @hookimpl
-def register_models(register):
+def register_models(register: Register[ModelFactory]) -> None:
     register(
         "keywords",
         make_model,

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import HarnessError, Option
-from harness.plugins.models._engine_export import install_hint, missing
+from harness.plugins.engines.export import install_hint, missing
 from harness.plugins.models._finetune import digest
 
 AGREEMENT_BAR = 0.995  # the share of float32 torch's answers a chosen engine must keep

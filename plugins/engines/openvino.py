@@ -1,7 +1,7 @@
 """The OpenVINO engine: a classifier or a seq2seq encoder compiled for the CPU, in fp32, bf16 or int8 weights.
 
 ``openvino.convert_model`` reads the ``torch.export`` program directly; the
-IR is saved once per checkpoint and precision (see ``_engine_export``). bf16
+IR is saved once per checkpoint and precision (see ``engines.export``). bf16
 is an inference precision OpenVINO applies at compile time, on AMX or
 AVX-512 BF16 units; int8 compresses the linear layers' weights to int8 with
 NNCF (per output channel) and OpenVINO quantizes their inputs on the fly. The
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import HarnessError
-from harness.plugins.models._engine_export import CLASSIFIER, Pass, batched_logits, build_once, quiet_export
+from harness.plugins.engines.export import CLASSIFIER, Pass, batched_logits, build_once, quiet_export
 
 HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 

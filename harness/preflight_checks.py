@@ -12,26 +12,29 @@ the plan it makes, with the rows each task reads, keeps, trains on and scores.
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import shutil
-import struct
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
-from harness.boards import Board
+from harness.boards import SEED_COMPONENTS, Board
+from harness.checkpoint_probe import (
+    cached_snapshot,
+    hub_answers,
+    hub_cache_dir,
+    hub_offline,
+    looks_local,
+    parameter_count,
+)
 from harness.errors import HarnessError
 from harness.plan import plan_problems
 from harness.plugin_manager import PluginHost
-from harness.types import SEED_COMPONENTS, FitsTrainSplit, IssueLog, NamesCheckpoints, Task
+from harness.types import FitsTrainSplit, IssueLog, NamesCheckpoints, Task
 
 FIRST_ROWS = 200  # enough to see a missing column or an unreadable file, cheap on any file
-HUB_PROBE_TIMEOUT_S = 3.0
 BYTES_PER_PREDICTION = 1024  # a predictions.jsonl line (text cut at 500 characters) and its cache row
 MIN_FREE_BYTES = 100 * 2**20
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
@@ -242,52 +245,13 @@ def preflight(
 
 
 # checkpoints: local, cached from the hub, or reachable --------------------------------------------------
-def _looks_local(checkpoint: str) -> bool:
-    return checkpoint.startswith(("/", ".", "~")) or checkpoint.count("/") > 1 or Path(checkpoint).exists()
-
-
-def hub_cache_dir() -> Path:
-    """Where huggingface_hub keeps downloads, found as it finds it (without importing it)."""
-    for variable in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
-        if os.environ.get(variable):
-            return Path(os.environ[variable]).expanduser()
-    home = os.environ.get("HF_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "huggingface"
-    )
-    return Path(home).expanduser() / "hub"
-
-
-def cached_snapshot(repo_id: str) -> Path | None:
-    """The newest downloaded snapshot of a hub model, or None when it was never downloaded."""
-    snapshots = hub_cache_dir() / f"models--{repo_id.replace('/', '--')}" / "snapshots"
-    found = [p for p in snapshots.iterdir() if p.is_dir()] if snapshots.is_dir() else []
-    return max(found, key=lambda p: p.stat().st_mtime) if found else None
-
-
-def hub_answers(timeout: float = HUB_PROBE_TIMEOUT_S) -> str | None:
-    """One short request to the hub: None when it answers, else why not (no retries)."""
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    try:
-        urllib.request.urlopen(urllib.request.Request(endpoint, method="HEAD"), timeout=timeout).close()
-    except urllib.error.HTTPError:
-        return None  # it answered, if only to refuse the bare endpoint
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return f"{endpoint} cannot be reached ({getattr(reason, 'strerror', None) or reason})"
-    return None
-
-
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def _check_checkpoints(plan: Plan, *, load_torch: bool) -> None:
     """Local paths exist, hub ids are downloaded or the hub answers; counts the parameters of what is here."""
     missing: dict[str, list[str]] = {}
     where: dict[str, Path] = {}
     for model in plan.models:
         for checkpoint in model.checkpoints:
-            if _looks_local(checkpoint):
+            if looks_local(checkpoint):
                 path = Path(checkpoint).expanduser()
                 if path.exists():
                     where[checkpoint] = path
@@ -298,7 +262,7 @@ def _check_checkpoints(plan: Plan, *, load_torch: bool) -> None:
             else:
                 missing.setdefault(checkpoint, []).append(model.label)
     if missing:
-        reason = "HF_HUB_OFFLINE is set" if _offline() else hub_answers()
+        reason = "HF_HUB_OFFLINE is set" if hub_offline() else hub_answers()
         if reason is not None:
             for checkpoint, labels in missing.items():
                 plan.problems.append(
@@ -309,8 +273,8 @@ def _check_checkpoints(plan: Plan, *, load_torch: bool) -> None:
                 "or give local paths"
             )
     elif (
-        any(not _looks_local(c) for m in plan.models for c in m.checkpoints)
-        and not _offline()
+        any(not looks_local(c) for m in plan.models for c in m.checkpoints)
+        and not hub_offline()
         and hub_answers()
     ):
         # every checkpoint is downloaded but the hub does not answer: spare each model the hub's retries
@@ -324,75 +288,6 @@ def _check_checkpoints(plan: Plan, *, load_torch: bool) -> None:
             model.parameters = sum(c for c in counts if c)
             model.memory_bytes = model.parameters * dtype_bytes
     _check_memory(plan, load_torch=load_torch)
-
-
-def parameter_count(path: Path) -> int | None:
-    """Parameters in a checkpoint file or folder, from the weight files' headers (no weights are read)."""
-    files = [path] if path.is_file() else sorted(path.iterdir())
-    safetensors = [f for f in files if f.suffix == ".safetensors"]
-    if safetensors:
-        return sum(_safetensors_parameters(f) for f in safetensors)
-    gguf = [f for f in files if f.suffix == ".gguf"]
-    if gguf:
-        return _gguf_parameters(gguf[0])
-    pickled = [f for f in files if f.suffix in (".bin", ".pt", ".pth") and f.is_file()]
-    return sum(f.stat().st_size for f in pickled) // 4 or None  # float32 weights, as most are saved
-
-
-def _safetensors_parameters(path: Path) -> int:
-    with open(path, "rb") as handle:
-        (length,) = struct.unpack("<Q", handle.read(8))
-        header = json.loads(handle.read(length))
-    total = 0
-    for name, info in header.items():
-        if name != "__metadata__":
-            total += _product(info["shape"])
-    return total
-
-
-def _product(shape: list[int]) -> int:
-    total = 1
-    for size in shape:
-        total *= size
-    return total
-
-
-GGUF_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
-
-
-def _gguf_parameters(path: Path) -> int | None:
-    """Sum of the tensor shapes a GGUF file lists after its metadata (format versions 2 and 3)."""
-
-    def read(handle: BinaryIO, fmt: str) -> Any:
-        return struct.unpack("<" + fmt, handle.read(struct.calcsize(fmt)))[0]
-
-    def skip_value(handle: BinaryIO, kind: int) -> None:
-        if kind == 8:
-            handle.seek(read(handle, "Q"), os.SEEK_CUR)
-        elif kind == 9:
-            inner, count = read(handle, "I"), read(handle, "Q")
-            if inner in GGUF_SCALARS:
-                handle.seek(count * struct.calcsize(GGUF_SCALARS[inner]), os.SEEK_CUR)
-            else:
-                for _ in range(count):
-                    skip_value(handle, inner)
-        else:
-            handle.seek(struct.calcsize(GGUF_SCALARS[kind]), os.SEEK_CUR)
-
-    with open(path, "rb") as handle:
-        if handle.read(4) != b"GGUF" or read(handle, "I") < 2:
-            return None
-        tensors, pairs = read(handle, "Q"), read(handle, "Q")
-        for _ in range(pairs):
-            handle.seek(read(handle, "Q"), os.SEEK_CUR)
-            skip_value(handle, read(handle, "I"))
-        total = 0
-        for _ in range(tensors):
-            handle.seek(read(handle, "Q"), os.SEEK_CUR)
-            dims = [read(handle, "Q") for _ in range(read(handle, "I"))]
-            handle.seek(4 + 8, os.SEEK_CUR)  # tensor type, offset
-            total += _product(dims)
-    return total
 
 
 def _check_memory(plan: Plan, *, load_torch: bool) -> None:

@@ -1,6 +1,6 @@
 """The ONNX Runtime engine: an optimized ONNX graph, in float32 or dynamic int8, in single-threaded sessions.
 
-It runs a classifier, or a seq2seq model's encoder pass (see ``_engine_export``).
+It runs a classifier, or a seq2seq model's encoder pass (see ``engines.export``).
 
 ``torch.onnx.export`` (the ``torch.export``-based exporter) writes the graph;
 int8 quantizes its linear weights per output channel and their inputs per
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.plugins.models._engine_export import CLASSIFIER, Pass, batched_logits, build_once, quiet_export
+from harness.plugins.engines.export import CLASSIFIER, Pass, batched_logits, build_once, quiet_export
 
 MODEL_FILE = "model.onnx"
 

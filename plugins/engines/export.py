@@ -203,9 +203,9 @@ def load(
     if missing(engine):
         raise HarnessError(install_hint(engine))
     if engine == "openvino":
-        from harness.plugins.models import _engine_openvino as module
+        from harness.plugins.engines import openvino as module
     else:
-        from harness.plugins.models import _engine_onnxruntime as module  # type: ignore[no-redef]
+        from harness.plugins.engines import onnxruntime as module  # type: ignore[no-redef]
     settings = {"precision": precision, "max_length": max_length, "versions": versions(engine)}
     target = export_dir(workdir, engine, settings, identity)
     directory = module.export(model, max_length, target, precision, graph)

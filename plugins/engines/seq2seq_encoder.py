@@ -3,12 +3,12 @@
 Label scoring reads each review once with the encoder and then scores the
 short label words with the decoder, so the encoder carries most of the work
 on long reviews. Its pass is exported to OpenVINO or ONNX Runtime with the
-classifiers' machinery (``_engine_export``) and the decoder stays in torch,
+classifiers' machinery (``engines.export``) and the decoder stays in torch,
 reading the engine's encoder states. ``engine=auto`` measures whole label
 scoring, encoder and decoder together, on the run's first reviews, keeps the
 fastest engine whose top label agrees with float32 torch on 99.5% of them
 and remembers the decision per processor, checkpoint and label words (see
-``_engine_choice``), where the run's reviews repay the measuring
+``engines.choice``), where the run's reviews repay the measuring
 (``measure=always``: whatever the run's size).
 """
 
@@ -20,8 +20,8 @@ from typing import Any
 
 from harness.errors import HarnessError
 from harness.options import Option, OptionSet
-from harness.plugins.models import _engine_choice as engines
-from harness.plugins.models._engine_choice import ENGINES, Candidate, Decision
+from harness.plugins.engines import choice as engines
+from harness.plugins.engines.choice import ENGINES, Candidate, Decision
 
 # Encoder states of padded, length-sorted batches: each batch's indices into the inputs and its states.
 Encoder = Callable[[Sequence[Sequence[int]]], Iterator[tuple[list[int], Any]]]
@@ -136,20 +136,20 @@ class EncoderEngines:
         if candidate.engine == "torch":
             return None
         if candidate.key not in self.encoders:
-            from harness.plugins.models import _engine_export
+            from harness.plugins.engines import export as engine_export
 
             max_length = int(identity["max_length"])
             # OpenVINO 2026.4 stops the process (SIGFPE) compiling T5's encoder in bf16 on several streams.
             streams = 1 if candidate.key == "openvino-bf16" else None
-            engine = _engine_export.load(
+            engine = engine_export.load(
                 candidate.engine, candidate.precision, model, max_length, self.workdir, identity, streams,
-                pad_id, _engine_export.ENCODER,
+                pad_id, engine_export.ENCODER,
             )  # fmt: skip
 
             def encode(inputs: Sequence[Sequence[int]]) -> Iterator[tuple[list[int], Any]]:
                 import torch
 
-                outputs = _engine_export.batched_outputs(
+                outputs = engine_export.batched_outputs(
                     inputs, self.batch_size, pad_id, engine.run, engine.streams
                 )
                 for batch, (states,) in outputs:
