@@ -22,9 +22,14 @@ from harness.plugin_manager import PluginHost
 from harness.runner import run_board
 from tests.openai_servers import SERVED_NAME, Server, vllm  # noqa: F401  (the session's server fixture)
 
-# the first test's setup scores every row of the board, beside the server's start: longer than one test
-pytestmark = [pytest.mark.served, pytest.mark.slow, pytest.mark.timeout(3600)]
 MARC = Path(__file__).resolve().parents[2] / "shared" / "data" / "marc_en_dev.jsonl"
+# the first test's setup scores every row of the board, beside the server's start: longer than one test
+pytestmark = [
+    pytest.mark.served,
+    pytest.mark.slow,
+    pytest.mark.timeout(3600),
+    pytest.mark.skipif(not MARC.is_file(), reason=f"{MARC} is not here (the shared review data)"),
+]
 SPEC = f"openai:{SERVED_NAME}"
 REVIEWS = 200
 FEW_SHOT = {"shots": "4", "calibrate": "train"}
@@ -44,8 +49,6 @@ ROWS: dict[str, tuple[str, dict[str, str]]] = {
 @pytest.fixture(scope="module")
 def scored(vllm: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:  # noqa: F811
     """Every row of ROWS on the same 200 reviews: the rows by name, and each row's predictions by review."""
-    if not MARC.is_file():
-        pytest.skip(f"{MARC} is not here (the shared review data)")
     served = {**SERVED, "base_url": vllm.base_url}
     models = [
         ModelEntry(spec, name=name, options={**options, **(served if spec == SPEC else {})})
