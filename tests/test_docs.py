@@ -326,6 +326,53 @@ def test_a_bench_record_renders_its_checks(tmp_path):
     assert "1 min 15 s" in rendered and "| small | speed-up vs the study | 6.5 | >= 5 | met |" in rendered
 
 
+PARITY = ROOT / "tools" / "served_parity.py"
+
+
+def test_a_served_parity_record_renders_both_rows_and_how_alike_they_answer(tmp_path, full_cli):
+    parity = load(PARITY)
+    served_extra = {"scoring_mode": ["logprobs"], "shots": 4, "calibration": "train (100 reviews)",
+                    "request_latency_p50_s": 0.1, "request_latency_p95_s": 0.3,
+                    "review_seconds_p50": 0.2, "review_seconds_p95": 0.6}  # fmt: skip
+    rows = [
+        {"model": "smollm2", "label": "SmolLM2", "status": "ok", "n": 2, "metrics": {"macro_f1": 0.5},
+         "latency": {"p50_s": 0.2, "p95_s": 0.4}, "extra": {"engine": "transformers"}},
+        {"model": "openai:smollm2", "status": "ok", "n": 2, "metrics": {"macro_f1": 1.0}, "extra": served_extra},
+    ]  # fmt: skip
+    (tmp_path / "results.json").write_text(json.dumps({"rows": rows}))
+    answers = [("smollm2", "a", "positive", [0.2, 0.8]), ("smollm2", "b", "negative", [0.6, 0.4]),
+               ("openai:smollm2", "a", "positive", [0.25, 0.75]), ("openai:smollm2", "b", "positive", [0.45, 0.55])]  # fmt: skip
+    (tmp_path / "predictions.jsonl").write_text(
+        "".join(
+            json.dumps({"model": m, "id": i, "pred": p, "probs": probs}) + "\n" for m, i, p, probs in answers
+        )
+    )
+    result = parity.summary(tmp_path)
+    assert result["reviews"] == 2 and result["agreement"] == {"same": 1, "share": 0.5}
+    assert result["probability_difference"] == {"p95": 0.05, "largest": 0.15}
+    command = parity.harness_command("reviews.jsonl", 2, tmp_path / "run", "http://127.0.0.1:8000/v1")
+    parse(full_cli, command[1:])
+    record = {
+        "command": "python tools/served_parity.py --data reviews.jsonl",
+        "harness_command": shlex.join(command),
+        "server": {"program": "vLLM (CPU build)", "version": "0.1", "served_name": "smollm2"},
+        "wall_s": 75.0,
+        "date": "2026-01-02T03:04:05+00:00",
+        "load_average": {"before": [0.5, 0.4, 0.3], "after": [1.5, 0.9, 0.5]},
+        "machine": {"cpu": "Some CPU", "cores": 4},
+        "result": result,
+    }
+    (tmp_path / "served-parity.json").write_text(json.dumps(record))
+    rendered = load(HOOKS).render_file(tmp_path / "served-parity.json")
+    assert rendered.startswith("Measured by `python tools/served_parity.py --data reviews.jsonl` on Some CPU")
+    assert "| SmolLM2 | in-process | 4 | train | 2 | 0.500 |  | 0.2 s / 0.4 s |" in rendered
+    assert (
+        "| openai:smollm2 | logprobs | 4 | train (100 reviews) | 2 | 1.000 | 0.1 s / 0.3 s | 0.2 s / 0.6 s |"
+        in rendered
+    )
+    assert "alike on 1 of 2 reviews (50.0%)" in rendered and "vLLM (CPU build) 0.1" in rendered
+
+
 def test_the_readme_links_to_pages_that_exist():
     links = re.findall(r"\]\(([^)#]+\.md)(?:#[\w-]+)?\)", (ROOT / "README.md").read_text())
     assert links and not [link for link in links if not (ROOT / link).is_file()]

@@ -48,11 +48,15 @@ def render(content: dict[str, Any], name: str) -> str:
     if "records" in content:
         return timings_table(content["records"])
     result = content.get("result")
+    if isinstance(result, dict) and "agreement" in result:
+        return provenance(content) + "\n\n" + served_parity(content)
     if isinstance(result, dict) and "checks" in result:
         return provenance(content) + "\n\n" + bench_table(result["checks"]) + bench_details(result)
     if isinstance(result, dict) and "rows" in result:
         return provenance(content) + "\n\n" + rows_tables(result["rows"])
-    raise ValueError(f"docs/results/{name}: neither timings, a bench.json nor a results.json record")
+    raise ValueError(
+        f"docs/results/{name}: neither timings, a bench.json, a results.json nor a served-parity record"
+    )
 
 
 def machine_text(machine: dict[str, Any]) -> str:
@@ -162,3 +166,48 @@ def metric_text(row: dict[str, Any], name: str) -> str:
     if not low_high:
         return f"{value:.3f}"
     return f"{value:.3f} ± {(low_high[1] - low_high[0]) / 2:.3f}"
+
+
+def served_parity(record: dict[str, Any]) -> str:
+    """tools/served_parity.py's record: the run it made, each row, and how alike the two rows answer."""
+    result = record["result"]
+    server = record["server"]
+    version = f" {server['version']}" if server.get("version") else ""
+    metrics = list(dict.fromkeys(name for row in result["rows"] for name in row["metrics"]))
+    cells = [
+        [
+            row["label"],
+            ", ".join(row.get("scoring_mode", ["in-process"])),
+            str(row.get("shots", "")),
+            str(row.get("calibration", "")),
+            str(row["n"]),
+            *[metric_text(row, name) for name in metrics],
+            seconds_pair(row.get("request_latency_p50_s"), row.get("request_latency_p95_s")),
+            seconds_pair(*per_review(row)),
+        ]
+        for row in result["rows"]
+    ]
+    header = ["model", "scoring", "shots", "calibration", "reviews", *metrics]
+    header += ["per request p50 / p95", "per review p50 / p95"]
+    agreement = result["agreement"]
+    difference = result["probability_difference"]
+    return (
+        f"`{record['harness_command']}`, against {server['program']}{version} serving the packaged "
+        f"SmolLM2 as `{server['served_name']}`.\n\n"
+        + table(header, cells)
+        + f"\nThe two answer alike on {agreement['same']} of {result['reviews']} reviews "
+        f"({100 * agreement['share']:.1f}%); label probabilities differ by {difference['p95']:.2g} at the "
+        f"95th percentile, {difference['largest']:.2g} at most.\n"
+    )
+
+
+def per_review(row: dict[str, Any]) -> tuple[float | None, float | None]:
+    """A served row's own per-review seconds, else the runner's latency (a batch's time shared)."""
+    if "review_seconds_p50" in row:
+        return row["review_seconds_p50"], row["review_seconds_p95"]
+    latency = row.get("latency") or {}
+    return latency.get("p50_s"), latency.get("p95_s")
+
+
+def seconds_pair(p50: float | None, p95: float | None) -> str:
+    return "" if p50 is None or p95 is None else f"{p50:.3g} s / {p95:.3g} s"
