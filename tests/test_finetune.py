@@ -100,6 +100,29 @@ def test_fingerprint_depends_on_train_data_and_settings(encoder_dir: Path) -> No
     assert base != finetune.finetune_fingerprint(config, "task", relabelled)
     seeded = finetune.FinetuneConfig(base=str(encoder_dir), labels=("negative", "positive"), seed=3)
     assert base != finetune.finetune_fingerprint(seeded, "task", train)
+    bf16 = finetune.FinetuneConfig(base=str(encoder_dir), labels=("negative", "positive"), precision="bf16")
+    assert base != finetune.finetune_fingerprint(bf16, "task", train)
+
+
+@pytest.mark.parametrize("units", [True, False])
+def test_automatic_training_precision_follows_the_processors_bf16_units(monkeypatch, units: bool) -> None:
+    monkeypatch.setattr(finetune, "cpu_has_bf16_units", lambda: units)
+    assert finetune.training_precision("auto", "cpu") == ("bf16" if units else "fp32")
+    assert finetune.training_precision("auto", "mps") == "fp32"
+    assert finetune.training_precision("fp32", "cpu") == "fp32"
+    assert finetune.training_precision("bf16", "cpu") == "bf16"
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_encoder_learns_in_either_training_precision(
+    encoder_dir: Path, tmp_path: Path, precision: str
+) -> None:
+    model = fitted(str(encoder_dir), tmp_path, {**LEARN, "train_precision": precision})
+    result = model.finetuned(FakeTask())
+    assert result is not None and result.trained
+    assert json.loads((result.path / finetune.DONE_FILE).read_text())["config"]["precision"] == precision
+    gold = np.array([1, 1, 1, 0, 0, 0])
+    assert (model.predict(PROBE, FakeTask()).probs.argmax(axis=1) == gold).all()
 
 
 def test_usable_labels_are_not_finetuned_unless_asked(distilbert_dir: Path, tmp_path: Path) -> None:

@@ -110,14 +110,17 @@ def training_precision(requested: str, device: str) -> str:
         import torch
 
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    if device != "cpu":
-        return "fp32"
+    return "bf16" if device == "cpu" and cpu_has_bf16_units() else "fp32"
+
+
+def cpu_has_bf16_units() -> bool:
+    """Whether the processor lists AVX-512 BF16 or AMX among its features (Linux; False where unknown)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
             flags = next((line.split(":", 1)[1].split() for line in cpuinfo if line.startswith("flags")), [])
     except OSError:
-        return "fp32"
-    return "bf16" if {"avx512_bf16", "amx_bf16"} & set(flags) else "fp32"
+        return False
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags))
 
 
 def special_token_frame(tokenizer: Any) -> tuple[list[int], list[int]]:
