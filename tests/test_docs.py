@@ -283,6 +283,7 @@ def test_a_kept_result_file_renders_as_a_table_with_its_provenance(tmp_path):
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "timings.json").read_text())["records"][0]["exit_code"] == 0
     table = load(HOOKS).render_file(tmp_path / "board.json")
     assert "Measured by `" in table and "| VADER | ok | 10 | 0.500 ± 0.100 |" in table
 

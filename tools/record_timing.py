@@ -3,10 +3,10 @@
     python tools/record_timing.py -- make run
     python tools/record_timing.py --keep runs/bench/bench.json --as bench -- harness bench --out runs/bench
 
-Without --keep, the command's wall time goes into docs/results/timings.json (one record per command,
-replacing the previous record of the same command). With --keep FILE --as NAME, the file the command
-produced (a bench.json, a results.json) is recorded whole as docs/results/NAME.json beside the command,
-its wall time and the machine. The documentation renders its tables from these files, so re-measuring
+The command's wall time goes into docs/results/timings.json (one record per command, replacing the
+previous record of the same command). With --keep FILE --as NAME, the file the command produced (a
+bench.json, a results.json) is also recorded whole as docs/results/NAME.json beside the command, its
+wall time and the machine. The documentation renders its tables from these files, so re-measuring
 a figure is rerunning this line, never editing prose. The command's exit status is passed on, and a
 command that fails records nothing.
 """
@@ -131,17 +131,15 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return int(record["exit_code"])
-    if args.keep is None:
-        path = record_timing(record, args.results)
-    else:
-        if not args.keep.is_file():
-            print(
-                f"record_timing: {args.keep} was not written by the command; nothing recorded",
-                file=sys.stderr,
-            )
-            return 1
-        path = record_result(record, args.keep, args.name, args.results)
-    print(f"record_timing: {record['command']} took {record['wall_s']} s; recorded in {path}")
+    if args.keep is not None and not args.keep.is_file():
+        print(f"record_timing: {args.keep} was not written by the command; nothing recorded", file=sys.stderr)
+        return 1
+    paths = [record_timing(record, args.results)]
+    if args.keep is not None:
+        paths.append(record_result(record, args.keep, args.name, args.results))
+    print(
+        f"record_timing: {record['command']} took {record['wall_s']} s; recorded in {', '.join(map(str, paths))}"
+    )
     return 0
 
 
