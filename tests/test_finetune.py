@@ -206,3 +206,12 @@ def test_finetuning_follows_the_finetune_seed_and_a_ready_checkpoint_ignores_see
     for model in ready:
         model.fit(polarity_train(), task)
     assert ready[0].fingerprint() == ready[1].fingerprint()
+
+
+def test_min_steps_adds_passes_over_a_small_split_up_to_max_epochs(encoder_dir: Path, tmp_path: Path) -> None:
+    model = fitted(str(encoder_dir), tmp_path, {"epochs": "1", "min_steps": "1000", "train_batch_size": "4"})
+    result = model.finetuned(FakeTask())
+    assert result is not None
+    report = json.loads((result.path / finetune.DONE_FILE).read_text())
+    per_epoch = -(-report["sequences"] // 4)
+    assert len(report["epoch_losses"]) == 10 and report["steps"] == 10 * per_epoch

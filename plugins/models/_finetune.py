@@ -44,6 +44,7 @@ class FinetuneConfig:
     labels: tuple[str, ...]
     epochs: int = 3
     min_steps: int = 0
+    max_epochs: int = 10  # the most passes min_steps may add (epochs itself is never cut)
     learning_rate: float = 5e-5
     batch_size: int = 16
     weight_decay: float = 0.01
@@ -277,8 +278,9 @@ def _schedule(model: Any, config: FinetuneConfig, sequences: int) -> tuple[Any, 
     ]
     optimizer = torch.optim.AdamW(groups, lr=config.learning_rate)
     per_epoch = -(-sequences // config.batch_size)
-    # A small train split (the demo sample's) gets more passes, so it still sees enough updates.
-    epochs = max(config.epochs, -(-config.min_steps // per_epoch))
+    # A small train split (the demo sample's) gets more passes, so it still sees enough updates, but never
+    # more than max_epochs: a few dozen reviews read thirty times over teach nothing the tenth pass did not.
+    epochs = max(config.epochs, min(-(-config.min_steps // per_epoch), config.max_epochs))
     steps = epochs * per_epoch
     scheduler = get_linear_schedule_with_warmup(optimizer, int(steps * config.warmup_ratio), steps)
     return optimizer, scheduler, epochs, steps
