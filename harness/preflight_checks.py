@@ -30,7 +30,7 @@ from harness.checkpoint_probe import (
     parameter_count,
 )
 from harness.errors import HarnessError
-from harness.plan import plan_problems
+from harness.board_checks import plan_problems
 from harness.plugin_manager import PluginHost
 from harness.types import FitsTrainSplit, IssueLog, NamesCheckpoints, Task
 

@@ -36,7 +36,7 @@ from harness.intervals import MetricFn, bootstrap_intervals, cluster_codes, clus
 from harness.load_issues import IssueFile
 from harness.metrics import NO_LABEL, own_report, predictions, report, resolve, row_metrics, unparseable_flag
 from harness.options import scoped_options
-from harness.plan import RUNNER_OPTIONS, plan_problems
+from harness.board_checks import RUNNER_OPTIONS, plan_problems
 from harness.plugin_manager import PluginHost, get_host
 from harness.reported import reported_rows
 from harness.run_settings import RunSettings

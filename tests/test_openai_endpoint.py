@@ -510,7 +510,7 @@ def test_the_bench_part_compares_the_served_model_with_both_in_process_engines(
 
 
 def board_problems(host, models: list[str], **options: str) -> list[str]:
-    from harness.plan import plan_problems
+    from harness.board_checks import plan_problems
 
     board = Board(name="t", tasks=["polarity"], models=[ModelEntry(m) for m in models], data="demo",
                   model_options=options)  # fmt: skip

@@ -243,7 +243,7 @@ def test_target_metric_picks_the_cheapest_threshold_reaching_it(host, pair_plugi
 
 def test_temperature_scaling_reports_ece_before_and_after(host, pair_plugin, tmp_path):
     from harness.plugins.routing._calibration import apply_temperature, calibration_mask, fit_temperature
-    from harness.tasks.metrics import expected_calibration_error
+    from harness.tasks.builtin_metrics import expected_calibration_error
 
     report, _ = sweep.run_sweep(host, sweep_board(), tmp_path, settings(temperature=True, seed=1))
     small = records(tmp_path, "cheap")
