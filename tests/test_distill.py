@@ -14,9 +14,9 @@ from harness import RunSettings
 from harness.boards import load_board
 from harness.errors import HarnessError
 from harness.plugin_manager import get_host
-from harness.plugins.models import _finetune as finetune
-from harness.plugins.models import distill
+from harness.plugins.distill import command as distill
 from harness.plugins.distill._distill import draw_pool
+from harness.plugins.models import _finetune as finetune
 from harness.run import run_board
 from harness.split_source import open_reviews
 from harness.types import Example, IssueLog

@@ -1,4 +1,4 @@
-"""`harness bench` parts `small`, `quality`, `overhead`: the harness' small-model inference against the study's way.
+"""`harness bench` parts `small`, `quality`, `overhead`: the small model's inference against the study's way.
 
 The study called a transformers ``text-classification`` pipeline once per
 review in float32. Here the same DistilBERT-base architecture (random weights:
