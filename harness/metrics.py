@@ -135,7 +135,7 @@ class RegisteredMetrics:
     labels: tuple[str, ...]
 
     def metrics(self, gold: np.ndarray, probs: np.ndarray) -> dict[str, float]:
-        """The registered metrics that name this task (the built-in ones: harness.tasks.metrics)."""
+        """The registered metrics that name this task (the built-in ones: harness.tasks.builtin_metrics)."""
         return task_report(self, gold, probs)  # type: ignore[arg-type]
 
 
@@ -198,22 +198,22 @@ def row_metrics(
     still get it.
     """
     n_labels = len(task.labels)
-    plan = RowMetrics(task, registry)
+    chosen = RowMetrics(task, registry)
     for metric in defaults(registry, task.name, n_labels):
         if metric.name not in own:
-            plan.added.append(metric)
-            plan.shown.append(metric)
+            chosen.added.append(metric)
+            chosen.shown.append(metric)
     for metric in requested:
         if not metric.applies_to(n_labels):
-            plan.notes.append(
+            chosen.notes.append(
                 f"metric {metric.name!r} not computed: it needs {metric.label_range()}, "
                 f"task {task.name!r} has {n_labels}"
             )
-        elif metric.name not in {m.name for m in plan.shown}:
-            plan.shown.append(metric)
+        elif metric.name not in {m.name for m in chosen.shown}:
+            chosen.shown.append(metric)
             if metric.name not in own:
-                plan.added.append(metric)
-    return plan
+                chosen.added.append(metric)
+    return chosen
 
 
 def evaluate_metric(path_or_name: str) -> Metric:

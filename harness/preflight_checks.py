@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.board_checks import board_problems
 from harness.boards import SEED_COMPONENTS, Board
 from harness.checkpoint_probe import (
     cached_snapshot,
@@ -30,7 +31,6 @@ from harness.checkpoint_probe import (
     parameter_count,
 )
 from harness.errors import HarnessError
-from harness.plan import plan_problems
 from harness.plugin_manager import PluginHost
 from harness.types import FitsTrainSplit, IssueLog, NamesCheckpoints, Task
 
@@ -206,7 +206,7 @@ def preflight(
     plan = Plan(board.name, run_dir, backend, board.dataset or str(board.data), _seeds_line(board))
     if board.backend not in registries.backends:
         plan.problems.append(registries.backends.unknown_message(board.backend))
-    plan.problems.extend(plan_problems(board, registries))
+    plan.problems.extend(board_problems(board, registries))
     tasks: dict[str, Task] = {}
     learners: dict[str, list[str]] = {}  # task -> the models that learn from its train split
     for name in board.tasks:
@@ -231,7 +231,7 @@ def preflight(
             if task_name not in tasks or not isinstance(model, NamesCheckpoints):
                 continue
             if not family.supports(task_name):
-                continue  # plan_problems has said so, in the words every family's refusal shares
+                continue  # board_problems has said so, in the words every family's refusal shares
             try:
                 needed = [c for c in model.checkpoints(tasks[task_name]) if c not in model_plan.checkpoints]
             except Exception as exc:

@@ -26,6 +26,7 @@ from typing import IO, Any
 import numpy as np
 
 from harness import provenance
+from harness.board_checks import RUNNER_OPTIONS, board_problems
 from harness.boards import SEED_COMPONENTS, Board, ModelEntry
 from harness.budget import ErrorBudget
 from harness.cache import CachedPrediction, PredictionCache, embedding_text, text_key
@@ -36,7 +37,6 @@ from harness.intervals import MetricFn, bootstrap_intervals, cluster_codes, clus
 from harness.load_issues import IssueFile
 from harness.metrics import NO_LABEL, own_report, predictions, report, resolve, row_metrics, unparseable_flag
 from harness.options import scoped_options
-from harness.plan import RUNNER_OPTIONS, plan_problems
 from harness.plugin_manager import PluginHost, get_host
 from harness.reported import reported_rows
 from harness.run_settings import RunSettings
@@ -408,7 +408,7 @@ class Runner:
             raise error from exc
 
     def _run_locked(self) -> dict[str, Any]:
-        problems = plan_problems(self.board, self.registries)
+        problems = board_problems(self.board, self.registries)
         if problems:
             raise HarnessError("; ".join(problems) if len(problems) == 1 else "\n".join(problems))
         reported = reported_rows(Path(self.board.reported), self.board.tasks) if self.board.reported else []

@@ -175,7 +175,7 @@ def errors_command(run_dir: Path, model: str, task: str | None, limit: int) -> N
 @click.option("--model", help="Only this model (spec or display label).")
 def slices_command(run_dir: Path, by: str | None, task: str | None, model: str | None) -> None:
     """Quality per slice of the scored reviews (length, negation, category, stars), with 95% intervals."""
-    from harness.leaderboard._slices import format_slice_tables, run_slice_tables
+    from harness.leaderboard._slice_tables import format_slice_tables, run_slice_tables
 
     click.echo(
         format_slice_tables(run_slice_tables(run_dir, by=by, task=task and task_name(task), model=model)),

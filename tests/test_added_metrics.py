@@ -57,8 +57,8 @@ def test_list_metrics_shows_the_built_in_ones():
     assert result.exit_code == 0
     listed = {line.split()[0]: line for line in result.output.splitlines()}
     for name in ("macro_f1", "accuracy", "accuracy_pos", "accuracy_neg", "top1", "top2", "top3", "map"):
-        assert listed[name].endswith("[harness.tasks.metrics]")
-    assert listed["ece"].endswith("[harness.tasks.metrics]")
+        assert listed[name].endswith("[harness.tasks.builtin_metrics]")
+    assert listed["ece"].endswith("[harness.tasks.builtin_metrics]")
 
 
 def test_metrics_from_the_command_line_and_the_board_reach_every_export(tmp_path):

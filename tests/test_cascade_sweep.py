@@ -17,7 +17,7 @@ from harness.plugins.routing import _cascade as cascade
 from harness.plugins.routing import sweep
 from harness.plugins.routing.routers import max_probability
 from harness.run import run_board
-from tests.test_sweep import PairPlugin, records
+from tests.toy_pair_models import PairPlugin, records
 
 MODELS = ["cheap", "boastful", "sharp"]
 

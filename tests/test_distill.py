@@ -14,9 +14,9 @@ from harness import RunSettings
 from harness.boards import load_board
 from harness.errors import HarnessError
 from harness.plugin_manager import get_host
+from harness.plugins.distill import command as distill
+from harness.plugins.distill._distill import draw_pool
 from harness.plugins.models import _finetune as finetune
-from harness.plugins.models import distill
-from harness.plugins.models._distill import draw_pool
 from harness.run import run_board
 from harness.split_source import open_reviews
 from harness.types import Example, IssueLog
@@ -191,7 +191,7 @@ def test_the_progress_line_counts_the_pool_the_teacher_scores_not_the_boards_lim
     reviews: Path, tmp_path: Path
 ) -> None:
     from harness.boards import Board, ModelEntry
-    from harness.plugins.models._distill import PoolSplits
+    from harness.plugins.distill._distill import PoolSplits
     from harness.runner import Runner
 
     recorder = ProgressRecorder()

@@ -9,8 +9,8 @@ from harness import intervals, metrics
 from harness.metrics import RowMetrics, row_metrics
 from harness.plugin_manager import get_host
 from harness.slices import slice_report
+from harness.tasks.builtin_metrics import BUILTIN_METRICS
 from harness.tasks.category import CategoryTask
-from harness.tasks.metrics import BUILTIN_METRICS
 from harness.tasks.polarity import PolarityTask
 from tests.fakes import ToyTask
 

@@ -12,7 +12,7 @@ from harness.leaderboard._html import render_html
 from harness.leaderboard._table import build_tables, dominates
 from harness.leaderboard._terminal import render, render_plain
 from harness.leaderboard.exporters import register_exporters, render_csv, render_json, render_markdown
-from tests.test_leaderboard_support import GPU, category_row, error_row, polarity_row
+from tests.leaderboard_runs import GPU, category_row, error_row, polarity_row
 
 
 def board_rows() -> list[dict]:

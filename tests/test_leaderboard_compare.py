@@ -15,8 +15,7 @@ from harness.errors import HarnessError
 from harness.leaderboard._compare import compare_records, compare_runs, compare_seed_runs, mcnemar_exact
 from harness.leaderboard._misclassified import display_text, misclassified
 from harness.leaderboard.commands import register_commands
-from tests.test_leaderboard_findings import records, seeded_run
-from tests.test_leaderboard_support import polarity_row, prediction, write_run
+from tests.leaderboard_runs import polarity_row, prediction, records, seeded_run, write_run
 
 POLARITY = ["negative", "positive"]
 

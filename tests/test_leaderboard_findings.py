@@ -3,56 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from pathlib import Path
 
-import numpy as np
 import pytest
 
-from harness.leaderboard._compare import compare_records, paired_metrics
+from harness.leaderboard._compare import compare_records
 from harness.leaderboard._findings import board_findings
 from harness.leaderboard._html import render_html
 from harness.leaderboard.exporters import render_json, render_markdown
 from harness.leaderboard.run_outputs import add_findings
 from harness.power import min_detectable_difference, reviews_needed
 from harness.results import leaderboard_rows, read_results
-from tests.test_leaderboard_support import polarity_row, prediction, write_run
-
-POLARITY = ["negative", "positive"]
-N = 200
-GOLD = np.arange(N) % 2
-SMALL, LARGE, HYBRID = "minilm", "smollm2", "hybrid:minilm>smollm2@confidence:0.9"
-
-
-def records(model: str, wrong: set[int]) -> list[dict]:
-    out = []
-    for i in range(N):
-        pred = int(GOLD[i]) ^ (i in wrong)
-        probs = [0.2, 0.8] if pred else [0.8, 0.2]
-        out.append(prediction("polarity", model, f"e{i}", POLARITY[GOLD[i]], probs, POLARITY))
-    return out
-
-
-def row(model: str, label: str, wrong: set[int], runtime: float, usd: float, **extra) -> dict:
-    """A row whose metrics are those of its predictions, so the board and the paired test agree."""
-    pred = np.array([int(GOLD[i]) ^ (i in wrong) for i in range(N)])
-    scores = paired_metrics(GOLD[None], pred[None], 2)
-    f1, accuracy = float(scores["macro_f1"][0]), float(scores["accuracy"][0])
-    return polarity_row(
-        model, label, f1, runtime, n=N, reviews_per_s=N / runtime,
-        metrics={"macro_f1": f1, "accuracy": accuracy, "accuracy_pos": accuracy, "accuracy_neg": accuracy},
-        cost={"usd": usd * N / 1000, "usd_per_1000_reviews": usd}, **extra,
-    )  # fmt: skip
-
-
-def board(tmp_path: Path, models: dict[str, tuple[str, set[int], float, float]], share: float = 0.2) -> list:
-    """A run directory of the given models (spec -> label, wrong review ids, runtime, $ per 1,000)."""
-    rows, preds = [], []
-    for spec, (label, wrong, runtime, usd) in models.items():
-        extra = {"extra": {"escalated_share": share}} if spec.startswith("hybrid:") else {}
-        rows.append(row(spec, label, wrong, runtime, usd, **extra))
-        preds += records(spec, wrong)
-    return leaderboard_rows([write_run(tmp_path / "run", rows, preds)])
+from tests.leaderboard_runs import HYBRID, LARGE, SMALL, N, board, polarity_row, records, seeded_run
 
 
 def only(rows: list) -> object:
@@ -133,25 +94,6 @@ def test_rows_without_predictions_get_no_separation_claim():
     found = only(rows)
     assert found.best["against_next"]["verdict"] == "no paired interval"
     assert "no separation is claimed" in found.sentences[0]
-
-
-def seeded_run(
-    run: Path, wrong: dict[str, Callable[[int], set[int]]], seeds: tuple[int, ...] = (0, 1)
-) -> Path:
-    """A multi-seed run of the given models (spec -> the review ids it gets wrong under each seed), its rows
-    labelled by the spec; the pooled rows are seed 0's, as only the seeds' predictions are paired."""
-    for seed in seeds:
-        rows = [row(spec, spec.title(), by_seed(seed), 1.0, 0.1) for spec, by_seed in wrong.items()]
-        write_run(
-            run / f"seed-{seed}",
-            rows,
-            [r for spec, by_seed in wrong.items() for r in records(spec, by_seed(seed))],
-        )
-    write_run(run, [row(spec, spec.title(), by_seed(seeds[0]), 1.0, 0.1) for spec, by_seed in wrong.items()])
-    results = json.loads((run / "results.json").read_text(encoding="utf-8"))
-    results["seeds"] = {"seeds": list(seeds), "runs": {str(s): f"seed-{s}" for s in seeds}}
-    (run / "results.json").write_text(json.dumps(results), encoding="utf-8")
-    return run
 
 
 def test_a_seeded_run_pools_the_seeds_paired_differences(tmp_path):

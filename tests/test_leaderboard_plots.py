@@ -8,7 +8,7 @@ from harness.leaderboard._predictions import label_order
 from harness.leaderboard._terminal import render_plain
 from harness.results import leaderboard_rows
 from harness.run import run_board
-from tests.test_leaderboard_support import category_row, polarity_row, prediction, write_run
+from tests.leaderboard_runs import category_row, polarity_row, prediction, write_run
 
 PNG = b"\x89PNG\r\n\x1a\n"
 CATEGORIES = ["Books", "Music", "Toys"]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_leaderboard_findings import HYBRID, LARGE, SMALL, board
+from tests.leaderboard_runs import HYBRID, LARGE, SMALL, board
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 LABELS = {

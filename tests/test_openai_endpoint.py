@@ -510,11 +510,11 @@ def test_the_bench_part_compares_the_served_model_with_both_in_process_engines(
 
 
 def board_problems(host, models: list[str], **options: str) -> list[str]:
-    from harness.plan import plan_problems
+    from harness.board_checks import board_problems
 
     board = Board(name="t", tasks=["polarity"], models=[ModelEntry(m) for m in models], data="demo",
                   model_options=options)  # fmt: skip
-    return plan_problems(board, host.registries)
+    return board_problems(board, host.registries)
 
 
 def test_a_served_model_named_like_a_family_is_planned_with_its_own_options(host):

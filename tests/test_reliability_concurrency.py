@@ -18,7 +18,7 @@ import time
 import pytest
 
 from harness.files import atomic_write, write_json
-from tests.test_reliability_resume import cached_rows, install_pacer
+from tests.helpers import cached_rows, install_pacer
 
 WRITER = """
 import json

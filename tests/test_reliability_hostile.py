@@ -16,7 +16,7 @@ import pytest
 from harness.leaderboard._html import render_html
 from harness.leaderboard._terminal import render_plain
 from harness.leaderboard.exporters import csv_cell, render_csv, render_json, render_markdown
-from tests.test_leaderboard_support import polarity_row
+from tests.leaderboard_runs import polarity_row
 
 SCRIPT = "<script>document.title='pwned'</script>"
 IMG = "<img src=x onerror=\"document.title='pwned'\">"
@@ -86,7 +86,7 @@ def test_html_export_escapes_review_text_in_errors_and_labels():
 
 
 def test_html_page_in_a_browser_shows_a_hostile_review_as_text(tmp_path):
-    from tests.test_html_browser import DevTools, chromium_binary
+    from tests.chromium import DevTools, chromium_binary
 
     rows = [{**row, "board": "mine"} for row in hostile_rows()]
     page = tmp_path / "leaderboard.html"

@@ -22,19 +22,12 @@ from pathlib import Path
 import pytest
 
 from harness.cache import SCHEMA
+from tests.helpers import cached_rows, install_pacer
 
 pytestmark = pytest.mark.slow
 
 N_REVIEWS = 150
 SEED = 8
-PACER = """
-import os, time
-from harness.hookspecs import hookimpl
-
-@hookimpl
-def on_batch_end(run, task, model, batch):
-    time.sleep(float(os.environ.get("PACER_SECONDS", "0")))
-"""
 HEADER = ("marketplace customer_id review_id product_id product_parent product_title product_category "
           "star_rating helpful_votes total_votes vine verified_purchase review_headline review_body review_date")  # fmt: skip
 WORDS = ("great", "awful", "fine", "broken", "love", "hate", "perfect", "terrible", "cheap", "late", "fast")
@@ -50,16 +43,6 @@ def write_reviews(path: Path) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def install_pacer(target: Path) -> Path:
-    target.mkdir()
-    (target / "harness_pacer.py").write_text(PACER)
-    info = target / "harness_pacer-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: harness-pacer\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[harness]\npacer = harness_pacer\n")
-    return target
-
-
 def log_committed_predictions(cache: Path) -> None:
     """Every row the harness commits is logged by a trigger, in the same transaction as the row."""
     cache.parent.mkdir(parents=True)
@@ -71,14 +54,6 @@ def log_committed_predictions(cache: Path) -> None:
             "INSERT INTO scored VALUES (new.text_key); END"
         )
     conn.close()
-
-
-def cached_rows(cache: Path) -> int:
-    try:
-        with sqlite3.connect(f"file:{cache}?mode=ro", uri=True, timeout=5) as conn:
-            return int(conn.execute("SELECT count(*) FROM predictions").fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import pytest
 from harness.errors import HarnessError
 from harness.plugins.engines import choice as engine_choice
 from harness.plugins.models.seq2seq import Seq2SeqScorer, make_seq2seq
-from tests.test_engines import assert_measured_once_then_cached, run_twice_rows
+from tests.engine_runs import assert_measured_once_then_cached, run_twice_rows
 from tests.tiny_t5 import PromptTask, build_tiny_t5, make_context
 
 pytestmark = pytest.mark.engines

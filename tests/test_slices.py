@@ -15,30 +15,7 @@ from harness.boards import Board, ModelEntry
 from harness.leaderboard.commands import register_commands
 from harness.run import run_board
 from harness.slices import length_bucket, negation_bucket, slice_of, text_features
-
-POSITIVE = ("great product, works well and I love it", "excellent value, would buy again", "very happy")
-NEGATIVE = ("terrible, it broke after a day", "do not buy this, it doesn't work", "awful waste of money")
-
-
-def write_reviews(path: Path, n: int = 80) -> Path:
-    """Reviews of two categories and four star ratings, short and long, with a `shop` column; every fifth one
-    says the opposite of its stars, so that every model gets some wrong."""
-    with open(path, "w", encoding="utf-8") as out:
-        for i in range(n):
-            stars = (1, 2, 4, 5)[i % 4]
-            pool = (
-                NEGATIVE if (stars <= 2) != (i % 5 == 0) else POSITIVE
-            )  # every fifth text contradicts its stars
-            words = " ".join(pool[(i // 4) % 3] for _ in range(1 + (i % 7) * 12))
-            row = {
-                "review_id": f"r{i}",
-                "review_body": words,
-                "star_rating": stars,
-                "product_category": ("books", "kitchen")[i % 2],
-                "shop": f"shop{i % 3}",
-            }
-            out.write(json.dumps(row) + "\n")
-    return path
+from tests.helpers import write_reviews
 
 
 def sliced_run(host, tmp_path: Path) -> tuple[dict, Path]:

@@ -12,7 +12,7 @@ from harness.plugins.routing import _cascade as cascade
 from harness.plugins.routing import sweep
 from harness.plugins.routing._replay import review_costs
 from harness.plugins.routing.routers import max_probability
-from tests.test_sweep import PairPlugin
+from tests.toy_pair_models import PairPlugin
 
 
 @pytest.fixture

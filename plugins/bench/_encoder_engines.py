@@ -1,4 +1,4 @@
-"""`harness bench` scoring part, second half: label scoring with its encoder pass on each engine.
+"""`harness bench` part `scoring`, second half: label scoring with its encoder pass on each engine.
 
 A T5 of flan-t5-small's shape (random weights) scores the sample's reviews
 under the polarity prompt with the encoder on torch, then on every installed

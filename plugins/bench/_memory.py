@@ -1,4 +1,4 @@
-"""`harness bench` part 4: peak memory of scoring a 1,000,000-row TSV against a 10,000-row one.
+"""`harness bench` part `memory`: peak memory of scoring a 1,000,000-row TSV against a 10,000-row one.
 
 The runner streams examples, so memory must not grow with the file. Each size
 runs in its own process (peak RSS is per process) through the ordinary

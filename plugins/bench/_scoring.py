@@ -1,4 +1,4 @@
-"""`harness bench` part 2: label scoring with a shared encoder pass against one full pass per label.
+"""`harness bench` part `scoring`: label scoring with a shared encoder pass against one full pass per label.
 
 lm-evaluation-harness scores each (review, label) pair with its own forward
 pass, so the encoder reads every review once per label. The seq2seq scorer

@@ -1,4 +1,4 @@
-"""`harness bench` part 1: the small model on CPU, the harness' inference against the study's way.
+"""`harness bench` parts `small`, `quality`, `overhead`: the small model's inference against the study's way.
 
 The study called a transformers ``text-classification`` pipeline once per
 review in float32. Here the same DistilBERT-base architecture (random weights:

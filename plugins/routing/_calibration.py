@@ -117,7 +117,7 @@ def fit_scale_and_bias(
 
 def expected_calibration_error(gold: np.ndarray, probs: np.ndarray) -> float:
     """ECE of the top probability in 15 equal-width bins (the tasks' definition)."""
-    from harness.tasks.metrics import expected_calibration_error as ece
+    from harness.tasks.builtin_metrics import expected_calibration_error as ece
 
     return ece(gold, probs)
 

@@ -108,7 +108,7 @@ def distill_student(
     pool, the student (its second) learns from it; writes distill.json and board.toml and returns the former."""
     from harness import Runner, preflight
     from harness.files import atomic_write, write_json
-    from harness.plugins.models._distill import PoolSplits, build_student, teach
+    from harness.plugins.distill._distill import PoolSplits, build_student, teach
     from harness.progress import progress_for_stderr
 
     large, small = (entry.spec for entry in board.models)

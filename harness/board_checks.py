@@ -57,7 +57,7 @@ def declared_options(families: Iterable[str], models: Registry[ModelFactory]) ->
     return names
 
 
-def plan_problems(board: Board, registries: Registries) -> list[str]:
+def board_problems(board: Board, registries: Registries) -> list[str]:
     """Every model option no model declares and every model put on a task it does not support."""
     models = registries.models
     problems: list[str] = []
