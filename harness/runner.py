@@ -40,7 +40,7 @@ from harness.options import scoped_options
 from harness.plugin_manager import PluginHost, get_host
 from harness.reported import reported_rows
 from harness.run_settings import RunSettings
-from harness.slices import BUILTIN_DIMENSIONS, raw_text_flags, slice_report, text_features
+from harness.slices import BUILTIN_DIMENSIONS, slice_report, text_features
 from harness.split_source import BoardSplits, SplitSource
 from harness.types import (
     DEFAULT_CLUSTER_COL,
@@ -53,16 +53,15 @@ from harness.types import (
     FitsTrainSplit,
     IssueLog,
     KnowsFittedFingerprint,
-    MeasuresRawText,
     Model,
     ModelContext,
     ModelOutput,
-    ReportsRunStats,
+    ReportsRowStats,
     Router,
+    RowStats,
     RunInfo,
     Splits,
     StoredLookup,
-    SummarisesRawText,
     Task,
 )
 
@@ -166,7 +165,7 @@ class Batching:
 class Collected:
     """What a row has scored, in scoring order: what its metrics, intervals and slices are computed from."""
 
-    keep_raw: bool  # whether the model reads its raw texts back (SummarisesRawText, MeasuresRawText)
+    keep_raw: bool  # whether the model reads its raw texts back (ReportsRowStats)
     gold: list[int] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
     clusters: list[str | None] = field(default_factory=list)
@@ -474,10 +473,6 @@ class Runner:
                     row.choose_s = time.perf_counter() - start
             scored = self.score(RowJob(task, entry, model, row, info), splits, cache, out, unfitted=unfitted)
             row.counts = dict(splits.counts)
-            if isinstance(model, SummarisesRawText):  # covers cached predictions, never counts the warm-up
-                row.extra.update(model.stats_from_raw(scored.raw_texts))
-            elif isinstance(model, ReportsRunStats):
-                row.extra.update(model.run_stats())
             row.latency = latency_summary(scored.latencies, row.extra)
             row.cost = row_cost(row.n, row.fit_s + row.runtime_s, row.extra, self.price)
             row.notes.extend(splits.notes)
@@ -559,7 +554,7 @@ class Runner:
         prediction, should one be missing from the cache after all.
         """
         state = self.batching(job, unfitted)
-        collected = Collected(keep_raw=isinstance(job.model, SummarisesRawText | MeasuresRawText))
+        collected = Collected(keep_raw=isinstance(job.model, ReportsRowStats))
         if self.progress is not None:
             self.progress.start(f"{job.task.name} · {job.entry.display}", self.splits.total(job.task))
         for chunk in chunked(splits.test, CHUNK_SIZE):
@@ -775,16 +770,18 @@ class Runner:
         if clusters is not None:
             row.clustering = {"column": board.source_options.get("cluster_col") or DEFAULT_CLUSTER_COL,
                               "clusters": cluster_count(clusters, row.n), "design_effect": effects}  # fmt: skip
-        if isinstance(job.model, MeasuresRawText):
-            measured = job.model.measure_raw(collected.raw_texts, gold, task)
-            self.add_raw_measures(row, measured, gold, clusters)
+        stats = RowStats()
+        if isinstance(job.model, ReportsRowStats):  # covers cached predictions, never counts the warm-up
+            stats = job.model.row_stats(collected.raw_texts, gold, task)
+            row.extra.update(stats.extra)
+            self.add_raw_measures(row, stats.measures, gold, clusters)
         key = (task.name, job.entry.spec, job.entry.display)
         self.scored[key] = Scored(collected.ids, gold, probs, metrics, collected.clusters)
         row.reviews_per_s = row.n / row.runtime_s if row.runtime_s > 0 else None
         row.slices = slice_report(
             collected.sliced, gold, probs, metrics, slice_dimensions(collected.sliced),
             resamples=board.bootstrap, seed=board.seed, clusters=clusters,
-            flags=raw_text_flags(job.model, collected.sliced),
+            flags=stats.flags,
         )  # fmt: skip
 
     @staticmethod
@@ -801,13 +798,11 @@ class Runner:
     def add_raw_measures(
         self,
         row: Row,
-        measured: tuple[dict[str, np.ndarray], dict[str, Any]],
+        values: dict[str, np.ndarray],
         gold: np.ndarray,
         clusters: np.ndarray | None = None,
     ) -> None:
         """A model's per-review figures from its raw texts as metrics with intervals, shown as columns."""
-        values, counts = measured
-        row.extra.update(counts)
         if not values:
             return
         names = list(values)

@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 
 from harness.intervals import MetricFn, bootstrap_intervals, on_resamples
-from harness.types import FlagsRawText
 
 TOKEN = re.compile(r"[^\W_]+(?:['’][^\W_]+)?|[^\w\s]|_")
 
@@ -97,13 +96,6 @@ def slice_order(dimension: str, names: set[str]) -> list[str]:
     return [name for name in fixed if name in names]
 
 
-def raw_text_flags(model: object, records: Sequence[Mapping[str, Any]]) -> dict[str, list[bool]]:
-    """The flags a model reads in the records' raw texts (see `FlagsRawText`); none for other models."""
-    if not isinstance(model, FlagsRawText):
-        return {}
-    return model.flags_from_raw([r.get("raw_text") for r in records])
-
-
 def slice_report(
     records: Sequence[Mapping[str, Any]],
     gold: np.ndarray,
@@ -120,7 +112,7 @@ def slice_report(
 
     `records` are the prediction records in the order of `gold` and `probs`;
     with `clusters` (each record's cluster number) a slice's intervals resample
-    the clusters of its reviews; `flags` (see `raw_text_flags`) hold one bool per record.
+    the clusters of its reviews; `flags` (a model's `RowStats.flags`) hold one bool per record.
     """
     flagged = {name: np.asarray(values, dtype=bool) for name, values in (flags or {}).items()}
     report: dict[str, list[dict[str, Any]]] = {}

@@ -256,44 +256,32 @@ class NamesCheckpoints(Protocol):
     def checkpoints(self, task: Task) -> list[str]: ...
 
 
-@runtime_checkable
-class ReportsRunStats(Protocol):
-    """A model with counts of its own to record in the row's `extra` (after scoring)."""
+@dataclass(frozen=True)
+class RowStats:
+    """What a model adds to its row once every review is scored.
 
-    def run_stats(self) -> dict[str, Any]: ...
-
-
-@runtime_checkable
-class SummarisesRawText(Protocol):
-    """A model whose per-example raw text says what it did; summarised for cached predictions too."""
-
-    def stats_from_raw(self, raw_texts: Sequence[str | None]) -> dict[str, Any]: ...
-
-
-@runtime_checkable
-class FlagsRawText(Protocol):
-    """A model whose raw texts flag some of its predictions (a hybrid's escalations).
-
-    From the stored raw texts (so cached predictions count too) it returns, per
-    flag name, one bool per prediction; every slice of the row then reports the
-    share flagged as `<name>_share`.
+    `extra` is recorded in the row's `extra` (two keys feed its columns:
+    `token_cost_usd`, and `request_latency_p50_s` with `request_latency_p95_s`);
+    `measures` holds per-review values by metric name, whose means the row
+    reports as metrics with bootstrap intervals; `flags` holds one bool per
+    review by flag name, whose share every slice of the row reports as
+    `<name>_share`.
     """
 
-    def flags_from_raw(self, raw_texts: Sequence[str | None]) -> dict[str, list[bool]]: ...
+    extra: dict[str, Any] = field(default_factory=dict)
+    measures: dict[str, np.ndarray] = field(default_factory=dict)
+    flags: dict[str, list[bool]] = field(default_factory=dict)
 
 
 @runtime_checkable
-class MeasuresRawText(Protocol):
-    """A model whose raw texts say more than its probability rows can (the study's per-k answer lists).
+class ReportsRowStats(Protocol):
+    """A model with statistics of its own for its row: counts, raw-text measures, per-review flags.
 
-    From the stored raw texts (so cached predictions count too) and the gold
-    labels it returns per-review values by metric name, whose means the row
-    reports as metrics with bootstrap intervals, and counts for the row's `extra`.
+    Called once at the end of a row with the stored raw texts (so cached
+    predictions count too), the gold labels and the task, in scoring order.
     """
 
-    def measure_raw(
-        self, raw_texts: Sequence[str | None], gold: np.ndarray, task: Task
-    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]: ...
+    def row_stats(self, raw_texts: Sequence[str | None], gold: np.ndarray, task: Task) -> RowStats: ...
 
 
 @runtime_checkable

@@ -38,7 +38,7 @@ from harness import (
 from harness.plugins.backends.torch_devices import DTYPES
 from harness.provenance import cpu_name
 
-OPTIONAL_METHODS = ("stats_from_raw", "measure_raw")
+OPTIONAL_METHODS = ("row_stats",)
 
 
 class Replica:

@@ -42,7 +42,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness import Example, ModelContext, ModelFactory, ModelOutput, Register, Task, hookimpl
+from harness import Example, ModelContext, ModelFactory, ModelOutput, Register, RowStats, Task, hookimpl
 from harness.files import write_json
 from harness.options import Option, OptionError, OptionSet
 from harness.plugins.engines.llama_cpp import LlamaCppEngine, available, float32_copy, gguf_path
@@ -371,11 +371,11 @@ class CausalScorer:
         probs = average_windows(scores_to_probs(self.calibrated(scores, task)), encoded.owners, len(texts))
         return ModelOutput(probs, truncated=encoded.truncated)
 
-    def measure_raw(
-        self, raw_texts: Sequence[str | None], gold: np.ndarray, task: Task
-    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """The study's per-k top-k accuracy from the answer lists, when `topk_prompts` asked for them."""
-        return per_k_measures(raw_texts, gold, task, self.settings.topk_prompts)
+    def row_stats(self, raw_texts: Sequence[str | None], gold: np.ndarray, task: Task) -> RowStats:
+        """The engine that scored, and the study's per-k top-k accuracy from the answer lists when
+        `topk_prompts` asked for them."""
+        measures, counts = per_k_measures(raw_texts, gold, task, self.settings.topk_prompts)
+        return RowStats(extra={**counts, **self.run_stats()}, measures=measures)
 
     def calibrated(self, scores: np.ndarray, task: Task) -> np.ndarray:
         """Label scores after the calibration the options and the train split allow."""

@@ -49,7 +49,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness import (
     Example,
@@ -60,6 +60,7 @@ from harness import (
     Option,
     OptionSet,
     Register,
+    RowStats,
     Task,
     hookimpl,
 )
@@ -79,6 +80,9 @@ from harness.plugins.models._finetune import (
     window_limit,
 )
 from harness.plugins.models._truncation import POLICIES
+
+if TYPE_CHECKING:
+    import numpy as np
 
 ALIASES = {"pos": "positive", "neg": "negative"}
 OPTIONS = OptionSet(
@@ -341,6 +345,10 @@ class HFClassifier:
         parameters = sum(p.numel() for p in state.model.parameters())
         workload = engines.Workload(reviews, parameters, always=self.options["measure"] == "always")
         self._decide(state, [w[0] for w in windows], workload)
+
+    def row_stats(self, raw_texts: Sequence[str | None], gold: np.ndarray, task: Task) -> RowStats:
+        """What `run_stats` reports; the raw texts say nothing more."""
+        return RowStats(extra=self.run_stats())
 
     def run_stats(self) -> dict[str, Any]:
         """The engine that scored, how it was chosen and its timings, and the seconds of forward passes.

@@ -43,6 +43,7 @@ from harness import (
     ModelFactory,
     ModelOutput,
     Register,
+    RowStats,
     StoredLookup,
     Task,
     hookimpl,
@@ -267,6 +268,11 @@ class HybridModel:
     def run_stats(self) -> dict[str, Any]:
         """Escalations and per-stage seconds of the examples this instance predicted."""
         return {**self.tally.as_dict(), **self._fits()}
+
+    def row_stats(self, raw_texts: Sequence[str | None], gold: np.ndarray, task: Task) -> RowStats:
+        """Escalations and per-stage seconds rebuilt from the stored raw texts (so cached predictions count
+        too), and each review's escalation flag for the slices."""
+        return RowStats(extra=self.stats_from_raw(raw_texts), flags=self.flags_from_raw(raw_texts))
 
     def stats_from_raw(self, raw_texts: Iterable[str | None]) -> dict[str, Any]:
         """The same statistics rebuilt from stored raw texts (cache or predictions.jsonl)."""

@@ -46,7 +46,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness import Example, ModelContext, ModelFactory, ModelOutput, Register, Task, hookimpl
+from harness import Example, ModelContext, ModelFactory, ModelOutput, Register, RowStats, Task, hookimpl
 from harness.cost import token_price
 from harness.errors import HarnessError
 from harness.files import write_json
@@ -670,6 +670,10 @@ class EndpointModel:
         record["seconds"] = round(record["seconds"] + seconds, 6)
         record["request_seconds"].append(round(seconds, 6))
         return answer
+
+    def row_stats(self, raw_texts: Sequence[str | None], gold: np.ndarray, task: Task) -> RowStats:
+        """What `stats_from_raw` reads in the stored records; gold and task add nothing."""
+        return RowStats(extra=self.stats_from_raw(raw_texts))
 
     def stats_from_raw(self, raw_texts: Sequence[str | None]) -> dict[str, Any]:
         """Mode, unparseable answers, tokens, request latency and token cost, from stored records too; the

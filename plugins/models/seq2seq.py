@@ -16,7 +16,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from harness import ModelContext, ModelFactory, ModelOutput, Register, Task, hookimpl
+from harness import ModelContext, ModelFactory, ModelOutput, Register, RowStats, Task, hookimpl
 from harness.plugins.engines.choice import SAMPLE_WINDOWS, spread
 from harness.plugins.engines.seq2seq_encoder import ENGINE_OPTIONS, Encoder, EncoderEngines, engine_mark
 from harness.plugins.models._answer_lists import generated_output, per_k_measures
@@ -131,11 +131,11 @@ class Seq2SeqScorer:
         probs = average_windows(scores_to_probs(scores), encoded.owners, len(texts))
         return ModelOutput(probs, truncated=encoded.truncated)
 
-    def measure_raw(
-        self, raw_texts: Sequence[str | None], gold: np.ndarray, task: Task
-    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """The study's per-k top-k accuracy from the answer lists, when `topk_prompts` asked for them."""
-        return per_k_measures(raw_texts, gold, task, self.settings.topk_prompts)
+    def row_stats(self, raw_texts: Sequence[str | None], gold: np.ndarray, task: Task) -> RowStats:
+        """The engine that scored, and the study's per-k top-k accuracy from the answer lists when
+        `topk_prompts` asked for them."""
+        measures, counts = per_k_measures(raw_texts, gold, task, self.settings.topk_prompts)
+        return RowStats(extra={**counts, **self.run_stats()}, measures=measures)
 
     def _inputs(self, texts: Sequence[str], task: Task, k: int = 1) -> tuple[list[list[int]], Encoded]:
         """Encoder inputs (prompt asking for `k` labels around each review window) and the encoding."""
