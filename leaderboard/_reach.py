@@ -106,12 +106,12 @@ def pair_clause(record: dict[str, Any]) -> str:
     pair = f"{record['first']} and {record['second']}, {accuracies}"
     detectable = record["min_detectable"]
     if record["separable"]:
-        return f"{pair}, a difference {sample} can detect (from {detectable:.3f})"
+        return f"{pair}, at least the {detectable:.3f} {sample} detect reliably"
     if detectable is None:
-        return f"{pair}, closer than anything {sample} can detect"
+        return f"{pair}, closer than anything {sample} detect reliably"
     needed = record["reviews_needed"]
     more = f" (about {about(needed)}{seeds} would be needed)" if needed is not None else ""
-    return f"{pair}, closer than the {detectable:.3f} {sample} can detect{more}"
+    return f"{pair}, below the {detectable:.3f} {sample} detect reliably{more}"
 
 
 def reach_sentence(header: str, top_model: str, records: Sequence[dict[str, Any]]) -> str | None:
@@ -126,8 +126,8 @@ def reach_sentence(header: str, top_model: str, records: Sequence[dict[str, Any]
         one = len(rest) == 1
         verb = "is" if close == 1 else "are"
         parts.append(
-            f"of {len(rest)} more overlapping pair{'' if one else 's'}, {close} {verb} closer than "
-            f"{'its' if one else 'their'} reviews can detect (listed in the JSON findings)"
+            f"of {len(rest)} more overlapping pair{'' if one else 's'}, {close} {verb} below what "
+            f"{'its' if one else 'their'} reviews detect reliably (listed in the JSON findings)"
         )
-    opening = f"Overlapping {header} intervals, on paired accuracy at 80% power and 5% significance"
+    opening = f"Overlapping {header} intervals, against the accuracy difference detected with 80% power at 5% significance"
     return f"{opening}: {'; '.join(parts)}."

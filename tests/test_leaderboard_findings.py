@@ -117,9 +117,9 @@ def test_rows_whose_intervals_overlap_are_told_their_reviews_could_not_separate_
     assert pair["min_detectable"] == pytest.approx(detectable) and detectable > 0.01
     assert not pair["separable"] and pair["reviews_needed"] == reviews_needed(0.01, 22 / N)
     sentence = found.sentences[-1]
-    assert sentence.startswith("Overlapping macro-F1 intervals, on paired accuracy at 80% power")
+    assert sentence.startswith("Overlapping macro-F1 intervals, against the accuracy difference detected with 80% power")
     assert (
-        f"Alpha and Beta, 0.900 vs 0.890, closer than the {detectable:.3f} these 200 reviews can detect"
+        f"Alpha and Beta, 0.900 vs 0.890, below the {detectable:.3f} these 200 reviews detect reliably"
         in sentence
     )
 
@@ -135,7 +135,7 @@ def test_clearly_different_rows_get_no_such_sentence_and_separable_overlaps_are_
     (pair,) = only(rows).overlaps
     assert pair["separable"] and pair["min_detectable"] < 0.3
     assert (
-        f"a difference these 200 reviews can detect (from {pair['min_detectable']:.3f})"
+        f"at least the {pair['min_detectable']:.3f} these 200 reviews detect reliably"
         in only(rows).sentences[-1]
     )
 
@@ -146,7 +146,7 @@ def test_many_overlapping_pairs_name_the_top_rows_and_keep_the_full_list(tmp_pat
     assert len(found.overlaps) == 10 and all(not p["separable"] for p in found.overlaps)
     sentence = found.sentences[-1]
     top = found.best["label"]
-    assert sentence.count(f"{top} and ") == 3 and "of 7 more overlapping pairs, 7 are closer than" in sentence
+    assert sentence.count(f"{top} and ") == 3 and "of 7 more overlapping pairs, 7 are below what" in sentence
 
 
 def test_a_seeded_runs_overlapping_rows_are_judged_on_the_pooled_reviews_and_seed_spread(tmp_path):
@@ -157,7 +157,7 @@ def test_a_seeded_runs_overlapping_rows_are_judged_on_the_pooled_reviews_and_see
     )
     (pair,) = only(leaderboard_rows([run])).overlaps
     assert (pair["n"], pair["seeds"]) == (3 * N, 3) and pair["min_detectable"] is not None
-    assert "these 600 reviews over 3 seeds can detect" in only(leaderboard_rows([run])).sentences[-1]
+    assert "these 600 reviews over 3 seeds detect reliably" in only(leaderboard_rows([run])).sentences[-1]
 
 
 def test_the_sentences_open_the_html_and_go_into_results_json_markdown_and_json(tmp_path):
