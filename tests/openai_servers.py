@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -60,9 +61,11 @@ class Server:
     def start(self) -> None:
         """Start the server and wait until it lists its models (a port can open before the model loads)."""
         with self.log.open("ab") as log:
+            # its own process group, so that stopping it also stops the workers it starts (vLLM's engine core)
             self.process = subprocess.Popen(
-                self.command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
-            )
+                self.command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env},
+                start_new_session=True,
+            )  # fmt: skip
         deadline = time.monotonic() + self.start_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -78,9 +81,19 @@ class Server:
         raise RuntimeError(f"{self.command[:3]} did not start within {self.start_s:g} s")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+        """Ask the whole process group to end, then kill what is left of it."""
+        if self.process is None:
+            return
+        for sig, grace_s in ((signal.SIGTERM, 15.0), (signal.SIGKILL, None)):
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:  # the group is gone: every process of it has ended
+                break
+            try:
+                self.process.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                continue
+        self.process.wait()
 
 
 def transformers_server(folder: Path) -> Server:
