@@ -117,7 +117,9 @@ def test_rows_whose_intervals_overlap_are_told_their_reviews_could_not_separate_
     assert pair["min_detectable"] == pytest.approx(detectable) and detectable > 0.01
     assert not pair["separable"] and pair["reviews_needed"] == reviews_needed(0.01, 22 / N)
     sentence = found.sentences[-1]
-    assert sentence.startswith("Overlapping macro-F1 intervals, against the accuracy difference detected with 80% power")
+    assert sentence.startswith(
+        "Overlapping macro-F1 intervals, against the accuracy difference detected with 80% power"
+    )
     assert (
         f"Alpha and Beta, 0.900 vs 0.890, below the {detectable:.3f} these 200 reviews detect reliably"
         in sentence
