@@ -16,14 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
-import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -104,17 +100,12 @@ def server_version(base_url: str) -> str | None:
 
 
 def run_against(base_url: str, args: argparse.Namespace, argv: list[str]) -> dict[str, Any] | None:
-    from record_timing import git_commit, machine
+    from record_timing import timed
 
     command = harness_command(args.data, args.limit, args.out, base_url)
-    load_before = os.getloadavg()
-    started = datetime.now(UTC)
-    start = time.perf_counter()
-    harness = Path(sys.executable).with_name("harness")
-    code = subprocess.run([str(harness), *command[1:]], check=False).returncode
-    wall = time.perf_counter() - start
-    if code != 0:
-        print(f"served_parity: harness run exited {code}; nothing recorded", file=sys.stderr)
+    measured = timed([str(Path(sys.executable).with_name("harness")), *command[1:]])
+    if measured["exit_code"] != 0:
+        print(f"served_parity: harness run exited {measured['exit_code']}; nothing recorded", file=sys.stderr)
         return None
     return {
         "command": shlex.join(["python", "tools/served_parity.py", *argv]),
@@ -124,14 +115,7 @@ def run_against(base_url: str, args: argparse.Namespace, argv: list[str]) -> dic
             "version": server_version(base_url),
             "served_name": "smollm2",
         },
-        "wall_s": round(wall, 1),
-        "date": started.isoformat(timespec="seconds"),
-        "load_average": {
-            "before": [round(x, 2) for x in load_before],
-            "after": [round(x, 2) for x in os.getloadavg()],
-        },
-        "machine": machine(),
-        "git_commit": git_commit(),
+        **{key: measured[key] for key in ("wall_s", "date", "load_average", "machine", "git_commit")},
         "result": summary(args.out),
     }
 
