@@ -14,6 +14,7 @@ import io
 import re
 import shutil
 import sys
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -97,6 +98,19 @@ def render_format(fmt: str, render: Callable[..., str | bytes], rows: Sequence[M
 def printable(text: str) -> str:
     """Text with every control sequence replaced by a space, safe to print to a terminal."""
     return CONTROL.sub(" ", text)
+
+
+def fit_lines(text: str, width: int) -> str:
+    """`text` with every line longer than `width` wrapped, its continuation indented under the line's own
+    indent, so that plain report text (`harness compare`'s) fits the terminal the board fits."""
+    out = []
+    for line in text.split("\n"):
+        if len(line) <= width:
+            out.append(line)
+            continue
+        indent = line[: len(line) - len(line.lstrip(" "))]
+        out += textwrap.wrap(line, width, subsequent_indent=indent + "  ", break_on_hyphens=False)
+    return "\n".join(out)
 
 
 def shown_columns(table: Table, keys: Sequence[str]) -> list[int]:

@@ -150,8 +150,11 @@ def compare_command(
     Two multi-seed runs (`harness run --seeds`) are paired seed by seed and
     the differences pooled: their interval and t-test include the seed spread.
     """
-    click.echo(comparison_text(run_a, run_b, task=task, model=model, show=show, resamples=resamples, seed=seed,
-                               as_json=as_json), nl=False)  # fmt: skip
+    from harness.leaderboard._terminal import View, fit_lines
+
+    text = comparison_text(run_a, run_b, task=task, model=model, show=show, resamples=resamples, seed=seed,
+                           as_json=as_json)  # fmt: skip
+    click.echo(text if as_json else fit_lines(text, View().console_width()), nl=False)
 
 
 @click.command(name="errors")

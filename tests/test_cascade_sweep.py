@@ -68,10 +68,12 @@ def test_three_model_sweep_from_a_finished_run_calls_no_model_and_writes_its_fro
         "--out",
         str(out),
     ]
-    result = CliRunner().invoke(cli, args)
+    result = CliRunner().invoke(cli, args, env={"COLUMNS": "80"})
     assert result.exit_code == 0, result.output
     assert len(pair_plugin.made) == made  # not one model built, so none called
     assert "frontier" in result.output and "of the gap" in result.output
+    shown = result.output[: result.output.index("wrote ")]
+    assert max(len(line) for line in shown.splitlines()) <= 80 and "…" not in shown  # fits, nothing cut
     rows = list(csv.DictReader(io.StringIO((out / "cascade.csv").read_text())))
     assert len(rows) > 50  # up to 11 x 11 pairs, fewer where ties merge thresholds
     frontier = sorted((r for r in rows if r["frontier"] == "1"), key=lambda r: float(r["runtime_s"]))

@@ -127,6 +127,28 @@ def test_compare_command_prints_differences_mcnemar_and_disagreements(tmp_path):
     assert data["only_b_right"] == 3 and data["metrics"][0]["low"] is None
 
 
+@pytest.mark.parametrize("columns", [80, 120])
+def test_compare_fits_the_terminal_and_wraps_long_lines_under_their_own_indent(tmp_path, columns):
+    long_review = "a review that goes on " * 12
+    run_a, run_b = (
+        write_run(
+            tmp_path / name, [], [{**r, "text": long_review} for r in polarity_records("m", GOLD, preds)]
+        )
+        for name, preds in (("a", PRED_A), ("b", PRED_B))
+    )
+    plain = CliRunner().invoke(cli_group(), ["compare", str(run_a), str(run_b), "--resamples", "50"],
+                               env={"COLUMNS": "10000"})  # fmt: skip
+    fitted = CliRunner().invoke(cli_group(), ["compare", str(run_a), str(run_b), "--resamples", "50"],
+                                env={"COLUMNS": str(columns)})  # fmt: skip
+    assert fitted.exit_code == 0, fitted.output
+    lines = fitted.output.splitlines()
+    assert max(len(line) for line in plain.output.splitlines()) > columns  # there was something to wrap
+    assert max(len(line) for line in lines) <= columns
+    assert " ".join(fitted.output.split()) == " ".join(plain.output.split())  # nothing lost
+    example = next(i for i, line in enumerate(lines) if line.startswith("    id=e2"))
+    assert lines[example + 1].startswith("      ")  # a review's continuation stays under its example
+
+
 def test_multi_seed_compare_prints_the_detectable_difference_of_seeds_and_reviews(tmp_path):
     # The same reviews and predictions in every seed: three seeds see no more than one does.
     run_a = seeded_run(tmp_path / "a", {"m": lambda seed: set(range(20))}, (0, 1, 2))
@@ -141,7 +163,7 @@ def test_multi_seed_compare_prints_the_detectable_difference_of_seeds_and_review
     assert (
         f"minimum detectable accuracy difference (80% power, 5% two-sided): {pooled.min_detectable:.3f} "
         "(disagreement 11.0% over the 600 paired reviews of 3 seeds, design effect"
-    ) in result.output
+    ) in " ".join(result.output.split())  # the line is wrapped to the terminal's width
 
 
 def error_run(tmp_path):

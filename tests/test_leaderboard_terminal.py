@@ -26,6 +26,8 @@ LABELS = {
     "tfidf-logreg": "TF-IDF + logistic regression",
 }
 
+USD_PER_1000 = {SMALL: 0.05, LARGE: 1.2, HYBRID: 0.3, "vader": 0.1, "tfidf-logreg": 0.02}
+
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
@@ -33,9 +35,8 @@ def run_dir(tmp_path_factory) -> Path:
     wrong = {SMALL: set(range(0, 60, 2)), LARGE: set(range(7)), HYBRID: set(range(0, 12, 2)),
              "vader": set(range(0, 100, 3)), "tfidf-logreg": set(range(1, 50, 2))}  # fmt: skip
     runtime = {SMALL: 1.0, LARGE: 30.0, HYBRID: 7.0, "vader": 2.0, "tfidf-logreg": 0.5}
-    usd = {SMALL: 0.05, LARGE: 1.2, HYBRID: 0.3, "vader": 0.1, "tfidf-logreg": 0.02}
     tmp = tmp_path_factory.mktemp("board")
-    board(tmp, {spec: (LABELS[spec], wrong[spec], runtime[spec], usd[spec]) for spec in LABELS})
+    board(tmp, {spec: (LABELS[spec], wrong[spec], runtime[spec], USD_PER_1000[spec]) for spec in LABELS})
     return tmp / "run"
 
 
@@ -76,15 +77,16 @@ def table_rows(lines: list[str]) -> list[str]:
 
 
 @pytest.mark.parametrize("columns", [80, 100, 120])
-def test_the_board_fits_the_terminal_and_shows_every_rows_label_and_main_metric(run_dir, columns):
+def test_the_board_fits_the_terminal_and_shows_every_rows_label_main_metric_and_dollars(run_dir, columns):
     lines = in_terminal(columns, str(run_dir))
     assert max(len(line) for line in lines) <= columns
     rows = table_rows(lines)
     assert len(rows) == len(LABELS)
     legend = {line.split(" ", 1)[1]: line.split(" ", 1)[0] for line in lines if re.match(r"\(\d+\) ", line)}
-    for label in LABELS.values():
+    for spec, label in LABELS.items():
         shown = label if label not in legend else f"… {legend[label]}"
-        assert sum(shown in row for row in rows) == 1, (label, rows)
+        [row] = [row for row in rows if shown in row]
+        assert re.search(rf"(?<![\d.]){re.escape(f'{USD_PER_1000[spec]:.3g}')}(?![\d])", row), (spec, row)
     headers = " ".join(lines[: lines.index(next(line for line in lines if line.startswith("──")))])
     for word in ("model", "macro-F1", "1,000", "reviews/s", "large", "Pareto"):
         assert word in headers

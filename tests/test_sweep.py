@@ -289,6 +289,39 @@ def test_sweep_command_end_to_end(host, pair_plugin, tmp_path, monkeypatch):
     assert refused.exit_code != 0 and "ratio of counts" in str(refused.exception)
 
 
+def test_the_sweep_fits_the_terminal_and_columns_chooses_what_it_shows(host, tmp_path, monkeypatch):
+    import click
+
+    monkeypatch.setattr(plugin_manager, "_host", host)
+    run = tmp_path / "run"
+    run_board(host, Board(name="t", tasks=["polarity"], data="demo", backend="cpu", bootstrap=0, limit=80,
+                          models=[ModelEntry("tfidf-logreg"), ModelEntry("vader")]), run)  # fmt: skip
+
+    @click.group()
+    def cli():
+        pass
+
+    sweep.register_commands(cli)
+    args = ["sweep", "tfidf-logreg", "vader", "--task", "polarity", "--from-run", str(run), "--bootstrap", "20",
+            "--out", str(tmp_path / "sweep")]  # fmt: skip
+
+    def shown(*extra: str) -> tuple[list[str], str]:
+        result = CliRunner().invoke(cli, [*args, *extra], env={"COLUMNS": "80"})
+        assert result.exit_code == 0, result.output
+        board = result.output[: result.output.index("wrote ")]
+        return board.splitlines(), " ".join(board.split())
+
+    lines, text = shown()
+    assert max(len(line) for line in lines) <= 80 and "…" not in text
+    assert "macro_f1" in text and "accuracy_neg" not in text and "--columns quality" in text
+    metrics = json.loads((tmp_path / "sweep" / "sweep.json").read_text())["small_only"]["metrics"]
+    assert len(metrics) > 3
+    for wanted in ("--columns", "quality"), ("--wide",):
+        lines, text = shown(*wanted)
+        assert "…" not in text and all(f" {metric} " in text for metric in metrics)
+        assert (max(len(line) for line in lines) <= 80) == (wanted != ("--wide",))
+
+
 def test_sweep_and_report_writes_the_sweep_and_replays_a_finished_run_without_a_model(
     host, pair_plugin, tmp_path
 ):

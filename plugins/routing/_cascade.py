@@ -24,6 +24,7 @@ import numpy as np
 
 from harness.leaderboard._plots import save_png
 from harness.plugins.routing import _calibration as calibration
+from harness.plugins.routing._console_table import print_table
 from harness.plugins.routing._replay import MetricFn, read_pair
 
 if TYPE_CHECKING:
@@ -220,22 +221,20 @@ def write_cascade(report: CascadeReport, run_dir: Path) -> list[Path]:
 
 def print_cascade(report: CascadeReport, console: Any) -> None:
     """The frontier, each model alone, and the cheapest pair for each share of the gap."""
-    from rich.table import Table
-
     a, b, c = report.models
     priced = report.single_usd_per_1000 is not None
     axis = "dollars" if priced else "runtime (no dollars: not every model's row is priced)"
-    table = Table(title=f"{report.task}: {a} > {b} > {c}, router {report.router}, n = {report.n}: "
-                        f"frontier of quality against {axis}")  # fmt: skip
-    dollars = ("$ per 1,000",) if priced else ()
-    for column in ("first threshold", f"to {b}", "second threshold", f"to {c}", "runtime s", *dollars,
-                   report.metric):  # fmt: skip
-        table.add_column(column, justify="right", no_wrap=True)
-    for p in sorted((p for p in report.points if p.frontier), key=lambda p: p.cost()):
-        cell = (f"${p.usd_per_1000:.4g}",) if p.usd_per_1000 is not None else ()
-        table.add_row(f"{p.first:.6g}", f"{p.share_second:.1%}", f"{p.second:.6g}", f"{p.share_third:.1%}",
-                      f"{p.runtime_s:.2f}", *cell, f"{p.metrics[report.metric]:.4f}")  # fmt: skip
-    console.print(table)
+    title = (f"{report.task}: {a} > {b} > {c}, router {report.router}, n = {report.n}: "
+             f"frontier of quality against {axis}")  # fmt: skip
+    headers = ("first threshold", f"to {b}", "second threshold", f"to {c}", "runtime s",
+               *(("$ per 1,000",) if priced else ()), report.metric)  # fmt: skip
+    rows = [
+        [f"{p.first:.6g}", f"{p.share_second:.1%}", f"{p.second:.6g}", f"{p.share_third:.1%}",
+         f"{p.runtime_s:.2f}", *((f"${p.usd_per_1000:.4g}",) if p.usd_per_1000 is not None else ()),
+         f"{p.metrics[report.metric]:.4f}"]
+        for p in sorted((p for p in report.points if p.frontier), key=lambda p: p.cost())
+    ]  # fmt: skip
+    print_table(console, title, headers, rows, lead=0, labelled=False)
     for name, metrics in report.singles.items():
         usd = (
             f", ${report.single_usd_per_1000[name]:.4g} per 1,000 reviews"

@@ -25,6 +25,8 @@ from harness import Board, ModelEntry, RunSettings, board_from_options, board_op
 from harness.boards import task_name
 from harness.command_helpers import EXIT_CODES
 from harness.errors import HarnessError, RunFailed
+from harness.leaderboard._terminal import UNFOLDED, View, view_options
+from harness.plugins.routing._console_table import print_table
 
 if TYPE_CHECKING:
     import numpy as np
@@ -401,28 +403,35 @@ def _fmt(value: float | None, digits: int = 4) -> str:
     return "n/a" if value is None or value != value else f"{value:.{digits}f}"
 
 
-def print_report(report: SweepReport, console: Any) -> None:
-    """The threshold table, the reference rows, the gap summary and the calibration, on a rich console."""
-    from rich.table import Table
+def curve_columns(report: SweepReport, view: View) -> tuple[bool, bool, list[str]]:
+    """What the threshold table shows in `view`, as the board chooses its columns: runtime (the `cost` sets),
+    dollars (where priced) and the headline metric, or every metric (the `quality` sets)."""
+    keys = set(view.keys())
+    runtime = "runtime" in keys
+    dollars = report.large_only.usd_per_1000 is not None and "usd_per_1000" in keys
+    every = list(report.small_only.metrics)
+    return runtime, dollars, every if "metrics" in keys else [m for m in every if m == report.metric]
 
-    metrics = list(report.small_only.metrics)
-    table = Table(
-        title=f"{report.task}: {report.small} > {report.large}, router {report.router}, n = {report.n}"
-    )
-    priced = report.large_only.usd_per_1000 is not None
-    dollars = ("$ per 1,000",) if priced else ()
-    for column in ("curve", "threshold", "escalated", "runtime s", *dollars, *metrics):
-        table.add_column(column, justify="left" if column == "curve" else "right", no_wrap=True)
+
+def print_report(report: SweepReport, console: Any, view: View | None = None) -> None:
+    """The threshold table, the reference rows, the gap summary and the calibration, on a rich console."""
+    runtime, dollars, metrics = curve_columns(report, view or View())
+    headers = ["curve", "threshold", "escalated", *(["runtime s"] if runtime else []),
+               *(["$ per 1,000"] if dollars else []), *metrics]  # fmt: skip
     changed = [
         p for i, p in enumerate(report.curve) if i == 0 or p.escalated != report.curve[i - 1].escalated
     ]
     oracle_exact = max(report.oracle, key=lambda p: (p.metrics[report.metric], -p.share))
-    for point in [*changed, report.small_only, report.large_only, oracle_exact]:
-        usd = (_usd(point.usd_per_1000),) if priced else ()
-        table.add_row(point.curve, "" if point.threshold is None else f"{point.threshold:g}",
-                      f"{point.share:.1%} ({point.escalated})", f"{point.runtime_s:.2f}", *usd,
-                      *(_fmt(point.metrics.get(m)) for m in metrics))  # fmt: skip
-    console.print(table)
+    rows = [
+        [point.curve, "" if point.threshold is None else f"{point.threshold:g}",
+         f"{point.share:.1%} ({point.escalated})", *([f"{point.runtime_s:.2f}"] if runtime else []),
+         *([_usd(point.usd_per_1000)] if dollars else []), *(_fmt(point.metrics.get(m)) for m in metrics)]
+        for point in [*changed, report.small_only, report.large_only, oracle_exact]
+    ]  # fmt: skip
+    title = f"{report.task}: {report.small} > {report.large}, router {report.router}, n = {report.n}"
+    print_table(console, title, headers, rows, lead=3)
+    if len(metrics) < len(report.small_only.metrics):
+        console.print("the other metrics: --columns quality, or sweep.csv")
     if report.saving is not None:
         s = report.saving
         console.print(f"at the large model's {report.metric} or better: threshold {_fmt(s.threshold, 6)} "
@@ -454,15 +463,9 @@ def print_report(report: SweepReport, console: Any) -> None:
 
 def _print_bands(report: SweepReport, console: Any) -> None:
     """APGR, CPT, AIQ and the saving at equal quality, each with its bootstrap interval."""
-    from rich.table import Table
-
     bands = report.bands
     assert bands is not None
     unit = f"{bands.clusters} clusters of reviews" if bands.clusters is not None else "reviews"
-    table = Table(title=f"routing curve ({report.metric}): 95% bootstrap intervals, {bands.resamples} "
-                        f"resamples of {unit}")  # fmt: skip
-    for column in ("figure", "value", "95% interval"):
-        table.add_column(column, justify="left" if column == "figure" else "right", no_wrap=True)
     values: dict[str, tuple[str, float | None]] = {
         "apgr": ("APGR (gap recovered, averaged over share escalated)", report.apgr),
         **{f"cpt_{k}": (f"CPT({k}): share escalated to recover {k} of the gap", v)
@@ -470,12 +473,14 @@ def _print_bands(report: SweepReport, console: Any) -> None:
         "aiq": ("AIQ (area under the cost-quality hull)", bands.aiq),
         "saving": ("saving at equal quality", report.saving.saving if report.saving is not None else None),
     }  # fmt: skip
+    rows = []
     for key, (name, value) in values.items():
         low, high = bands.intervals.get(key, (None, None))
-        table.add_row(
-            name, _fmt(value, 3), f"[{_fmt(low, 3)}, {_fmt(high, 3)}]" if low is not None else "n/a"
+        rows.append(
+            [name, _fmt(value, 3), f"[{_fmt(low, 3)}, {_fmt(high, 3)}]" if low is not None else "n/a"]
         )
-    console.print(table)
+    title = f"routing curve ({report.metric}): 95% bootstrap intervals, {bands.resamples} resamples of {unit}"
+    print_table(console, title, ("figure", "value", "95% interval"), rows)
     console.print(f"AIQ's cost axis: {bands.cost_axis}")
 
 
@@ -533,43 +538,36 @@ def _print_certified(result: CertifiedResult, console: Any) -> None:
 
 
 def _print_coverage(rows: list[CoverageRow], certificate: Any, console: Any) -> None:
-    from rich.table import Table
-
     name = f"{certificate.metric}>={certificate.target:g}"
     first = rows[0]
-    table = Table(title=f"coverage of {name} over {first.splits} random calibration/held-out splits "
-                        f"({first.batch} held out)")  # fmt: skip
-    for column in ("pick", "delta", "promised", "missed held out", "escalated held out"):
-        table.add_column(column, justify="left" if column == "pick" else "right", no_wrap=True)
+    shown: list[list[str]] = []
 
     def add(pick: str, delta: str, tally: Any) -> None:
-        table.add_row(pick, delta, f"{tally.promised}/{first.splits}",
+        shown.append([pick, delta, f"{tally.promised}/{first.splits}",
                       f"{tally.missed} ({tally.missed / first.splits:.1%})",
-                      "n/a" if tally.share is None else f"{tally.share:.1%}")  # fmt: skip
+                      "n/a" if tally.share is None else f"{tally.share:.1%}"])  # fmt: skip
 
     for row in rows:
         add("certified for the population", f"{row.delta:g}", row.certified)
         if row.batch_certified.promised or certificate.metric == "accuracy":
             add(f"certified for a batch of {row.batch}", f"{row.delta:g}", row.batch_certified)
     add("best on calibration (uncertified)", "", first.best_on_calibration)
-    console.print(table)
+    title = (
+        f"coverage of {name} over {first.splits} random calibration/held-out splits ({first.batch} held out)"
+    )
+    headers = ("pick", "delta", "promised", "missed held out", "escalated held out")
+    print_table(console, title, headers, shown)
     console.print("a miss: the pick promised the target and the held-out half fell short; a batch certificate "
                   "allows misses in at most delta of the splits")  # fmt: skip
 
 
 def _print_routers(rows: list[RouterScore], metric: str, console: Any) -> None:
-    from rich.table import Table
-
-    table = Table(
-        title=f"routers on the held-out half ({metric}; learned, embedding: fitted on the calibration half)"
-    )
-    for column in ("router", "APGR", "escalated for 50% of the gap", "escalated for 80%", f"best {metric}",
-                   "escalated there"):  # fmt: skip
-        table.add_column(column, justify="left" if column == "router" else "right", no_wrap=True)
-    for row in rows:
-        table.add_row(row.router, _fmt(row.apgr, 3), _fmt(row.share_for_50, 3), _fmt(row.share_for_80, 3),
-                      _fmt(row.best_quality), f"{row.best_share:.1%}")  # fmt: skip
-    console.print(table)
+    title = f"routers on the held-out half ({metric}; learned, embedding: fitted on the calibration half)"
+    headers = ("router", "APGR", "escalated for 50% of the gap", "escalated for 80%", f"best {metric}",
+               "escalated there")  # fmt: skip
+    shown = [[row.router, _fmt(row.apgr, 3), _fmt(row.share_for_50, 3), _fmt(row.share_for_80, 3),
+              _fmt(row.best_quality), f"{row.best_share:.1%}"] for row in rows]  # fmt: skip
+    print_table(console, title, headers, shown)
 
 
 def _default_run_dir(task: str, models: Sequence[str]) -> Path:
@@ -653,6 +651,7 @@ def settings_from_options(opts: Mapping[str, Any], board: Board) -> SweepSetting
 def sweep_and_report(
     host: PluginHost, board: Board, settings: SweepSettings, run_dir: Path, console: Any, *,
     cache_path: Path | None = None, from_run: Path | None = None, write_board: bool = False,
+    view: View | None = None,
 ) -> list[Path]:  # fmt: skip
     """What `harness sweep` does once its flags are read: run the board's models (or replay `from_run`'s
     predictions), print the sweep or the cascade, and write its files; returns the files written."""
@@ -680,7 +679,7 @@ def sweep_and_report(
 
     pair = read_pair(path, task.name, task.labels, models[0], models[1])
     report = replay_sweep(pair, task, host, models[0], models[1], settings)
-    print_report(report, console)
+    print_report(report, console, view)
     return [*write_outputs(report, run_dir), *written]
 
 
@@ -751,6 +750,7 @@ def _cascade(
 @click.option("--write-board", is_flag=True, help="Three models: also write cascade-board.toml, a board "
               "running the cascade at the pair of thresholds picked for each share of the gap.")  # fmt: skip
 @board_options("bootstrap")
+@view_options
 def sweep_command(models: tuple[str, ...], **opts: Any) -> None:
     """Sweep the routing thresholds of SMALL>LARGE (or A>B>C) on one task, replayed from one run of each model.
 
@@ -767,12 +767,11 @@ def sweep_command(models: tuple[str, ...], **opts: Any) -> None:
     check_sweep_flags(models, opts)
     board = board_for_sweep(models, opts["task"], opts)
     settings = settings_from_options(opts, board)
-    console = Console()
-    if not console.is_terminal:
-        console.width = 160
+    view = View(opts.pop("columns"), opts.pop("wide"))
+    console = Console(width=UNFOLDED if view.wide else view.console_width())
     run_dir = opts["out"] or _default_run_dir(opts["task"], models)
     written = sweep_and_report(get_host(), board, settings, run_dir, console, cache_path=opts["cache_path"],
-                               from_run=opts["from_run"], write_board=opts["write_board"])  # fmt: skip
+                               from_run=opts["from_run"], write_board=opts["write_board"], view=view)  # fmt: skip
     for path in written:
         click.echo(f"wrote {path}")
 
