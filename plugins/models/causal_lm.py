@@ -49,6 +49,7 @@ from harness.plugins.engines.llama_cpp import LlamaCppEngine, available, float32
 from harness.plugins.models._answer_lists import generated_output, per_k_measures
 from harness.plugins.models._checkpoints import checkpoint_identity
 from harness.plugins.models._finetune import digest
+from harness.plugins.models._gguf_folder import float32_folder
 from harness.plugins.models._label_scoring import (
     LabelTree,
     Settings,
@@ -248,8 +249,9 @@ class CausalScorer:
         if self._tokenizer is None:
             from transformers import AutoTokenizer
 
+            source, gguf = self._source()
             self._tokenizer = AutoTokenizer.from_pretrained(
-                self.checkpoint, trust_remote_code=self.settings.trust_remote_code, gguf_file=self.gguf_file
+                source, trust_remote_code=self.settings.trust_remote_code, **gguf
             )
 
     def _load(self) -> None:
@@ -259,14 +261,13 @@ class CausalScorer:
         from transformers import AutoModelForCausalLM
 
         self._load_tokenizer()
-        kwargs = self.settings.load_kwargs()
-        if self.gguf_file:
-            require_accelerate("loading a GGUF file with transformers")
+        source, gguf = self._source()
+        kwargs = self.settings.load_kwargs() | gguf
+        if gguf:  # a GGUF is neither safetensors nor pickle
             kwargs.pop("use_safetensors", None)
-            kwargs["gguf_file"] = self.gguf_file
         try:
             model = AutoModelForCausalLM.from_pretrained(
-                self.checkpoint, dtype=torch_dtype(self.backend.dtype), **kwargs
+                source, dtype=torch_dtype(self.backend.dtype), **kwargs
             )
         except OSError as error:
             if self.settings.allow_pickle or self.gguf_file:
@@ -283,6 +284,18 @@ class CausalScorer:
         # transformers 5 renamed `past_key_values` to `cache`; older releases and remote code use the old name.
         self._cache_name = "cache" if "cache" in parameters else "past_key_values"
         self._model = model.eval()
+
+    def _source(self) -> tuple[str, dict[str, Any]]:
+        """Where transformers loads from and with which arguments: a local GGUF that transformers computes
+        on from its float32 folder (see `_gguf_folder`); a GGUF in a hub repository, or one llama.cpp
+        computes on (transformers then reads only its tokenizer), from the file itself."""
+        if not self.gguf_file:
+            return self.checkpoint, {}
+        require_accelerate("loading a GGUF file with transformers")
+        local = gguf_path(self.checkpoint, self.gguf_file)
+        if local is None or self.engine == "llama.cpp":
+            return self.checkpoint, {"gguf_file": self.gguf_file}
+        return str(float32_folder(Path(local))), {}
 
     @property
     def uses_chat_template(self) -> bool:
