@@ -14,7 +14,7 @@ figures, a bare export) get no paired claims.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,9 @@ class Findings:
     hybrids: list[dict[str, Any]] = field(default_factory=list)
     dominated: list[dict[str, str]] = field(default_factory=list)
     overlaps: list[dict[str, Any]] = field(default_factory=list)  # pairs whose intervals overlap (`_reach`)
+    # What the reviews could detect for the overlapping pairs no paired interval separates: a note shown
+    # after the sentences, which stay the three a reader decides on
+    reach: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -298,8 +301,7 @@ def task_findings(
         )
         if record is not None:
             findings.overlaps.append(record)
-    if sentence := reach_sentence(header, ranked[0].model, findings.overlaps):
-        findings.sentences.append(sentence)
+    findings.reach = reach_sentence(header, ranked[0].model, findings.overlaps)
     return findings
 
 
@@ -318,10 +320,10 @@ def stored_findings(rows: Sequence[Mapping[str, Any]]) -> list[Findings] | None:
     stored = results.get("findings")
     if not isinstance(stored, list) or len(results["rows"]) != len(rows):
         return None
-    try:
-        return [Findings(**found) for found in stored]
-    except TypeError:  # written by another version of the harness: computed afresh
-        return None
+    names = {f.name for f in fields(Findings)}
+    if not all(isinstance(found, dict) and set(found) == names for found in stored):
+        return None  # written by another version of the harness: computed afresh
+    return [Findings(**found) for found in stored]
 
 
 def board_findings(rows: Sequence[Mapping[str, Any]], *, stored: bool = True) -> list[Findings]:

@@ -33,6 +33,7 @@ td.front { color: #0b5c8a; font-weight: 700; }
 p.summary { color: #56606b; margin: 0 0 .3em; }
 section.findings { max-width: 60em; margin: 0 0 1em; }
 section.findings p { margin: .3em 0; }
+section.findings p.reach { color: #555; font-size: .9em; }
 p.error { color: #a31b1b; margin: 0; }
 figure { display: inline-block; margin: .5em 1em .5em 0; vertical-align: top; }
 figure img { max-width: min(100%, 620px); height: auto; border: 1px solid #d8dde3; }
@@ -118,6 +119,7 @@ def findings_section(rows: Sequence[Mapping[str, Any]]) -> str:
 
     paragraphs = [
         f"<p><b>{escape(f.task)}</b>: {escape(' '.join(f.sentences))}</p>"
+        + (f'<p class="reach">{escape(f.reach)}</p>' if f.reach else "")
         for f in board_findings(rows)
         if f.sentences
     ]

@@ -89,6 +89,7 @@ def overlap_record(first: Entry, second: Entry, metric: str, difference: Differe
         "values": [float(first.row["metrics"][metric]), float(second.row["metrics"][metric])],
         "intervals": [interval(first, metric), interval(second, metric)],
         **asdict(reach),
+        "paired_verdict": difference.verdict,
         "separable": reach.separable,
         "reviews_needed": reach.reviews_needed(),
     }
@@ -115,7 +116,10 @@ def pair_clause(record: dict[str, Any]) -> str:
 
 
 def reach_sentence(header: str, top_model: str, records: Sequence[dict[str, Any]]) -> str | None:
-    """One sentence on the overlapping pairs: a few named, the top row's first, the rest counted."""
+    """One sentence on the overlapping pairs that their paired interval does not separate: a few named,
+    the top row's first, the rest counted. A pair the paired interval separates is left out: the data
+    did tell it apart, whatever a power calculation says of a difference its size."""
+    records = [r for r in records if r.get("paired_verdict") == "not separated"]
     if not records:
         return None
     ordered = sorted(records, key=lambda r: r["first_model"] != top_model)  # stable: ranked order kept
@@ -129,5 +133,8 @@ def reach_sentence(header: str, top_model: str, records: Sequence[dict[str, Any]
             f"of {len(rest)} more overlapping pair{'' if one else 's'}, {close} {verb} below what "
             f"{'its' if one else 'their'} reviews detect reliably (listed in the JSON findings)"
         )
-    opening = f"Overlapping {header} intervals, against the accuracy difference detected with 80% power at 5% significance"
+    opening = (
+        f"Overlapping {header} intervals no paired interval separates, against the accuracy difference "
+        "their reviews detect with 80% power at 5% significance"
+    )
     return f"{opening}: {'; '.join(parts)}."

@@ -247,7 +247,7 @@ def render(rows: Sequence[Mapping[str, Any]], *, color: bool, view: View | None 
     width = view.console_width()
     console = Console(record=True, width=UNFOLDED if view.wide else width, force_terminal=color,
                       no_color=not color, file=io.StringIO())  # fmt: skip
-    findings = {f.task: f.sentences for f in board_findings(rows)}
+    findings = {f.task: f for f in board_findings(rows)}
 
     def note(text: str, style: str = "dim") -> None:
         console.print(Text(printable(text), style=style), width=width)
@@ -259,8 +259,11 @@ def render(rows: Sequence[Mapping[str, Any]], *, color: bool, view: View | None 
             console.print(part)
         for number, label in enumerate(short, 1):
             note(f"({number}) {label}")
-        for sentence in findings.get(table.task, []):
+        found = findings.get(table.task)
+        for sentence in found.sentences if found else []:
             note(sentence, "")
+        if found and found.reach:
+            note(found.reach)
         for part in table.summary.split(" · "):
             note(part)
         for error in table.errors:

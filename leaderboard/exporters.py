@@ -30,8 +30,8 @@ def markdown_table(table: Table, findings: Sequence[str] = ()) -> list[str]:
         texts = [markdown_cell(c.text) for c in cells]
         lines.append("| " + " | ".join(f"**{t}**" if c.best and t else t for t, c in zip(texts, cells, strict=True)) + " |")  # fmt: skip
     lines.append("")
-    if findings:
-        lines += [markdown_cell(" ".join(findings)), ""]
+    for paragraph in findings:
+        lines += [markdown_cell(paragraph), ""]
     lines.append(markdown_cell(table.summary))
     lines += [f"- error: {markdown_cell(e)}" for e in table.errors]
     return lines
@@ -39,7 +39,9 @@ def markdown_table(table: Table, findings: Sequence[str] = ()) -> list[str]:
 
 def render_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     """One table per task (best values in bold), each followed by what it found, its data summary and errors."""
-    findings = {f.task: f.sentences for f in board_findings(rows)}
+    findings = {
+        f.task: [" ".join(f.sentences), *([f.reach] if f.reach else [])] for f in board_findings(rows)
+    }
     blocks = ["\n".join(markdown_table(t, findings.get(t.task, []))) for t in build_tables(rows)]
     return "\n\n".join(blocks) + "\n"
 

@@ -9,6 +9,7 @@ import pytest
 from harness.leaderboard._compare import compare_records
 from harness.leaderboard._findings import board_findings
 from harness.leaderboard._html import render_html
+from harness.leaderboard._terminal import View, render_plain
 from harness.leaderboard.exporters import render_json, render_markdown
 from harness.leaderboard.run_outputs import add_findings
 from harness.power import min_detectable_difference, reviews_needed
@@ -116,9 +117,11 @@ def test_rows_whose_intervals_overlap_are_told_their_reviews_could_not_separate_
     assert (pair["first"], pair["second"], pair["n"], pair["disagreement"]) == ("Alpha", "Beta", N, 22 / N)
     assert pair["min_detectable"] == pytest.approx(detectable) and detectable > 0.01
     assert not pair["separable"] and pair["reviews_needed"] == reviews_needed(0.01, 22 / N)
-    sentence = found.sentences[-1]
+    assert pair["paired_verdict"] == "not separated" and len(found.sentences) <= 3
+    sentence = found.reach
     assert sentence.startswith(
-        "Overlapping macro-F1 intervals, against the accuracy difference detected with 80% power"
+        "Overlapping macro-F1 intervals no paired interval separates, against the accuracy difference their "
+        "reviews detect with 80% power"
     )
     assert (
         f"Alpha and Beta, 0.900 vs 0.890, below the {detectable:.3f} these 200 reviews detect reliably"
@@ -126,27 +129,41 @@ def test_rows_whose_intervals_overlap_are_told_their_reviews_could_not_separate_
     )
 
 
-def test_clearly_different_rows_get_no_such_sentence_and_separable_overlaps_are_called_detectable(tmp_path):
+def test_the_note_on_what_the_reviews_could_detect_follows_the_sentences_in_every_format(tmp_path):
+    rows = board(
+        tmp_path, {"a": ("Alpha", set(range(20)), 1.0, 0.1), "b": ("Beta", set(range(10, 32)), 1.0, 0.1)}
+    )
+    found = only(rows)
+    assert found.reach and found.reach not in found.sentences
+    markdown = render_markdown(rows)
+    assert markdown.index(found.sentences[-1]) < markdown.index(found.reach)
+    assert f'<p class="reach">{found.reach}</p>' in render_html(rows)
+    plain = " ".join(render_plain(rows, View(width=100)).split())
+    assert plain.index(" ".join(found.sentences[-1].split())) < plain.index(" ".join(found.reach.split()))
+    assert json.loads(render_json(rows))["tables"][0]["findings"]["reach"] == found.reach
+
+
+def test_clearly_different_rows_get_no_such_note_nor_do_overlapping_rows_their_paired_interval_separates(
+    tmp_path,
+):
     rows = board(tmp_path, {"a": ("Alpha", set(), 1.0, 0.1), "b": ("Beta", set(range(0, 120, 2)), 2.0, 0.2)})
     found = only(rows)
-    assert found.overlaps == [] and not any(s.startswith("Overlapping") for s in found.sentences)
+    assert found.overlaps == [] and found.reach is None
     for (
         r
     ) in rows:  # intervals as wide as a tiny sample's: they overlap, yet 60 one-sided disagreements separate
         r["intervals"]["macro_f1"] = [0.4, 1.0]
-    (pair,) = only(rows).overlaps
-    assert pair["separable"] and pair["min_detectable"] < 0.3
-    assert (
-        f"at least the {pair['min_detectable']:.3f} these 200 reviews detect reliably"
-        in only(rows).sentences[-1]
-    )
+    found = only(rows)
+    (pair,) = found.overlaps
+    assert pair["separable"] and pair["min_detectable"] < 0.3 and pair["paired_verdict"] == "gain"
+    assert found.reach is None  # the data told them apart: nothing to say of what it could have
 
 
 def test_many_overlapping_pairs_name_the_top_rows_and_keep_the_full_list(tmp_path):
     models = {name: (name.title(), set(range(i, 20 + i)), 1.0, 0.1) for i, name in enumerate("abcde")}
     found = only(board(tmp_path, models))  # every row 0.900: ten overlapping pairs
     assert len(found.overlaps) == 10 and all(not p["separable"] for p in found.overlaps)
-    sentence = found.sentences[-1]
+    sentence = found.reach
     top = found.best["label"]
     assert sentence.count(f"{top} and ") == 3 and "of 7 more overlapping pairs, 7 are below what" in sentence
 
@@ -159,7 +176,7 @@ def test_a_seeded_runs_overlapping_rows_are_judged_on_the_pooled_reviews_and_see
     )
     (pair,) = only(leaderboard_rows([run])).overlaps
     assert (pair["n"], pair["seeds"]) == (3 * N, 3) and pair["min_detectable"] is not None
-    assert "these 600 reviews over 3 seeds detect reliably" in only(leaderboard_rows([run])).sentences[-1]
+    assert "these 600 reviews over 3 seeds detect reliably" in only(leaderboard_rows([run])).reach
 
 
 def test_the_sentences_open_the_html_and_go_into_results_json_markdown_and_json(tmp_path):
