@@ -35,6 +35,7 @@ from harness.errors import DamagedData, HarnessError
 from harness.files import RunDirLock, out_of_space, storage_error, write_json
 from harness.intervals import MetricFn, bootstrap_intervals, cluster_codes, cluster_count, clustered_intervals
 from harness.load_issues import IssueFile
+from harness.memory import release_freed_memory
 from harness.metrics import NO_LABEL, own_report, predictions, report, resolve, row_metrics, unparseable_flag
 from harness.options import scoped_options
 from harness.plugin_manager import PluginHost, get_host
@@ -425,6 +426,7 @@ class Runner:
                     for entry in self.board.models:
                         if entry.runs_on(task_name):
                             rows.append(self.run_one(task, entry, cache, out, info))
+                            release_freed_memory()
             partial.replace(predictions_path)
         finally:
             cache.close()
@@ -528,6 +530,7 @@ class Runner:
         with self.stage(label) if show else nullcontext():
             start = time.perf_counter()
             model.fit(train, task)
+            release_freed_memory()  # what fitting alone needed (a fine-tuning's optimizer) goes back first
             row.fit_s += time.perf_counter() - start
 
     def all_cached(self, task: Task, model_fp: str, cache: PredictionCache) -> bool:

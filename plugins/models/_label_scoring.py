@@ -206,10 +206,25 @@ def average_windows(rows: np.ndarray, owners: Sequence[int], n: int) -> np.ndarr
     return sums / counts
 
 
-def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Indices grouped into batches of similar length, so padding wastes little compute."""
+def length_sorted_batches(
+    lengths: Sequence[int], batch_size: int, *, tokens: int | None = None, shared: int = 0
+) -> list[list[int]]:
+    """Indices grouped into batches of similar length, so padding wastes little compute.
+
+    With `tokens`, a batch also holds at most that many tokens, each row counted
+    at the batch's longest length plus `shared` (a prompt head whose cache every
+    row gets a copy of): long reviews then come a few at a time, so memory stays
+    flat whatever the reviews' lengths, while short ones still fill `batch_size`.
+    """
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    batches: list[list[int]] = []
+    for i in order:  # ascending: the row added is the batch's longest
+        full = batches and len(batches[-1]) == batch_size
+        over = batches and tokens is not None and (len(batches[-1]) + 1) * (shared + lengths[i]) > tokens
+        if not batches or full or over:
+            batches.append([])
+        batches[-1].append(i)
+    return batches
 
 
 def special_tokens_around(tokenizer: object) -> tuple[list[int], list[int]]:
