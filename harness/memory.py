@@ -10,6 +10,7 @@ SmolLM2's weights).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import gc
@@ -21,8 +22,6 @@ def release_freed_memory() -> None:
     gc.collect()
     if not sys.platform.startswith("linux"):
         return
-    name = ctypes.util.find_library("c")
-    try:
-        ctypes.CDLL(name).malloc_trim(0)
-    except (OSError, AttributeError, TypeError):  # not glibc (musl has no malloc_trim): nothing to hand back
-        pass
+    # not glibc (musl has no malloc_trim): nothing to hand back
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+        ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
