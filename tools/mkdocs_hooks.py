@@ -121,13 +121,15 @@ def bench_table(checks: list[dict[str, Any]]) -> str:
 
 
 def bench_details(report: dict[str, Any]) -> str:
-    """Every speed-up path and encoder engine, as `harness bench` itself prints them."""
-    from harness.plugins.bench.command import render_encoder_engines, render_paths
+    """Every speed-up path, encoder engine and LLM task, as `harness bench` itself prints them."""
+    from harness.plugins.bench.command import render_encoder_engines, render_llm, render_paths
 
     text = render_paths(report)
     engines = report.get("scoring", {}).get("encoder_engines")
     if engines:
         text += render_encoder_engines(engines) + "\n"
+    if report.get("llm", {}).get("by_task"):
+        text += render_llm(report["llm"]) + "\n"
     return f"\n```text\n{text}```\n" if text else ""
 
 

@@ -301,12 +301,18 @@ def _llm(bench: _Bench) -> dict[str, Any]:
     from harness.plugins.bench._llm import llm
 
     figures = llm(bench.first("llm_reviews"), bench.sample.train, bench.workdir)
-    for task, by_task in figures["by_task"].items():
-        bench.echo(
-            f"llm: {task}: {by_task['reviews_per_s']:.3g} reviews/s, label scoring "
-            f"{by_task['scoring_tokens_per_s']:.4g} tokens/s, plain forward {by_task['forward_tokens_per_s']:.4g}"
-        )
+    bench.echo(render_llm(figures))
     return figures
+
+
+def render_llm(figures: dict[str, Any]) -> str:
+    """SmolLM2's reviews/s per task, with label scoring's and the plain forward pass's tokens/s."""
+    return "\n".join(
+        f"llm: {task}: {row['reviews_per_s']:.3g} reviews/s ({figures['reviews']} reviews, {row['labels']} "
+        f"labels, {row['demonstrations']} demonstrations), label scoring {row['scoring_tokens_per_s']:.4g} "
+        f"tokens/s, plain forward {row['forward_tokens_per_s']:.4g}"
+        for task, row in figures["by_task"].items()
+    )
 
 
 def _served(bench: _Bench) -> dict[str, Any]:
