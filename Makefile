@@ -44,7 +44,7 @@ $(SERVERS_STAMP): $(STAMP)
 	touch $@
 
 test: setup
-	$(BIN)/python -m pytest -q -m "not served and not long"
+	$(BIN)/python -m pytest -q -m "not served and not long" --durations=10
 
 test-all: test $(SERVERS_STAMP) $(VLLM_VENV)/.installed
 	$(BIN)/python -m pytest -q -m "served or long"
