@@ -16,6 +16,7 @@ import sqlite3
 import threading
 import time
 import traceback
+from array import array
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
@@ -41,7 +42,7 @@ from harness.options import scoped_options
 from harness.plugin_manager import PluginHost, get_host
 from harness.reported import reported_rows
 from harness.run_settings import RunSettings
-from harness.slices import BUILTIN_DIMENSIONS, slice_report, text_features
+from harness.slices import SliceNames, slice_report, text_features
 from harness.split_source import BoardSplits, SplitSource
 from harness.types import (
     DEFAULT_CLUSTER_COL,
@@ -167,13 +168,18 @@ class Collected:
     """What a row has scored, in scoring order: what its metrics, intervals and slices are computed from."""
 
     keep_raw: bool  # whether the model reads its raw texts back (ReportsRowStats)
-    gold: list[int] = field(default_factory=list)
+    gold: array[int] = field(default_factory=lambda: array("q"))
     ids: list[str] = field(default_factory=list)
-    clusters: list[str | None] = field(default_factory=list)
+    clusters: list[str | None] = field(default_factory=list)  # one string object per cluster (`cluster`)
     probs: list[np.ndarray] = field(default_factory=list)  # one [chunk size, k] array per chunk
-    latencies: list[float] = field(default_factory=list)  # each example's seconds
-    sliced: list[dict[str, Any]] = field(default_factory=list)  # what slicing reads of each example
+    latencies: array[float] = field(default_factory=lambda: array("d"))  # each example's seconds
+    slices: SliceNames = field(default_factory=SliceNames)
     raw_texts: list[str | None] = field(default_factory=list)  # only where `keep_raw`
+    cluster_keys: dict[str, str] = field(default_factory=dict)
+
+    def cluster(self, key: str | None) -> str | None:
+        """A review's cluster key, shared with the reviews before it of the same cluster."""
+        return None if key is None else self.cluster_keys.setdefault(key, key)
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:
@@ -263,14 +269,6 @@ def flag_unparseable(row: Row, probs: np.ndarray) -> None:
         if flag := unparseable_flag({"extra": row.extra}):
             row.extra["unparseable_over_limit"] = True
             row.notes.append(flag)
-
-
-def slice_dimensions(sliced: Sequence[Mapping[str, Any]]) -> list[str]:
-    """What a row is sliced by: length and negation always, the other built-in dimensions and the data's
-    own facets where its examples carry them."""
-    facet_names = dict.fromkeys(name for r in sliced for name in (r.get("facets") or {}))
-    dimensions = [d for d in BUILTIN_DIMENSIONS if d in ("length", "negation") or d in facet_names]
-    return dimensions + [d for d in facet_names if d not in BUILTIN_DIMENSIONS]
 
 
 def build_model(
@@ -744,11 +742,11 @@ class Runner:
             if collected.keep_raw:
                 collected.raw_texts.append(hit.raw_text)
             record = self.prediction_record(job.task, job.entry, ex, p, hit)
-            collected.sliced.append({k: record.get(k) for k in ("features", "facets", "raw_text")})
+            collected.slices.add(record)
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
         collected.gold.extend(ex.label for ex in chunk)
         collected.ids.extend(ex.id for ex in chunk)
-        collected.clusters.extend(ex.cluster for ex in chunk)
+        collected.clusters.extend(collected.cluster(ex.cluster) for ex in chunk)
         collected.probs.append(chunk_probs)
 
     # row metrics, intervals and slices ----------------------------------------------------
@@ -782,9 +780,8 @@ class Runner:
         self.scored[key] = Scored(collected.ids, gold, probs, metrics, collected.clusters)
         row.reviews_per_s = row.n / row.runtime_s if row.runtime_s > 0 else None
         row.slices = slice_report(
-            collected.sliced, gold, probs, metrics, slice_dimensions(collected.sliced),
-            resamples=board.bootstrap, seed=board.seed, clusters=clusters,
-            flags=stats.flags,
+            collected.slices, gold, probs, metrics,
+            resamples=board.bootstrap, seed=board.seed, clusters=clusters, flags=stats.flags,
         )  # fmt: skip
 
     @staticmethod

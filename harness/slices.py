@@ -21,7 +21,8 @@ Negation density is the number of words from `NEGATIVE_WORDS` (or ending in
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from array import array
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,12 +97,58 @@ def slice_order(dimension: str, names: set[str]) -> list[str]:
     return [name for name in fixed if name in names]
 
 
+class SliceNames:
+    """Each scored review's slice along every dimension, as the runner scores them.
+
+    A run streams its reviews, so what it keeps of each to slice by must stay
+    small: a 4-byte code per review and dimension, into the dimension's slice
+    names. A data column first seen part-way through a run puts the reviews
+    before it in its `MISSING` slice, as `slice_of` does for a review without it.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._codes: dict[str, array[int]] = {"length": array("I"), "negation": array("I")}
+        self._names: dict[str, dict[str, int]] = {"length": {}, "negation": {}}
+
+    @classmethod
+    def of_records(cls, records: Iterable[Mapping[str, Any]]) -> SliceNames:
+        """The slices of prediction records, in their order."""
+        slices = cls()
+        for record in records:
+            slices.add(record)
+        return slices
+
+    def add(self, record: Mapping[str, Any]) -> None:
+        """Add the next review's slices from its prediction record (its `features` and `facets`)."""
+        for dimension in record.get("facets") or {}:
+            if dimension not in self._codes:  # the reviews before this one are without it
+                self._names[dimension] = {MISSING: 0} if self.count else {}
+                self._codes[dimension] = array("I", [0]) * self.count
+        for dimension, codes in self._codes.items():
+            codes.append(self._code(dimension, slice_of(record, dimension)))
+        self.count += 1
+
+    def _code(self, dimension: str, name: str) -> int:
+        names = self._names[dimension]
+        return names.setdefault(name, len(names))
+
+    def dimensions(self) -> list[str]:
+        """Length and negation always, the other built-in dimensions where reviews carry them, then the
+        data's own columns in the order they were first seen."""
+        builtin = [d for d in BUILTIN_DIMENSIONS if d in self._codes]
+        return builtin + [d for d in self._codes if d not in BUILTIN_DIMENSIONS]
+
+    def along(self, dimension: str) -> tuple[list[str], np.ndarray]:
+        """The slice names seen along `dimension`, and each review's index into them."""
+        return list(self._names[dimension]), np.frombuffer(self._codes[dimension], dtype=np.uintc)
+
+
 def slice_report(
-    records: Sequence[Mapping[str, Any]],
+    slices: SliceNames,
     gold: np.ndarray,
     probs: np.ndarray,
     metric_fn: MetricFn,
-    dimensions: Sequence[str],
     *,
     resamples: int,
     seed: int,
@@ -110,17 +157,17 @@ def slice_report(
 ) -> dict[str, list[dict[str, Any]]]:
     """Per dimension, per slice: n, metrics, bootstrap 95% intervals and the share of each flag.
 
-    `records` are the prediction records in the order of `gold` and `probs`;
-    with `clusters` (each record's cluster number) a slice's intervals resample
-    the clusters of its reviews; `flags` (a model's `RowStats.flags`) hold one bool per record.
+    `slices` hold the reviews in the order of `gold` and `probs`; with
+    `clusters` (each review's cluster number) a slice's intervals resample
+    the clusters of its reviews; `flags` (a model's `RowStats.flags`) hold one bool per review.
     """
     flagged = {name: np.asarray(values, dtype=bool) for name, values in (flags or {}).items()}
     report: dict[str, list[dict[str, Any]]] = {}
-    for dimension in dimensions:
-        names = [slice_of(r, dimension) for r in records]
+    for dimension in slices.dimensions():
+        names, codes = slices.along(dimension)
         rows = []
         for name in slice_order(dimension, set(names)):
-            index = np.flatnonzero(np.asarray(names) == name)
+            index = np.flatnonzero(codes == names.index(name))
             # A metric a slice cannot define (accuracy on positives among 1-star reviews) is left out.
             values = {k: v for k, v in metric_fn(gold[index], probs[index]).items() if np.isfinite(v)}
             defined = _Only(metric_fn, frozenset(values))

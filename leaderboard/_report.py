@@ -9,14 +9,16 @@ from a review or a label is escaped.
 from __future__ import annotations
 
 import base64
+import heapq
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from html import escape
 from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-from harness.leaderboard._predictions import PREDICTIONS_FILE, confidence, group_predictions, iter_predictions
+from harness.leaderboard._predictions import PREDICTIONS_FILE, confidence, iter_predictions
 from harness.leaderboard._table import format_metric, headline_metric
 from harness.slices import slice_of, slice_order
 
@@ -123,35 +125,96 @@ def slice_filter(records: Sequence[Mapping[str, Any]]) -> str:
 
 
 def reviews_section(run_dir: Path, rows: Sequence[Row]) -> str:
-    """Each model's misclassified reviews, most confident first, and the reviews two models disagree on."""
+    """Each model's misclassified reviews, most confident first, and the reviews two models disagree on.
+
+    The predictions are streamed (twice where a task has two models or more): only the reviews shown, and
+    for a task's later models each review's prediction by id, are held, however many reviews a run scored.
+    """
     if not (run_dir / PREDICTIONS_FILE).exists() or not rows:
         return ""
     labels = {(str(r["task"]), str(r["model"])): str(r.get("label") or r["model"]) for r in rows}
-    groups = {
-        key: records for key, records in group_predictions(iter_predictions(run_dir)).items() if key in labels
-    }
+    misses = misclassified(run_dir, labels)
     parts, shown = [], []
-    for (task, model), records in groups.items():
-        wrong = sorted((r for r in records if not r.get("correct")), key=confidence, reverse=True)
-        picked = [{**r, "confidence": f"{confidence(r):.3f}"} for r in wrong[:REVIEWS_SHOWN]]
+    for (task, model), miss in misses.items():
+        picked = [{**r, "confidence": f"{confidence(r):.3f}"} for r in miss.shown()]
         shown += picked
-        summary = f"{task} · {labels[task, model]}: {len(wrong)} misclassified of {len(records)} (showing {len(picked)})"
+        summary = (f"{task} · {labels[task, model]}: {miss.wrong} misclassified of {miss.total} "
+                   f"(showing {len(picked)})")  # fmt: skip
         parts.append(
             review_table(summary, picked, ["confidence", "gold", "predicted"], ["confidence", "gold", "pred"])
         )
-    for task in dict.fromkeys(task for task, _ in groups):
-        models = [model for t, model in groups if t == task]
-        for a, b in combinations(models, 2):
-            by_id = {r["id"]: r for r in groups[task, b]}
-            differ = [
-                {**r, "pred_b": by_id[r["id"]]["pred"]}
-                for r in groups[task, a]
-                if r["id"] in by_id and by_id[r["id"]]["pred"] != r["pred"]
-            ]
-            picked = differ[:REVIEWS_SHOWN]
-            shown += picked
-            summary = (f"{task} · {labels[task, a]} and {labels[task, b]} disagree on {len(differ)} "
-                       f"(showing {len(picked)})")  # fmt: skip
-            headers = ["gold", labels[task, a], labels[task, b]]
-            parts.append(review_table(summary, picked, headers, ["gold", "pred", "pred_b"]))
+    for (task, a, b), (count, picked) in disagreements(run_dir, list(misses)).items():
+        shown += picked
+        summary = (f"{task} · {labels[task, a]} and {labels[task, b]} disagree on {count} "
+                   f"(showing {len(picked)})")  # fmt: skip
+        headers = ["gold", labels[task, a], labels[task, b]]
+        parts.append(review_table(summary, picked, headers, ["gold", "pred", "pred_b"]))
     return "<h2>Reviews behind the numbers</h2>\n" + slice_filter(shown) + "\n".join(parts)
+
+
+@dataclass
+class Misses:
+    """One model's misclassified reviews: how many of how many, and the most confident few, as read."""
+
+    total: int = 0
+    wrong: int = 0
+    heap: list[tuple[float, int, dict[str, Any]]] = field(
+        default_factory=list
+    )  # (confidence, -order, record)
+
+    def add(self, record: dict[str, Any]) -> None:
+        self.total += 1
+        if record.get("correct"):
+            return
+        self.wrong += 1
+        entry = (confidence(record), -self.total, record)
+        if len(self.heap) < REVIEWS_SHOWN:
+            heapq.heappush(self.heap, entry)
+        elif entry[:2] > self.heap[0][:2]:
+            heapq.heapreplace(self.heap, entry)
+
+    def shown(self) -> list[dict[str, Any]]:
+        """Most confident first; of equally confident ones, the first read first."""
+        return [record for *_, record in sorted(self.heap, key=lambda e: e[:2], reverse=True)]
+
+
+def misclassified(run_dir: Path, labels: Mapping[tuple[str, str], str]) -> dict[tuple[str, str], Misses]:
+    """Each (task, model) of `labels` in the order the run wrote them, with its misclassified reviews."""
+    misses: dict[tuple[str, str], Misses] = {}
+    for record in iter_predictions(run_dir):
+        key = (str(record.get("task")), str(record.get("model")))
+        if key in labels:
+            misses.setdefault(key, Misses()).add(record)
+    return misses
+
+
+def disagreements(
+    run_dir: Path, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str, str], tuple[int, list[dict[str, Any]]]]:
+    """For each pair of a task's models (task, a, b): how many reviews they predict differently, and the
+    first few of a's records with b's prediction added."""
+    models: dict[str, list[str]] = {}
+    for task, model in keys:
+        models.setdefault(task, []).append(model)
+    pairs = [(task, a, b) for task, names in models.items() for a, b in combinations(names, 2)]
+    if not pairs:
+        return {}
+    later = {(task, b) for task, _, b in pairs}
+    preds: dict[tuple[str, str], dict[str, Any]] = {key: {} for key in later}
+    for record in iter_predictions(run_dir):
+        key = (str(record.get("task")), str(record.get("model")))
+        if key in later:
+            preds[key][record["id"]] = record["pred"]
+    found: dict[tuple[str, str, str], tuple[int, list[dict[str, Any]]]] = {pair: (0, []) for pair in pairs}
+    for record in iter_predictions(run_dir):
+        task, model = str(record.get("task")), str(record.get("model"))
+        for pair in pairs:
+            if pair[:2] != (task, model):
+                continue
+            by_id = preds[task, pair[2]]
+            if record["id"] in by_id and by_id[record["id"]] != record["pred"]:
+                count, picked = found[pair]
+                if len(picked) < REVIEWS_SHOWN:
+                    picked.append({**record, "pred_b": by_id[record["id"]]})
+                found[pair] = (count + 1, picked)
+    return found

@@ -8,7 +8,7 @@ import pytest
 from harness import intervals, metrics
 from harness.metrics import RowMetrics, row_metrics
 from harness.plugin_manager import get_host
-from harness.slices import slice_report
+from harness.slices import SliceNames, slice_report
 from harness.tasks.builtin_metrics import BUILTIN_METRICS
 from harness.tasks.category import CategoryTask
 from harness.tasks.polarity import PolarityTask
@@ -88,7 +88,8 @@ def test_slice_intervals_leave_out_a_metric_the_slice_cannot_define() -> None:
     gold[:10] = 1  # the first ten reviews (the short ones) are all positive: accuracy_neg is undefined there
     records = [{"features": {"tokens": 10 if i < 10 else 100, "negation": 0.0}} for i in range(40)]
     plan = row_metrics(task, get_host().registries.metrics, [], task.metrics(gold, probs))
-    [short, long] = slice_report(records, gold, probs, plan, ["length"], resamples=50, seed=0)["length"]
+    slices = SliceNames.of_records(records)
+    [short, long] = slice_report(slices, gold, probs, plan, resamples=50, seed=0)["length"]
     assert "accuracy_neg" not in short["intervals"] and "accuracy_neg" in long["intervals"]
     index = np.flatnonzero(np.arange(40) < 10)
     want = intervals.percentile_interval(

@@ -5,10 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import tracemalloc
 
 import pytest
 
 from harness.leaderboard._html import render_html
+from harness.leaderboard._report import reviews_section
 from harness.leaderboard._table import build_tables, dominates
 from harness.leaderboard._terminal import render, render_plain
 from harness.leaderboard.exporters import register_exporters, render_csv, render_json, render_markdown
@@ -207,3 +209,37 @@ def test_exporters_register_every_format():
     assert set(registered) == {"terminal", "text", "md", "csv", "json", "html"}
     assert registered["html"].suffix == "html" and registered["md"].suffix == "md"
     assert registered["text"].render(board_rows()) == render_plain(board_rows())
+
+
+def write_predictions(run_dir, n: int) -> None:
+    """Two models' records of `n` reviews: `a` is wrong on every third review, `b` on every fifth."""
+    run_dir.mkdir()
+    with open(run_dir / "predictions.jsonl", "w", encoding="utf-8") as out:
+        for model, every in (("a", 3), ("b", 5)):
+            for i in range(n):
+                wrong = i % every == 0
+                top = 0.5 + (i % 50) / 100
+                record = {"task": "polarity", "model": model, "id": f"r{i}", "text": f"review {i} " * 20,
+                          "gold": "pos", "pred": "neg" if wrong else "pos", "correct": not wrong,
+                          "probs": [top, 1 - top] if wrong else [1 - top, top],
+                          "features": {"tokens": 40, "negation": 0.0}, "facets": {"stars": "5"}}  # fmt: skip
+                out.write(json.dumps(record) + "\n")
+
+
+def test_the_reviews_section_streams_the_predictions(tmp_path):
+    run_dir = tmp_path / "run"
+    write_predictions(run_dir, 3000)
+    rows = [{"task": "polarity", "model": m, "label": m.upper()} for m in ("a", "b")]
+    tracemalloc.start()
+    try:
+        section = reviews_section(run_dir, rows)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "polarity · A: 1000 misclassified of 3000 (showing 25)" in section
+    assert "polarity · B: 600 misclassified of 3000 (showing 25)" in section
+    # wrong in one of the two: 1000 + 600 less the 200 both get wrong, twice
+    assert "polarity · A and B disagree on 1200 (showing 25)" in section
+    first = section.index("<td>0.990</td>")  # the most confident mistakes come first: r99, r249, ...
+    assert section.index("review 99 ") > first and section.index("<td>0.980</td>") > first
+    assert peak < 3_000_000  # every record held at once would take several times as much

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import tracemalloc
 
 import pytest
 
@@ -11,8 +12,10 @@ from harness import RunSettings
 from harness.boards import Board, ModelEntry
 from harness.errors import HarnessError
 from harness.run import run_board
+from harness.runner import Runner
 from harness.types import ModelOutput
 from tests.fakes import ProgressRecorder
+from tests.helpers import write_reviews
 
 
 def toy_board(**overrides) -> Board:
@@ -224,3 +227,29 @@ def test_the_runner_sends_the_batch_the_model_asks_for_over_the_option(
         "rows"
     ]
     assert toy_plugin.models[-1].calls == 1 + -(-row["n"] // 7)  # one untimed warm-up call first
+
+
+def test_a_row_keeps_little_per_review_while_it_scores(host, tmp_path, monkeypatch):
+    """A run streams its reviews: what a row holds grows by well under 500 bytes a review while it scores
+    (ids, labels, probabilities, latencies and slice codes), never by a record per review."""
+    held: list[tuple[int, int]] = []  # (reviews scored, bytes traced) after each chunk
+    record_chunk = Runner.record_chunk
+
+    def recorded(self, job, chunk, found, collected, out):
+        record_chunk(self, job, chunk, found, collected, out)
+        held.append((len(collected.gold), tracemalloc.get_traced_memory()[0]))
+
+    monkeypatch.setattr(Runner, "record_chunk", recorded)
+    data = write_reviews(tmp_path / "reviews.jsonl", 4000)
+    board = Board(name="held", tasks=["polarity"], models=[ModelEntry("words")], data=str(data), backend="cpu",
+                  bootstrap=0, task_options={"polarity": {"slice_col": "shop", "train_size": "0"}})  # fmt: skip
+    tracemalloc.start()
+    try:
+        [row] = run_board(host, board, tmp_path / "run")["rows"]
+    finally:
+        tracemalloc.stop()
+    assert row["status"] == "ok", row["error"]
+    assert list(row["slices"]) == ["length", "negation", "category", "stars", "shop"]
+    (early, before), (late, after) = held[1], held[-1]  # from the second chunk on: the run is under way
+    assert late - early >= 2000
+    assert (after - before) / (late - early) < 500

@@ -14,7 +14,7 @@ from harness import board_from_options
 from harness.boards import Board, ModelEntry
 from harness.leaderboard.commands import register_commands
 from harness.run import run_board
-from harness.slices import length_bucket, negation_bucket, slice_of, text_features
+from harness.slices import MISSING, SliceNames, length_bucket, negation_bucket, slice_of, text_features
 from tests.helpers import write_reviews
 
 
@@ -47,6 +47,26 @@ def test_buckets_have_the_documented_edges():
     assert [negation_bucket(d) for d in (0.0, 1.9, 2.0, 3.99, 4.0, 30.0)] == [
         "none", "under 2", "2-4", "2-4", "4 and over", "4 and over",
     ]  # fmt: skip
+
+
+def test_slice_names_give_each_review_the_slice_of_its_record():
+    records = [
+        {"features": {"tokens": 10, "negation": 0.0}, "facets": {"shop": "a"}},
+        {"features": {"tokens": 100, "negation": 3.0}},
+        {
+            "features": {"tokens": 600, "negation": 9.0},
+            "facets": {"stars": "5", "shop": "b", "colour": "red"},
+        },
+        {"features": {"tokens": 70, "negation": 1.0}, "facets": {"category": "books", "shop": "a"}},
+    ]
+    slices = SliceNames.of_records(records)
+    assert slices.dimensions() == ["length", "negation", "category", "stars", "shop", "colour"]
+    for dimension in slices.dimensions():
+        names, codes = slices.along(dimension)
+        assert [names[code] for code in codes] == [slice_of(r, dimension) for r in records]
+    names, codes = slices.along("colour")  # first seen on the third review: the two before it have none
+    assert [names[code] for code in codes] == [MISSING, MISSING, "red", MISSING]
+    assert SliceNames().dimensions() == ["length", "negation"]
 
 
 def test_every_row_reports_slices_that_match_its_predictions(host, tmp_path):
