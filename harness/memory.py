@@ -1,4 +1,4 @@
-"""Handing a finished model's memory back to the system between the rows of a run.
+"""Handing a finished model's memory back to the system after its row, where the model loaded weights.
 
 A run holds one model at a time, yet without this its peak memory is the sum
 of its rows': transformers models hold reference cycles, which only Python's

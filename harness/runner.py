@@ -58,6 +58,7 @@ from harness.types import (
     Model,
     ModelContext,
     ModelOutput,
+    NamesCheckpoints,
     ReportsRowStats,
     Router,
     RowStats,
@@ -424,7 +425,6 @@ class Runner:
                     for entry in self.board.models:
                         if entry.runs_on(task_name):
                             rows.append(self.run_one(task, entry, cache, out, info))
-                            release_freed_memory()
             partial.replace(predictions_path)
         finally:
             cache.close()
@@ -452,8 +452,10 @@ class Runner:
         row.in_training = task.name in entry.in_training
         issues = self.issue_file.log()
         outcome = "interrupted"
+        weights = False  # whether the model loads weights, whose memory goes back after the row
         try:
             model = self.make_model(entry.spec, entry.options_with(self.board.model_options), cache)
+            weights = isinstance(model, NamesCheckpoints)
             splits = self.splits.open(task, issues)
             unfitted: list[Example] | None = None  # a train split the model has not been fitted on yet
             if isinstance(model, FitsTrainSplit) and splits.train:
@@ -496,6 +498,9 @@ class Runner:
             "first": [str(i) for i in issues.issues[:20]],
         }
         self.issue_file.keep(issues)
+        if weights:  # a full collection costs a fraction of a second: paid only where weights are let go
+            del model
+            release_freed_memory()
         return row
 
     @contextmanager
@@ -528,7 +533,6 @@ class Runner:
         with self.stage(label) if show else nullcontext():
             start = time.perf_counter()
             model.fit(train, task)
-            release_freed_memory()  # what fitting alone needed (a fine-tuning's optimizer) goes back first
             row.fit_s += time.perf_counter() - start
 
     def all_cached(self, task: Task, model_fp: str, cache: PredictionCache) -> bool:

@@ -42,3 +42,42 @@ def test_releasing_memory_frees_objects_held_only_by_a_reference_cycle():
         assert alive() is None
     finally:
         gc.enable()
+
+
+class Constant:
+    name = "constant"
+
+    def predict(self, texts, task):
+        import numpy as np
+
+        return np.full((len(texts), len(task.labels)), 1.0 / len(task.labels))
+
+    def fingerprint(self):
+        return self.name
+
+
+class Weighty(Constant):
+    name = "weighty"
+
+    def checkpoints(self, task):
+        return []
+
+
+def test_memory_is_handed_back_after_the_rows_of_models_that_load_weights_only(tmp_path, monkeypatch):
+    from harness import ModelFactory, PluginHost, Register, hookimpl, run_board, runner
+    from harness.boards import Board, ModelEntry
+
+    class Plugin:
+        @hookimpl
+        def register_models(self, register: Register[ModelFactory]) -> None:
+            register("constant", lambda arg, ctx: Constant())
+            register("weighty", lambda arg, ctx: Weighty())
+
+    released = []
+    monkeypatch.setattr(runner, "release_freed_memory", lambda: released.append(True))
+    host = PluginHost(env={"HARNESS_LOAD_PLUGINS": ""})
+    host.register(Plugin(), "memory-test")
+    board = Board(name="memory", tasks=["polarity"], models=[ModelEntry("constant"), ModelEntry("weighty")],
+                  data="demo", backend="cpu", bootstrap=0, limit=20)  # fmt: skip
+    rows = run_board(host, board, tmp_path / "run")["rows"]
+    assert [r["status"] for r in rows] == ["ok", "ok"] and released == [True]
