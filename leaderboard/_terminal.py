@@ -113,6 +113,19 @@ def fit_lines(text: str, width: int) -> str:
     return "\n".join(out)
 
 
+def stacked_pages(
+    leading: Sequence[int], rest: Sequence[int], width_of: Callable[[list[int]], int], width: int
+) -> list[list[int]]:
+    """`rest` in pages of consecutive columns, each as many as fit in `width` after the `leading` columns,
+    so that a table too wide prints as stacked tables and drops no column."""
+    pages: list[list[int]] = [[]]
+    for i in rest:
+        if pages[-1] and width_of([*leading, *pages[-1], i]) > width:
+            pages.append([])
+        pages[-1].append(i)
+    return pages
+
+
 def shown_columns(table: Table, keys: Sequence[str]) -> list[int]:
     """Indices of the table's columns in the view, in the table's own order."""
 
@@ -228,11 +241,7 @@ def fitted_tables(table: Table, view: View, console: Any, width: int) -> tuple[l
     if width_of(shown) <= width:
         return [rich_table(table, view, shown, short, tight)], short
     model = [i for i in shown if table.columns[i].key == "model"]
-    pages: list[list[int]] = [[]]
-    for i in (i for i in shown if i not in model):
-        if pages[-1] and width_of(model + pages[-1] + [i]) > width:
-            pages.append([])
-        pages[-1].append(i)
+    pages = stacked_pages(model, [i for i in shown if i not in model], width_of, width)
     shorten_labels([model + page for page in pages])
     return [rich_table(table, view, model + page, short, tight) for page in pages], short
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from harness.leaderboard._terminal import UNFOLDED
+from harness.leaderboard._terminal import UNFOLDED, stacked_pages
 
 
 def print_table(console: Any, title: str, headers: Sequence[str], rows: Sequence[Sequence[str]], *,
@@ -22,12 +22,8 @@ def print_table(console: Any, title: str, headers: Sequence[str], rows: Sequence
     def width_of(columns: Sequence[int]) -> int:  # with labels and headers wrapped at their words
         return int(console.measure(_table(title, headers, rows, columns, labelled), options=unfolded).minimum)
 
-    leading, rest = list(range(min(lead, len(headers)))), range(lead, len(headers))
-    pages: list[list[int]] = [[]]
-    for i in rest:
-        if pages[-1] and width_of(leading + pages[-1] + [i]) > console.width:
-            pages.append([])
-        pages[-1].append(i)
+    leading = list(range(min(lead, len(headers))))
+    pages = stacked_pages(leading, range(lead, len(headers)), width_of, console.width)
     for number, page in enumerate(pages):
         console.print(_table(title if number == 0 else "", headers, rows, leading + page, labelled))
 
