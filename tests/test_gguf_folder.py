@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.plugins.models import _gguf_folder, causal_lm
+from harness.plugins.models import _checkpoints, _gguf_folder, causal_lm
 from tests.tiny_t5 import make_context
 
 
@@ -12,7 +12,7 @@ from tests.tiny_t5 import make_context
 def own_cache(tmp_path, monkeypatch):
     """The folders go under the test's own directory, not the user's cache."""
     store = tmp_path / "cache" / "file-hashes.json"
-    monkeypatch.setattr(_gguf_folder, "hash_store", lambda: store)
+    monkeypatch.setattr(_checkpoints, "hash_store", lambda: store)
     return store.parent / "gguf-transformers"
 
 

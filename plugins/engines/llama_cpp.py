@@ -17,7 +17,6 @@ faster than the 4-bit weights).
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import tempfile
@@ -82,11 +81,10 @@ def float32_copy(gguf_path: str) -> str:
     weights get a new copy, and is written under a temporary name first, so
     that two processes never read a half-written one.
     """
-    from harness.plugins.models._checkpoints import file_identity, hash_store
+    from harness.plugins.models._checkpoints import derived_copy
 
     source = Path(gguf_path)
-    identity = hashlib.sha256(f"{source.name}|{file_identity(source)}".encode()).hexdigest()[:16]
-    target = hash_store().parent / "gguf-float32" / f"{source.stem}.{identity}.f32.gguf"
+    target = derived_copy(source, "gguf-float32", ".f32.gguf")
     if target.is_file():
         return str(target)
     target.parent.mkdir(parents=True, exist_ok=True)

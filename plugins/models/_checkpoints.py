@@ -52,6 +52,13 @@ def file_identity(path: Path) -> str:
     return _content_hash(str(path.resolve()), stat.st_size, stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns)
 
 
+def derived_copy(source: Path, kind: str, suffix: str = "") -> Path:
+    """Where a copy made from `source` (a dequantized GGUF) is kept in the user's cache: under `kind`, named
+    by the source's contents, so that new weights get a new copy."""
+    identity = hashlib.sha256(f"{source.name}|{file_identity(source)}".encode()).hexdigest()[:16]
+    return hash_store().parent / kind / f"{source.stem}.{identity}{suffix}"
+
+
 def hash_store() -> Path:
     """The file that keeps content hashes between processes, in the user's cache directory."""
     root = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")

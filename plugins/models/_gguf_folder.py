@@ -13,22 +13,20 @@ name, then renamed), so two processes never read a half-written one.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from harness.plugins.models._checkpoints import file_identity, hash_store
+from harness.plugins.models._checkpoints import derived_copy
 
 COMPLETE = "complete"  # the last file written, so that a folder holding it was written whole
 
 
 def float32_folder(gguf: Path) -> Path:
     """The transformers folder of `gguf`'s weights, written on first use (a minute at most for 135M)."""
-    identity = hashlib.sha256(f"{gguf.name}|{file_identity(gguf)}".encode()).hexdigest()[:16]
-    target = hash_store().parent / "gguf-transformers" / f"{gguf.stem}.{identity}"
+    target = derived_copy(gguf, "gguf-transformers")
     if (target / COMPLETE).is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
