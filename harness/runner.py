@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import json
 import sqlite3
+import sys
 import threading
 import time
 import traceback
@@ -171,16 +172,11 @@ class Collected:
     keep_raw: bool  # whether the model reads its raw texts back (ReportsRowStats)
     gold: array[int] = field(default_factory=lambda: array("q"))
     ids: list[str] = field(default_factory=list)
-    clusters: list[str | None] = field(default_factory=list)  # one string object per cluster (`cluster`)
+    clusters: list[str | None] = field(default_factory=list)  # interned: one string object per cluster
     probs: list[np.ndarray] = field(default_factory=list)  # one [chunk size, k] array per chunk
     latencies: array[float] = field(default_factory=lambda: array("d"))  # each example's seconds
     slices: SliceNames = field(default_factory=SliceNames)
     raw_texts: list[str | None] = field(default_factory=list)  # only where `keep_raw`
-    cluster_keys: dict[str, str] = field(default_factory=dict)
-
-    def cluster(self, key: str | None) -> str | None:
-        """A review's cluster key, shared with the reviews before it of the same cluster."""
-        return None if key is None else self.cluster_keys.setdefault(key, key)
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:
@@ -750,7 +746,7 @@ class Runner:
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
         collected.gold.extend(ex.label for ex in chunk)
         collected.ids.extend(ex.id for ex in chunk)
-        collected.clusters.extend(collected.cluster(ex.cluster) for ex in chunk)
+        collected.clusters.extend(None if ex.cluster is None else sys.intern(ex.cluster) for ex in chunk)
         collected.probs.append(chunk_probs)
 
     # row metrics, intervals and slices ----------------------------------------------------

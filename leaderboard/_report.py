@@ -127,8 +127,9 @@ def slice_filter(records: Sequence[Mapping[str, Any]]) -> str:
 def reviews_section(run_dir: Path, rows: Sequence[Row]) -> str:
     """Each model's misclassified reviews, most confident first, and the reviews two models disagree on.
 
-    The predictions are streamed (twice where a task has two models or more): only the reviews shown, and
-    for a task's later models each review's prediction by id, are held, however many reviews a run scored.
+    The predictions are streamed (twice more where a task has two models or more): only the reviews shown,
+    and for a task's later models each review's prediction by id, are held, however many reviews a run
+    scored.
     """
     if not (run_dir / PREDICTIONS_FILE).exists() or not rows:
         return ""
